@@ -1,0 +1,73 @@
+//! The command tree. Doc comments are the help text and the man pages.
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands::{branch, project, requirement, review, setup};
+
+/// Carry a requirement from the first draft to a watched release, and back out again.
+///
+/// xone keeps each requirement's whole story in one place: people, documents, reviews,
+/// feature branches, builds, deployments and every gate it passed. State lives in an SQLite
+/// file under $XONE_HOME (default ~/.local/share/xone); configuration in
+/// ~/.config/xone/config.toml and the nearest .xone.toml.
+///
+/// Exit codes: 0 success; 1 unexpected failure; 2 usage error; 3 not found; 4 gate or
+/// precondition failed; 5 conflict; 6 a remote system failed or refused; 7 rollout or
+/// analysis failed; 130 interrupted.
+#[derive(Parser, Debug)]
+#[command(name = "xone", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Print one JSON document on stdout instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Never ask: take the command line as the answer (also when CI is set)
+    #[arg(short = 'y', long, global = true)]
+    pub yes: bool,
+    /// Say more about what happens, on stderr
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create the configuration file and the state database (safe to run again)
+    Init(setup::InitArgs),
+    /// Read and change settings (defaults < user config < .xone.toml < XONE_* < flags)
+    #[command(subcommand)]
+    Config(setup::ConfigCommand),
+    /// Projects: their repositories, members and templates
+    #[command(subcommand)]
+    Project(project::ProjectCommand),
+    /// Requirements and their lifecycle, from draft to done
+    #[command(subcommand, visible_alias = "req")]
+    Requirement(requirement::RequirementCommand),
+    /// Review meetings whose record outlives the meeting
+    #[command(subcommand)]
+    Review(review::ReviewCommand),
+    /// A requirement's feature branches across the project's repositories
+    #[command(subcommand)]
+    Branch(branch::BranchCommand),
+    /// Print the shell completion script (bash, zsh, fish, powershell, elvish)
+    Completion(setup::CompletionArgs),
+    /// Write the manual pages
+    Man(setup::ManArgs),
+    /// Walk a sandbox requirement from draft to submitted on the embedded defaults
+    Quickstart(crate::commands::quickstart::QuickstartArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_tree_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

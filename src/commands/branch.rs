@@ -1,0 +1,301 @@
+//! `xone branch`: a requirement's feature branch in each of the project's repositories,
+//! created, listed, checked out and deleted all at once, reported per repository.
+
+use clap::{Args, Subcommand};
+use clap_complete::ArgValueCandidates;
+use serde::Serialize;
+
+use super::requirement::{event, open_requirement};
+use super::{complete, report_repos, Ctx, RepoReport};
+use crate::adapters::{forge_for, Outcome};
+use crate::domain::names::feature_branch;
+use crate::domain::{ProjectKey, RequirementKey};
+use crate::store::{self, Event, Repo, Store};
+use crate::ui::{table, Result, XoneError};
+
+#[derive(Subcommand, Debug)]
+pub enum BranchCommand {
+    /// Create feature/KEY-slug in every repository of the project (or those named)
+    #[command(
+        after_long_help = "Safe to run again: it finishes what a failure left. JSON: [{\"repo\", \"status\": done|unchanged|skipped|failed, \"detail\"}]"
+    )]
+    Create(CreateArgs),
+    /// Feature branches with commits ahead of and behind their base
+    #[command(
+        after_long_help = "JSON: [{\"requirement\", \"repo\", \"name\", \"base\", \"created_at\", \"exists\", \"sha\", \"ahead\", \"behind\"}]"
+    )]
+    List {
+        #[arg(add = ArgValueCandidates::new(complete::requirement_keys))]
+        key: Option<RequirementKey>,
+        /// Only this project's branches
+        #[arg(short, long = "project", value_name = "KEY", add = ArgValueCandidates::new(complete::project_keys))]
+        project: Option<ProjectKey>,
+    },
+    /// Check the feature branch out in every work tree that has no local changes
+    #[command(
+        after_long_help = "Work trees with local changes are refused (exit 5) and left as they are. JSON: as for create"
+    )]
+    Checkout(RepoArgs),
+    /// Delete the feature branch; unmerged work only with --force
+    #[command(after_long_help = "JSON: as for create")]
+    Delete {
+        #[command(flatten)]
+        repos: RepoArgs,
+        /// Delete even commits not merged into the base branch
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    #[arg(add = ArgValueCandidates::new(complete::requirement_keys))]
+    pub key: RequirementKey,
+    /// Only this repository (by its name in xone); repeat for more
+    #[arg(long = "repo", value_name = "REPO")]
+    pub repos: Vec<String>,
+    /// Start from this ref instead of each repository's default branch
+    #[arg(long, value_name = "REF")]
+    pub from: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RepoArgs {
+    #[arg(add = ArgValueCandidates::new(complete::requirement_keys))]
+    pub key: RequirementKey,
+    /// Only this repository (by its name in xone); repeat for more
+    #[arg(long = "repo", value_name = "REPO")]
+    pub repos: Vec<String>,
+}
+
+pub fn run(cx: &mut Ctx, cmd: BranchCommand) -> Result<()> {
+    match cmd {
+        BranchCommand::Create(a) => create(cx, a),
+        BranchCommand::List { key, project } => list(cx, key.as_ref(), project.as_ref()),
+        BranchCommand::Checkout(a) => checkout(cx, a),
+        BranchCommand::Delete { repos, force } => delete(cx, repos, force),
+    }
+}
+
+/// The project's repositories, or the named ones; an unknown name is refused before any work.
+fn pick_repos(store: &Store, project: &ProjectKey, names: &[String]) -> Result<Vec<Repo>> {
+    let all = store::repos(store.conn(), project)?;
+    if all.is_empty() {
+        return Err(
+            XoneError::gate(format!("project {project} has no repositories")).hint(format!(
+                "link one with `xone project repo add {project} PATH`"
+            )),
+        );
+    }
+    if names.is_empty() {
+        return Ok(all);
+    }
+    names
+        .iter()
+        .map(|n| {
+            all.iter().find(|r| &r.name == n).cloned().ok_or_else(|| {
+                let known: Vec<&str> = all.iter().map(|r| r.name.as_str()).collect();
+                XoneError::not_found(format!("project {project} has no repository {n}"))
+                    .hint(format!("its repositories: {}", known.join(", ")))
+            })
+        })
+        .collect()
+}
+
+fn create(cx: &mut Ctx, a: CreateArgs) -> Result<()> {
+    let actor = cx.actor()?;
+    let mut store = cx.store()?;
+    let req = open_requirement(store.conn(), &a.key)?;
+    let repos = pick_repos(&store, &a.key.project, &a.repos)?;
+    // The name is fixed the first time, so a later title change does not fork the branches.
+    let name = req
+        .branch
+        .clone()
+        .unwrap_or_else(|| feature_branch(&a.key, &req.title));
+    if req.branch.is_none() {
+        store.write(|tx| store::set_branch_name(tx, &a.key, &name))?;
+    }
+    let mut reports = Vec::new();
+    for repo in &repos {
+        let from = a
+            .from
+            .clone()
+            .unwrap_or_else(|| repo.default_branch.clone());
+        let result = forge_for(repo).create_branch(repo, &name, &from);
+        // Record each branch as soon as it exists, so an interrupted run loses nothing.
+        if result.is_ok() {
+            store.write(|tx| {
+                store::record_branch(tx, &a.key, repo.id, &name, &repo.default_branch)?;
+                if let Ok(Outcome::Done(d)) = &result {
+                    store::record(
+                        tx,
+                        &Event {
+                            detail: Some(format!("{}: {d}", repo.name)),
+                            ..event(&req, &actor, "branch create")
+                        },
+                    )?;
+                }
+                Ok(())
+            })?;
+        }
+        let report = RepoReport::new(&repo.name, result);
+        if !cx.ui.json && cx.ui.verbose {
+            cx.ui.status(format!("{}: {}", report.repo, report.status));
+        }
+        reports.push(report);
+    }
+    report_repos(cx, "branch create", reports)
+}
+
+#[derive(Serialize)]
+struct BranchRow {
+    requirement: String,
+    repo: String,
+    name: String,
+    base: String,
+    created_at: String,
+    exists: bool,
+    sha: Option<String>,
+    ahead: Option<usize>,
+    behind: Option<usize>,
+}
+
+fn list(cx: &mut Ctx, key: Option<&RequirementKey>, project: Option<&ProjectKey>) -> Result<()> {
+    let store = cx.store()?;
+    let c = store.conn();
+    if let Some(k) = key {
+        store::requirement(c, k)?;
+    }
+    if let Some(p) = project {
+        store::project(c, p)?;
+    }
+    let mut repo_cache: std::collections::HashMap<String, Vec<Repo>> = Default::default();
+    let mut rows = Vec::new();
+    for b in store::branches(c, key, project)? {
+        let rk: RequirementKey = b.requirement.parse().map_err(XoneError::internal)?;
+        let repos = match repo_cache.get(rk.project.as_str()) {
+            Some(r) => r,
+            None => repo_cache
+                .entry(rk.project.to_string())
+                .or_insert(store::repos(c, &rk.project)?),
+        };
+        let state = repos.iter().find(|r| r.id == b.repo_id).and_then(|r| {
+            forge_for(r)
+                .branch_state(r, &b.name, &b.base)
+                .ok()
+                .flatten()
+        });
+        rows.push(BranchRow {
+            exists: state.is_some(),
+            sha: state.as_ref().map(|s| s.sha.clone()),
+            ahead: state.as_ref().map(|s| s.ahead),
+            behind: state.as_ref().map(|s| s.behind),
+            requirement: b.requirement,
+            repo: b.repo,
+            name: b.name,
+            base: b.base,
+            created_at: b.created_at,
+        });
+    }
+    if cx.ui.json {
+        return cx.ui.print_json(&rows);
+    }
+    if rows.is_empty() {
+        cx.ui
+            .status("no feature branches: create them with `xone branch create KEY`");
+        return Ok(());
+    }
+    let mut t = vec![vec![
+        "REQUIREMENT".into(),
+        "REPO".into(),
+        "BRANCH".into(),
+        "AHEAD".into(),
+        "BEHIND".into(),
+        "TIP".into(),
+    ]];
+    for r in &rows {
+        let (ahead, behind, tip) = match (&r.sha, r.ahead, r.behind) {
+            (Some(sha), Some(a), Some(b)) => (a.to_string(), b.to_string(), sha[..7].to_string()),
+            _ => ("-".into(), "-".into(), cx.ui.red("missing")),
+        };
+        t.push(vec![
+            r.requirement.clone(),
+            r.repo.clone(),
+            r.name.clone(),
+            ahead,
+            behind,
+            tip,
+        ]);
+    }
+    write!(cx.ui.out(), "{}", table(&t))?;
+    Ok(())
+}
+
+/// The recorded branches of a requirement in the chosen repositories.
+fn recorded(store: &Store, a: &RepoArgs) -> Result<Vec<(Repo, store::BranchRecord)>> {
+    let repos = pick_repos(store, &a.key.project, &a.repos)?;
+    let records = store::branches(store.conn(), Some(&a.key), None)?;
+    if records.is_empty() {
+        return Err(
+            XoneError::not_found(format!("{} has no feature branches", a.key))
+                .hint(format!("create them with `xone branch create {}`", a.key)),
+        );
+    }
+    Ok(repos
+        .into_iter()
+        .filter_map(|r| {
+            records
+                .iter()
+                .find(|b| b.repo_id == r.id)
+                .cloned()
+                .map(|b| (r, b))
+        })
+        .collect())
+}
+
+fn checkout(cx: &mut Ctx, a: RepoArgs) -> Result<()> {
+    let store = cx.store()?;
+    store::requirement(store.conn(), &a.key)?;
+    let reports = recorded(&store, &a)?
+        .iter()
+        .map(|(repo, b)| RepoReport::new(&repo.name, forge_for(repo).checkout(repo, &b.name)))
+        .collect();
+    report_repos(cx, "branch checkout", reports)
+}
+
+fn delete(cx: &mut Ctx, a: RepoArgs, force: bool) -> Result<()> {
+    let actor = cx.actor()?;
+    let mut store = cx.store()?;
+    let req = store::requirement(store.conn(), &a.key)?;
+    let targets = recorded(&store, &a)?;
+    if !cx.ui.confirm(&format!(
+        "Delete {}'s branch in {} repositories?",
+        a.key,
+        targets.len()
+    ))? {
+        return Err(XoneError::new(
+            crate::ui::Kind::Interrupted,
+            "nothing deleted",
+        ));
+    }
+    let mut reports = Vec::new();
+    for (repo, b) in &targets {
+        let result = forge_for(repo).delete_branch(repo, &b.name, &b.base, force);
+        if result.is_ok() {
+            store.write(|tx| {
+                store::forget_branch(tx, &a.key, repo.id)?;
+                if let Ok(Outcome::Done(d)) = &result {
+                    let e = Event {
+                        detail: Some(format!("{}: {d}", repo.name)),
+                        forced: force,
+                        ..event(&req, &actor, "branch delete")
+                    };
+                    store::record(tx, &e)?;
+                }
+                Ok(())
+            })?;
+        }
+        reports.push(RepoReport::new(&repo.name, result));
+    }
+    report_repos(cx, "branch delete", reports)
+}

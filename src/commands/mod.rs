@@ -1,0 +1,173 @@
+//! One module per command group: clap `Args` beside a thin handler that loads, asks the
+//! domain, stores and reports.
+
+pub mod branch;
+pub mod complete;
+pub mod project;
+pub mod quickstart;
+pub mod requirement;
+pub mod review;
+pub mod setup;
+
+use crate::adapters::Outcome;
+use crate::cli::{Cli, Command};
+use crate::config::{self, Config};
+use crate::store::Store;
+use crate::ui::{Kind, Result, Ui, XoneError};
+
+/// What every command may need, each part made only when first asked for: `xone completion`
+/// never reads the config, `xone man` never opens the database.
+pub struct Ctx {
+    pub ui: Ui,
+    config: Option<Config>,
+    actor: Option<String>,
+}
+
+impl Ctx {
+    pub fn new(ui: Ui) -> Ctx {
+        Ctx {
+            ui,
+            config: None,
+            actor: None,
+        }
+    }
+
+    pub fn config(&mut self) -> Result<&Config> {
+        if self.config.is_none() {
+            self.config = Some(Config::load()?);
+        }
+        Ok(self.config.as_ref().expect("loaded above"))
+    }
+
+    pub fn store(&mut self) -> Result<Store> {
+        self.config()?;
+        Store::open(&config::state_dir())
+    }
+
+    /// Who acts (SPEC §5): XONE_USER, config user.name, GitLab CI's user, git's user.email
+    /// local part, $USER.
+    pub fn actor(&mut self) -> Result<String> {
+        if let Some(a) = &self.actor {
+            return Ok(a.clone());
+        }
+        let from_config = self.config()?.str("user.name").map(str::to_string);
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let actor = from_config
+            .or_else(|| env("GITLAB_CI").and_then(|_| env("GITLAB_USER_LOGIN")))
+            .or_else(|| {
+                let cfg = git2::Config::open_default().ok()?;
+                let email = cfg.get_string("user.email").ok()?;
+                email
+                    .split('@')
+                    .next()
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+            })
+            .or_else(|| env("USER"))
+            .unwrap_or_else(|| "unknown".to_string());
+        self.actor = Some(actor.clone());
+        Ok(actor)
+    }
+}
+
+pub fn dispatch(cx: &mut Ctx, cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Init(a) => setup::init(cx, a),
+        Command::Config(c) => setup::config(cx, c),
+        Command::Project(c) => project::run(cx, c),
+        Command::Requirement(c) => requirement::run(cx, c),
+        Command::Review(c) => review::run(cx, c),
+        Command::Branch(c) => branch::run(cx, c),
+        Command::Completion(a) => setup::completion(cx, a),
+        Command::Man(a) => setup::man(cx, a),
+        Command::Quickstart(a) => quickstart::run(cx, a),
+    }
+}
+
+/// The result of one operation in a fan-out across repositories.
+#[derive(serde::Serialize)]
+pub struct RepoReport {
+    pub repo: String,
+    pub status: &'static str,
+    pub detail: String,
+    #[serde(skip)]
+    pub error: Option<XoneError>,
+}
+
+impl RepoReport {
+    pub fn new(repo: &str, result: Result<Outcome>) -> RepoReport {
+        let (status, detail, error) = match result {
+            Ok(Outcome::Done(d)) => ("done", d, None),
+            Ok(Outcome::Already(d)) => ("unchanged", d, None),
+            Ok(Outcome::Skipped(d)) => ("skipped", d, None),
+            Err(e) => {
+                let mut d = e.message.clone();
+                for c in &e.causes {
+                    d.push_str(": ");
+                    d.push_str(c);
+                }
+                ("failed", d, Some(e))
+            }
+        };
+        RepoReport {
+            repo: repo.to_string(),
+            status,
+            detail,
+            error,
+        }
+    }
+}
+
+/// Prints one line (or one JSON entry) per repository, then fails with the most telling
+/// error if any repository failed; the others' work stands.
+pub fn report_repos(cx: &mut Ctx, what: &str, reports: Vec<RepoReport>) -> Result<()> {
+    if cx.ui.json {
+        cx.ui.print_json(&reports)?;
+    } else {
+        let rows: Vec<Vec<String>> = reports
+            .iter()
+            .map(|r| {
+                let status = match r.status {
+                    "done" => cx.ui.green(r.status),
+                    "failed" => cx.ui.red(r.status),
+                    s => cx.ui.dim(s),
+                };
+                vec![r.repo.clone(), status, r.detail.clone()]
+            })
+            .collect();
+        write!(cx.ui.out(), "{}", crate::ui::table(&rows)).map_err(XoneError::from)?;
+    }
+    let failed: Vec<&RepoReport> = reports.iter().filter(|r| r.error.is_some()).collect();
+    let Some(first) = failed.first() else {
+        return Ok(());
+    };
+    let kind = failed
+        .iter()
+        .filter_map(|r| r.error.as_ref())
+        .map(|e| e.kind)
+        .find(|k| *k == Kind::Conflict)
+        .unwrap_or(
+            first
+                .error
+                .as_ref()
+                .map(|e| e.kind)
+                .unwrap_or(Kind::Internal),
+        );
+    let mut err = XoneError::new(
+        kind,
+        format!(
+            "{what} failed in {} of {} repositories",
+            failed.len(),
+            reports.len()
+        ),
+    );
+    for r in &failed {
+        err = err.cause(format!("{}: {}", r.repo, r.detail));
+        if let Some(e) = &r.error {
+            for h in &e.hints {
+                err = err.hint(h.clone());
+            }
+        }
+    }
+    Err(err.hint("running the same command again finishes what is left"))
+}

@@ -1,0 +1,271 @@
+//! `init`, `config`, `completion` and `man`: setting xone up.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, CommandFactory, Subcommand, ValueEnum};
+use serde::Serialize;
+
+use super::Ctx;
+use crate::config::{self, Config};
+use crate::store::{self, Store};
+use crate::ui::{Result, XoneError};
+
+#[derive(Args, Debug)]
+#[command(
+    after_long_help = "JSON: {\"config\": path, \"database\": path, \"created\": [paths created by this run]}"
+)]
+pub struct InitArgs {}
+
+pub fn init(cx: &mut Ctx, _args: InitArgs) -> Result<()> {
+    let cfg = cx.config()?;
+    let user_file = cfg.user_file.clone();
+    let db = config::state_dir().join(store::FILE_NAME);
+    let mut created = Vec::new();
+    if !user_file.exists() {
+        config::write_private(
+            &user_file,
+            b"# xone configuration: see `xone config list` for every key and where its value comes from.\n",
+        )?;
+        created.push(user_file.clone());
+    }
+    let db_existed = db.exists();
+    Store::open(&config::state_dir())?;
+    if !db_existed {
+        created.push(db.clone());
+    }
+    if cx.ui.json {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            config: &'a PathBuf,
+            database: &'a PathBuf,
+            created: &'a [PathBuf],
+        }
+        return cx.ui.print_json(&Out {
+            config: &user_file,
+            database: &db,
+            created: &created,
+        });
+    }
+    for (label, path) in [("config", &user_file), ("database", &db)] {
+        let state = if created.contains(path) {
+            "created"
+        } else {
+            "exists"
+        };
+        cx.ui
+            .status(format!("{label:<9} {} ({state})", path.display()));
+    }
+    Ok(())
+}
+
+/// Configuration keys are dotted (`gates.coverage`); `xone config list` shows them all.
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Print the value of KEY, as the layers resolve it
+    Get {
+        /// e.g. gates.coverage
+        key: String,
+    },
+    /// Set KEY to VALUE in the user config (or the project's .xone.toml with --project)
+    Set {
+        key: String,
+        value: String,
+        /// Write the nearest .xone.toml (or ./.xone.toml) instead of the user config
+        #[arg(long)]
+        project: bool,
+    },
+    /// Every key, its value and the layer it comes from
+    #[command(
+        after_long_help = "JSON: [{\"key\", \"value\", \"origin\": default|user|project|env|unset, \"doc\"}]"
+    )]
+    List,
+    /// Where the configuration and the state live
+    #[command(
+        after_long_help = "Prints the user config file's path. JSON: {\"config\", \"project_config\" (or null), \"state_dir\", \"database\"}"
+    )]
+    Path,
+}
+
+fn value_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub fn config(cx: &mut Ctx, cmd: ConfigCommand) -> Result<()> {
+    match cmd {
+        ConfigCommand::Get { key } => {
+            let entry = cx.config()?.get(&key)?.cloned();
+            match entry {
+                None => Err(XoneError::not_found(format!("{key} is not set"))
+                    .hint(format!("set it with `xone config set {key} VALUE`"))),
+                Some(e) if cx.ui.json => cx.ui.print_json(&e),
+                Some(e) => cx.ui.line(value_text(&e.value)),
+            }
+        }
+        ConfigCommand::Set {
+            key,
+            value,
+            project,
+        } => {
+            let path = if project {
+                let cfg = cx.config()?;
+                cfg.project_file
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(".xone.toml"))
+            } else {
+                config::user_config_path()
+            };
+            let v = Config::set_in_file(&path, &key, &value)?;
+            cx.ui
+                .status(format!("{key} = {} in {}", value_text(&v), path.display()));
+            Ok(())
+        }
+        ConfigCommand::List => {
+            #[derive(Serialize)]
+            struct Row {
+                key: &'static str,
+                value: Option<toml::Value>,
+                origin: String,
+                doc: &'static str,
+            }
+            let cfg = cx.config()?;
+            let rows: Vec<Row> = Config::known_keys()
+                .map(|(key, doc)| {
+                    let e = cfg.get(key).ok().flatten();
+                    Row {
+                        key,
+                        value: e.map(|e| e.value.clone()),
+                        origin: e
+                            .map(|e| e.origin.to_string())
+                            .unwrap_or_else(|| "unset".into()),
+                        doc,
+                    }
+                })
+                .collect();
+            if cx.ui.json {
+                return cx.ui.print_json(&rows);
+            }
+            let mut table = vec![vec!["KEY".into(), "VALUE".into(), "FROM".into()]];
+            table.extend(rows.iter().map(|r| {
+                vec![
+                    r.key.to_string(),
+                    r.value.as_ref().map(value_text).unwrap_or_default(),
+                    r.origin.clone(),
+                ]
+            }));
+            write!(cx.ui.out(), "{}", crate::ui::table(&table))?;
+            Ok(())
+        }
+        ConfigCommand::Path => {
+            let cfg = cx.config()?;
+            let (user, project) = (cfg.user_file.clone(), cfg.project_file.clone());
+            let dir = config::state_dir();
+            if cx.ui.json {
+                return cx.ui.print_json(&serde_json::json!({
+                    "config": user,
+                    "project_config": project,
+                    "state_dir": dir,
+                    "database": dir.join(store::FILE_NAME),
+                }));
+            }
+            cx.ui.line(user.display())
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+    Elvish,
+}
+
+/// Completion asks xone itself for candidates (COMPLETE=SHELL xone -- WORDS), so project
+/// keys, requirement keys, roles, document kinds and statuses come from the state database.
+#[derive(Args, Debug)]
+#[command(after_long_help = "\
+Install:
+  bash:        xone completion bash > ~/.local/share/bash-completion/completions/xone
+  zsh:         xone completion zsh > \"${fpath[1]}/_xone\"
+  fish:        xone completion fish > ~/.config/fish/completions/xone.fish
+  powershell:  xone completion powershell >> $PROFILE
+  elvish:      xone completion elvish >> ~/.config/elvish/rc.elv")]
+pub struct CompletionArgs {
+    pub shell: Shell,
+}
+
+pub fn write_completion(shell: Shell, out: &mut dyn Write) -> std::io::Result<()> {
+    use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
+    let completer: &dyn EnvCompleter = match shell {
+        Shell::Bash => &Bash,
+        Shell::Zsh => &Zsh,
+        Shell::Fish => &Fish,
+        Shell::Powershell => &Powershell,
+        Shell::Elvish => &Elvish,
+    };
+    completer.write_registration(super::complete::VAR, "xone", "xone", "xone", out)
+}
+
+pub fn completion(cx: &mut Ctx, args: CompletionArgs) -> Result<()> {
+    write_completion(args.shell, cx.ui.out())?;
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// Write one page per command and subcommand (xone.1, xone-requirement-create.1, …) here;
+    /// without it, print xone.1 on stdout
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// Every page, named as man expects: `xone-requirement-create.1`.
+pub fn man_pages() -> Vec<(String, Vec<u8>)> {
+    fn walk(cmd: &clap::Command, prefix: &str, pages: &mut Vec<(String, Vec<u8>)>) {
+        let name = if prefix.is_empty() {
+            cmd.get_name().to_string()
+        } else {
+            format!("{prefix}-{}", cmd.get_name())
+        };
+        let page_cmd = cmd
+            .clone()
+            .name(name.clone())
+            .bin_name(name.replace('-', " "));
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(page_cmd)
+            .render(&mut buf)
+            .expect("rendering to memory cannot fail");
+        pages.push((format!("{name}.1"), buf));
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            walk(sub, &name, pages);
+        }
+    }
+    let mut cmd = crate::cli::Cli::command();
+    cmd.build();
+    let mut pages = Vec::new();
+    walk(&cmd, "", &mut pages);
+    pages
+}
+
+pub fn man(cx: &mut Ctx, args: ManArgs) -> Result<()> {
+    let pages = man_pages();
+    let Some(dir) = args.out else {
+        cx.ui.out().write_all(&pages[0].1)?;
+        return Ok(());
+    };
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| XoneError::internal(format!("cannot create {}", dir.display())).cause(e))?;
+    for (name, body) in &pages {
+        std::fs::write(dir.join(name), body).map_err(|e| {
+            XoneError::internal(format!("cannot write {}", dir.join(name).display())).cause(e)
+        })?;
+    }
+    cx.ui
+        .status(format!("wrote {} pages to {}", pages.len(), dir.display()));
+    Ok(())
+}

@@ -1,0 +1,431 @@
+//! Layered configuration (SPEC §5), later wins: built-in defaults < the user's
+//! `$XDG_CONFIG_HOME/xone/config.toml` < the nearest `.xone.toml` up from the working directory
+//! < `XONE_*` environment variables < flags (applied by the commands that take them).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::ui::{Result, XoneError};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Type {
+    Str,
+    Float,
+    Bool,
+    Int,
+    Duration,
+}
+
+struct KeyDef {
+    key: &'static str,
+    ty: Type,
+    default: Option<&'static str>,
+    doc: &'static str,
+}
+
+/// Every key xone reads. `config get|set` refuse others, naming these.
+const KEYS: &[KeyDef] = &[
+    KeyDef {
+        key: "user.name",
+        ty: Type::Str,
+        default: None,
+        doc: "who acts (events, sign-offs); XONE_USER overrides",
+    },
+    KeyDef {
+        key: "gates.coverage",
+        ty: Type::Float,
+        default: Some("80.0"),
+        doc: "minimum line coverage in percent for a build to pass",
+    },
+    KeyDef {
+        key: "gates.watch_window",
+        ty: Type::Duration,
+        default: Some("2h"),
+        doc: "how long the post-release watch must run clean",
+    },
+    KeyDef {
+        key: "gates.require_gray",
+        ty: Type::Bool,
+        default: Some("false"),
+        doc: "every app must go through a gray release",
+    },
+    KeyDef {
+        key: "docs.max_bytes",
+        ty: Type::Int,
+        default: Some("10485760"),
+        doc: "largest document or attachment accepted, in bytes",
+    },
+    KeyDef {
+        key: "ui.page_size",
+        ty: Type::Int,
+        default: Some("50"),
+        doc: "rows per page of a listing when stdout is not a terminal",
+    },
+];
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    Default,
+    User,
+    Project,
+    Env,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Origin::Default => "default",
+            Origin::User => "user",
+            Origin::Project => "project",
+            Origin::Env => "env",
+        })
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Entry {
+    pub key: &'static str,
+    pub value: toml::Value,
+    pub origin: Origin,
+}
+
+pub struct Config {
+    entries: BTreeMap<&'static str, Entry>,
+    pub user_file: PathBuf,
+    pub project_file: Option<PathBuf>,
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+pub fn home_dir() -> PathBuf {
+    env_nonempty("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// `$XDG_CONFIG_HOME/xone/config.toml`, else `~/.config/xone/config.toml`.
+pub fn user_config_path() -> PathBuf {
+    let base = env_nonempty("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home_dir().join(".config"));
+    base.join("xone").join("config.toml")
+}
+
+/// Where the state lives: `$XONE_HOME`, else `$XDG_DATA_HOME/xone`, else `~/.local/share/xone`.
+pub fn state_dir() -> PathBuf {
+    if let Some(h) = env_nonempty("XONE_HOME") {
+        return PathBuf::from(h);
+    }
+    let base = env_nonempty("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home_dir().join(".local").join("share"));
+    base.join("xone")
+}
+
+fn find_project_file(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|d| d.join(".xone.toml"))
+        .find(|p| p.is_file())
+}
+
+fn def(key: &str) -> Result<&'static KeyDef> {
+    KEYS.iter().find(|d| d.key == key).ok_or_else(|| {
+        let known: Vec<&str> = KEYS.iter().map(|d| d.key).collect();
+        XoneError::usage(format!("unknown configuration key '{key}'"))
+            .hint(format!("known keys: {}", known.join(", ")))
+    })
+}
+
+/// Checks a duration such as `90s`, `15m`, `2h`, `1h30m`, `7d`; returns seconds.
+pub fn parse_duration(s: &str) -> std::result::Result<u64, String> {
+    let bad =
+        || format!("invalid duration '{s}': use a number with s, m, h or d (e.g. 15m, 2h, 1h30m)");
+    let (mut total, mut num, mut any) = (0u64, String::new(), false);
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        total = total
+            .checked_add(n.checked_mul(unit).ok_or_else(bad)?)
+            .ok_or_else(bad)?;
+        num.clear();
+        any = true;
+    }
+    if !num.is_empty() || !any {
+        return Err(bad());
+    }
+    Ok(total)
+}
+
+/// Turns text (from `config set` or the environment) into a value of the key's type.
+fn typed(d: &KeyDef, raw: &str) -> std::result::Result<toml::Value, String> {
+    let form = |what: &str| format!("{} takes {what}, not '{raw}'", d.key);
+    Ok(match d.ty {
+        Type::Str => toml::Value::String(raw.to_string()),
+        Type::Float => toml::Value::Float(
+            raw.parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .ok_or_else(|| form("a number (e.g. 80.0)"))?,
+        ),
+        Type::Int => toml::Value::Integer(
+            raw.parse::<i64>()
+                .ok()
+                .filter(|i| *i >= 0)
+                .ok_or_else(|| form("a whole number"))?,
+        ),
+        Type::Bool => toml::Value::Boolean(match raw {
+            "true" | "yes" | "on" | "1" => true,
+            "false" | "no" | "off" | "0" => false,
+            _ => return Err(form("true or false")),
+        }),
+        Type::Duration => {
+            parse_duration(raw)?;
+            toml::Value::String(raw.to_string())
+        }
+    })
+}
+
+/// Accepts a value read from a file if it has the key's type.
+fn check_file_value(d: &KeyDef, v: &toml::Value) -> std::result::Result<toml::Value, String> {
+    match (d.ty, v) {
+        (Type::Str, toml::Value::String(_)) | (Type::Bool, toml::Value::Boolean(_)) => {
+            Ok(v.clone())
+        }
+        (Type::Float, toml::Value::Float(_)) => Ok(v.clone()),
+        (Type::Float, toml::Value::Integer(i)) => Ok(toml::Value::Float(*i as f64)),
+        (Type::Int, toml::Value::Integer(i)) if *i >= 0 => Ok(v.clone()),
+        (Type::Duration, toml::Value::String(s)) => parse_duration(s).map(|_| v.clone()),
+        _ => Err(format!("{} has the wrong type ({})", d.key, v.type_str())),
+    }
+}
+
+/// Reads a TOML file; a syntax error names the file, line and column.
+pub fn read_table(path: &Path) -> Result<Option<toml::Table>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(XoneError::internal(format!("cannot read {}", path.display())).cause(e));
+        }
+    };
+    text.parse::<toml::Table>().map(Some).map_err(|e| {
+        let (line, col) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
+        XoneError::usage(format!(
+            "malformed configuration in {}:{line}:{col}",
+            path.display()
+        ))
+        .cause(e.message())
+        .hint(format!(
+            "fix line {line}, column {col} of {}",
+            path.display()
+        ))
+    })
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, col)
+}
+
+fn lookup<'t>(table: &'t toml::Table, key: &str) -> Option<&'t toml::Value> {
+    let (section, name) = key.split_once('.')?;
+    table.get(section)?.as_table()?.get(name)
+}
+
+impl Config {
+    pub fn load() -> Result<Config> {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        let user_file = user_config_path();
+        let project_file = find_project_file(&cwd);
+        let mut entries = BTreeMap::new();
+        for d in KEYS {
+            if let Some(raw) = d.default {
+                let value = typed(d, raw).map_err(XoneError::internal)?;
+                entries.insert(
+                    d.key,
+                    Entry {
+                        key: d.key,
+                        value,
+                        origin: Origin::Default,
+                    },
+                );
+            }
+        }
+        let layers = [
+            (Some(user_file.clone()), Origin::User),
+            (project_file.clone(), Origin::Project),
+        ];
+        for (path, origin) in layers {
+            let Some(path) = path else { continue };
+            let Some(table) = read_table(&path)? else {
+                continue;
+            };
+            for d in KEYS {
+                if let Some(v) = lookup(&table, d.key) {
+                    let value = check_file_value(d, v).map_err(|e| {
+                        XoneError::usage(format!("bad setting in {}", path.display())).cause(e)
+                    })?;
+                    entries.insert(
+                        d.key,
+                        Entry {
+                            key: d.key,
+                            value,
+                            origin: origin.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        for d in KEYS {
+            let var = format!("XONE_{}", d.key.replace('.', "_").to_uppercase());
+            let raw = env_nonempty(&var).or_else(|| {
+                (d.key == "user.name")
+                    .then(|| env_nonempty("XONE_USER"))
+                    .flatten()
+            });
+            if let Some(raw) = raw {
+                let value = typed(d, &raw)
+                    .map_err(|e| XoneError::usage(format!("bad value in ${var}")).cause(e))?;
+                entries.insert(
+                    d.key,
+                    Entry {
+                        key: d.key,
+                        value,
+                        origin: Origin::Env,
+                    },
+                );
+            }
+        }
+        Ok(Config {
+            entries,
+            user_file,
+            project_file,
+        })
+    }
+
+    pub fn get(&self, key: &str) -> Result<Option<&Entry>> {
+        let d = def(key)?;
+        Ok(self.entries.get(d.key))
+    }
+
+    pub fn known_keys() -> impl Iterator<Item = (&'static str, &'static str)> {
+        KEYS.iter().map(|d| (d.key, d.doc))
+    }
+
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.entries.get(key).and_then(|e| e.value.as_str())
+    }
+
+    pub fn int(&self, key: &str) -> Option<i64> {
+        self.entries.get(key).and_then(|e| e.value.as_integer())
+    }
+
+    /// Sets `key` in a TOML file (the user's config, or a project's `.xone.toml`), keeping the
+    /// rest of the file. The value is checked first; a malformed file is left as it was.
+    pub fn set_in_file(path: &Path, key: &str, raw: &str) -> Result<toml::Value> {
+        let d = def(key)?;
+        let value = typed(d, raw).map_err(XoneError::usage)?;
+        let mut table = read_table(path)?.unwrap_or_default();
+        let (section, name) = d.key.split_once('.').unwrap_or(("", d.key));
+        let sect = table
+            .entry(section.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let Some(sect) = sect.as_table_mut() else {
+            return Err(XoneError::usage(format!(
+                "{} has '{section}' as a value, not a table",
+                path.display()
+            ))
+            .hint(format!("rename or remove '{section}' in that file")));
+        };
+        sect.insert(name.to_string(), value.clone());
+        let text = toml::to_string(&table)
+            .map_err(|e| XoneError::internal("cannot encode TOML").cause(e))?;
+        write_private(path, text.as_bytes())?;
+        Ok(value)
+    }
+}
+
+/// Writes a file whole or not at all (temporary file, then rename), readable by its owner only:
+/// the user config may hold tokens.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)
+        .map_err(|e| XoneError::internal(format!("cannot create {}", dir.display())).cause(e))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("xone"),
+        std::process::id()
+    ));
+    let result = (|| -> std::io::Result<()> {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        XoneError::internal(format!("cannot write {}", path.display())).cause(e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2h"), Ok(7200));
+        assert_eq!(parse_duration("1h30m"), Ok(5400));
+        assert_eq!(parse_duration("15m"), Ok(900));
+        for bad in ["", "2", "h", "2x", "-1h", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn typed_values_explain_the_form() {
+        let cov = def("gates.coverage").unwrap();
+        assert_eq!(typed(cov, "75").unwrap(), toml::Value::Float(75.0));
+        assert!(typed(cov, "lots").unwrap_err().contains("a number"));
+        let gray = def("gates.require_gray").unwrap();
+        assert_eq!(typed(gray, "true").unwrap(), toml::Value::Boolean(true));
+        assert!(def("gates.nope").is_err());
+    }
+
+    #[test]
+    fn line_and_column() {
+        assert_eq!(line_col("a = 1\nb = = 2\n", 10), (2, 5));
+    }
+}

@@ -1,0 +1,186 @@
+//! Calendar dates and UTC timestamps. Small enough not to need a crate: days from the civil
+//! calendar and back (proleptic Gregorian), as in Howard Hinnant's `chrono`-compatible algorithms.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Date {
+    pub year: i32,
+    pub month: u32,
+    pub day: u32,
+}
+
+const FORM: &str = "use YYYY-MM-DD (e.g. 2026-12-01), 'today', or +N for N days from today";
+
+impl Date {
+    pub fn today() -> Date {
+        Date::from_days(unix_seconds().div_euclid(86_400))
+    }
+
+    pub fn plus_days(self, n: i64) -> Date {
+        Date::from_days(self.days() + n)
+    }
+
+    /// Days since 1970-01-01.
+    pub fn days(self) -> i64 {
+        let y = i64::from(self.year) - i64::from(self.month <= 2);
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let m = i64::from(self.month);
+        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(self.day) - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+
+    pub fn from_days(z: i64) -> Date {
+        let z = z + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let year = (yoe + era * 400 + i64::from(month <= 2)) as i32;
+        Date { year, month, day }
+    }
+}
+
+fn days_in_month(year: i32, month: u32) -> u32 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        _ => 28,
+    }
+}
+
+impl FromStr for Date {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Date, String> {
+        let bad = || format!("invalid date '{s}': {FORM}");
+        if s == "today" {
+            return Ok(Date::today());
+        }
+        if let Some(n) = s.strip_prefix('+') {
+            let n: i64 = n.trim_end_matches('d').parse().map_err(|_| bad())?;
+            return Ok(Date::today().plus_days(n));
+        }
+        let parts: Vec<&str> = s.split('-').collect();
+        if parts.len() != 3 || parts[0].len() != 4 || parts[1].len() != 2 || parts[2].len() != 2 {
+            return Err(bad());
+        }
+        let num = |p: &str| p.parse::<u32>().map_err(|_| bad());
+        let (year, month, day) = (num(parts[0])? as i32, num(parts[1])?, num(parts[2])?);
+        if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+            return Err(bad());
+        }
+        Ok(Date { year, month, day })
+    }
+}
+
+impl fmt::Display for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+/// A meeting time as people write it: `YYYY-MM-DD HH:MM` (or with a `T`), or a date alone.
+pub fn parse_datetime(s: &str) -> Result<String, String> {
+    let bad =
+        || format!("invalid date and time '{s}': use YYYY-MM-DD HH:MM (e.g. 2026-12-01 14:30)");
+    let (d, t) = match s.split_once([' ', 'T']) {
+        Some((d, t)) => (d, Some(t)),
+        None => (s, None),
+    };
+    let date: Date = d.parse().map_err(|_| bad())?;
+    match t {
+        None => Ok(date.to_string()),
+        Some(t) => {
+            let t = t.trim_end_matches('Z');
+            let hm: Vec<&str> = t.split(':').collect();
+            let ok = (2..=3).contains(&hm.len())
+                && hm
+                    .iter()
+                    .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()));
+            let h: u32 = hm[0].parse().map_err(|_| bad())?;
+            let m: u32 = hm.get(1).and_then(|m| m.parse().ok()).unwrap_or(99);
+            if !ok || h > 23 || m > 59 {
+                return Err(bad());
+            }
+            Ok(format!("{date} {h:02}:{m:02}"))
+        }
+    }
+}
+
+fn unix_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Now, as an RFC 3339 UTC timestamp: `2026-11-30T01:26:17Z`.
+pub fn now() -> String {
+    let secs = unix_seconds();
+    let date = Date::from_days(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    format!("{date}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_days() {
+        for z in [-800_000, -1, 0, 1, 11_016, 20_422, 2_932_896] {
+            assert_eq!(Date::from_days(z).days(), z);
+        }
+        assert_eq!(Date::from_days(0).to_string(), "1970-01-01");
+        assert_eq!("2026-11-30".parse::<Date>().unwrap().days(), 20_422);
+    }
+
+    #[test]
+    fn validates_calendar() {
+        assert!("2024-02-29".parse::<Date>().is_ok());
+        for bad in [
+            "2023-02-29",
+            "2026-13-01",
+            "2026-1-1",
+            "26-01-01",
+            "2026-00-10",
+            "tomorrow",
+            "",
+        ] {
+            let e = bad.parse::<Date>().unwrap_err();
+            assert!(e.contains("YYYY-MM-DD"), "{e}");
+        }
+        assert_eq!("+0".parse::<Date>().unwrap(), Date::today());
+        assert_eq!("+14d".parse::<Date>().unwrap(), Date::today().plus_days(14));
+    }
+
+    #[test]
+    fn datetimes() {
+        assert_eq!(
+            parse_datetime("2026-12-01 14:30").unwrap(),
+            "2026-12-01 14:30"
+        );
+        assert_eq!(
+            parse_datetime("2026-12-01T09:05:00Z").unwrap(),
+            "2026-12-01 09:05"
+        );
+        assert_eq!(parse_datetime("2026-12-01").unwrap(), "2026-12-01");
+        assert!(parse_datetime("2026-12-01 25:00").is_err());
+        assert!(parse_datetime("2026-12-01 9:5").is_err());
+    }
+
+    #[test]
+    fn now_is_rfc3339() {
+        let n = now();
+        assert_eq!(n.len(), 20);
+        assert!(n.ends_with('Z') && n.as_bytes()[10] == b'T', "{n}");
+    }
+}

@@ -1,0 +1,435 @@
+//! The requirement lifecycle of SPEC §2: its states, the step to the next one, and each step's
+//! gate, judged from facts the store and the forge gathered.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use super::names::RequirementKey;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum Status {
+    #[value(name = "draft")]
+    Draft,
+    #[value(name = "requirement-review")]
+    RequirementReview,
+    #[value(name = "design")]
+    Design,
+    #[value(name = "developing")]
+    Developing,
+    #[value(name = "submitted")]
+    Submitted,
+    #[value(name = "testing")]
+    Testing,
+    #[value(name = "gray")]
+    Gray,
+    #[value(name = "released")]
+    Released,
+    #[value(name = "done")]
+    Done,
+    #[value(name = "cancelled")]
+    Cancelled,
+}
+
+impl Status {
+    pub const ALL: [Status; 10] = [
+        Status::Draft,
+        Status::RequirementReview,
+        Status::Design,
+        Status::Developing,
+        Status::Submitted,
+        Status::Testing,
+        Status::Gray,
+        Status::Released,
+        Status::Done,
+        Status::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Draft => "draft",
+            Status::RequirementReview => "requirement-review",
+            Status::Design => "design",
+            Status::Developing => "developing",
+            Status::Submitted => "submitted",
+            Status::Testing => "testing",
+            Status::Gray => "gray",
+            Status::Released => "released",
+            Status::Done => "done",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    /// The state `advance` moves to, if there is one.
+    pub fn next(self) -> Option<Status> {
+        use Status::*;
+        Some(match self {
+            Draft => RequirementReview,
+            RequirementReview => Design,
+            Design => Developing,
+            Developing => Submitted,
+            Submitted => Testing,
+            Testing => Gray,
+            Gray => Released,
+            Released => Done,
+            Done | Cancelled => return None,
+        })
+    }
+
+    pub fn is_closed(self) -> bool {
+        matches!(self, Status::Done | Status::Cancelled)
+    }
+
+    /// `reject` sends work that failed its test back to development (the seed's 打回).
+    pub fn can_reject(self) -> bool {
+        matches!(self, Status::Submitted | Status::Testing)
+    }
+}
+
+impl FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Status, String> {
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                let all: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+                format!("invalid status '{s}': use one of {}", all.join(", "))
+            })
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Status {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// The latest review of one kind, as a gate sees it.
+#[derive(Clone, Debug, Default)]
+pub struct ReviewFact {
+    pub id: i64,
+    pub verdict: Option<String>,
+}
+
+/// A requirement's feature branch in one repository, as the forge reports it now.
+#[derive(Clone, Debug)]
+pub struct BranchFact {
+    pub repo: String,
+    pub branch: String,
+    /// Commits on the branch that its base does not have; `None` when the branch is gone.
+    pub ahead: Option<usize>,
+}
+
+/// What the gates look at. Gathered by the caller; judged here.
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    pub requirement_doc_edited: bool,
+    pub pm_assigned: bool,
+    pub start_date: bool,
+    pub end_date: bool,
+    pub requirement_review: Option<ReviewFact>,
+    pub tech_design_doc: bool,
+    pub tech_design_review: Option<ReviewFact>,
+    pub branches: Vec<BranchFact>,
+    pub test_cases_review: Option<ReviewFact>,
+    pub test_submit_date: bool,
+    pub qa_signoff: bool,
+    pub release_plan_doc: bool,
+    pub rollback_plan_doc: bool,
+}
+
+/// One thing a gate wants and did not find, with the command that would provide it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Missing {
+    pub item: String,
+    pub hint: String,
+}
+
+fn missing(item: impl Into<String>, hint: impl Into<String>) -> Missing {
+    Missing {
+        item: item.into(),
+        hint: hint.into(),
+    }
+}
+
+fn review_gate(out: &mut Vec<Missing>, key: &RequirementKey, kind: &str, r: &Option<ReviewFact>) {
+    match r {
+        None => out.push(missing(
+            format!("no {kind} review"),
+            format!("xone review create {key} --kind {kind}"),
+        )),
+        Some(ReviewFact { id, verdict: None }) => out.push(missing(
+            format!("{kind} review #{id} has no verdict yet"),
+            format!("xone review verdict {id} approve"),
+        )),
+        Some(ReviewFact {
+            id,
+            verdict: Some(v),
+        }) if v != "approve" => out.push(missing(
+            format!("the latest {kind} review #{id} was not approved ({v})"),
+            format!("address the comments, then xone review create {key} --kind {kind}"),
+        )),
+        Some(_) => {}
+    }
+}
+
+/// Everything missing for the step out of `from`. Empty means the gate is open.
+pub fn gate(from: Status, key: &RequirementKey, f: &Facts) -> Vec<Missing> {
+    let mut out = Vec::new();
+    match from {
+        Status::Draft => {
+            if !f.requirement_doc_edited {
+                out.push(missing(
+                    "the requirement document is still the unedited template",
+                    format!("xone requirement doc {key} --edit (or --attach FILE)"),
+                ));
+            }
+            if !f.pm_assigned {
+                out.push(missing(
+                    "no pm assigned",
+                    format!("xone requirement assign {key} pm=USER"),
+                ));
+            }
+            if !f.start_date {
+                out.push(missing(
+                    "no start date",
+                    format!("xone requirement schedule {key} --start YYYY-MM-DD"),
+                ));
+            }
+            if !f.end_date {
+                out.push(missing(
+                    "no end date",
+                    format!("xone requirement schedule {key} --end YYYY-MM-DD"),
+                ));
+            }
+        }
+        Status::RequirementReview => {
+            review_gate(&mut out, key, "requirement", &f.requirement_review)
+        }
+        Status::Design => {
+            if !f.tech_design_doc {
+                out.push(missing(
+                    "no tech-design document",
+                    format!("xone requirement doc {key} tech-design --attach FILE"),
+                ));
+            }
+            review_gate(&mut out, key, "tech-design", &f.tech_design_review);
+        }
+        Status::Developing => {
+            if f.branches.is_empty() {
+                out.push(missing(
+                    "no feature branch",
+                    format!("xone branch create {key}"),
+                ));
+            }
+            for b in &f.branches {
+                match b.ahead {
+                    None => out.push(missing(
+                        format!("branch {} is missing in {}", b.branch, b.repo),
+                        format!("xone branch create {key} --repo {}", b.repo),
+                    )),
+                    Some(0) => out.push(missing(
+                        format!(
+                            "branch {} in {} has no commits ahead of its base",
+                            b.branch, b.repo
+                        ),
+                        format!("commit the work on {} and try again", b.branch),
+                    )),
+                    Some(_) => {}
+                }
+            }
+            review_gate(&mut out, key, "test-cases", &f.test_cases_review);
+            if !f.test_submit_date {
+                out.push(missing(
+                    "no test-submit date",
+                    format!("xone requirement schedule {key} --test-submit YYYY-MM-DD"),
+                ));
+            }
+        }
+        Status::Submitted => {
+            out.push(missing(
+                "no integration for test has merged its branches",
+                format!("xone branch integrate test {key}"),
+            ));
+            out.push(missing(
+                "no build of its apps with tests and coverage measured passed its gates",
+                "xone build APP --requirement KEY".replace("KEY", &key.to_string()),
+            ));
+            out.push(missing(
+                "no healthy deployment to test runs an image of such a build",
+                "xone deploy APP --env test --build ID",
+            ));
+            out.push(missing(
+                "no smoke check passed on test",
+                "set the test environment's smoke command",
+            ));
+        }
+        Status::Testing => {
+            if !f.qa_signoff {
+                out.push(missing(
+                    "no qa sign-off",
+                    format!("xone requirement signoff {key} (as a qa member)"),
+                ));
+            }
+            if !f.release_plan_doc {
+                out.push(missing(
+                    "no release-plan document",
+                    format!("xone requirement doc {key} release-plan --attach FILE"),
+                ));
+            }
+            if !f.rollback_plan_doc {
+                out.push(missing(
+                    "no rollback-plan document",
+                    format!("xone requirement doc {key} rollback-plan --attach FILE"),
+                ));
+            }
+        }
+        Status::Gray => out.push(missing(
+            "no app of the requirement runs healthy in prod with an image containing its branch",
+            "xone deploy APP --env prod --build ID",
+        )),
+        Status::Released => out.push(missing(
+            "no post-release watch on prod passed (gates.watch_window)",
+            "xone deploy watch APP --env prod",
+        )),
+        Status::Done | Status::Cancelled => {}
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> RequirementKey {
+        "PAY-1".parse().unwrap()
+    }
+
+    fn approved(id: i64) -> Option<ReviewFact> {
+        Some(ReviewFact {
+            id,
+            verdict: Some("approve".into()),
+        })
+    }
+
+    fn items(from: Status, f: &Facts) -> Vec<String> {
+        gate(from, &key(), f).into_iter().map(|m| m.item).collect()
+    }
+
+    #[test]
+    fn walk_order() {
+        let mut s = Status::Draft;
+        let mut seen = vec![s];
+        while let Some(n) = s.next() {
+            seen.push(n);
+            s = n;
+        }
+        assert_eq!(seen.len(), 9);
+        assert_eq!(s, Status::Done);
+        assert_eq!(Status::Cancelled.next(), None);
+        assert!(Status::Testing.can_reject() && !Status::Gray.can_reject());
+    }
+
+    #[test]
+    fn draft_gate_names_every_missing_item() {
+        let got = items(Status::Draft, &Facts::default());
+        assert_eq!(got.len(), 4, "{got:?}");
+        let f = Facts {
+            requirement_doc_edited: true,
+            pm_assigned: true,
+            start_date: true,
+            end_date: true,
+            ..Facts::default()
+        };
+        assert!(items(Status::Draft, &f).is_empty());
+        let f = Facts {
+            end_date: false,
+            ..f
+        };
+        assert_eq!(items(Status::Draft, &f), ["no end date"]);
+    }
+
+    #[test]
+    fn review_gates_take_the_latest_verdict() {
+        let mut f = Facts::default();
+        assert_eq!(
+            items(Status::RequirementReview, &f),
+            ["no requirement review"]
+        );
+        f.requirement_review = Some(ReviewFact {
+            id: 4,
+            verdict: None,
+        });
+        assert_eq!(
+            items(Status::RequirementReview, &f),
+            ["requirement review #4 has no verdict yet"]
+        );
+        f.requirement_review = Some(ReviewFact {
+            id: 5,
+            verdict: Some("reject".into()),
+        });
+        assert!(items(Status::RequirementReview, &f)[0].contains("#5 was not approved"));
+        f.requirement_review = approved(6);
+        assert!(items(Status::RequirementReview, &f).is_empty());
+        assert_eq!(
+            items(Status::Design, &f),
+            ["no tech-design document", "no tech-design review"]
+        );
+    }
+
+    #[test]
+    fn developing_gate_counts_commits_ahead() {
+        let mut f = Facts {
+            test_cases_review: approved(1),
+            test_submit_date: true,
+            ..Facts::default()
+        };
+        assert_eq!(items(Status::Developing, &f), ["no feature branch"]);
+        f.branches = vec![
+            BranchFact {
+                repo: "web".into(),
+                branch: "feature/PAY-1".into(),
+                ahead: Some(2),
+            },
+            BranchFact {
+                repo: "api".into(),
+                branch: "feature/PAY-1".into(),
+                ahead: Some(0),
+            },
+            BranchFact {
+                repo: "job".into(),
+                branch: "feature/PAY-1".into(),
+                ahead: None,
+            },
+        ];
+        let got = items(Status::Developing, &f);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].contains("api has no commits ahead"));
+        assert!(got[1].contains("missing in job"));
+        f.branches.truncate(1);
+        assert!(items(Status::Developing, &f).is_empty());
+    }
+
+    #[test]
+    fn later_gates_need_what_does_not_exist_yet() {
+        assert_eq!(items(Status::Submitted, &Facts::default()).len(), 4);
+        assert_eq!(items(Status::Testing, &Facts::default()).len(), 3);
+        let f = Facts {
+            qa_signoff: true,
+            release_plan_doc: true,
+            rollback_plan_doc: true,
+            ..Facts::default()
+        };
+        assert!(items(Status::Testing, &f).is_empty());
+        assert_eq!(items(Status::Gray, &f).len(), 1);
+        assert_eq!(items(Status::Released, &f).len(), 1);
+    }
+}

@@ -1,0 +1,9 @@
+//! The rules of xone: keys, states, gates, dates and templates. Pure: no I/O, unit-tested.
+
+pub mod date;
+pub mod lifecycle;
+pub mod names;
+pub mod template;
+
+pub use lifecycle::{Facts, Status};
+pub use names::{DocKind, ProjectKey, RequirementKey, ReviewKind, Role};

@@ -1,0 +1,49 @@
+//! xone: carry a requirement from the first draft to a watched release.
+
+mod adapters;
+mod cli;
+mod commands;
+mod config;
+mod domain;
+mod store;
+mod ui;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("Error: internal error: {info}");
+        eprintln!("Hint: this is a bug in xone; please report it with the command you ran");
+        std::process::exit(1);
+    }));
+
+    // A completion request (COMPLETE=SHELL xone -- WORDS) answers and exits here, before
+    // anything else is read.
+    clap_complete::CompleteEnv::with_factory(cli::Cli::command)
+        .var(commands::complete::VAR)
+        .bin("xone")
+        .completer("xone")
+        .complete();
+
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    let g = cli.global.clone();
+    let mut cx = commands::Ctx::new(ui::Ui::new(g.json, g.yes, g.verbose));
+    let result = commands::dispatch(&mut cx, cli).and_then(|()| cx.ui.flush());
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.message == ui::BROKEN_PIPE => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = cx.ui.flush();
+            cx.ui.print_error(&e);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! The state database: one SQLite file (WAL, busy timeout, short immediate transactions), a
+//! fast local index and journal of everything xone did.
+
+mod queries;
+mod schema;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+pub use queries::*;
+use schema::{APPLICATION_ID, MIGRATIONS};
+
+use crate::ui::{Kind, Result, XoneError};
+
+pub const FILE_NAME: &str = "state.db";
+
+pub struct Store {
+    conn: Connection,
+    pub path: PathBuf,
+}
+
+/// How long a writer waits for another process's transaction before giving up. Transactions
+/// are short, so this is only reached when something is stuck.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn unusable(path: &Path, what: &str) -> XoneError {
+    XoneError::new(Kind::Gate, format!("the state database {} {what}", path.display()))
+        .hint(format!(
+            "xone left it untouched; move it aside (mv {0} {0}.bad) and run `xone init`, or point XONE_HOME at another directory",
+            path.display()
+        ))
+}
+
+/// Refuses a file that is not SQLite before SQLite gets a chance to touch it.
+fn check_header(path: &Path) -> Result<()> {
+    let mut head = [0u8; 16];
+    let n = match std::fs::File::open(path) {
+        Ok(mut f) => f.read(&mut head)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(XoneError::internal(format!("cannot read {}", path.display())).cause(e))
+        }
+    };
+    if n == 0 || (n == 16 && &head == b"SQLite format 3\0") {
+        Ok(())
+    } else {
+        Err(unusable(
+            path,
+            "is not an SQLite database (corrupt, or another program's file)",
+        ))
+    }
+}
+
+impl Store {
+    /// Opens the database in `dir`, creating and migrating it as needed. The common case costs
+    /// one read of the schema version.
+    pub fn open(dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            XoneError::internal(format!(
+                "cannot create the state directory {}",
+                dir.display()
+            ))
+            .cause(e)
+            .hint("set XONE_HOME to a writable directory")
+        })?;
+        let path = dir.join(FILE_NAME);
+        check_header(&path)?;
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| XoneError::internal(format!("cannot open {}", path.display())).cause(e))?;
+        let mut store = Store { conn, path };
+        store.prepare()?;
+        Ok(store)
+    }
+
+    /// Opens an existing database for reading only (completion): never creates or migrates.
+    pub fn open_read_only(dir: &Path) -> Option<Store> {
+        let path = dir.join(FILE_NAME);
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .ok()?;
+        conn.busy_timeout(Duration::from_millis(500)).ok()?;
+        let (version, app) = versions(&conn).ok()?;
+        (version == MIGRATIONS.len() as i64 && app == APPLICATION_ID)
+            .then_some(Store { conn, path })
+    }
+
+    fn prepare(&mut self) -> Result<()> {
+        let path = self.path.clone();
+        let wrap = |e: rusqlite::Error| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+                unusable(&path, "is corrupt").cause(e)
+            }
+            _ => XoneError::from(e),
+        };
+        self.conn.busy_timeout(BUSY_TIMEOUT).map_err(wrap)?;
+        self.conn
+            .execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+            .map_err(wrap)?;
+        let (version, app) = versions(&self.conn).map_err(wrap)?;
+        if version == MIGRATIONS.len() as i64 && app == APPLICATION_ID {
+            return Ok(());
+        }
+        check_versions(&path, version, app)?;
+        // WAL lets readers go on while one process writes; it is a property of the file, so it
+        // is set once, when xone first creates or migrates it.
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(wrap)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(XoneError::internal(format!(
+                "{} cannot use WAL journaling ({mode})",
+                path.display()
+            )));
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Exclusive)
+            .map_err(wrap)?;
+        // Another process may have migrated while this one waited for the lock: look again.
+        let (version, app) = versions(&tx).map_err(wrap)?;
+        let tables: i64 = tx
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(wrap)?;
+        if version == 0 && app != APPLICATION_ID && tables > 0 {
+            return Err(unusable(
+                &path,
+                "belongs to another program (it has tables but no xone schema)",
+            ));
+        }
+        check_versions(&path, version, app)?;
+        for sql in MIGRATIONS.iter().skip(version as usize) {
+            tx.execute_batch(sql).map_err(wrap)?;
+        }
+        tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)
+            .map_err(wrap)?;
+        tx.pragma_update(None, "application_id", APPLICATION_ID)
+            .map_err(wrap)?;
+        tx.commit().map_err(wrap)
+    }
+}
+
+fn check_versions(path: &Path, version: i64, app: i64) -> Result<()> {
+    if app != 0 && app != APPLICATION_ID {
+        return Err(unusable(
+            path,
+            "belongs to another program (foreign application id)",
+        ));
+    }
+    if version > MIGRATIONS.len() as i64 {
+        return Err(XoneError::new(
+                Kind::Gate,
+                format!(
+                    "the state database {} was written by a newer xone (schema {version}; this xone knows {})",
+                    path.display(),
+                    MIGRATIONS.len()
+                ),
+            )
+            .hint("upgrade xone; this one leaves the file as it is"));
+    }
+    Ok(())
+}
+
+impl Store {
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Runs `f` in one short write transaction, taken at the start so that two writers queue
+    /// instead of failing on an upgrade from read to write.
+    pub fn write<T>(&mut self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+}
+
+fn versions(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+    conn.query_row(
+        "SELECT (SELECT user_version FROM pragma_user_version), (SELECT application_id FROM pragma_application_id)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}

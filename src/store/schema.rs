@@ -1,0 +1,147 @@
+//! The state database's schema. Migrations are append-only: the index is the schema version
+//! (`PRAGMA user_version`). Never edit or remove an entry; add one.
+
+pub const APPLICATION_ID: i64 = 0x786f_6e65; // "xone"
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the foundation
+    "
+    CREATE TABLE project (
+        key TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        archived_at TEXT,
+        next_seq INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE TABLE repo (
+        id INTEGER PRIMARY KEY,
+        project TEXT NOT NULL REFERENCES project(key),
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        location TEXT NOT NULL,
+        default_branch TEXT NOT NULL,
+        bare INTEGER NOT NULL DEFAULT 0,
+        added_at TEXT NOT NULL,
+        UNIQUE (project, name),
+        UNIQUE (project, location)
+    );
+    CREATE TABLE member (
+        project TEXT NOT NULL REFERENCES project(key),
+        user TEXT NOT NULL,
+        role TEXT NOT NULL,
+        added_at TEXT NOT NULL,
+        PRIMARY KEY (project, user, role)
+    );
+    CREATE TABLE template (
+        project TEXT NOT NULL REFERENCES project(key),
+        kind TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (project, kind)
+    );
+    CREATE TABLE requirement (
+        key TEXT PRIMARY KEY,
+        project TEXT NOT NULL REFERENCES project(key),
+        seq INTEGER NOT NULL,
+        title TEXT NOT NULL,
+        status TEXT NOT NULL,
+        branch TEXT,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        start_date TEXT,
+        end_date TEXT,
+        dev_end TEXT,
+        test_submit TEXT,
+        smoke TEXT,
+        test_end TEXT,
+        release_date TEXT,
+        UNIQUE (project, seq)
+    );
+    CREATE INDEX requirement_status ON requirement (status);
+    CREATE TABLE assignment (
+        requirement TEXT NOT NULL REFERENCES requirement(key),
+        role TEXT NOT NULL,
+        user TEXT NOT NULL,
+        PRIMARY KEY (requirement, role, user)
+    );
+    CREATE INDEX assignment_user ON assignment (user);
+    CREATE TABLE blob (
+        sha256 TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        data BLOB NOT NULL
+    );
+    CREATE TABLE document (
+        id INTEGER PRIMARY KEY,
+        requirement TEXT NOT NULL REFERENCES requirement(key),
+        kind TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        sha256 TEXT NOT NULL REFERENCES blob(sha256),
+        media_type TEXT NOT NULL,
+        file_name TEXT,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        note TEXT,
+        UNIQUE (requirement, kind, version)
+    );
+    CREATE TABLE review (
+        id INTEGER PRIMARY KEY,
+        requirement TEXT NOT NULL REFERENCES requirement(key),
+        kind TEXT NOT NULL,
+        at TEXT,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        verdict TEXT,
+        verdict_at TEXT,
+        verdict_by TEXT,
+        note TEXT,
+        doc_version INTEGER
+    );
+    CREATE INDEX review_requirement ON review (requirement, kind);
+    CREATE TABLE review_attendee (
+        review INTEGER NOT NULL REFERENCES review(id),
+        user TEXT NOT NULL,
+        PRIMARY KEY (review, user)
+    );
+    CREATE TABLE review_comment (
+        id INTEGER PRIMARY KEY,
+        review INTEGER NOT NULL REFERENCES review(id),
+        author TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        section TEXT,
+        body TEXT NOT NULL,
+        resolved_at TEXT,
+        resolved_by TEXT
+    );
+    CREATE TABLE branch (
+        requirement TEXT NOT NULL REFERENCES requirement(key),
+        repo INTEGER NOT NULL REFERENCES repo(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        base TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (requirement, repo)
+    );
+    CREATE TABLE signoff (
+        id INTEGER PRIMARY KEY,
+        requirement TEXT NOT NULL REFERENCES requirement(key),
+        user TEXT NOT NULL,
+        at TEXT NOT NULL,
+        note TEXT
+    );
+    CREATE TABLE event (
+        id INTEGER PRIMARY KEY,
+        project TEXT NOT NULL,
+        requirement TEXT,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        from_status TEXT,
+        to_status TEXT,
+        detail TEXT,
+        reason TEXT,
+        forced INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX event_requirement ON event (requirement);
+    ",
+];

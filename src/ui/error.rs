@@ -1,0 +1,119 @@
+//! The one error type that reaches users. Its kind alone decides the exit code (SPEC §3).
+
+use std::fmt;
+
+/// What went wrong, as far as a script calling xone cares: the process exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    Internal = 1,
+    Usage = 2,
+    NotFound = 3,
+    Gate = 4,
+    Conflict = 5,
+    // Remote systems (GitLab, Jira, registries) and rollouts report these.
+    #[allow(dead_code)]
+    Remote = 6,
+    #[allow(dead_code)]
+    Rollout = 7,
+    Interrupted = 130,
+}
+
+/// An error for a user: what happened (`message`), why (`causes`), what to do next (`hints`).
+#[derive(Debug)]
+pub struct XoneError {
+    pub kind: Kind,
+    pub message: String,
+    pub causes: Vec<String>,
+    pub hints: Vec<String>,
+}
+
+pub type Result<T, E = XoneError> = std::result::Result<T, E>;
+
+impl XoneError {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Self {
+        XoneError {
+            kind,
+            message: message.into(),
+            causes: Vec::new(),
+            hints: Vec::new(),
+        }
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(Kind::Internal, message)
+    }
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::new(Kind::Usage, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(Kind::NotFound, message)
+    }
+    pub fn gate(message: impl Into<String>) -> Self {
+        Self::new(Kind::Gate, message)
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(Kind::Conflict, message)
+    }
+    pub fn cause(mut self, cause: impl fmt::Display) -> Self {
+        self.causes.push(cause.to_string());
+        self
+    }
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hints.push(hint.into());
+        self
+    }
+    pub fn exit_code(&self) -> u8 {
+        self.kind as u8
+    }
+}
+
+impl fmt::Display for XoneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for XoneError {}
+
+impl From<std::io::Error> for XoneError {
+    fn from(e: std::io::Error) -> Self {
+        XoneError::internal(format!("I/O error: {e}"))
+    }
+}
+
+impl From<rusqlite::Error> for XoneError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode as C;
+        match e.sqlite_error_code() {
+            Some(C::DatabaseBusy | C::DatabaseLocked) => {
+                XoneError::internal("the state database stayed locked by another xone process")
+                    .cause(e)
+                    .hint("retry; if it persists, look for a stuck xone process")
+            }
+            Some(C::DatabaseCorrupt | C::NotADatabase) => {
+                XoneError::new(Kind::Gate, "the state database is corrupt")
+                    .cause(e)
+                    .hint("move the file aside and run `xone init`, or recover it with `sqlite3 FILE .recover`")
+            }
+            Some(C::DiskFull) => XoneError::internal("the disk is full").cause(e),
+            Some(C::ReadOnly | C::CannotOpen | C::PermissionDenied) => {
+                XoneError::internal("cannot write the state database").cause(e).hint(
+                    "check the permissions of the state directory (`xone config path --json`)",
+                )
+            }
+            _ => XoneError::internal("state database error").cause(e),
+        }
+    }
+}
+
+impl From<git2::Error> for XoneError {
+    fn from(e: git2::Error) -> Self {
+        XoneError::internal("git error").cause(e.message())
+    }
+}
+
+impl From<serde_json::Error> for XoneError {
+    fn from(e: serde_json::Error) -> Self {
+        XoneError::internal("JSON encoding failed").cause(e)
+    }
+}

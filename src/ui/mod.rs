@@ -1,0 +1,195 @@
+//! Everything a person sees: where output goes, colour, prompts and tables. Decided once, here.
+
+pub mod error;
+
+use std::io::{self, IsTerminal, Write};
+
+use serde::Serialize;
+
+pub use error::{Kind, Result, XoneError};
+
+/// Marks an error that only says stdout was closed (`xone requirement list | head -1`): not a
+/// failure worth a message.
+pub const BROKEN_PIPE: &str = "standard output was closed";
+
+pub struct Ui {
+    pub json: bool,
+    pub stdin_tty: bool,
+    pub stdout_tty: bool,
+    pub stderr_tty: bool,
+    color_out: bool,
+    color_err: bool,
+    assume_yes: bool,
+    pub verbose: bool,
+    out: io::BufWriter<io::Stdout>,
+}
+
+impl Ui {
+    pub fn new(json: bool, yes: bool, verbose: bool) -> Ui {
+        let stdin_tty = io::stdin().is_terminal();
+        let stdout_tty = io::stdout().is_terminal();
+        let stderr_tty = io::stderr().is_terminal();
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+            || std::env::var("TERM").is_ok_and(|t| t == "dumb");
+        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0");
+        Ui {
+            json,
+            stdin_tty,
+            stdout_tty,
+            stderr_tty,
+            color_out: stdout_tty && !no_color,
+            color_err: stderr_tty && !no_color,
+            assume_yes: yes || ci,
+            verbose,
+            out: io::BufWriter::new(io::stdout()),
+        }
+    }
+
+    /// Standard output, for data only.
+    pub fn out(&mut self) -> &mut dyn Write {
+        &mut self.out
+    }
+
+    /// Writes a line of data to stdout.
+    pub fn line(&mut self, s: impl std::fmt::Display) -> Result<()> {
+        writeln!(self.out, "{s}").map_err(out_err)
+    }
+
+    /// Prints one JSON document on stdout.
+    pub fn print_json<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        serde_json::to_writer_pretty(&mut self.out, value)?;
+        writeln!(self.out).map_err(out_err)
+    }
+
+    pub fn flush(&mut self) -> Result<()> {
+        self.out.flush().map_err(out_err)
+    }
+
+    /// A progress or status line for people, on stderr.
+    pub fn status(&self, s: impl std::fmt::Display) {
+        let _ = writeln!(io::stderr(), "{s}");
+    }
+
+    pub fn warn(&self, s: impl std::fmt::Display) {
+        let label = paint(self.color_err, "33", "warning:");
+        let _ = writeln!(io::stderr(), "{label} {s}");
+    }
+
+    /// May xone ask a question? Only on a terminal, and never in CI or with `--yes`.
+    pub fn interactive(&self) -> bool {
+        self.stdin_tty && self.stderr_tty && !self.assume_yes
+    }
+
+    /// Asks for confirmation on a terminal; elsewhere the command line already is the answer.
+    pub fn confirm(&self, prompt: &str) -> Result<bool> {
+        if !self.interactive() {
+            return Ok(true);
+        }
+        dialoguer::Confirm::new()
+            .with_prompt(prompt)
+            .default(false)
+            .interact()
+            .map_err(prompt_err)
+    }
+
+    /// Asks for a line of text on a terminal; `None` where xone may not ask.
+    pub fn ask(&self, prompt: &str) -> Result<Option<String>> {
+        if !self.interactive() {
+            return Ok(None);
+        }
+        let answer: String = dialoguer::Input::new()
+            .with_prompt(prompt)
+            .interact_text()
+            .map_err(prompt_err)?;
+        Ok(Some(answer))
+    }
+
+    pub fn bold(&self, s: &str) -> String {
+        paint(self.color_out, "1", s)
+    }
+    pub fn dim(&self, s: &str) -> String {
+        paint(self.color_out, "2", s)
+    }
+    pub fn green(&self, s: &str) -> String {
+        paint(self.color_out, "32", s)
+    }
+    pub fn red(&self, s: &str) -> String {
+        paint(self.color_out, "31", s)
+    }
+    pub fn yellow(&self, s: &str) -> String {
+        paint(self.color_out, "33", s)
+    }
+
+    /// Rows that fit one screen of a terminal, or `fallback` elsewhere.
+    pub fn page_rows(&self, fallback: usize) -> usize {
+        if self.stdout_tty {
+            let (rows, _) = console::Term::stdout().size();
+            (rows as usize).saturating_sub(4).max(5)
+        } else {
+            fallback
+        }
+    }
+
+    /// Prints an error the way every xone error looks: what, why, what next.
+    pub fn print_error(&self, e: &XoneError) {
+        let mut err = io::stderr().lock();
+        let _ = writeln!(
+            err,
+            "{} {}",
+            paint(self.color_err, "1;31", "Error:"),
+            e.message
+        );
+        for c in &e.causes {
+            let _ = writeln!(err, "Caused by: {c}");
+        }
+        for h in &e.hints {
+            let _ = writeln!(err, "{} {h}", paint(self.color_err, "36", "Hint:"));
+        }
+    }
+}
+
+fn paint(on: bool, code: &str, s: &str) -> String {
+    if on {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_string()
+    }
+}
+
+fn out_err(e: io::Error) -> XoneError {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        XoneError::internal(BROKEN_PIPE)
+    } else {
+        XoneError::from(e)
+    }
+}
+
+fn prompt_err(e: dialoguer::Error) -> XoneError {
+    XoneError::new(Kind::Interrupted, "the prompt was interrupted").cause(e)
+}
+
+/// Lays out rows in aligned columns; the first row is the header. Width counts what a
+/// terminal shows, so CJK titles line up.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0; cols];
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(console::measure_text_width(cell));
+        }
+    }
+    let mut s = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            line.push_str(cell);
+            if i + 1 < row.len() {
+                let pad = widths[i] - console::measure_text_width(cell) + 2;
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        s.push_str(line.trim_end());
+        s.push('\n');
+    }
+    s
+}
