@@ -14,8 +14,7 @@ use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("Error: internal error: {info}");
-        eprintln!("Hint: this is a bug in xone; please report it with the command you ran");
+        ui::report_panic(info);
         std::process::exit(1);
     }));
 

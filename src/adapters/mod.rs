@@ -48,8 +48,23 @@ pub trait Forge {
 }
 
 /// The forge that serves a linked repository.
-pub fn forge_for(repo: &Repo) -> Box<dyn Forge> {
+pub fn forge_for(repo: &Repo) -> Result<Box<dyn Forge>> {
     match repo.kind.as_str() {
-        _ => Box::new(forge_local::LocalForge),
+        "local" => Ok(Box::new(forge_local::LocalForge)),
+        other => Err(crate::ui::XoneError::gate(format!(
+            "repository {} is hosted on '{other}', which this xone does not know",
+            repo.name
+        ))
+        .hint("upgrade xone")),
     }
+}
+
+/// A recorded branch as its forge reports it now; `None` when it is gone or its repository
+/// cannot be reached (the caller shows it as missing).
+pub fn current_state(repos: &[Repo], b: &crate::store::BranchRecord) -> Option<BranchState> {
+    let repo = repos.iter().find(|r| r.id == b.repo_id)?;
+    forge_for(repo)
+        .and_then(|f| f.branch_state(repo, &b.name, &b.base))
+        .ok()
+        .flatten()
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::requirement::{event, open_requirement};
 use super::{complete, report_repos, Ctx, RepoReport};
-use crate::adapters::{forge_for, Outcome};
+use crate::adapters::{current_state, forge_for, Outcome};
 use crate::domain::names::feature_branch;
 use crate::domain::{ProjectKey, RequirementKey};
 use crate::store::{self, Event, Repo, Store};
@@ -121,7 +121,7 @@ fn create(cx: &mut Ctx, a: CreateArgs) -> Result<()> {
             .from
             .clone()
             .unwrap_or_else(|| repo.default_branch.clone());
-        let result = forge_for(repo).create_branch(repo, &name, &from);
+        let result = forge_for(repo).and_then(|f| f.create_branch(repo, &name, &from));
         // Record each branch as soon as it exists, so an interrupted run loses nothing.
         if result.is_ok() {
             store.write(|tx| {
@@ -179,12 +179,7 @@ fn list(cx: &mut Ctx, key: Option<&RequirementKey>, project: Option<&ProjectKey>
                 .entry(rk.project.to_string())
                 .or_insert(store::repos(c, &rk.project)?),
         };
-        let state = repos.iter().find(|r| r.id == b.repo_id).and_then(|r| {
-            forge_for(r)
-                .branch_state(r, &b.name, &b.base)
-                .ok()
-                .flatten()
-        });
+        let state = current_state(repos, &b);
         rows.push(BranchRow {
             exists: state.is_some(),
             sha: state.as_ref().map(|s| s.sha.clone()),
@@ -258,7 +253,12 @@ fn checkout(cx: &mut Ctx, a: RepoArgs) -> Result<()> {
     store::requirement(store.conn(), &a.key)?;
     let reports = recorded(&store, &a)?
         .iter()
-        .map(|(repo, b)| RepoReport::new(&repo.name, forge_for(repo).checkout(repo, &b.name)))
+        .map(|(repo, b)| {
+            RepoReport::new(
+                &repo.name,
+                forge_for(repo).and_then(|f| f.checkout(repo, &b.name)),
+            )
+        })
         .collect();
     report_repos(cx, "branch checkout", reports)
 }
@@ -280,7 +280,7 @@ fn delete(cx: &mut Ctx, a: RepoArgs, force: bool) -> Result<()> {
     }
     let mut reports = Vec::new();
     for (repo, b) in &targets {
-        let result = forge_for(repo).delete_branch(repo, &b.name, &b.base, force);
+        let result = forge_for(repo).and_then(|f| f.delete_branch(repo, &b.name, &b.base, force));
         if result.is_ok() {
             store.write(|tx| {
                 store::forget_branch(tx, &a.key, repo.id)?;

@@ -7,7 +7,7 @@ use clap_complete::ArgValueCandidates;
 use serde::Serialize;
 
 use super::{complete, Ctx};
-use crate::adapters::forge_for;
+use crate::adapters::current_state;
 use crate::domain::date::Date;
 use crate::domain::lifecycle::{self, BranchFact, ReviewFact};
 use crate::domain::names::Assignment;
@@ -541,14 +541,7 @@ pub fn gather_facts(store: &Store, req: &Requirement) -> Result<Facts> {
     let repos = store::repos(c, &project)?;
     let mut branches = Vec::new();
     for b in store::branches(c, Some(&key), None)? {
-        let ahead = match repos.iter().find(|r| r.id == b.repo_id) {
-            Some(repo) => forge_for(repo)
-                .branch_state(repo, &b.name, &b.base)
-                .ok()
-                .flatten()
-                .map(|s| s.ahead),
-            None => None,
-        };
+        let ahead = current_state(&repos, &b).map(|s| s.ahead);
         branches.push(BranchFact {
             repo: b.repo,
             branch: b.name,
@@ -614,12 +607,7 @@ fn thread(store: &Store, key: &RequirementKey) -> Result<Thread> {
     let branches = store::branches(c, Some(key), None)?
         .into_iter()
         .map(|b| {
-            let state = repos.iter().find(|r| r.id == b.repo_id).and_then(|r| {
-                forge_for(r)
-                    .branch_state(r, &b.name, &b.base)
-                    .ok()
-                    .flatten()
-            });
+            let state = current_state(&repos, &b);
             BranchView {
                 exists: state.is_some(),
                 sha: state.as_ref().map(|s| s.sha.clone()),
@@ -997,15 +985,18 @@ fn edit(cx: &mut Ctx, a: &DocArgs) -> Result<()> {
     };
     let edited = dialoguer::Editor::new()
         .extension(".md")
-        .require_save(true)
+        .require_save(false)
+        .trim_newlines(false)
         .edit(&current)
         .map_err(|e| {
             XoneError::internal("the editor failed")
                 .cause(e)
                 .hint(how.clone())
         })?;
+    // An unchanged text makes no new version: the store compares contents, not timestamps.
     let Some(text) = edited else {
-        cx.ui.status("not saved: no new version");
+        cx.ui
+            .status("the editor failed or was aborted: no new version");
         return Ok(());
     };
     save_version(

@@ -241,7 +241,10 @@ pub fn man_pages() -> Vec<(String, Vec<u8>)> {
             .render(&mut buf)
             .expect("rendering to memory cannot fail");
         pages.push((format!("{name}.1"), buf));
-        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        for sub in cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        {
             walk(sub, &name, pages);
         }
     }

@@ -89,7 +89,7 @@ impl Store {
         )
         .ok()?;
         conn.busy_timeout(Duration::from_millis(500)).ok()?;
-        let (version, app) = versions(&conn).ok()?;
+        let (version, app, _) = versions(&conn).ok()?;
         (version == MIGRATIONS.len() as i64 && app == APPLICATION_ID)
             .then_some(Store { conn, path })
     }
@@ -106,11 +106,11 @@ impl Store {
         self.conn
             .execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
             .map_err(wrap)?;
-        let (version, app) = versions(&self.conn).map_err(wrap)?;
+        let (version, app, tables) = versions(&self.conn).map_err(wrap)?;
         if version == MIGRATIONS.len() as i64 && app == APPLICATION_ID {
             return Ok(());
         }
-        check_versions(&path, version, app)?;
+        check_versions(&path, version, app, tables)?;
         // WAL lets readers go on while one process writes; it is a property of the file, so it
         // is set once, when xone first creates or migrates it.
         let mode: String = self
@@ -128,17 +128,8 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Exclusive)
             .map_err(wrap)?;
         // Another process may have migrated while this one waited for the lock: look again.
-        let (version, app) = versions(&tx).map_err(wrap)?;
-        let tables: i64 = tx
-            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
-            .map_err(wrap)?;
-        if version == 0 && app != APPLICATION_ID && tables > 0 {
-            return Err(unusable(
-                &path,
-                "belongs to another program (it has tables but no xone schema)",
-            ));
-        }
-        check_versions(&path, version, app)?;
+        let (version, app, tables) = versions(&tx).map_err(wrap)?;
+        check_versions(&path, version, app, tables)?;
         for sql in MIGRATIONS.iter().skip(version as usize) {
             tx.execute_batch(sql).map_err(wrap)?;
         }
@@ -150,7 +141,15 @@ impl Store {
     }
 }
 
-fn check_versions(path: &Path, version: i64, app: i64) -> Result<()> {
+/// Refuses a database that is not xone's, or is newer than this xone, before anything is
+/// written to it (even switching it to WAL changes its header).
+fn check_versions(path: &Path, version: i64, app: i64, tables: i64) -> Result<()> {
+    if version == 0 && app != APPLICATION_ID && tables > 0 {
+        return Err(unusable(
+            path,
+            "belongs to another program (it has tables but no xone schema)",
+        ));
+    }
     if app != 0 && app != APPLICATION_ID {
         return Err(unusable(
             path,
@@ -188,10 +187,14 @@ impl Store {
     }
 }
 
-fn versions(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+/// Schema version, application id and table count, read in one statement so that they come
+/// from one snapshot even while another process migrates.
+fn versions(conn: &Connection) -> rusqlite::Result<(i64, i64, i64)> {
     conn.query_row(
-        "SELECT (SELECT user_version FROM pragma_user_version), (SELECT application_id FROM pragma_application_id)",
+        "SELECT (SELECT user_version FROM pragma_user_version), \
+                (SELECT application_id FROM pragma_application_id), \
+                (SELECT count(*) FROM sqlite_master)",
         [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )
 }

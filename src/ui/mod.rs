@@ -148,6 +148,16 @@ impl Ui {
     }
 }
 
+/// What a user sees of a bug: one error line and where to report it, never a backtrace.
+pub fn report_panic(info: &std::panic::PanicHookInfo<'_>) {
+    let mut err = io::stderr().lock();
+    let _ = writeln!(err, "Error: internal error: {info}");
+    let _ = writeln!(
+        err,
+        "Hint: this is a bug in xone; please report it with the command you ran"
+    );
+}
+
 fn paint(on: bool, code: &str, s: &str) -> String {
     if on {
         format!("\x1b[{code}m{s}\x1b[0m")

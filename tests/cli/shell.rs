@@ -1,0 +1,240 @@
+use std::path::{Path, PathBuf};
+
+use crate::harness::*;
+
+fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn seeded() -> TestEnv {
+    let env = TestEnv::new();
+    project(&env);
+    env.ok(&[
+        "requirement",
+        "create",
+        "-p",
+        "PAY",
+        "Refund cancelled orders",
+    ]);
+    env.ok(&["requirement", "create", "-p", "PAY", "支付宝 QR"]);
+    env
+}
+
+/// PATH with the xone under test first, as the registration scripts call `xone`.
+fn path_with_xone() -> String {
+    let dir = Path::new(XONE).parent().unwrap();
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+#[test]
+fn checked_in_completions_match_the_binary() {
+    let env = TestEnv::new();
+    for (shell, file) in [
+        ("bash", "xone.bash"),
+        ("zsh", "_xone"),
+        ("fish", "xone.fish"),
+        ("powershell", "_xone.ps1"),
+        ("elvish", "xone.elv"),
+    ] {
+        let out = env.ok(&["completion", shell]).stdout;
+        let checked_in =
+            std::fs::read_to_string(repo_file(&format!("completions/{file}"))).unwrap_or_default();
+        assert!(
+            out == checked_in,
+            "completions/{file} is stale: run scripts/regen"
+        );
+        assert!(
+            out.contains("COMPLETE"),
+            "{shell} registration calls back into xone"
+        );
+    }
+}
+
+#[test]
+fn checked_in_man_pages_match_the_binary() {
+    let env = TestEnv::new();
+    let out = env.root().join("man");
+    env.ok(&["man", "--out", out.to_str().unwrap()]);
+    let mut generated: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    generated.sort();
+    for page in [
+        "xone.1",
+        "xone-requirement.1",
+        "xone-requirement-create.1",
+        "xone-project-member-add.1",
+        "xone-review-verdict.1",
+        "xone-branch-create.1",
+    ] {
+        assert!(generated.contains(&page.to_string()), "{page} missing");
+    }
+    let mut checked_in: Vec<String> = std::fs::read_dir(repo_file("man"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    checked_in.sort();
+    assert_eq!(generated, checked_in, "man/ is stale: run scripts/regen");
+    for page in &generated {
+        assert!(
+            std::fs::read(out.join(page)).unwrap()
+                == std::fs::read(repo_file(&format!("man/{page}"))).unwrap(),
+            "man/{page} is stale: run scripts/regen"
+        );
+    }
+    let show = std::fs::read_to_string(out.join("xone-requirement-show.1")).unwrap();
+    assert!(
+        show.contains("JSON") && show.contains("test_submit"),
+        "JSON fields are documented"
+    );
+    assert!(
+        env.ok(&["man"]).stdout.starts_with(".ie"),
+        "xone.1 on stdout"
+    );
+}
+
+#[test]
+fn dynamic_completion_reads_the_database() {
+    let env = seeded();
+    let r = env.run_with(&["--", "xone", "requirement", "show", ""], |c| {
+        c.env("COMPLETE", "fish");
+    });
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains("PAY-1\tRefund cancelled orders"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("PAY-2\t支付宝 QR"), "{}", r.stdout);
+
+    let r = env.run_with(&["--", "xone", "project", "show", ""], |c| {
+        c.env("COMPLETE", "fish");
+    });
+    assert!(r.stdout.contains("PAY\tPayments"), "{}", r.stdout);
+    let r = env.run_with(
+        &[
+            "--", "xone", "project", "member", "add", "PAY", "bob", "--role", "",
+        ],
+        |c| {
+            c.env("COMPLETE", "fish");
+        },
+    );
+    for role in ["pm", "ui", "fe", "be", "qa", "data", "ops", "owner"] {
+        assert!(
+            r.stdout.lines().any(|l| l.starts_with(role)),
+            "{role}: {}",
+            r.stdout
+        );
+    }
+    let r = env.run_with(&["--", "xone", "requirement", "doc", "PAY-1", ""], |c| {
+        c.env("COMPLETE", "fish");
+    });
+    assert!(
+        r.stdout.contains("tech-design") && r.stdout.contains("rollback-plan"),
+        "{}",
+        r.stdout
+    );
+    let r = env.run_with(
+        &["--", "xone", "requirement", "list", "--status", ""],
+        |c| {
+            c.env("COMPLETE", "fish");
+        },
+    );
+    assert!(
+        r.stdout.contains("requirement-review") && r.stdout.contains("cancelled"),
+        "{}",
+        r.stdout
+    );
+    // Completion never creates a database.
+    let fresh = TestEnv::new();
+    let r = fresh.run_with(&["--", "xone", "requirement", "show", ""], |c| {
+        c.env("COMPLETE", "fish");
+    });
+    assert_eq!(r.code, 0);
+    assert!(!fresh.db().exists());
+}
+
+#[test]
+fn bash_completes_through_the_checked_in_script() {
+    let env = seeded();
+    let script = format!(
+        "source {}\nCOMP_WORDS=(xone requirement show PAY-)\nCOMP_CWORD=3\nCOMP_LINE='xone requirement show PAY-'\nCOMP_POINT=${{#COMP_LINE}}\n_clap_complete_xone xone PAY- show\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+        repo_file("completions/xone.bash").display()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["--norc", "-c", &script])
+        .env_clear()
+        .env("HOME", &env.home)
+        .env("XONE_HOME", &env.state)
+        .env("PATH", path_with_xone())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let got: Vec<&str> = stdout.lines().map(str::trim).collect();
+    assert_eq!(
+        got,
+        ["PAY-1", "PAY-2"],
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn fish_completes_through_the_checked_in_script() {
+    let env = seeded();
+    let out = std::process::Command::new("fish")
+        .args([
+            "--no-config",
+            "-c",
+            &format!(
+                "source {}; complete -C 'xone requirement show PAY-'",
+                repo_file("completions/xone.fish").display()
+            ),
+        ])
+        .env_clear()
+        .env("HOME", &env.home)
+        .env("XONE_HOME", &env.state)
+        .env("PATH", path_with_xone())
+        .output()
+        .expect("fish is installed (.ci/run installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("PAY-1\tRefund cancelled orders"),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn zsh_completes_through_the_checked_in_script() {
+    let env = seeded();
+    // Without a line editor, stand in for the two completion-system functions the script
+    // uses: compdef (registration) and _describe (which prints the candidates here).
+    let script = format!(
+        "compdef() {{ :; }}\n_describe() {{ shift 2; local name=$1; print -rl -- \"${{(@P)name}}\"; }}\nsource {}\nwords=(xone requirement show PAY-)\nCURRENT=4\n_clap_dynamic_completer_xone\n",
+        repo_file("completions/_xone").display()
+    );
+    let out = std::process::Command::new("zsh")
+        .args(["-f", "-c", &script])
+        .env_clear()
+        .env("HOME", &env.home)
+        .env("XONE_HOME", &env.state)
+        .env("PATH", path_with_xone())
+        .output()
+        .expect("zsh is installed (.ci/run installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let got: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        got,
+        ["PAY-1:Refund cancelled orders", "PAY-2:支付宝 QR"],
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

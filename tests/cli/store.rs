@@ -1,0 +1,162 @@
+use crate::harness::*;
+
+fn seeded() -> TestEnv {
+    let env = TestEnv::new();
+    project(&env);
+    env.ok(&["requirement", "create", "-p", "PAY", "R"]);
+    env
+}
+
+#[test]
+fn a_corrupt_file_is_refused_and_left_byte_for_byte() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(&env.state).unwrap();
+    let garbage: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(env.db(), &garbage).unwrap();
+    for args in [
+        &["requirement", "list"][..],
+        &["init"],
+        &["project", "create", "PAY", "--name", "x"],
+    ] {
+        env.code(4, args).says(&[
+            env.db().to_str().unwrap(),
+            "is not an SQLite database",
+            "mv",
+        ]);
+    }
+    assert!(
+        std::fs::read(env.db()).unwrap() == garbage,
+        "the file changed"
+    );
+    let names: Vec<String> = std::fs::read_dir(&env.state)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["state.db"], "no -wal or -shm files beside it");
+}
+
+#[test]
+fn a_damaged_database_is_refused_untouched() {
+    let env = seeded();
+    let mut bytes = std::fs::read(env.db()).unwrap();
+    // Keep the header, wreck the schema page.
+    for b in bytes.iter_mut().skip(100).take(3000) {
+        *b = 0xA5;
+    }
+    std::fs::write(env.db(), &bytes).unwrap();
+    let _ = std::fs::remove_file(env.state.join("state.db-wal"));
+    let _ = std::fs::remove_file(env.state.join("state.db-shm"));
+    let r = env.run(&["requirement", "list"]);
+    assert_ne!(r.code, 0);
+    r.says(&[env.db().to_str().unwrap()]);
+    assert!(
+        std::fs::read(env.db()).unwrap() == bytes,
+        "the file changed"
+    );
+}
+
+#[test]
+fn a_foreign_sqlite_file_is_refused() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(&env.state).unwrap();
+    {
+        let c = rusqlite::Connection::open(env.db()).unwrap();
+        c.execute_batch("CREATE TABLE photos (id INTEGER PRIMARY KEY, path TEXT); INSERT INTO photos (path) VALUES ('a.jpg');").unwrap();
+    }
+    let before = std::fs::read(env.db()).unwrap();
+    env.code(4, &["project", "list"])
+        .says(&["belongs to another program"]);
+    assert!(
+        std::fs::read(env.db()).unwrap() == before,
+        "the file changed"
+    );
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let env = seeded();
+    {
+        let c = rusqlite::Connection::open(env.db()).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+    }
+    let before = std::fs::read(env.db()).unwrap();
+    env.code(4, &["requirement", "list"])
+        .says(&["written by a newer xone (schema 99", "upgrade xone"]);
+    env.code(4, &["requirement", "create", "-p", "PAY", "x"]);
+    assert!(
+        std::fs::read(env.db()).unwrap() == before,
+        "the file changed"
+    );
+}
+
+#[test]
+fn kill_9_mid_write_leaves_a_consistent_database() {
+    let env = seeded();
+    let doc = write(&env, "big.md", &vec![b'x'; 2 << 20]);
+    for round in 0..6 {
+        let mut children: Vec<std::process::Child> = (0..4)
+            .map(|i| {
+                let mut c = env.cmd();
+                if i % 2 == 0 {
+                    c.args([
+                        "requirement",
+                        "create",
+                        "-p",
+                        "PAY",
+                        &format!("round {round}"),
+                    ]);
+                } else {
+                    c.args(["requirement", "doc", "PAY-1", "api", "--attach", &doc]);
+                }
+                c.stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null());
+                c.spawn().unwrap()
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(3 + round * 4));
+        for c in &mut children {
+            let _ = c.kill();
+        }
+        for mut c in children {
+            let _ = c.wait();
+        }
+    }
+    let c = rusqlite::Connection::open(env.db()).unwrap();
+    let check: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let fk: i64 = c
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(fk, 0);
+    // Keys stay gap-free: every allocated number has its requirement.
+    let (n, max): (i64, i64) = c
+        .query_row("SELECT count(*), max(seq) FROM requirement", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(n, max);
+    drop(c);
+    let key = env
+        .ok(&["requirement", "create", "-p", "PAY", "after the storm"])
+        .stdout
+        .trim()
+        .to_string();
+    assert_eq!(key, format!("PAY-{}", n + 1));
+}
+
+#[test]
+fn readers_are_not_blocked_by_a_long_writer() {
+    let env = seeded();
+    let c = rusqlite::Connection::open(env.db()).unwrap();
+    c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    c.execute_batch("BEGIN IMMEDIATE; UPDATE project SET description = 'held' WHERE key = 'PAY';")
+        .unwrap();
+    // WAL: a reader goes on while another connection holds the write lock.
+    env.ok(&["requirement", "list"]);
+    env.ok(&["requirement", "show", "PAY-1"]);
+    c.execute_batch("COMMIT").unwrap();
+}
