@@ -32,7 +32,10 @@ cases=(
   "requirement list|$xone requirement list|5"
   "requirement list --all ($N rows)|$xone requirement list --all|0"
   "requirement show BENCH-1 --json|$xone requirement show BENCH-1 --json|5"
-  "completion of requirement keys|env COMPLETE=bash _CLAP_COMPLETE_INDEX=3 _CLAP_COMPLETE_COMP_TYPE=9 _CLAP_COMPLETE_SPACE=true $xone -- xone requirement show BENCH-|10"
+  "completion BENCH-12<TAB> (bash)|env COMPLETE=bash _CLAP_COMPLETE_INDEX=3 _CLAP_COMPLETE_COMP_TYPE=9 _CLAP_COMPLETE_SPACE=true $xone -- xone requirement show BENCH-12|10"
+  "completion BENCH-12<TAB> (fish, with titles)|env COMPLETE=fish $xone -- xone requirement show BENCH-12|10"
+  "completion BENCH-<TAB>, all $N keys (bash)|env COMPLETE=bash _CLAP_COMPLETE_INDEX=3 _CLAP_COMPLETE_COMP_TYPE=9 _CLAP_COMPLETE_SPACE=true $xone -- xone requirement show BENCH-|10"
+  "completion BENCH-<TAB>, all $N keys (fish)|env COMPLETE=fish $xone -- xone requirement show BENCH-|10"
   "git --version|git --version|0"
 )
 command -v gh >/dev/null && cases+=("gh --version|gh --version|0")

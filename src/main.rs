@@ -20,6 +20,7 @@ fn main() -> ExitCode {
 
     // A completion request (COMPLETE=SHELL xone -- WORDS) answers and exits here, before
     // anything else is read.
+    commands::complete::remember_shell();
     clap_complete::CompleteEnv::with_factory(cli::Cli::command)
         .var(commands::complete::VAR)
         .bin("xone")

@@ -2,7 +2,7 @@
 //! created, listed, checked out and deleted all at once, reported per repository.
 
 use clap::{Args, Subcommand};
-use clap_complete::ArgValueCandidates;
+use clap_complete::{ArgValueCandidates, ArgValueCompleter};
 use serde::Serialize;
 
 use super::requirement::{event, open_requirement};
@@ -25,7 +25,7 @@ pub enum BranchCommand {
         after_long_help = "JSON: [{\"requirement\", \"repo\", \"name\", \"base\", \"created_at\", \"exists\", \"sha\", \"ahead\", \"behind\"}]"
     )]
     List {
-        #[arg(add = ArgValueCandidates::new(complete::requirement_keys))]
+        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
         key: Option<RequirementKey>,
         /// Only this project's branches
         #[arg(short, long = "project", value_name = "KEY", add = ArgValueCandidates::new(complete::project_keys))]
@@ -49,7 +49,7 @@ pub enum BranchCommand {
 
 #[derive(Args, Debug)]
 pub struct CreateArgs {
-    #[arg(add = ArgValueCandidates::new(complete::requirement_keys))]
+    #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
     pub key: RequirementKey,
     /// Only this repository (by its name in xone); repeat for more
     #[arg(long = "repo", value_name = "REPO")]
@@ -61,7 +61,7 @@ pub struct CreateArgs {
 
 #[derive(Args, Debug)]
 pub struct RepoArgs {
-    #[arg(add = ArgValueCandidates::new(complete::requirement_keys))]
+    #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
     pub key: RequirementKey,
     /// Only this repository (by its name in xone); repeat for more
     #[arg(long = "repo", value_name = "REPO")]

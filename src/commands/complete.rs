@@ -1,6 +1,9 @@
 //! Dynamic completion: candidates read from the state database, opened read-only and never
 //! created or migrated, so a completion costs one small query.
 
+use std::ffi::OsStr;
+use std::sync::OnceLock;
+
 use clap_complete::CompletionCandidate;
 
 use crate::config;
@@ -9,30 +12,63 @@ use crate::store::{self, Store};
 /// The environment variable that turns a run of xone into a completion request.
 pub const VAR: &str = "COMPLETE";
 
+static SHELL: OnceLock<String> = OnceLock::new();
+
+/// Notes which shell asks, before clap_complete takes the variable out of the environment:
+/// bash shows no descriptions, so it is spared the cost of making them.
+pub fn remember_shell() {
+    if let Ok(shell) = std::env::var(VAR) {
+        let _ = SHELL.set(shell);
+    }
+}
+
+fn with_descriptions() -> bool {
+    SHELL.get().is_none_or(|s| s != "bash")
+}
+
 fn with_store(f: impl FnOnce(&Store) -> Vec<CompletionCandidate>) -> Vec<CompletionCandidate> {
     Store::open_read_only(&config::state_dir())
         .map(|s| f(&s))
         .unwrap_or_default()
 }
 
-fn candidates(rows: Vec<(String, String)>) -> Vec<CompletionCandidate> {
+/// Candidates with their descriptions, tagged once here: left untagged, clap_complete formats
+/// the argument's name again for every candidate, which is most of the cost of 10 000 keys.
+fn candidates(tag: &'static str, rows: Vec<(String, String)>) -> Vec<CompletionCandidate> {
+    let tag = clap::builder::StyledStr::from(tag);
+    let describe = with_descriptions();
     rows.into_iter()
-        .map(|(value, help)| CompletionCandidate::new(value).help(Some(help.into())))
+        .map(|(value, help)| {
+            CompletionCandidate::new(value)
+                .help(describe.then(|| help.into()))
+                .tag(Some(tag.clone()))
+        })
         .collect()
 }
 
 pub fn project_keys() -> Vec<CompletionCandidate> {
-    with_store(|s| candidates(store::project_keys(s.conn()).unwrap_or_default()))
+    with_store(|s| candidates("project", store::project_keys(s.conn()).unwrap_or_default()))
 }
 
-pub fn requirement_keys() -> Vec<CompletionCandidate> {
-    with_store(|s| candidates(store::requirement_keys(s.conn()).unwrap_or_default()))
+/// Requirement keys starting with what was typed, chosen by the database (an index range),
+/// so that `PAY-12<TAB>` reads a dozen rows, not every requirement.
+pub fn requirement_keys(current: &OsStr) -> Vec<CompletionCandidate> {
+    let Some(prefix) = current.to_str() else {
+        return Vec::new();
+    };
+    with_store(|s| {
+        candidates(
+            "requirement",
+            store::requirement_keys(s.conn(), prefix, with_descriptions()).unwrap_or_default(),
+        )
+    })
 }
 
 pub fn review_ids() -> Vec<CompletionCandidate> {
     with_store(|s| {
         let rows = store::reviews(s.conn(), None).unwrap_or_default();
         candidates(
+            "review",
             rows.into_iter()
                 .filter(|r| r.verdict.is_none())
                 .map(|r| {

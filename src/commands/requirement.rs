@@ -3,7 +3,7 @@
 use std::io::Read;
 
 use clap::{Args, Subcommand};
-use clap_complete::ArgValueCandidates;
+use clap_complete::{ArgValueCandidates, ArgValueCompleter};
 use serde::Serialize;
 
 use super::{complete, Ctx};
@@ -21,7 +21,7 @@ pub enum RequirementCommand {
     Create(CreateArgs),
     /// List requirements, newest first, one page at a time
     #[command(
-        after_long_help = "JSON: [{\"key\", \"title\", \"status\", \"updated_at\", \"end\"}] (the page asked for; --all for every row)"
+        after_long_help = "JSON: [{\"key\", \"project\", \"title\", \"status\", \"updated_at\", \"end\"}] (the page asked for; --all for every row)"
     )]
     List(ListArgs),
     /// The whole thread: people, dates, documents, reviews, branches, sign-offs, events
@@ -37,12 +37,12 @@ pub enum RequirementCommand {
 \"next\": {\"status\", \"missing\": [{\"item\", \"hint\"}]} or null"
     )]
     Show {
-        #[arg(add = ArgValueCandidates::new(complete::requirement_keys))]
+        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
     },
     /// Give people roles on the requirement: ROLE=USER (pm=alice qa=quinn)
     Assign {
-        #[arg(add = ArgValueCandidates::new(complete::requirement_keys))]
+        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
         #[arg(value_name = "ROLE=USER", required = true)]
         assignments: Vec<Assignment>,
@@ -59,7 +59,7 @@ pub enum RequirementCommand {
         after_long_help = "A failed gate exits 4 and names everything missing. JSON: {\"key\", \"from\", \"to\", \"forced\", \"missing\": [{\"item\", \"hint\"}]}"
     )]
     Advance {
-        #[arg(add = ArgValueCandidates::new(complete::requirement_keys))]
+        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
         /// Pass a failed gate; recorded as forced, with the reason
         #[arg(long, requires = "reason")]
@@ -69,21 +69,21 @@ pub enum RequirementCommand {
     },
     /// Send a submitted or testing requirement back to developing
     Reject {
-        #[arg(add = ArgValueCandidates::new(complete::requirement_keys))]
+        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
         #[arg(long)]
         reason: Option<String>,
     },
     /// Record QA's sign-off by the acting user, who must be a qa member
     Signoff {
-        #[arg(add = ArgValueCandidates::new(complete::requirement_keys))]
+        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
         #[arg(long)]
         note: Option<String>,
     },
     /// Cancel a requirement that is not done
     Cancel {
-        #[arg(add = ArgValueCandidates::new(complete::requirement_keys))]
+        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
         #[arg(long)]
         reason: Option<String>,
@@ -93,7 +93,7 @@ pub enum RequirementCommand {
         after_long_help = "JSON: [{\"id\", \"project\", \"requirement\", \"at\", \"actor\", \"action\", \"from\", \"to\", \"detail\", \"reason\", \"forced\"}]"
     )]
     Log {
-        #[arg(add = ArgValueCandidates::new(complete::requirement_keys))]
+        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
     },
 }
@@ -145,7 +145,7 @@ Binary documents (images, PDFs) print only into a pipe or file.
 JSON with --print: {\"kind\", \"version\", \"sha256\", \"size\", \"media_type\", \"file_name\", \"created_at\", \"created_by\", \"note\", \"text\" (null when binary)}"
 )]
 pub struct DocArgs {
-    #[arg(add = ArgValueCandidates::new(complete::requirement_keys))]
+    #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
     pub key: RequirementKey,
     #[arg(default_value = "requirement")]
     pub kind: DocKind,
@@ -183,7 +183,7 @@ impl std::str::FromStr for DateOrNone {
 
 #[derive(Args, Debug)]
 pub struct ScheduleArgs {
-    #[arg(add = ArgValueCandidates::new(complete::requirement_keys))]
+    #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
     pub key: RequirementKey,
     #[arg(long, value_name = "DATE")]
     pub start: Option<DateOrNone>,

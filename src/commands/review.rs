@@ -2,7 +2,7 @@
 //! record to the reviewed document as its next version.
 
 use clap::{Subcommand, ValueEnum};
-use clap_complete::ArgValueCandidates;
+use clap_complete::{ArgValueCandidates, ArgValueCompleter};
 
 use super::requirement::{event, is_text, open_requirement};
 use super::{complete, Ctx};
@@ -25,7 +25,7 @@ pub enum ReviewCommand {
     /// Open a review of the requirement's document of that kind; prints the review's id
     #[command(after_long_help = REVIEW_JSON)]
     Create {
-        #[arg(add = ArgValueCandidates::new(complete::requirement_keys))]
+        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
         #[arg(long)]
         kind: ReviewKind,
@@ -39,7 +39,7 @@ pub enum ReviewCommand {
     /// List reviews, of one requirement or all
     #[command(after_long_help = "JSON: [review] as in `xone review show`")]
     List {
-        #[arg(add = ArgValueCandidates::new(complete::requirement_keys))]
+        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
         key: Option<RequirementKey>,
     },
     /// Show a review with its comments

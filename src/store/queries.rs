@@ -472,6 +472,7 @@ pub struct ListFilter {
 #[derive(Clone, Debug, Serialize)]
 pub struct RequirementRow {
     pub key: String,
+    pub project: String,
     pub title: String,
     pub status: Status,
     pub updated_at: String,
@@ -515,28 +516,56 @@ pub fn list_requirements(
     };
     let limit = limit.map(|l| l as i64).unwrap_or(-1);
     let mut st = c.prepare(&format!(
-        "SELECT r.key, r.title, r.status, r.updated_at, r.end_date FROM requirement r WHERE {cond} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+        "SELECT r.key, r.project, r.title, r.status, r.updated_at, r.end_date FROM requirement r WHERE {cond} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
     ))?;
     let rows = st
         .query_map(rusqlite::params_from_iter(args.iter()), |r| {
-            let status: String = r.get(2)?;
+            let status: String = r.get(3)?;
             Ok(RequirementRow {
                 key: r.get(0)?,
-                title: r.get(1)?,
+                project: r.get(1)?,
+                title: r.get(2)?,
                 status: status.parse().unwrap_or(Status::Draft),
-                updated_at: r.get(3)?,
-                end: r.get(4)?,
+                updated_at: r.get(4)?,
+                end: r.get(5)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok((rows, total as usize))
 }
 
-/// Every open requirement's key and title, for completion.
-pub fn requirement_keys(c: &Connection) -> Result<Vec<(String, String)>> {
-    let mut st = c.prepare("SELECT key, title FROM requirement WHERE status NOT IN ('done', 'cancelled') ORDER BY project, seq")?;
+/// The keys of requirements that start with `prefix`, with their titles when asked for, in
+/// project and number order (PAY-2 before PAY-10), for completion.
+pub fn requirement_keys(
+    c: &Connection,
+    prefix: &str,
+    titles: bool,
+) -> Result<Vec<(String, String)>> {
+    let title = if titles { "title" } else { "''" };
+    // Both shapes walk the (project, seq) index in order, so nothing is sorted afterwards:
+    // `PAY-1` is project PAY with numbers starting "1"; `PA` is every project from PA.
+    let (sql, project, number) = match prefix.rsplit_once('-') {
+        Some((project, number)) => {
+            if !number.bytes().all(|b| b.is_ascii_digit()) {
+                return Ok(Vec::new());
+            }
+            let sql = format!(
+                "SELECT key, {title} FROM requirement WHERE project = ?1 \
+                 AND (?2 = '' OR CAST(seq AS TEXT) GLOB ?2 || '*') ORDER BY seq"
+            );
+            (sql, project, number)
+        }
+        None => {
+            let sql = format!(
+                "SELECT key, {title} FROM requirement WHERE project >= ?1 AND project < ?1 || '~' \
+                 AND ?2 = '' ORDER BY project, seq"
+            );
+            (sql, prefix, "")
+        }
+    };
+    let mut st = c.prepare(&sql)?;
     let rows = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map([project, number], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }

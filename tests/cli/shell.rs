@@ -162,6 +162,37 @@ fn dynamic_completion_reads_the_database() {
 }
 
 #[test]
+fn requirement_keys_complete_by_prefix_in_number_order() {
+    let env = TestEnv::new();
+    project(&env);
+    env.ok(&["project", "create", "PX", "--name", "Other"]);
+    for i in 1..=12 {
+        env.ok(&["requirement", "create", "-p", "PAY", &format!("R{i}")]);
+    }
+    env.ok(&["requirement", "create", "-p", "PX", "Elsewhere"]);
+    let complete = |word: &str| -> Vec<String> {
+        let r = env.run_with(&["--", "xone", "requirement", "show", word], |c| {
+            c.env("COMPLETE", "fish");
+        });
+        assert_eq!(r.code, 0, "{r:?}");
+        // Flags are offered too when nothing is typed; only the keys matter here.
+        r.stdout
+            .lines()
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .filter(|v| !v.starts_with('-'))
+            .collect()
+    };
+    assert_eq!(complete("PAY-1"), ["PAY-1", "PAY-10", "PAY-11", "PAY-12"]);
+    assert_eq!(complete("PAY-").len(), 12);
+    assert_eq!(complete("PAY-").last().unwrap(), "PAY-12");
+    assert_eq!(complete("P").len(), 13);
+    assert_eq!(complete("P")[12], "PX-1");
+    assert!(complete("pay-").is_empty());
+    assert!(complete("PAY-x").is_empty());
+    assert_eq!(complete("").len(), 13);
+}
+
+#[test]
 fn bash_completes_through_the_checked_in_script() {
     let env = seeded();
     let script = format!(

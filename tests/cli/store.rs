@@ -90,7 +90,7 @@ fn a_newer_schema_is_refused() {
 }
 
 #[test]
-fn kill_9_mid_write_leaves_a_consistent_database() {
+fn kill_9_or_ctrl_c_mid_write_leaves_a_consistent_database() {
     let env = seeded();
     let doc = write(&env, "big.md", &vec![b'x'; 2 << 20]);
     for round in 0..6 {
@@ -114,8 +114,15 @@ fn kill_9_mid_write_leaves_a_consistent_database() {
             })
             .collect();
         std::thread::sleep(std::time::Duration::from_millis(3 + round * 4));
-        for c in &mut children {
-            let _ = c.kill();
+        for (i, c) in children.iter_mut().enumerate() {
+            if i % 2 == 0 {
+                let _ = c.kill();
+            } else {
+                // Ctrl-C: the default SIGINT disposition ends the process mid-transaction.
+                let _ = std::process::Command::new("kill")
+                    .args(["-INT", &c.id().to_string()])
+                    .status();
+            }
         }
         for mut c in children {
             let _ = c.wait();
