@@ -104,9 +104,7 @@ fn env_nonempty(name: &str) -> Option<String> {
 }
 
 pub fn home_dir() -> PathBuf {
-    env_nonempty("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/"))
+    env_nonempty("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"))
 }
 
 /// `$XDG_CONFIG_HOME/xone/config.toml`, else `~/.config/xone/config.toml`.
@@ -129,10 +127,7 @@ pub fn state_dir() -> PathBuf {
 }
 
 fn find_project_file(start: &Path) -> Option<PathBuf> {
-    start
-        .ancestors()
-        .map(|d| d.join(".xone.toml"))
-        .find(|p| p.is_file())
+    start.ancestors().map(|d| d.join(".xone.toml")).find(|p| p.is_file())
 }
 
 fn def(key: &str) -> Result<&'static KeyDef> {
@@ -161,9 +156,7 @@ pub fn parse_duration(s: &str) -> std::result::Result<u64, String> {
             _ => return Err(bad()),
         };
         let n: u64 = num.parse().map_err(|_| bad())?;
-        total = total
-            .checked_add(n.checked_mul(unit).ok_or_else(bad)?)
-            .ok_or_else(bad)?;
+        total = total.checked_add(n.checked_mul(unit).ok_or_else(bad)?).ok_or_else(bad)?;
         num.clear();
         any = true;
     }
@@ -185,10 +178,7 @@ fn typed(d: &KeyDef, raw: &str) -> std::result::Result<toml::Value, String> {
                 .ok_or_else(|| form("a number (e.g. 80.0)"))?,
         ),
         Type::Int => toml::Value::Integer(
-            raw.parse::<i64>()
-                .ok()
-                .filter(|i| *i >= 0)
-                .ok_or_else(|| form("a whole number"))?,
+            raw.parse::<i64>().ok().filter(|i| *i >= 0).ok_or_else(|| form("a whole number"))?,
         ),
         Type::Bool => toml::Value::Boolean(match raw {
             "true" | "yes" | "on" | "1" => true,
@@ -227,27 +217,16 @@ pub fn read_table(path: &Path) -> Result<Option<toml::Table>> {
     };
     text.parse::<toml::Table>().map(Some).map_err(|e| {
         let (line, col) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
-        XoneError::usage(format!(
-            "malformed configuration in {}:{line}:{col}",
-            path.display()
-        ))
-        .cause(e.message())
-        .hint(format!(
-            "fix line {line}, column {col} of {}",
-            path.display()
-        ))
+        XoneError::usage(format!("malformed configuration in {}:{line}:{col}", path.display()))
+            .cause(e.message())
+            .hint(format!("fix line {line}, column {col} of {}", path.display()))
     })
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before
-        .rsplit('\n')
-        .next()
-        .map(|l| l.chars().count())
-        .unwrap_or(0)
-        + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
     (line, col)
 }
 
@@ -265,20 +244,11 @@ impl Config {
         for d in KEYS {
             if let Some(raw) = d.default {
                 let value = typed(d, raw).map_err(XoneError::internal)?;
-                entries.insert(
-                    d.key,
-                    Entry {
-                        key: d.key,
-                        value,
-                        origin: Origin::Default,
-                    },
-                );
+                entries.insert(d.key, Entry { key: d.key, value, origin: Origin::Default });
             }
         }
-        let layers = [
-            (Some(user_file.clone()), Origin::User),
-            (project_file.clone(), Origin::Project),
-        ];
+        let layers =
+            [(Some(user_file.clone()), Origin::User), (project_file.clone(), Origin::Project)];
         for (path, origin) in layers {
             let Some(path) = path else { continue };
             let Some(table) = read_table(&path)? else {
@@ -289,42 +259,21 @@ impl Config {
                     let value = check_file_value(d, v).map_err(|e| {
                         XoneError::usage(format!("bad setting in {}", path.display())).cause(e)
                     })?;
-                    entries.insert(
-                        d.key,
-                        Entry {
-                            key: d.key,
-                            value,
-                            origin: origin.clone(),
-                        },
-                    );
+                    entries.insert(d.key, Entry { key: d.key, value, origin: origin.clone() });
                 }
             }
         }
         for d in KEYS {
             let var = format!("XONE_{}", d.key.replace('.', "_").to_uppercase());
-            let raw = env_nonempty(&var).or_else(|| {
-                (d.key == "user.name")
-                    .then(|| env_nonempty("XONE_USER"))
-                    .flatten()
-            });
+            let raw = env_nonempty(&var)
+                .or_else(|| (d.key == "user.name").then(|| env_nonempty("XONE_USER")).flatten());
             if let Some(raw) = raw {
                 let value = typed(d, &raw)
                     .map_err(|e| XoneError::usage(format!("bad value in ${var}")).cause(e))?;
-                entries.insert(
-                    d.key,
-                    Entry {
-                        key: d.key,
-                        value,
-                        origin: Origin::Env,
-                    },
-                );
+                entries.insert(d.key, Entry { key: d.key, value, origin: Origin::Env });
             }
         }
-        Ok(Config {
-            entries,
-            user_file,
-            project_file,
-        })
+        Ok(Config { entries, user_file, project_file })
     }
 
     pub fn get(&self, key: &str) -> Result<Option<&Entry>> {
@@ -334,10 +283,6 @@ impl Config {
 
     pub fn known_keys() -> impl Iterator<Item = (&'static str, &'static str)> {
         KEYS.iter().map(|d| (d.key, d.doc))
-    }
-
-    pub fn str(&self, key: &str) -> Option<&str> {
-        self.entries.get(key).and_then(|e| e.value.as_str())
     }
 
     pub fn int(&self, key: &str) -> Option<i64> {

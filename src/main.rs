@@ -36,7 +36,8 @@ fn main() -> ExitCode {
     };
     let g = cli.global.clone();
     let mut cx = commands::Ctx::new(ui::Ui::new(g.json, g.yes, g.verbose));
-    let result = commands::dispatch(&mut cx, cli).and_then(|()| cx.ui.flush());
+    let result =
+        commands::dispatch(&mut cx, cli).and_then(|()| cx.ui.flush()).map_err(store::name_the_file);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.message == ui::BROKEN_PIPE => ExitCode::SUCCESS,

@@ -11,6 +11,48 @@ use crate::ui::{Result, XoneError};
 
 pub struct LocalForge;
 
+/// Refuses to put something new where something already is.
+pub fn ensure_empty(path: &Path, hint: &str) -> Result<()> {
+    let occupied =
+        path.exists() && std::fs::read_dir(path).map(|mut d| d.next().is_some()).unwrap_or(true);
+    if occupied {
+        return Err(XoneError::conflict(format!(
+            "{} already exists and is not empty",
+            path.display()
+        ))
+        .hint(hint));
+    }
+    Ok(())
+}
+
+/// Makes a repository with a work tree at `path` (missing or empty), whose `main` has one
+/// commit of `files` (none: an empty first commit).
+pub fn init_repository(path: &Path, files: &[(&str, &str)]) -> Result<()> {
+    ensure_empty(path, "link an existing repository with --repo PATH instead")?;
+    let mut opts = git2::RepositoryInitOptions::new();
+    opts.initial_head("main");
+    let repo = Repository::init_opts(path, &opts)?;
+    commit_files(&repo, files, "Initial commit")?;
+    Ok(())
+}
+
+/// Commits `files` (path, contents) on the branch checked out in a work tree.
+pub fn commit_files(repo: &Repository, files: &[(&str, &str)], message: &str) -> Result<Oid> {
+    let workdir =
+        repo.workdir().ok_or_else(|| XoneError::internal("the repository has no work tree"))?;
+    let mut index = repo.index()?;
+    for (name, body) in files {
+        std::fs::write(workdir.join(name), body)?;
+        index.add_path(Path::new(name))?;
+    }
+    index.write()?;
+    let tree = repo.find_tree(index.write_tree()?)?;
+    let sig = repo.signature().or_else(|_| git2::Signature::now("xone", "xone@localhost"))?;
+    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    Ok(repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?)
+}
+
 fn open(location: &str) -> Result<Repository> {
     Repository::open(location).map_err(|e| {
         XoneError::not_found(format!("repository {location} cannot be opened"))
@@ -89,10 +131,7 @@ impl Forge for LocalForge {
         if let Ok(existing) = repo.find_branch(branch, BranchType::Local) {
             let tip = existing.get().peel_to_commit()?.id();
             return match repo.merge_base(tip, start) {
-                Ok(_) => Ok(Outcome::Already(format!(
-                    "{branch} exists at {}",
-                    short(tip)
-                ))),
+                Ok(_) => Ok(Outcome::Already(format!("{branch} exists at {}", short(tip)))),
                 Err(_) => Err(XoneError::conflict(format!(
                     "{} already has a branch {branch} with unrelated history",
                     r.name
@@ -102,10 +141,7 @@ impl Forge for LocalForge {
         }
         let commit = repo.find_commit(start)?;
         repo.branch(branch, &commit, false)?;
-        Ok(Outcome::Done(format!(
-            "created {branch} from {from} at {}",
-            short(start)
-        )))
+        Ok(Outcome::Done(format!("created {branch} from {from} at {}", short(start))))
     }
 
     fn branch_state(&self, r: &Repo, branch: &str, base: &str) -> Result<Option<BranchState>> {
@@ -116,30 +152,20 @@ impl Forge for LocalForge {
         let tip = b.get().peel_to_commit()?.id();
         let base = resolve(&repo, &r.name, base)?;
         let (ahead, behind) = repo.graph_ahead_behind(tip, base)?;
-        Ok(Some(BranchState {
-            sha: tip.to_string(),
-            ahead,
-            behind,
-        }))
+        Ok(Some(BranchState { sha: tip.to_string(), ahead, behind }))
     }
 
     fn checkout(&self, r: &Repo, branch: &str) -> Result<Outcome> {
         let repo = open(&r.location)?;
         if repo.is_bare() {
-            return Ok(Outcome::Skipped(
-                "bare repository: no work tree to check out in".into(),
-            ));
+            return Ok(Outcome::Skipped("bare repository: no work tree to check out in".into()));
         }
         let target = repo.find_branch(branch, BranchType::Local).map_err(|_| {
             XoneError::not_found(format!("{} has no branch {branch}", r.name))
                 .hint("create it with `xone branch create KEY`")
         })?;
         let refname = target.get().name().unwrap_or_default().to_string();
-        if repo
-            .head()
-            .ok()
-            .and_then(|h| h.name().ok().map(str::to_string))
-            .as_deref()
+        if repo.head().ok().and_then(|h| h.name().ok().map(str::to_string)).as_deref()
             == Some(refname.as_str())
         {
             return Ok(Outcome::Already(format!("{branch} is already checked out")));
@@ -164,28 +190,21 @@ impl Forge for LocalForge {
                 r.name,
                 shown.join(", ")
             ))
-            .hint(format!(
-                "commit or stash them in {}, then run this again",
-                r.location
-            )));
+            .hint(format!("commit or stash them in {}, then run this again", r.location)));
         }
         let commit = target.get().peel_to_commit()?;
         let mut co = git2::build::CheckoutBuilder::new();
         co.safe();
-        repo.checkout_tree(commit.as_object(), Some(&mut co))
-            .map_err(|e| {
-                XoneError::conflict(format!(
-                    "checking out {branch} in {} would overwrite files",
-                    r.name
-                ))
-                .cause(e.message())
-                .hint("move the untracked files that the branch also has, then run this again")
-            })?;
+        repo.checkout_tree(commit.as_object(), Some(&mut co)).map_err(|e| {
+            XoneError::conflict(format!(
+                "checking out {branch} in {} would overwrite files",
+                r.name
+            ))
+            .cause(e.message())
+            .hint("move the untracked files that the branch also has, then run this again")
+        })?;
         repo.set_head(&refname)?;
-        Ok(Outcome::Done(format!(
-            "checked out {branch} in {}",
-            r.location
-        )))
+        Ok(Outcome::Done(format!("checked out {branch} in {}", r.location)))
     }
 
     fn delete_branch(&self, r: &Repo, branch: &str, base: &str, force: bool) -> Result<Outcome> {
@@ -194,11 +213,8 @@ impl Forge for LocalForge {
             return Ok(Outcome::Already(format!("{branch} does not exist")));
         };
         if b.is_head() {
-            return Err(
-                XoneError::gate(format!("{branch} is checked out in {}", r.location)).hint(
-                    format!("switch that work tree to {} first", r.default_branch),
-                ),
-            );
+            return Err(XoneError::gate(format!("{branch} is checked out in {}", r.location))
+                .hint(format!("switch that work tree to {} first", r.default_branch)));
         }
         let tip = b.get().peel_to_commit()?.id();
         let base_oid = resolve(&repo, &r.name, base)?;
@@ -211,9 +227,6 @@ impl Forge for LocalForge {
             .hint("merge them first, or pass --force to delete them"));
         }
         b.delete()?;
-        Ok(Outcome::Done(format!(
-            "deleted {branch} (was {})",
-            short(tip)
-        )))
+        Ok(Outcome::Done(format!("deleted {branch} (was {})", short(tip))))
     }
 }

@@ -63,8 +63,5 @@ pub fn forge_for(repo: &Repo) -> Result<Box<dyn Forge>> {
 /// cannot be reached (the caller shows it as missing).
 pub fn current_state(repos: &[Repo], b: &crate::store::BranchRecord) -> Option<BranchState> {
     let repo = repos.iter().find(|r| r.id == b.repo_id)?;
-    forge_for(repo)
-        .and_then(|f| f.branch_state(repo, &b.name, &b.base))
-        .ok()
-        .flatten()
+    forge_for(repo).and_then(|f| f.branch_state(repo, &b.name, &b.base)).ok().flatten()
 }

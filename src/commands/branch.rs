@@ -81,11 +81,8 @@ pub fn run(cx: &mut Ctx, cmd: BranchCommand) -> Result<()> {
 fn pick_repos(store: &Store, project: &ProjectKey, names: &[String]) -> Result<Vec<Repo>> {
     let all = store::repos(store.conn(), project)?;
     if all.is_empty() {
-        return Err(
-            XoneError::gate(format!("project {project} has no repositories")).hint(format!(
-                "link one with `xone project repo add {project} PATH`"
-            )),
-        );
+        return Err(XoneError::gate(format!("project {project} has no repositories"))
+            .hint(format!("link one with `xone project repo add {project} PATH`")));
     }
     if names.is_empty() {
         return Ok(all);
@@ -108,24 +105,19 @@ fn create(cx: &mut Ctx, a: CreateArgs) -> Result<()> {
     let req = open_requirement(store.conn(), &a.key)?;
     let repos = pick_repos(&store, &a.key.project, &a.repos)?;
     // The name is fixed the first time, so a later title change does not fork the branches.
-    let name = req
-        .branch
-        .clone()
-        .unwrap_or_else(|| feature_branch(&a.key, &req.title));
+    let name = req.branch.clone().unwrap_or_else(|| feature_branch(&a.key, &req.title));
     if req.branch.is_none() {
         store.write(|tx| store::set_branch_name(tx, &a.key, &name))?;
     }
     let mut reports = Vec::new();
     for repo in &repos {
-        let from = a
-            .from
-            .clone()
-            .unwrap_or_else(|| repo.default_branch.clone());
+        // The base is where the branch starts: commits ahead of it are the requirement's work.
+        let from = a.from.clone().unwrap_or_else(|| repo.default_branch.clone());
         let result = forge_for(repo).and_then(|f| f.create_branch(repo, &name, &from));
         // Record each branch as soon as it exists, so an interrupted run loses nothing.
         if result.is_ok() {
             store.write(|tx| {
-                store::record_branch(tx, &a.key, repo.id, &name, &repo.default_branch)?;
+                store::record_branch(tx, &a.key, repo.id, &name, &from)?;
                 if let Ok(Outcome::Done(d)) = &result {
                     store::record(
                         tx,
@@ -147,40 +139,35 @@ fn create(cx: &mut Ctx, a: CreateArgs) -> Result<()> {
     report_repos(cx, "branch create", reports)
 }
 
+/// A recorded feature branch and what its forge reports about it now.
 #[derive(Serialize)]
-struct BranchRow {
-    requirement: String,
-    repo: String,
-    name: String,
-    base: String,
-    created_at: String,
-    exists: bool,
-    sha: Option<String>,
-    ahead: Option<usize>,
-    behind: Option<usize>,
+pub struct BranchView {
+    pub requirement: String,
+    pub repo: String,
+    pub name: String,
+    pub base: String,
+    pub created_at: String,
+    pub exists: bool,
+    pub sha: Option<String>,
+    pub ahead: Option<usize>,
+    pub behind: Option<usize>,
 }
 
-fn list(cx: &mut Ctx, key: Option<&RequirementKey>, project: Option<&ProjectKey>) -> Result<()> {
-    let store = cx.store()?;
-    let c = store.conn();
-    if let Some(k) = key {
-        store::requirement(c, k)?;
-    }
-    if let Some(p) = project {
-        store::project(c, p)?;
-    }
+/// The recorded branches (of one requirement, one project, or all), each measured now.
+pub fn views(
+    c: &rusqlite::Connection,
+    key: Option<&RequirementKey>,
+    project: Option<&ProjectKey>,
+) -> Result<Vec<BranchView>> {
     let mut repo_cache: std::collections::HashMap<String, Vec<Repo>> = Default::default();
     let mut rows = Vec::new();
     for b in store::branches(c, key, project)? {
         let rk: RequirementKey = b.requirement.parse().map_err(XoneError::internal)?;
-        let repos = match repo_cache.get(rk.project.as_str()) {
-            Some(r) => r,
-            None => repo_cache
-                .entry(rk.project.to_string())
-                .or_insert(store::repos(c, &rk.project)?),
-        };
-        let state = current_state(repos, &b);
-        rows.push(BranchRow {
+        if !repo_cache.contains_key(rk.project.as_str()) {
+            repo_cache.insert(rk.project.to_string(), store::repos(c, &rk.project)?);
+        }
+        let state = current_state(&repo_cache[rk.project.as_str()], &b);
+        rows.push(BranchView {
             exists: state.is_some(),
             sha: state.as_ref().map(|s| s.sha.clone()),
             ahead: state.as_ref().map(|s| s.ahead),
@@ -192,12 +179,24 @@ fn list(cx: &mut Ctx, key: Option<&RequirementKey>, project: Option<&ProjectKey>
             created_at: b.created_at,
         });
     }
+    Ok(rows)
+}
+
+fn list(cx: &mut Ctx, key: Option<&RequirementKey>, project: Option<&ProjectKey>) -> Result<()> {
+    let store = cx.store()?;
+    let c = store.conn();
+    if let Some(k) = key {
+        store::requirement(c, k)?;
+    }
+    if let Some(p) = project {
+        store::project(c, p)?;
+    }
+    let rows = views(c, key, project)?;
     if cx.ui.json {
         return cx.ui.print_json(&rows);
     }
     if rows.is_empty() {
-        cx.ui
-            .status("no feature branches: create them with `xone branch create KEY`");
+        cx.ui.status("no feature branches: create them with `xone branch create KEY`");
         return Ok(());
     }
     let mut t = vec![vec![
@@ -213,37 +212,38 @@ fn list(cx: &mut Ctx, key: Option<&RequirementKey>, project: Option<&ProjectKey>
             (Some(sha), Some(a), Some(b)) => (a.to_string(), b.to_string(), sha[..7].to_string()),
             _ => ("-".into(), "-".into(), cx.ui.red("missing")),
         };
-        t.push(vec![
-            r.requirement.clone(),
-            r.repo.clone(),
-            r.name.clone(),
-            ahead,
-            behind,
-            tip,
-        ]);
+        t.push(vec![r.requirement.clone(), r.repo.clone(), r.name.clone(), ahead, behind, tip]);
     }
     write!(cx.ui.out(), "{}", table(&t))?;
     Ok(())
 }
 
-/// The recorded branches of a requirement in the chosen repositories.
-fn recorded(store: &Store, a: &RepoArgs) -> Result<Vec<(Repo, store::BranchRecord)>> {
+/// The chosen repositories and the requirement's branch recorded in each. A repository named
+/// with --repo that has none is reported as not found; others without one are passed over.
+fn recorded(store: &Store, a: &RepoArgs) -> Result<Vec<(Repo, Result<store::BranchRecord>)>> {
     let repos = pick_repos(store, &a.key.project, &a.repos)?;
     let records = store::branches(store.conn(), Some(&a.key), None)?;
     if records.is_empty() {
-        return Err(
-            XoneError::not_found(format!("{} has no feature branches", a.key))
-                .hint(format!("create them with `xone branch create {}`", a.key)),
-        );
+        return Err(XoneError::not_found(format!("{} has no feature branches", a.key))
+            .hint(format!("create them with `xone branch create {}`", a.key)));
     }
     Ok(repos
         .into_iter()
         .filter_map(|r| {
-            records
-                .iter()
-                .find(|b| b.repo_id == r.id)
-                .cloned()
-                .map(|b| (r, b))
+            let found = records.iter().find(|b| b.repo_id == r.id).cloned();
+            match found {
+                Some(b) => Some((r, Ok(b))),
+                None if !a.repos.is_empty() => {
+                    let err =
+                        XoneError::not_found(format!("{} has no branch of {}", r.name, a.key))
+                            .hint(format!(
+                                "create it with `xone branch create {} --repo {}`",
+                                a.key, r.name
+                            ));
+                    Some((r, Err(err)))
+                }
+                None => None,
+            }
         })
         .collect())
 }
@@ -252,12 +252,10 @@ fn checkout(cx: &mut Ctx, a: RepoArgs) -> Result<()> {
     let store = cx.store()?;
     store::requirement(store.conn(), &a.key)?;
     let reports = recorded(&store, &a)?
-        .iter()
+        .into_iter()
         .map(|(repo, b)| {
-            RepoReport::new(
-                &repo.name,
-                forge_for(repo).and_then(|f| f.checkout(repo, &b.name)),
-            )
+            let result = b.and_then(|b| forge_for(&repo).and_then(|f| f.checkout(&repo, &b.name)));
+            RepoReport::new(&repo.name, result)
         })
         .collect();
     report_repos(cx, "branch checkout", reports)
@@ -268,19 +266,17 @@ fn delete(cx: &mut Ctx, a: RepoArgs, force: bool) -> Result<()> {
     let mut store = cx.store()?;
     let req = store::requirement(store.conn(), &a.key)?;
     let targets = recorded(&store, &a)?;
-    if !cx.ui.confirm(&format!(
-        "Delete {}'s branch in {} repositories?",
-        a.key,
-        targets.len()
-    ))? {
-        return Err(XoneError::new(
-            crate::ui::Kind::Interrupted,
-            "nothing deleted",
-        ));
-    }
+    let repos = match targets.len() {
+        1 => "1 repository".to_string(),
+        n => format!("{n} repositories"),
+    };
+    cx.ui.confirm_or_stop(&format!("Delete {}'s branch in {repos}?", a.key), "nothing deleted")?;
     let mut reports = Vec::new();
-    for (repo, b) in &targets {
-        let result = forge_for(repo).and_then(|f| f.delete_branch(repo, &b.name, &b.base, force));
+    for (repo, b) in targets {
+        let repo = &repo;
+        let result = b.and_then(|b| {
+            forge_for(repo).and_then(|f| f.delete_branch(repo, &b.name, &b.base, force))
+        });
         if result.is_ok() {
             store.write(|tx| {
                 store::forget_branch(tx, &a.key, repo.id)?;

@@ -27,9 +27,7 @@ fn with_descriptions() -> bool {
 }
 
 fn with_store(f: impl FnOnce(&Store) -> Vec<CompletionCandidate>) -> Vec<CompletionCandidate> {
-    Store::open_read_only(&config::state_dir())
-        .map(|s| f(&s))
-        .unwrap_or_default()
+    Store::open_read_only(&config::state_dir()).map(|s| f(&s)).unwrap_or_default()
 }
 
 /// Candidates with their descriptions, tagged once here: left untagged, clap_complete formats
@@ -71,12 +69,7 @@ pub fn review_ids() -> Vec<CompletionCandidate> {
             "review",
             rows.into_iter()
                 .filter(|r| r.verdict.is_none())
-                .map(|r| {
-                    (
-                        r.id.to_string(),
-                        format!("{} {} review", r.requirement, r.kind),
-                    )
-                })
+                .map(|r| (r.id.to_string(), format!("{} {} review", r.requirement, r.kind)))
                 .collect(),
         )
     })

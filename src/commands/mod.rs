@@ -12,6 +12,7 @@ pub mod setup;
 use crate::adapters::Outcome;
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config};
+use crate::domain::names::check_user;
 use crate::store::Store;
 use crate::ui::{Kind, Result, Ui, XoneError};
 
@@ -25,11 +26,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(ui: Ui) -> Ctx {
-        Ctx {
-            ui,
-            config: None,
-            actor: None,
-        }
+        Ctx { ui, config: None, actor: None }
     }
 
     pub fn config(&mut self) -> Result<&Config> {
@@ -44,27 +41,45 @@ impl Ctx {
         Store::open(&config::state_dir())
     }
 
-    /// Who acts (SPEC §5): XONE_USER, config user.name, GitLab CI's user, git's user.email
-    /// local part, $USER.
+    /// Who acts (SPEC §5): XONE_USER or config user.name, else GitLab CI's user, the local
+    /// part of git's user.email, $USER. A name set on purpose must be valid; a derived one
+    /// that is not (`jane doe`) gives way to the next source.
     pub fn actor(&mut self) -> Result<String> {
         if let Some(a) = &self.actor {
             return Ok(a.clone());
         }
-        let from_config = self.config()?.str("user.name").map(str::to_string);
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let actor = from_config
-            .or_else(|| env("GITLAB_CI").and_then(|_| env("GITLAB_USER_LOGIN")))
-            .or_else(|| {
-                let cfg = git2::Config::open_default().ok()?;
-                let email = cfg.get_string("user.email").ok()?;
-                email
-                    .split('@')
-                    .next()
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-            })
-            .or_else(|| env("USER"))
-            .unwrap_or_else(|| "unknown".to_string());
+        let configured = self
+            .config()?
+            .get("user.name")?
+            .map(|e| (e.value.as_str().unwrap_or_default().to_string(), e.origin.clone()));
+        let actor = match configured {
+            Some((name, origin)) => check_user(&name).map_err(|e| {
+                let place = match origin {
+                    crate::config::Origin::Env => "XONE_USER".to_string(),
+                    _ => "user.name in the configuration".to_string(),
+                };
+                XoneError::usage(format!("the acting user set by {place} is not valid"))
+                    .cause(e)
+                    .hint("set a short login-like name: xone config set user.name alice")
+            })?,
+            None => {
+                let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+                let git_email = || {
+                    let email = git2::Config::open_default().ok()?.get_string("user.email").ok()?;
+                    email.split('@').next().map(str::to_string)
+                };
+                let derived = [
+                    env("GITLAB_CI").and_then(|_| env("GITLAB_USER_LOGIN")),
+                    git_email(),
+                    env("USER"),
+                ];
+                derived
+                    .into_iter()
+                    .flatten()
+                    .find(|n| check_user(n).is_ok())
+                    .unwrap_or_else(|| "unknown".to_string())
+            }
+        };
         self.actor = Some(actor.clone());
         Ok(actor)
     }
@@ -109,12 +124,7 @@ impl RepoReport {
                 ("failed", d, Some(e))
             }
         };
-        RepoReport {
-            repo: repo.to_string(),
-            status,
-            detail,
-            error,
-        }
+        RepoReport { repo: repo.to_string(), status, detail, error }
     }
 }
 
@@ -146,20 +156,10 @@ pub fn report_repos(cx: &mut Ctx, what: &str, reports: Vec<RepoReport>) -> Resul
         .filter_map(|r| r.error.as_ref())
         .map(|e| e.kind)
         .find(|k| *k == Kind::Conflict)
-        .unwrap_or(
-            first
-                .error
-                .as_ref()
-                .map(|e| e.kind)
-                .unwrap_or(Kind::Internal),
-        );
+        .unwrap_or(first.error.as_ref().map(|e| e.kind).unwrap_or(Kind::Internal));
     let mut err = XoneError::new(
         kind,
-        format!(
-            "{what} failed in {} of {} repositories",
-            failed.len(),
-            reports.len()
-        ),
+        format!("{what} failed in {} of {} repositories", failed.len(), reports.len()),
     );
     for r in &failed {
         err = err.cause(format!("{}: {}", r.repo, r.detail));

@@ -7,7 +7,8 @@ use clap_complete::ArgValueCandidates;
 use serde::Serialize;
 
 use super::{complete, Ctx};
-use crate::adapters::{forge_local::LocalForge, Forge};
+use crate::adapters::forge_local::{init_repository, LocalForge};
+use crate::adapters::Forge;
 use crate::domain::names::check_user;
 use crate::domain::{template, DocKind, ProjectKey, Role};
 use crate::store::{self, Event, Repo};
@@ -177,60 +178,28 @@ fn describe_repo(location: &str, name: Option<&str>) -> Result<Repo> {
     })
 }
 
-/// Makes a new local repository with an empty first commit on `main`.
-fn init_local_repo(path: &std::path::Path) -> Result<()> {
-    if path.exists()
-        && std::fs::read_dir(path)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
-        return Err(XoneError::conflict(format!(
-            "{} already exists and is not empty",
-            path.display()
-        ))
-        .hint("link an existing repository with --repo PATH instead"));
-    }
-    let mut opts = git2::RepositoryInitOptions::new();
-    opts.initial_head("main");
-    let repo = git2::Repository::init_opts(path, &opts)?;
-    let sig = repo
-        .signature()
-        .or_else(|_| git2::Signature::now("xone", "xone@localhost"))?;
-    let tree = repo.find_tree(repo.index()?.write_tree()?)?;
-    repo.commit(Some("HEAD"), &sig, &sig, "Initial commit", &tree, &[])?;
-    Ok(())
-}
-
 fn create(cx: &mut Ctx, a: CreateArgs) -> Result<()> {
     let actor = cx.actor()?;
     let mut store = cx.store()?;
-    if store::find_project(store.conn(), &a.key)?.is_some() {
-        return Err(
-            XoneError::conflict(format!("project {} already exists", a.key)).hint(format!(
-                "see it with `xone project show {}`, or choose another key",
-                a.key
-            )),
-        );
-    }
-    let mut repos = a
-        .repos
-        .iter()
-        .map(|r| describe_repo(r, None))
-        .collect::<Result<Vec<_>>>()?;
+    // Everything is checked before anything is made; a repository made for a project that
+    // then cannot be stored is taken away again.
+    store::ensure_new_project(store.conn(), &a.key)?;
+    let mut repos = a.repos.iter().map(|r| describe_repo(r, None)).collect::<Result<Vec<_>>>()?;
     if let Some(path) = &a.create_repo {
-        init_local_repo(path)?;
+        init_repository(path, &[])?;
         repos.push(describe_repo(&path.to_string_lossy(), None)?);
     }
-    store.write(|tx| {
+    let stored = store.write(|tx| {
         store::insert_project(tx, &a.key, &a.name, &a.description, &actor)?;
         for r in &repos {
             store::insert_repo(tx, &a.key, r)?;
         }
-        store::record(
-            tx,
-            &project_event(&a.key, &actor, "project create", a.name.clone()),
-        )
-    })?;
+        store::record(tx, &project_event(&a.key, &actor, "project create", a.name.clone()))
+    });
+    if let (Err(_), Some(path)) = (&stored, &a.create_repo) {
+        let _ = std::fs::remove_dir_all(path);
+    }
+    stored?;
     if cx.ui.json {
         return show(cx, &a.key);
     }
@@ -258,11 +227,10 @@ fn list(cx: &mut Ctx, all: bool) -> Result<()> {
     let mut rows = Vec::new();
     for p in store::projects(c, all)? {
         let key: ProjectKey = p.key.parse().map_err(XoneError::internal)?;
-        let requirements: i64 = c.query_row(
-            "SELECT count(*) FROM requirement WHERE project = ?1",
-            [&p.key],
-            |r| r.get(0),
-        )?;
+        let requirements: i64 =
+            c.query_row("SELECT count(*) FROM requirement WHERE project = ?1", [&p.key], |r| {
+                r.get(0)
+            })?;
         rows.push(ProjectSummary {
             repos: store::repos(c, &key)?.len(),
             members: store::members(c, &key)?.len(),
@@ -274,8 +242,7 @@ fn list(cx: &mut Ctx, all: bool) -> Result<()> {
         return cx.ui.print_json(&rows);
     }
     if rows.is_empty() {
-        cx.ui
-            .status("no projects yet: create one with `xone project create KEY --name NAME`");
+        cx.ui.status("no projects yet: create one with `xone project create KEY --name NAME`");
         return Ok(());
     }
     let mut t = vec![vec![
@@ -336,10 +303,7 @@ fn show(cx: &mut Ctx, key: &ProjectKey) -> Result<()> {
     }
     for r in &repos {
         let bare = if r.bare { ", bare" } else { "" };
-        ui.line(format!(
-            "  {}  {} ({}{bare})  {}",
-            r.name, r.default_branch, r.kind, r.location
-        ))?;
+        ui.line(format!("  {}  {} ({}{bare})  {}", r.name, r.default_branch, r.kind, r.location))?;
     }
     ui.line(format!("\n{}", ui.bold("Members")))?;
     for m in &members {
@@ -362,18 +326,10 @@ fn archive(cx: &mut Ctx, key: &ProjectKey) -> Result<()> {
         cx.ui.status(format!("project {key} is already archived"));
         return Ok(());
     }
-    if !cx
-        .ui
-        .confirm(&format!("Archive project {key} ({})?", p.name))?
-    {
-        return Err(XoneError::new(crate::ui::Kind::Interrupted, "not archived"));
-    }
+    cx.ui.confirm_or_stop(&format!("Archive project {key} ({})?", p.name), "not archived")?;
     store.write(|tx| {
         store::archive_project(tx, key)?;
-        store::record(
-            tx,
-            &project_event(key, &actor, "project archive", p.name.clone()),
-        )
+        store::record(tx, &project_event(key, &actor, "project archive", p.name.clone()))
     })?;
     cx.ui.status(format!("archived project {key}"));
     Ok(())
@@ -390,12 +346,7 @@ fn repo(cx: &mut Ctx, cmd: RepoCommand) -> Result<()> {
                 store::insert_repo(tx, &key, &r)?;
                 store::record(
                     tx,
-                    &project_event(
-                        &key,
-                        &actor,
-                        "repo add",
-                        format!("{} {}", r.name, r.location),
-                    ),
+                    &project_event(&key, &actor, "repo add", format!("{} {}", r.name, r.location)),
                 )
             })?;
             cx.ui.status(format!(
@@ -410,14 +361,9 @@ fn repo(cx: &mut Ctx, cmd: RepoCommand) -> Result<()> {
             store::project(store.conn(), &key)?;
             store.write(|tx| {
                 store::delete_repo(tx, &key, &repo)?;
-                store::record(
-                    tx,
-                    &project_event(&key, &actor, "repo remove", repo.clone()),
-                )
+                store::record(tx, &project_event(&key, &actor, "repo remove", repo.clone()))
             })?;
-            cx.ui.status(format!(
-                "unlinked {repo} from {key}; the repository itself is untouched"
-            ));
+            cx.ui.status(format!("unlinked {repo} from {key}; the repository itself is untouched"));
             Ok(())
         }
         RepoCommand::List { key } => {
@@ -427,24 +373,11 @@ fn repo(cx: &mut Ctx, cmd: RepoCommand) -> Result<()> {
             if cx.ui.json {
                 return cx.ui.print_json(&repos);
             }
-            let mut t = vec![vec![
-                "NAME".into(),
-                "KIND".into(),
-                "DEFAULT".into(),
-                "LOCATION".into(),
-            ]];
+            let mut t =
+                vec![vec!["NAME".into(), "KIND".into(), "DEFAULT".into(), "LOCATION".into()]];
             t.extend(repos.iter().map(|r| {
-                let kind = if r.bare {
-                    format!("{} (bare)", r.kind)
-                } else {
-                    r.kind.clone()
-                };
-                vec![
-                    r.name.clone(),
-                    kind,
-                    r.default_branch.clone(),
-                    r.location.clone(),
-                ]
+                let kind = if r.bare { format!("{} (bare)", r.kind) } else { r.kind.clone() };
+                vec![r.name.clone(), kind, r.default_branch.clone(), r.location.clone()]
             }));
             write!(cx.ui.out(), "{}", table(&t))?;
             Ok(())
@@ -476,11 +409,9 @@ fn member(cx: &mut Ctx, cmd: MemberCommand) -> Result<()> {
             })?;
             let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
             if added.is_empty() {
-                cx.ui
-                    .status(format!("{user} already has {} on {key}", names.join(", ")));
+                cx.ui.status(format!("{user} already has {} on {key}", names.join(", ")));
             } else {
-                cx.ui
-                    .status(format!("{user} is {} on {key}", names.join(", ")));
+                cx.ui.status(format!("{user} is {} on {key}", names.join(", ")));
             }
             Ok(())
         }
@@ -493,11 +424,7 @@ fn member(cx: &mut Ctx, cmd: MemberCommand) -> Result<()> {
                 let what = if roles.is_empty() {
                     "all roles".to_string()
                 } else {
-                    roles
-                        .iter()
-                        .map(|r| r.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
                 };
                 store::record(
                     tx,
@@ -515,11 +442,7 @@ fn member(cx: &mut Ctx, cmd: MemberCommand) -> Result<()> {
                 return cx.ui.print_json(&members);
             }
             let mut t = vec![vec!["USER".into(), "ROLES".into()]];
-            t.extend(
-                members
-                    .iter()
-                    .map(|m| vec![m.user.clone(), m.roles.join(", ")]),
-            );
+            t.extend(members.iter().map(|m| vec![m.user.clone(), m.roles.join(", ")]));
             write!(cx.ui.out(), "{}", table(&t))?;
             Ok(())
         }
@@ -543,19 +466,19 @@ fn template_cmd(cx: &mut Ctx, a: TemplateArgs) -> Result<()> {
     if a.set.is_none() && !a.reset {
         let body = template_for(store.conn(), &a.key, a.kind)?;
         return match body {
-            Some(b) if cx.ui.json => cx
-                .ui
-                .print_json(&serde_json::json!({"kind": a.kind, "body": b})),
+            Some(b) if cx.ui.json => {
+                cx.ui.print_json(&serde_json::json!({"kind": a.kind, "body": b}))
+            }
             Some(b) => {
                 write!(cx.ui.out(), "{b}")?;
                 Ok(())
             }
-            None => Err(
-                XoneError::not_found(format!("no {} template in {}", a.kind, a.key)).hint(format!(
+            None => Err(XoneError::not_found(format!("no {} template in {}", a.kind, a.key)).hint(
+                format!(
                     "set one with `xone project template {} --kind {} --set FILE`",
                     a.key, a.kind
-                )),
-            ),
+                ),
+            )),
         };
     }
     let body = match &a.set {
@@ -569,19 +492,10 @@ fn template_cmd(cx: &mut Ctx, a: TemplateArgs) -> Result<()> {
     };
     store.write(|tx| {
         store::set_template(tx, &a.key, a.kind, body.as_deref())?;
-        let what = if body.is_some() {
-            "set"
-        } else {
-            "reset to the built-in one"
-        };
+        let what = if body.is_some() { "set" } else { "reset to the built-in one" };
         store::record(
             tx,
-            &project_event(
-                &a.key,
-                &actor,
-                "template",
-                format!("{} template {what}", a.kind),
-            ),
+            &project_event(&a.key, &actor, "template", format!("{} template {what}", a.kind)),
         )
     })?;
     cx.ui.status(format!(

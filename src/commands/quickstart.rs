@@ -1,11 +1,12 @@
 //! `xone quickstart`: a sandbox project walked from draft to submitted. Every step is an
 //! ordinary xone command line, parsed and run exactly as if typed, and printed as it runs.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Parser};
 
 use super::{dispatch, Ctx};
+use crate::adapters::forge_local::{commit_files, ensure_empty, init_repository};
 use crate::cli::Cli;
 use crate::domain::date::Date;
 use crate::domain::ProjectKey;
@@ -43,40 +44,11 @@ const REQUIREMENT_DOC: &str = "# Refund cancelled orders\n\n## Background\n\nCus
 const TECH_DESIGN: &str = "# Refunds: technical design\n\nThe API gains POST /orders/{id}/refund, idempotent on the order id; the front end calls it on cancel.\n";
 const TEST_CASES: &str = "# Refunds: test cases\n\n1. Cancel a paid order: refund issued, status refunded.\n2. Cancel twice: one refund.\n3. Cancel an unpaid order: no refund.\n";
 
-fn git_repo(dir: &Path, readme: &str) -> Result<()> {
-    let mut opts = git2::RepositoryInitOptions::new();
-    opts.initial_head("main");
-    let repo = git2::Repository::init_opts(dir, &opts)?;
-    commit_file(&repo, "README.md", readme, "Initial commit")
-}
-
-fn commit_file(repo: &git2::Repository, name: &str, body: &str, message: &str) -> Result<()> {
-    let workdir = repo
-        .workdir()
-        .ok_or_else(|| XoneError::internal("the sandbox repository has no work tree"))?;
-    std::fs::write(workdir.join(name), body)?;
-    let mut index = repo.index()?;
-    index.add_path(Path::new(name))?;
-    index.write()?;
-    let tree = repo.find_tree(index.write_tree()?)?;
-    let sig = git2::Signature::now("xone quickstart", "quickstart@xone.invalid")?;
-    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-    let parents: Vec<&git2::Commit> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
-    Ok(())
-}
-
 /// Runs one xone command line in this process, printing it first.
 fn step(cx: &mut Ctx, line: &[&str]) -> Result<()> {
     let shown: Vec<String> = line
         .iter()
-        .map(|w| {
-            if w.contains(' ') || w.is_empty() {
-                format!("'{w}'")
-            } else {
-                w.to_string()
-            }
-        })
+        .map(|w| if w.contains(' ') || w.is_empty() { format!("'{w}'") } else { w.to_string() })
         .collect();
     cx.ui.status(format!("\n$ xone {}", shown.join(" ")));
     let argv = std::iter::once("xone").chain(line.iter().copied());
@@ -89,12 +61,8 @@ fn step(cx: &mut Ctx, line: &[&str]) -> Result<()> {
 fn free_key(cx: &mut Ctx) -> Result<ProjectKey> {
     let store = cx.store()?;
     for n in 1.. {
-        let key: ProjectKey = if n == 1 {
-            "DEMO".parse()
-        } else {
-            format!("DEMO{n}").parse()
-        }
-        .map_err(XoneError::internal)?;
+        let key: ProjectKey = if n == 1 { "DEMO".parse() } else { format!("DEMO{n}").parse() }
+            .map_err(XoneError::internal)?;
         if store::find_project(store.conn(), &key)?.is_none() {
             return Ok(key);
         }
@@ -104,17 +72,7 @@ fn free_key(cx: &mut Ctx) -> Result<ProjectKey> {
 
 pub fn run(cx: &mut Ctx, a: QuickstartArgs) -> Result<()> {
     let dir = &a.dir;
-    if dir.exists()
-        && std::fs::read_dir(dir)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
-        return Err(XoneError::conflict(format!(
-            "{} already exists and is not empty",
-            dir.display()
-        ))
-        .hint("give quickstart a new directory: xone quickstart DIR"));
-    }
+    ensure_empty(dir, "give quickstart a new directory: xone quickstart DIR")?;
     std::fs::create_dir_all(dir.join("docs"))?;
     let dir = dir.canonicalize()?;
     let me = cx.actor()?;
@@ -123,11 +81,10 @@ pub fn run(cx: &mut Ctx, a: QuickstartArgs) -> Result<()> {
     let p = key.as_str();
     let req = format!("{p}-1");
     let path = |sub: &str| dir.join(sub).to_string_lossy().into_owned();
-    cx.ui
-        .status(format!("Sandbox in {}; acting user {me}.", dir.display()));
+    cx.ui.status(format!("Sandbox in {}; acting user {me}.", dir.display()));
 
-    git_repo(&dir.join("web"), "# web\n\nThe shop's front end.\n")?;
-    git_repo(&dir.join("api"), "# api\n\nThe payment API.\n")?;
+    init_repository(&dir.join("web"), &[("README.md", "# web\n\nThe shop's front end.\n")])?;
+    init_repository(&dir.join("api"), &[("README.md", "# api\n\nThe payment API.\n")])?;
     for (name, body) in [
         ("requirement.md", REQUIREMENT_DOC),
         ("tech-design.md", TECH_DESIGN),
@@ -136,17 +93,11 @@ pub fn run(cx: &mut Ctx, a: QuickstartArgs) -> Result<()> {
         std::fs::write(dir.join("docs").join(name), body)?;
     }
     let (web, api) = (path("web"), path("api"));
-    let (req_doc, design_doc, cases_doc) = (
-        path("docs/requirement.md"),
-        path("docs/tech-design.md"),
-        path("docs/test-cases.md"),
-    );
+    let (req_doc, design_doc, cases_doc) =
+        (path("docs/requirement.md"), path("docs/tech-design.md"), path("docs/test-cases.md"));
     let today = Date::today();
-    let (start, end, submit) = (
-        today.to_string(),
-        today.plus_days(14).to_string(),
-        today.plus_days(10).to_string(),
-    );
+    let (start, end, submit) =
+        (today.to_string(), today.plus_days(14).to_string(), today.plus_days(10).to_string());
 
     step(
         cx,
@@ -188,42 +139,13 @@ pub fn run(cx: &mut Ctx, a: QuickstartArgs) -> Result<()> {
             "qa=quinn",
         ],
     )?;
-    step(
-        cx,
-        &[
-            "requirement",
-            "doc",
-            &req,
-            "requirement",
-            "--attach",
-            &req_doc,
-        ],
-    )?;
-    step(
-        cx,
-        &[
-            "requirement",
-            "schedule",
-            &req,
-            "--start",
-            &start,
-            "--end",
-            &end,
-        ],
-    )?;
+    step(cx, &["requirement", "doc", &req, "requirement", "--attach", &req_doc])?;
+    step(cx, &["requirement", "schedule", &req, "--start", &start, "--end", &end])?;
     step(cx, &["requirement", "advance", &req])?;
 
     step(
         cx,
-        &[
-            "review",
-            "create",
-            &req,
-            "--kind",
-            "requirement",
-            "--at",
-            &format!("{start} 10:00"),
-        ],
+        &["review", "create", &req, "--kind", "requirement", "--at", &format!("{start} 10:00")],
     )?;
     let review = |cx: &mut Ctx, kind: &str| -> Result<String> {
         let store = cx.store()?;
@@ -236,14 +158,7 @@ pub fn run(cx: &mut Ctx, a: QuickstartArgs) -> Result<()> {
     let r1 = review(cx, "requirement")?;
     step(
         cx,
-        &[
-            "review",
-            "comment",
-            &r1,
-            "What about orders paid by voucher?",
-            "--section",
-            "Scope",
-        ],
+        &["review", "comment", &r1, "What about orders paid by voucher?", "--section", "Scope"],
     )?;
     let c1 = {
         let store = cx.store()?;
@@ -256,28 +171,11 @@ pub fn run(cx: &mut Ctx, a: QuickstartArgs) -> Result<()> {
     step(cx, &["review", "resolve", &r1, &c1])?;
     step(
         cx,
-        &[
-            "review",
-            "verdict",
-            &r1,
-            "approve",
-            "--note",
-            "Vouchers are refunded as vouchers",
-        ],
+        &["review", "verdict", &r1, "approve", "--note", "Vouchers are refunded as vouchers"],
     )?;
     step(cx, &["requirement", "advance", &req])?;
 
-    step(
-        cx,
-        &[
-            "requirement",
-            "doc",
-            &req,
-            "tech-design",
-            "--attach",
-            &design_doc,
-        ],
-    )?;
+    step(cx, &["requirement", "doc", &req, "tech-design", "--attach", &design_doc])?;
     step(cx, &["review", "create", &req, "--kind", "tech-design"])?;
     let r2 = review(cx, "tech-design")?;
     step(cx, &["review", "verdict", &r2, "approve"])?;
@@ -285,32 +183,18 @@ pub fn run(cx: &mut Ctx, a: QuickstartArgs) -> Result<()> {
 
     step(cx, &["branch", "create", &req])?;
     step(cx, &["branch", "checkout", &req])?;
-    cx.ui
-        .status("\n(the developers commit their work on the feature branches)");
+    cx.ui.status("\n(the developers commit their work on the feature branches)");
     for (repo, file, body) in [(&web, "refund.js", "export const refund = (order) => fetch(`/orders/${order}/refund`, { method: 'POST' });\n"), (&api, "refund.py", "def refund(order_id):\n    return {'order': order_id, 'status': 'refunded'}\n")] {
         let r = git2::Repository::open(repo)?;
-        commit_file(&r, file, body, &format!("{req}: refund cancelled orders"))?;
+        commit_files(&r, &[(file, body)], &format!("{req}: refund cancelled orders"))?;
     }
     step(cx, &["branch", "list", &req])?;
 
-    step(
-        cx,
-        &[
-            "requirement",
-            "doc",
-            &req,
-            "test-cases",
-            "--attach",
-            &cases_doc,
-        ],
-    )?;
+    step(cx, &["requirement", "doc", &req, "test-cases", "--attach", &cases_doc])?;
     step(cx, &["review", "create", &req, "--kind", "test-cases"])?;
     let r3 = review(cx, "test-cases")?;
     step(cx, &["review", "verdict", &r3, "approve"])?;
-    step(
-        cx,
-        &["requirement", "schedule", &req, "--test-submit", &submit],
-    )?;
+    step(cx, &["requirement", "schedule", &req, "--test-submit", &submit])?;
     step(cx, &["requirement", "advance", &req])?;
     step(cx, &["requirement", "show", &req])?;
     cx.ui.status(format!("\n{req} is submitted. Next: `xone requirement log {req}`, or try `xone requirement advance {req}` to see the next gate."));

@@ -6,8 +6,8 @@ use clap::{Args, Subcommand};
 use clap_complete::{ArgValueCandidates, ArgValueCompleter};
 use serde::Serialize;
 
+use super::branch::BranchView;
 use super::{complete, Ctx};
-use crate::adapters::current_state;
 use crate::domain::date::Date;
 use crate::domain::lifecycle::{self, BranchFact, ReviewFact};
 use crate::domain::names::Assignment;
@@ -206,11 +206,9 @@ pub fn run(cx: &mut Ctx, cmd: RequirementCommand) -> Result<()> {
         RequirementCommand::Create(a) => create(cx, a),
         RequirementCommand::List(a) => list(cx, a),
         RequirementCommand::Show { key } => show(cx, &key),
-        RequirementCommand::Assign {
-            key,
-            assignments,
-            remove,
-        } => assign(cx, &key, &assignments, remove),
+        RequirementCommand::Assign { key, assignments, remove } => {
+            assign(cx, &key, &assignments, remove)
+        }
         RequirementCommand::Doc(a) => doc(cx, a),
         RequirementCommand::Schedule(a) => schedule(cx, a),
         RequirementCommand::Advance { key, force, reason } => advance(cx, &key, force, reason),
@@ -235,10 +233,8 @@ pub fn event(req: &Requirement, actor: &str, action: &str) -> Event {
 pub fn open_requirement(c: &rusqlite::Connection, key: &RequirementKey) -> Result<Requirement> {
     let req = store::requirement(c, key)?;
     if req.status.is_closed() {
-        return Err(
-            XoneError::gate(format!("{key} is {} and can no longer change", req.status))
-                .hint("create a new requirement for further work"),
-        );
+        return Err(XoneError::gate(format!("{key} is {} and can no longer change", req.status))
+            .hint("create a new requirement for further work"));
     }
     Ok(req)
 }
@@ -258,18 +254,19 @@ pub fn read_input(file: &str, limit: u64) -> Result<Vec<u8>> {
         return Ok(buf);
     }
     let f = std::fs::File::open(file).map_err(|e| {
-        let kind = if e.kind() == std::io::ErrorKind::NotFound {
-            Kind::NotFound
-        } else {
-            Kind::Internal
-        };
+        let kind =
+            if e.kind() == std::io::ErrorKind::NotFound { Kind::NotFound } else { Kind::Internal };
         XoneError::new(kind, format!("cannot read {file}")).cause(e)
     })?;
     let size = f.metadata()?.len();
     if size > limit {
         return Err(too_big(human_size(size)));
     }
+    // The size above is 0 for pipes and devices: count what was read, too.
     f.take(limit + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > limit {
+        return Err(too_big(format!("more than {}", human_size(limit))));
+    }
     Ok(buf)
 }
 
@@ -297,9 +294,7 @@ fn media_type(bytes: &[u8], file_name: Option<&str>) -> &'static str {
         return "image/webp";
     }
     if std::str::from_utf8(bytes).is_ok() && !bytes.contains(&0) {
-        let ext = file_name
-            .and_then(|f| f.rsplit_once('.'))
-            .map(|(_, e)| e.to_ascii_lowercase());
+        let ext = file_name.and_then(|f| f.rsplit_once('.')).map(|(_, e)| e.to_ascii_lowercase());
         return match ext.as_deref() {
             Some("svg") => "image/svg+xml",
             Some("html" | "htm") => "text/html",
@@ -330,13 +325,7 @@ fn create(cx: &mut Ctx, a: CreateArgs) -> Result<()> {
             XoneError::usage("the title is empty").hint("give the requirement a title in quotes")
         );
     }
-    if let (Some(s), Some(e)) = (a.start, a.end) {
-        if e < s {
-            return Err(XoneError::usage(format!(
-                "the end date {e} is before the start date {s}"
-            )));
-        }
-    }
+    check_span(a.start, a.end)?;
     let first_edit = match &a.doc {
         Some(f) => Some((read_input(f, limit)?, f.clone())),
         None => None,
@@ -416,13 +405,19 @@ fn create(cx: &mut Ctx, a: CreateArgs) -> Result<()> {
     cx.ui.line(&key)
 }
 
+/// A requirement cannot end before it starts.
+fn check_span(start: Option<Date>, end: Option<Date>) -> Result<()> {
+    match (start, end) {
+        (Some(s), Some(e)) if e < s => {
+            Err(XoneError::usage(format!("the end date {e} is before the start date {s}")))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn file_name(file: &str) -> Option<String> {
     (file != "-")
-        .then(|| {
-            std::path::Path::new(file)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-        })
+        .then(|| std::path::Path::new(file).file_name().map(|n| n.to_string_lossy().into_owned()))
         .flatten()
 }
 
@@ -452,30 +447,15 @@ fn list(cx: &mut Ctx, a: ListArgs) -> Result<()> {
     if let Some(p) = &a.project {
         store::project(store.conn(), p)?;
     }
-    let filter = store::ListFilter {
-        project: a.project.clone(),
-        status: a.status,
-        user,
-    };
-    let per_page = a
-        .limit
-        .map(|l| l as usize)
-        .unwrap_or_else(|| cx.ui.page_rows(fallback));
-    let (limit, offset) = if a.all {
-        (None, 0)
-    } else {
-        (Some(per_page), (a.page as usize - 1) * per_page)
-    };
+    let filter = store::ListFilter { project: a.project.clone(), status: a.status, user };
+    let per_page = a.limit.map(|l| l as usize).unwrap_or_else(|| cx.ui.page_rows(fallback));
+    let (limit, offset) =
+        if a.all { (None, 0) } else { (Some(per_page), (a.page as usize - 1) * per_page) };
     let (rows, total) = store::list_requirements(store.conn(), &filter, limit, offset)?;
     if cx.ui.json {
         cx.ui.print_json(&rows)?;
     } else if !rows.is_empty() {
-        let mut t = vec![vec![
-            "KEY".to_string(),
-            "STATUS".into(),
-            "END".into(),
-            "TITLE".into(),
-        ]];
+        let mut t = vec![vec!["KEY".to_string(), "STATUS".into(), "END".into(), "TITLE".into()]];
         for r in &rows {
             t.push(vec![
                 r.key.clone(),
@@ -497,57 +477,44 @@ fn list(cx: &mut Ctx, a: ListArgs) -> Result<()> {
     } else if rows.len() < total {
         let last = offset + rows.len();
         if rows.is_empty() {
-            cx.ui.status(format!(
-                "page {} is past the end: {total} requirements match",
-                a.page
-            ));
+            cx.ui.status(format!("page {} is past the end: {total} requirements match", a.page));
         } else {
-            let more = if last < total {
-                format!("; next: --page {}", a.page + 1)
-            } else {
-                String::new()
-            };
-            cx.ui.status(format!(
-                "{}-{last} of {total}{more}; --all for every row",
-                offset + 1
-            ));
+            let more =
+                if last < total { format!("; next: --page {}", a.page + 1) } else { String::new() };
+            cx.ui.status(format!("{}-{last} of {total}{more}; --all for every row", offset + 1));
         }
     }
     Ok(())
 }
 
-/// Gathers what the gates look at: documents, people, dates, reviews, sign-offs, and each
-/// feature branch as its forge reports it now.
-pub fn gather_facts(store: &Store, req: &Requirement) -> Result<Facts> {
+/// Gathers what the gates look at: documents, people, dates, reviews, sign-offs, and the
+/// feature branches as their forge reports them now (`branches`, measured by the caller).
+pub fn gather_facts(store: &Store, req: &Requirement, branches: &[BranchView]) -> Result<Facts> {
     let c = store.conn();
     let key = req.key();
     let docs = store::documents(c, &key)?;
     let has_doc = |k: DocKind| docs.iter().any(|d| d.kind == k.as_str());
-    let first_sha = docs
-        .iter()
-        .find(|d| d.kind == "requirement" && d.version == 1)
-        .map(|d| d.sha256.clone());
+    let first_sha =
+        docs.iter().find(|d| d.kind == "requirement" && d.version == 1).map(|d| d.sha256.clone());
+    // Versions that only carry a review's record are not the authors' edits.
+    let records: Vec<i64> = store::reviews(c, Some(&key))?
+        .into_iter()
+        .filter(|r| r.kind == "requirement")
+        .filter_map(|r| r.doc_version)
+        .collect();
     let latest_own = docs
         .iter()
-        .filter(|d| {
-            d.kind == "requirement" && !d.note.as_deref().unwrap_or("").starts_with("review #")
-        })
+        .filter(|d| d.kind == "requirement" && !records.contains(&d.version))
         .max_by_key(|d| d.version);
     let review = |k: &str| -> Result<Option<ReviewFact>> {
         Ok(store::latest_review(c, &key, k)?.map(|(id, verdict)| ReviewFact { id, verdict }))
     };
     let people = store::assignments(c, &key)?;
     let project: ProjectKey = req.project.parse().map_err(XoneError::internal)?;
-    let repos = store::repos(c, &project)?;
-    let mut branches = Vec::new();
-    for b in store::branches(c, Some(&key), None)? {
-        let ahead = current_state(&repos, &b).map(|s| s.ahead);
-        branches.push(BranchFact {
-            repo: b.repo,
-            branch: b.name,
-            ahead,
-        });
-    }
+    let branches = branches
+        .iter()
+        .map(|b| BranchFact { repo: b.repo.clone(), branch: b.name.clone(), ahead: b.ahead })
+        .collect();
     let mut qa_signoff = false;
     for s in store::signoffs(c, &key)? {
         qa_signoff |= store::has_role(c, &project, &s.user, Role::Qa)?;
@@ -570,18 +537,6 @@ pub fn gather_facts(store: &Store, req: &Requirement) -> Result<Facts> {
 }
 
 #[derive(Serialize)]
-struct BranchView {
-    repo: String,
-    name: String,
-    base: String,
-    created_at: String,
-    exists: bool,
-    sha: Option<String>,
-    ahead: Option<usize>,
-    behind: Option<usize>,
-}
-
-#[derive(Serialize)]
 struct NextStep {
     status: Status,
     missing: Vec<lifecycle::Missing>,
@@ -594,7 +549,7 @@ struct Thread {
     people: Vec<store::Person>,
     documents: Vec<store::DocVersion>,
     reviews: Vec<store::Review>,
-    branches: Vec<BranchView>,
+    branches: Vec<super::branch::BranchView>,
     signoffs: Vec<store::Signoff>,
     events: Vec<Event>,
     next: Option<NextStep>,
@@ -603,27 +558,11 @@ struct Thread {
 fn thread(store: &Store, key: &RequirementKey) -> Result<Thread> {
     let c = store.conn();
     let req = store::requirement(c, key)?;
-    let repos = store::repos(c, &key.project)?;
-    let branches = store::branches(c, Some(key), None)?
-        .into_iter()
-        .map(|b| {
-            let state = current_state(&repos, &b);
-            BranchView {
-                exists: state.is_some(),
-                sha: state.as_ref().map(|s| s.sha.clone()),
-                ahead: state.as_ref().map(|s| s.ahead),
-                behind: state.as_ref().map(|s| s.behind),
-                repo: b.repo,
-                name: b.name,
-                base: b.base,
-                created_at: b.created_at,
-            }
-        })
-        .collect();
+    let branches = super::branch::views(c, Some(key), None)?;
     let next = match req.status.next() {
         Some(status) => Some(NextStep {
             status,
-            missing: lifecycle::gate(req.status, key, &gather_facts(store, &req)?),
+            missing: lifecycle::gate(req.status, key, &gather_facts(store, &req, &branches)?),
         }),
         None => None,
     };
@@ -662,12 +601,8 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
         ui.line(format!("  none: xone requirement assign {key} pm=USER"))?;
     }
     for role in Role::ALL {
-        let users: Vec<&str> = t
-            .people
-            .iter()
-            .filter(|p| p.role == *role)
-            .map(|p| p.user.as_str())
-            .collect();
+        let users: Vec<&str> =
+            t.people.iter().filter(|p| p.role == *role).map(|p| p.user.as_str()).collect();
         if !users.is_empty() {
             ui.line(format!("  {:<6}{}", role.as_str(), users.join(", ")))?;
         }
@@ -675,15 +610,7 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
 
     ui.line(format!("\n{}", ui.bold("Dates")))?;
     let d = &r.dates;
-    for (label, v) in [
-        ("start", &d.start),
-        ("end", &d.end),
-        ("dev-end", &d.dev_end),
-        ("test-submit", &d.test_submit),
-        ("smoke", &d.smoke),
-        ("test-end", &d.test_end),
-        ("release", &d.release),
-    ] {
+    for ((_, label), v) in store::DATE_COLUMNS.iter().zip(d.in_column_order()) {
         if let Some(v) = v {
             ui.line(format!("  {label:<12}{v}"))?;
         }
@@ -691,17 +618,10 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
 
     ui.line(format!("\n{}", ui.bold("Documents")))?;
     for kind in DocKind::ALL {
-        let versions: Vec<&store::DocVersion> = t
-            .documents
-            .iter()
-            .filter(|v| v.kind == kind.as_str())
-            .collect();
+        let versions: Vec<&store::DocVersion> =
+            t.documents.iter().filter(|v| v.kind == kind.as_str()).collect();
         if let Some(latest) = versions.last() {
-            let name = latest
-                .file_name
-                .as_deref()
-                .map(|n| format!(" {n}"))
-                .unwrap_or_default();
+            let name = latest.file_name.as_deref().map(|n| format!(" {n}")).unwrap_or_default();
             ui.line(format!(
                 "  {:<14}v{}  {}{name}, {}  {} by {}",
                 kind.as_str(),
@@ -719,11 +639,7 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
         ui.line("  none")?;
     }
     for rv in &t.reviews {
-        let open = rv
-            .comments
-            .iter()
-            .filter(|c| c.resolved_at.is_none())
-            .count();
+        let open = rv.open_comments();
         let verdict = match rv.verdict.as_deref() {
             Some("approve") => ui.green("approve"),
             Some(v) => ui.red(v),
@@ -745,10 +661,9 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
     }
     for b in &t.branches {
         match (b.ahead, b.behind) {
-            (Some(a), Some(be)) => ui.line(format!(
-                "  {}  {}  {a} ahead, {be} behind {}",
-                b.repo, b.name, b.base
-            ))?,
+            (Some(a), Some(be)) => {
+                ui.line(format!("  {}  {}  {a} ahead, {be} behind {}", b.repo, b.name, b.base))?
+            }
             _ => ui.line(format!("  {}  {}  {}", b.repo, b.name, ui.red("missing")))?,
         }
     }
@@ -760,10 +675,7 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
                 "  {}  {}{}",
                 s.at,
                 s.user,
-                s.note
-                    .as_deref()
-                    .map(|n| format!(": {n}"))
-                    .unwrap_or_default()
+                s.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default()
             ))?;
         }
     }
@@ -866,11 +778,7 @@ fn doc(cx: &mut Ctx, a: DocArgs) -> Result<()> {
             version: &'a store::DocVersion,
             text: Option<&'a str>,
         }
-        let text = if is_text(&v.media_type) {
-            std::str::from_utf8(&bytes).ok()
-        } else {
-            None
-        };
+        let text = if is_text(&v.media_type) { std::str::from_utf8(&bytes).ok() } else { None };
         return cx.ui.print_json(&Out { version: &v, text });
     }
     if !is_text(&v.media_type) && cx.ui.stdout_tty {
@@ -894,63 +802,58 @@ fn doc(cx: &mut Ctx, a: DocArgs) -> Result<()> {
 }
 
 fn attach(cx: &mut Ctx, a: &DocArgs, file: &str) -> Result<()> {
-    let actor = cx.actor()?;
     let limit = max_bytes(cx)?;
     let bytes = read_input(file, limit)?;
     let name = file_name(file);
-    let mt = media_type(&bytes, name.as_deref());
-    save_version(
-        cx,
-        &a.key,
-        a.kind,
-        &bytes,
-        mt,
-        name.as_deref(),
-        &actor,
-        a.note.as_deref(),
-        file,
-    )
+    let version = NewVersion {
+        media_type: media_type(&bytes, name.as_deref()),
+        bytes: &bytes,
+        file_name: name.as_deref(),
+        source: file,
+        based_on: None,
+    };
+    save_version(cx, a, version)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn save_version(
-    cx: &mut Ctx,
-    key: &RequirementKey,
-    kind: DocKind,
-    bytes: &[u8],
-    mt: &str,
-    name: Option<&str>,
-    actor: &str,
-    note: Option<&str>,
-    source: &str,
-) -> Result<()> {
+/// A document version about to be stored.
+struct NewVersion<'a> {
+    bytes: &'a [u8],
+    media_type: &'a str,
+    file_name: Option<&'a str>,
+    /// Where it came from, for the event: a file, standard input, the editor.
+    source: &'a str,
+    /// The version it was made from (0: none); if another was saved meanwhile, nothing is
+    /// stored and the command fails with a conflict instead of silently replacing it.
+    based_on: Option<i64>,
+}
+
+fn save_version(cx: &mut Ctx, a: &DocArgs, new: NewVersion<'_>) -> Result<()> {
+    let actor = cx.actor()?;
+    let (key, kind, note) = (&a.key, a.kind, a.note.as_deref());
+    let size = human_size(new.bytes.len() as u64);
     let mut store = cx.store()?;
-    let req = open_requirement(store.conn(), key)?;
     let v = store.write(|tx| {
-        let v = store::add_document_version(tx, key, kind, bytes, mt, name, actor, note)?;
+        let req = open_requirement(tx, key)?;
+        if let Some(based_on) = new.based_on {
+            let latest = store::document(tx, key, kind, None)?.map(|(d, _)| d.version).unwrap_or(0);
+            if latest != based_on {
+                return Err(XoneError::conflict(format!(
+                    "{key} {kind} changed while it was being edited (v{latest} was saved meanwhile)"
+                ))
+                .hint(format!("look at v{latest} with `xone requirement doc {key} {kind} --print`, then edit again")));
+            }
+        }
+        let v = store::add_document_version(tx, key, kind, new.bytes, new.media_type, new.file_name, &actor, note)?;
         if let Some(v) = v {
-            store::record(
-                tx,
-                &Event {
-                    detail: Some(format!(
-                        "{kind} v{v} from {source} ({mt}, {})",
-                        human_size(bytes.len() as u64)
-                    )),
-                    reason: note.map(str::to_string),
-                    ..event(&req, actor, "doc")
-                },
-            )?;
+            let detail = format!("{kind} v{v} from {} ({}, {size})", new.source, new.media_type);
+            let e = Event { detail: Some(detail), reason: note.map(str::to_string), ..event(&req, &actor, "doc") };
+            store::record(tx, &e)?;
         }
         Ok(v)
     })?;
     match v {
-        Some(v) => cx.ui.status(format!(
-            "{key} {kind} v{v} saved ({mt}, {})",
-            human_size(bytes.len() as u64)
-        )),
-        None => cx
-            .ui
-            .status(format!("{key} {kind}: unchanged, no new version")),
+        Some(v) => cx.ui.status(format!("{key} {kind} v{v} saved ({}, {size})", new.media_type)),
+        None => cx.ui.status(format!("{key} {kind}: unchanged, no new version")),
     }
     Ok(())
 }
@@ -963,8 +866,7 @@ fn edit(cx: &mut Ctx, a: &DocArgs) -> Result<()> {
     if !(cx.ui.stdin_tty && cx.ui.stderr_tty) {
         return Err(XoneError::gate("--edit needs a terminal to open an editor in").hint(how));
     }
-    let actor = cx.actor()?;
-    let current = {
+    let (current, based_on) = {
         let store = cx.store()?;
         let req = open_requirement(store.conn(), &a.key)?;
         match store::document(store.conn(), &a.key, a.kind, None)? {
@@ -975,12 +877,15 @@ fn edit(cx: &mut Ctx, a: &DocArgs) -> Result<()> {
                 ))
                 .hint(how));
             }
-            Some((_, bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
-            None => super::project::template_for(store.conn(), &a.key.project, a.kind)?
-                .map(|t| {
-                    template::render(&t, &a.key.to_string(), &req.title, a.key.project.as_str())
-                })
-                .unwrap_or_else(|| format!("# {}: {} ({})\n\n", a.key, req.title, a.kind)),
+            Some((v, bytes)) => (String::from_utf8_lossy(&bytes).into_owned(), v.version),
+            None => {
+                let text = super::project::template_for(store.conn(), &a.key.project, a.kind)?
+                    .map(|t| {
+                        template::render(&t, &a.key.to_string(), &req.title, a.key.project.as_str())
+                    })
+                    .unwrap_or_else(|| format!("# {}: {} ({})\n\n", a.key, req.title, a.kind));
+                (text, 0)
+            }
         }
     };
     let edited = dialoguer::Editor::new()
@@ -988,43 +893,27 @@ fn edit(cx: &mut Ctx, a: &DocArgs) -> Result<()> {
         .require_save(false)
         .trim_newlines(false)
         .edit(&current)
-        .map_err(|e| {
-            XoneError::internal("the editor failed")
-                .cause(e)
-                .hint(how.clone())
-        })?;
+        .map_err(|e| XoneError::internal("the editor failed").cause(e).hint(how.clone()))?;
     // An unchanged text makes no new version: the store compares contents, not timestamps.
     let Some(text) = edited else {
-        cx.ui
-            .status("the editor failed or was aborted: no new version");
+        cx.ui.status("the editor failed or was aborted: no new version");
         return Ok(());
     };
-    save_version(
-        cx,
-        &a.key,
-        a.kind,
-        text.as_bytes(),
-        "text/markdown",
-        None,
-        &actor,
-        a.note.as_deref(),
-        "the editor",
-    )
+    let version = NewVersion {
+        bytes: text.as_bytes(),
+        media_type: "text/markdown",
+        file_name: None,
+        source: "the editor",
+        based_on: Some(based_on),
+    };
+    save_version(cx, a, version)
 }
 
 fn schedule(cx: &mut Ctx, a: ScheduleArgs) -> Result<()> {
     let actor = cx.actor()?;
     let mut store = cx.store()?;
     let req = open_requirement(store.conn(), &a.key)?;
-    let given = [
-        &a.start,
-        &a.end,
-        &a.dev_end,
-        &a.test_submit,
-        &a.smoke,
-        &a.test_end,
-        &a.release,
-    ];
+    let given = [&a.start, &a.end, &a.dev_end, &a.test_submit, &a.smoke, &a.test_end, &a.release];
     if given.iter().all(|g| g.is_none()) {
         return Err(XoneError::usage("no date given")
             .hint("e.g. xone requirement schedule KEY --start 2026-12-01 --end 2026-12-20"));
@@ -1039,32 +928,19 @@ fn schedule(cx: &mut Ctx, a: ScheduleArgs) -> Result<()> {
         .as_ref()
         .map(|d| d.0)
         .unwrap_or_else(|| req.dates.end.as_deref().and_then(|s| s.parse().ok()));
-    if let (Some(s), Some(e)) = (start, end) {
-        if e < s {
-            return Err(XoneError::usage(format!(
-                "the end date {e} is before the start date {s}"
-            )));
-        }
-    }
+    check_span(start, end)?;
     let changes: Vec<(&str, &str, Option<String>)> = store::DATE_COLUMNS
         .iter()
         .zip(given)
         .filter_map(|((col, flag), v)| {
-            v.as_ref()
-                .map(|d| (*col, *flag, d.0.map(|d| d.to_string())))
+            v.as_ref().map(|d| (*col, *flag, d.0.map(|d| d.to_string())))
         })
         .collect();
     store.write(|tx| {
         for (col, flag, value) in &changes {
             store::set_date(tx, &a.key, col, value.as_deref())?;
             let detail = format!("{flag} {}", value.as_deref().unwrap_or("cleared"));
-            store::record(
-                tx,
-                &Event {
-                    detail: Some(detail),
-                    ..event(&req, &actor, "schedule")
-                },
-            )?;
+            store::record(tx, &Event { detail: Some(detail), ..event(&req, &actor, "schedule") })?;
         }
         Ok(())
     })?;
@@ -1082,10 +958,7 @@ fn need_reason(cx: &Ctx, reason: Option<String>, what: &str) -> Result<String> {
         Some(r) => Some(r),
         None => cx.ui.ask(&format!("Why {what}?"))?,
     };
-    match reason
-        .map(|r| r.trim().to_string())
-        .filter(|r| !r.is_empty())
-    {
+    match reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty()) {
         Some(r) => Ok(r),
         None => Err(XoneError::usage(format!("{what} needs a reason")).hint("pass --reason \"…\"")),
     }
@@ -1116,11 +989,7 @@ fn transition(store: &mut Store, req: &Requirement, to: Status, e: Event) -> Res
         store::set_status(tx, &key, to)?;
         store::record(
             tx,
-            &Event {
-                from: Some(req.status.to_string()),
-                to: Some(to.to_string()),
-                ..e
-            },
+            &Event { from: Some(req.status.to_string()), to: Some(to.to_string()), ..e },
         )
     })
 }
@@ -1130,17 +999,13 @@ fn advance(cx: &mut Ctx, key: &RequirementKey, force: bool, reason: Option<Strin
     let mut store = cx.store()?;
     let req = store::requirement(store.conn(), key)?;
     let Some(to) = req.status.next() else {
-        return Err(XoneError::gate(format!(
-            "{key} is {}: there is no next step",
-            req.status
-        )));
+        return Err(XoneError::gate(format!("{key} is {}: there is no next step", req.status)));
     };
-    let missing = lifecycle::gate(req.status, key, &gather_facts(&store, &req)?);
+    let branches = super::branch::views(store.conn(), Some(key), None)?;
+    let missing = lifecycle::gate(req.status, key, &gather_facts(&store, &req, &branches)?);
     if !missing.is_empty() && !force {
-        let mut err = XoneError::gate(format!(
-            "{key} cannot enter {to}: {} missing",
-            missing.len()
-        ));
+        let mut err =
+            XoneError::gate(format!("{key} cannot enter {to}: {} missing", missing.len()));
         for m in &missing {
             err = err.cause(&m.item);
         }
@@ -1156,12 +1021,7 @@ fn advance(cx: &mut Ctx, key: &RequirementKey, force: bool, reason: Option<Strin
         let items: Vec<&str> = missing.iter().map(|m| m.item.as_str()).collect();
         format!("gate forced past: {}", items.join("; "))
     });
-    let e = Event {
-        detail,
-        reason: reason.clone(),
-        forced,
-        ..event(&req, &actor, "advance")
-    };
+    let e = Event { detail, reason: reason.clone(), forced, ..event(&req, &actor, "advance") };
     transition(&mut store, &req, to, e)?;
     if cx.ui.json {
         return cx.ui.print_json(&Transition {
@@ -1193,13 +1053,9 @@ fn reject(cx: &mut Ctx, key: &RequirementKey, reason: Option<String>) -> Result<
         &mut store,
         &req,
         Status::Developing,
-        Event {
-            reason: Some(reason),
-            ..event(&req, &actor, "reject")
-        },
+        Event { reason: Some(reason), ..event(&req, &actor, "reject") },
     )?;
-    cx.ui
-        .status(format!("{key}: {} -> developing (rejected)", req.status));
+    cx.ui.status(format!("{key}: {} -> developing (rejected)", req.status));
     Ok(())
 }
 
@@ -1212,10 +1068,7 @@ fn cancel(cx: &mut Ctx, key: &RequirementKey, reason: Option<String>) -> Result<
         &mut store,
         &req,
         Status::Cancelled,
-        Event {
-            reason: Some(reason),
-            ..event(&req, &actor, "cancel")
-        },
+        Event { reason: Some(reason), ..event(&req, &actor, "cancel") },
     )?;
     cx.ui.status(format!("{key}: {} -> cancelled", req.status));
     Ok(())
@@ -1243,13 +1096,7 @@ fn signoff(cx: &mut Ctx, key: &RequirementKey, note: Option<String>) -> Result<(
     }
     store.write(|tx| {
         store::insert_signoff(tx, key, &actor, note.as_deref())?;
-        store::record(
-            tx,
-            &Event {
-                detail: note.clone(),
-                ..event(&req, &actor, "signoff")
-            },
-        )
+        store::record(tx, &Event { detail: note.clone(), ..event(&req, &actor, "signoff") })
     })?;
     cx.ui.status(format!("{key}: signed off by {actor}"));
     Ok(())

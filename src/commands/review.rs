@@ -75,12 +75,7 @@ pub enum ReviewCommand {
 
 pub fn run(cx: &mut Ctx, cmd: ReviewCommand) -> Result<()> {
     match cmd {
-        ReviewCommand::Create {
-            key,
-            kind,
-            at,
-            attendees,
-        } => create(cx, &key, kind, at, attendees),
+        ReviewCommand::Create { key, kind, at, attendees } => create(cx, &key, kind, at, attendees),
         ReviewCommand::List { key } => list(cx, key.as_ref()),
         ReviewCommand::Show { id } => show(cx, id),
         ReviewCommand::Comment { id, text, section } => comment(cx, id, &text, section.as_deref()),
@@ -110,10 +105,7 @@ fn create(
             kind.doc_kind()
         )));
     }
-    let people: Vec<String> = store::assignments(c, key)?
-        .into_iter()
-        .map(|p| p.user)
-        .collect();
+    let people: Vec<String> = store::assignments(c, key)?.into_iter().map(|p| p.user).collect();
     let attendees = if attendees.is_empty() {
         let mut all = people.clone();
         all.sort();
@@ -132,17 +124,9 @@ fn create(
         let id = store::insert_review(tx, key, kind.as_str(), at.as_deref(), &attendees, &actor)?;
         let detail = format!(
             "#{id} {kind} review{}",
-            at.as_deref()
-                .map(|a| format!(" at {a}"))
-                .unwrap_or_default()
+            at.as_deref().map(|a| format!(" at {a}")).unwrap_or_default()
         );
-        store::record(
-            tx,
-            &Event {
-                detail: Some(detail),
-                ..event(&req, &actor, "review create")
-            },
-        )?;
+        store::record(tx, &Event { detail: Some(detail), ..event(&req, &actor, "review create") })?;
         Ok(id)
     })?;
     if cx.ui.json {
@@ -150,11 +134,7 @@ fn create(
     }
     cx.ui.status(format!(
         "review #{id} of {key}'s {kind} opened; attendees: {}",
-        if attendees.is_empty() {
-            "none yet".into()
-        } else {
-            attendees.join(", ")
-        }
+        if attendees.is_empty() { "none yet".into() } else { attendees.join(", ") }
     ));
     cx.ui.line(id)
 }
@@ -177,11 +157,7 @@ fn list(cx: &mut Ctx, key: Option<&RequirementKey>) -> Result<()> {
         "COMMENTS".into(),
     ]];
     for r in &reviews {
-        let open = r
-            .comments
-            .iter()
-            .filter(|c| c.resolved_at.is_none())
-            .count();
+        let open = r.open_comments();
         t.push(vec![
             r.id.to_string(),
             r.requirement.clone(),
@@ -207,20 +183,11 @@ fn show(cx: &mut Ctx, id: i64) -> Result<()> {
 
 /// The review as a Markdown record: what the meeting decided, kept with the document.
 pub fn record(r: &Review) -> String {
-    let mut s = format!(
-        "## Review #{}: {} review of {}\n\n",
-        r.id, r.kind, r.requirement
-    );
-    s.push_str(&format!(
-        "- Held: {}\n",
-        r.at.as_deref().unwrap_or("(no time given)")
-    ));
+    let mut s = format!("## Review #{}: {} review of {}\n\n", r.id, r.kind, r.requirement);
+    s.push_str(&format!("- Held: {}\n", r.at.as_deref().unwrap_or("(no time given)")));
     s.push_str(&format!("- Opened: {} by {}\n", r.created_at, r.created_by));
-    let attendees = if r.attendees.is_empty() {
-        "(none recorded)".to_string()
-    } else {
-        r.attendees.join(", ")
-    };
+    let attendees =
+        if r.attendees.is_empty() { "(none recorded)".to_string() } else { r.attendees.join(", ") };
     s.push_str(&format!("- Attendees: {attendees}\n"));
     match (&r.verdict, &r.verdict_at, &r.verdict_by) {
         (Some(v), Some(at), Some(by)) => {
@@ -240,15 +207,8 @@ pub fn record(r: &Review) -> String {
             (Some(at), Some(by)) => format!("resolved {at} by {by}"),
             _ => "open".into(),
         };
-        let section = c
-            .section
-            .as_deref()
-            .map(|x| format!(" [{x}]"))
-            .unwrap_or_default();
-        s.push_str(&format!(
-            "{}. {}{section}: {} ({state})\n",
-            c.id, c.author, c.body
-        ));
+        let section = c.section.as_deref().map(|x| format!(" [{x}]")).unwrap_or_default();
+        s.push_str(&format!("{}. {}{section}: {} ({state})\n", c.id, c.author, c.body));
     }
     s
 }
@@ -256,12 +216,9 @@ pub fn record(r: &Review) -> String {
 fn open_review(c: &rusqlite::Connection, id: i64) -> Result<(Review, store::Requirement)> {
     let r = store::review(c, id)?;
     if let Some(v) = &r.verdict {
-        return Err(
-            XoneError::conflict(format!("review #{id} is closed with verdict {v}")).hint(format!(
-                "open a new review: xone review create {} --kind {}",
-                r.requirement, r.kind
-            )),
-        );
+        return Err(XoneError::conflict(format!("review #{id} is closed with verdict {v}")).hint(
+            format!("open a new review: xone review create {} --kind {}", r.requirement, r.kind),
+        ));
     }
     let key: RequirementKey = r.requirement.parse().map_err(XoneError::internal)?;
     let req = open_requirement(c, &key)?;
@@ -274,8 +231,9 @@ fn comment(cx: &mut Ctx, id: i64, text: &str, section: Option<&str>) -> Result<(
         return Err(XoneError::usage("the comment is empty"));
     }
     let mut store = cx.store()?;
-    let (_, req) = open_review(store.conn(), id)?;
+    // Checked inside the write transaction, so a verdict given meanwhile is seen.
     let cid = store.write(|tx| {
+        let (_, req) = open_review(tx, id)?;
         let cid = store::insert_comment(tx, id, &actor, section, text)?;
         store::record(
             tx,
@@ -293,8 +251,8 @@ fn comment(cx: &mut Ctx, id: i64, text: &str, section: Option<&str>) -> Result<(
 fn resolve(cx: &mut Ctx, id: i64, comment_id: i64) -> Result<()> {
     let actor = cx.actor()?;
     let mut store = cx.store()?;
-    let (_, req) = open_review(store.conn(), id)?;
     let changed = store.write(|tx| {
+        let (_, req) = open_review(tx, id)?;
         let changed = store::resolve_comment(tx, id, comment_id, &actor)?;
         if changed {
             store::record(
@@ -308,12 +266,9 @@ fn resolve(cx: &mut Ctx, id: i64, comment_id: i64) -> Result<()> {
         Ok(changed)
     })?;
     if changed {
-        cx.ui
-            .status(format!("comment {comment_id} of review #{id} resolved"));
+        cx.ui.status(format!("comment {comment_id} of review #{id} resolved"));
     } else {
-        cx.ui.status(format!(
-            "comment {comment_id} of review #{id} was already resolved"
-        ));
+        cx.ui.status(format!("comment {comment_id} of review #{id} was already resolved"));
     }
     Ok(())
 }
@@ -321,20 +276,13 @@ fn resolve(cx: &mut Ctx, id: i64, comment_id: i64) -> Result<()> {
 fn close(cx: &mut Ctx, id: i64, verdict: Verdict, note: Option<String>) -> Result<()> {
     let actor = cx.actor()?;
     let mut store = cx.store()?;
-    let (r, req) = open_review(store.conn(), id)?;
-    let v = if verdict == Verdict::Approve {
-        "approve"
-    } else {
-        "reject"
-    };
-    let kind: ReviewKind = r.kind.parse().map_err(XoneError::internal)?;
-    let key = req.key();
-    let open = r
-        .comments
-        .iter()
-        .filter(|c| c.resolved_at.is_none())
-        .count();
-    let doc_version = store.write(|tx| {
+    let v = if verdict == Verdict::Approve { "approve" } else { "reject" };
+    // One transaction from the check to the record: two verdicts at once cannot both land.
+    let (kind, key, open, doc_version) = store.write(|tx| {
+        let (r, req) = open_review(tx, id)?;
+        let kind: ReviewKind = r.kind.parse().map_err(XoneError::internal)?;
+        let key = req.key();
+        let open = r.open_comments();
         // The record shows the verdict as it will be stored, so build it from the closed review.
         let closed = Review {
             verdict: Some(v.to_string()),
@@ -379,7 +327,7 @@ fn close(cx: &mut Ctx, id: i64, verdict: Verdict, note: Option<String>) -> Resul
                 ..event(&req, &actor, "review verdict")
             },
         )?;
-        Ok(doc_version)
+        Ok((kind, key, open, doc_version))
     })?;
     if open > 0 {
         cx.ui.warn(format!(

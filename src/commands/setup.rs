@@ -41,20 +41,11 @@ pub fn init(cx: &mut Ctx, _args: InitArgs) -> Result<()> {
             database: &'a PathBuf,
             created: &'a [PathBuf],
         }
-        return cx.ui.print_json(&Out {
-            config: &user_file,
-            database: &db,
-            created: &created,
-        });
+        return cx.ui.print_json(&Out { config: &user_file, database: &db, created: &created });
     }
     for (label, path) in [("config", &user_file), ("database", &db)] {
-        let state = if created.contains(path) {
-            "created"
-        } else {
-            "exists"
-        };
-        cx.ui
-            .status(format!("{label:<9} {} ({state})", path.display()));
+        let state = if created.contains(path) { "created" } else { "exists" };
+        cx.ui.status(format!("{label:<9} {} ({state})", path.display()));
     }
     Ok(())
 }
@@ -105,22 +96,15 @@ pub fn config(cx: &mut Ctx, cmd: ConfigCommand) -> Result<()> {
                 Some(e) => cx.ui.line(value_text(&e.value)),
             }
         }
-        ConfigCommand::Set {
-            key,
-            value,
-            project,
-        } => {
+        ConfigCommand::Set { key, value, project } => {
             let path = if project {
                 let cfg = cx.config()?;
-                cfg.project_file
-                    .clone()
-                    .unwrap_or_else(|| PathBuf::from(".xone.toml"))
+                cfg.project_file.clone().unwrap_or_else(|| PathBuf::from(".xone.toml"))
             } else {
                 config::user_config_path()
             };
             let v = Config::set_in_file(&path, &key, &value)?;
-            cx.ui
-                .status(format!("{key} = {} in {}", value_text(&v), path.display()));
+            cx.ui.status(format!("{key} = {} in {}", value_text(&v), path.display()));
             Ok(())
         }
         ConfigCommand::List => {
@@ -138,9 +122,7 @@ pub fn config(cx: &mut Ctx, cmd: ConfigCommand) -> Result<()> {
                     Row {
                         key,
                         value: e.map(|e| e.value.clone()),
-                        origin: e
-                            .map(|e| e.origin.to_string())
-                            .unwrap_or_else(|| "unset".into()),
+                        origin: e.map(|e| e.origin.to_string()).unwrap_or_else(|| "unset".into()),
                         doc,
                     }
                 })
@@ -232,19 +214,11 @@ pub fn man_pages() -> Vec<(String, Vec<u8>)> {
         } else {
             format!("{prefix}-{}", cmd.get_name())
         };
-        let page_cmd = cmd
-            .clone()
-            .name(name.clone())
-            .bin_name(name.replace('-', " "));
+        let page_cmd = cmd.clone().name(name.clone()).bin_name(name.replace('-', " "));
         let mut buf = Vec::new();
-        clap_mangen::Man::new(page_cmd)
-            .render(&mut buf)
-            .expect("rendering to memory cannot fail");
+        clap_mangen::Man::new(page_cmd).render(&mut buf).expect("rendering to memory cannot fail");
         pages.push((format!("{name}.1"), buf));
-        for sub in cmd
-            .get_subcommands()
-            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
-        {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
             walk(sub, &name, pages);
         }
     }
@@ -268,7 +242,6 @@ pub fn man(cx: &mut Ctx, args: ManArgs) -> Result<()> {
             XoneError::internal(format!("cannot write {}", dir.join(name).display())).cause(e)
         })?;
     }
-    cx.ui
-        .status(format!("wrote {} pages to {}", pages.len(), dir.display()));
+    cx.ui.status(format!("wrote {} pages to {}", pages.len(), dir.display()));
     Ok(())
 }

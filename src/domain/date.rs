@@ -66,6 +66,9 @@ impl FromStr for Date {
         }
         if let Some(n) = s.strip_prefix('+') {
             let n: i64 = n.trim_end_matches('d').parse().map_err(|_| bad())?;
+            if n > 36_500 {
+                return Err(format!("invalid date '{s}': at most +36500 days (100 years) ahead"));
+            }
             return Ok(Date::today().plus_days(n));
         }
         let parts: Vec<&str> = s.split('-').collect();
@@ -102,9 +105,7 @@ pub fn parse_datetime(s: &str) -> Result<String, String> {
             let t = t.trim_end_matches('Z');
             let hm: Vec<&str> = t.split(':').collect();
             let ok = (2..=3).contains(&hm.len())
-                && hm
-                    .iter()
-                    .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()));
+                && hm.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()));
             let h: u32 = hm[0].parse().map_err(|_| bad())?;
             let m: u32 = hm.get(1).and_then(|m| m.parse().ok()).unwrap_or(99);
             if !ok || h > 23 || m > 59 {
@@ -116,10 +117,7 @@ pub fn parse_datetime(s: &str) -> Result<String, String> {
 }
 
 fn unix_seconds() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// Now, as an RFC 3339 UTC timestamp: `2026-11-30T01:26:17Z`.
@@ -146,32 +144,22 @@ mod tests {
     #[test]
     fn validates_calendar() {
         assert!("2024-02-29".parse::<Date>().is_ok());
-        for bad in [
-            "2023-02-29",
-            "2026-13-01",
-            "2026-1-1",
-            "26-01-01",
-            "2026-00-10",
-            "tomorrow",
-            "",
-        ] {
+        for bad in
+            ["2023-02-29", "2026-13-01", "2026-1-1", "26-01-01", "2026-00-10", "tomorrow", ""]
+        {
             let e = bad.parse::<Date>().unwrap_err();
             assert!(e.contains("YYYY-MM-DD"), "{e}");
         }
         assert_eq!("+0".parse::<Date>().unwrap(), Date::today());
         assert_eq!("+14d".parse::<Date>().unwrap(), Date::today().plus_days(14));
+        assert!("+99999999999999".parse::<Date>().is_err());
+        assert!("+36501".parse::<Date>().is_err());
     }
 
     #[test]
     fn datetimes() {
-        assert_eq!(
-            parse_datetime("2026-12-01 14:30").unwrap(),
-            "2026-12-01 14:30"
-        );
-        assert_eq!(
-            parse_datetime("2026-12-01T09:05:00Z").unwrap(),
-            "2026-12-01 09:05"
-        );
+        assert_eq!(parse_datetime("2026-12-01 14:30").unwrap(), "2026-12-01 14:30");
+        assert_eq!(parse_datetime("2026-12-01T09:05:00Z").unwrap(), "2026-12-01 09:05");
         assert_eq!(parse_datetime("2026-12-01").unwrap(), "2026-12-01");
         assert!(parse_datetime("2026-12-01 25:00").is_err());
         assert!(parse_datetime("2026-12-01 9:5").is_err());

@@ -90,13 +90,10 @@ impl Status {
 impl FromStr for Status {
     type Err = String;
     fn from_str(s: &str) -> Result<Status, String> {
-        Status::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| {
-                let all: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
-                format!("invalid status '{s}': use one of {}", all.join(", "))
-            })
+        Status::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| {
+            let all: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+            format!("invalid status '{s}': use one of {}", all.join(", "))
+        })
     }
 }
 
@@ -154,10 +151,7 @@ pub struct Missing {
 }
 
 fn missing(item: impl Into<String>, hint: impl Into<String>) -> Missing {
-    Missing {
-        item: item.into(),
-        hint: hint.into(),
-    }
+    Missing { item: item.into(), hint: hint.into() }
 }
 
 fn review_gate(out: &mut Vec<Missing>, key: &RequirementKey, kind: &str, r: &Option<ReviewFact>) {
@@ -170,10 +164,7 @@ fn review_gate(out: &mut Vec<Missing>, key: &RequirementKey, kind: &str, r: &Opt
             format!("{kind} review #{id} has no verdict yet"),
             format!("xone review verdict {id} approve"),
         )),
-        Some(ReviewFact {
-            id,
-            verdict: Some(v),
-        }) if v != "approve" => out.push(missing(
+        Some(ReviewFact { id, verdict: Some(v) }) if v != "approve" => out.push(missing(
             format!("the latest {kind} review #{id} was not approved ({v})"),
             format!("address the comments, then xone review create {key} --kind {kind}"),
         )),
@@ -225,10 +216,7 @@ pub fn gate(from: Status, key: &RequirementKey, f: &Facts) -> Vec<Missing> {
         }
         Status::Developing => {
             if f.branches.is_empty() {
-                out.push(missing(
-                    "no feature branch",
-                    format!("xone branch create {key}"),
-                ));
+                out.push(missing("no feature branch", format!("xone branch create {key}")));
             }
             for b in &f.branches {
                 match b.ahead {
@@ -314,10 +302,7 @@ mod tests {
     }
 
     fn approved(id: i64) -> Option<ReviewFact> {
-        Some(ReviewFact {
-            id,
-            verdict: Some("approve".into()),
-        })
+        Some(ReviewFact { id, verdict: Some("approve".into()) })
     }
 
     fn items(from: Status, f: &Facts) -> Vec<String> {
@@ -350,65 +335,35 @@ mod tests {
             ..Facts::default()
         };
         assert!(items(Status::Draft, &f).is_empty());
-        let f = Facts {
-            end_date: false,
-            ..f
-        };
+        let f = Facts { end_date: false, ..f };
         assert_eq!(items(Status::Draft, &f), ["no end date"]);
     }
 
     #[test]
     fn review_gates_take_the_latest_verdict() {
         let mut f = Facts::default();
-        assert_eq!(
-            items(Status::RequirementReview, &f),
-            ["no requirement review"]
-        );
-        f.requirement_review = Some(ReviewFact {
-            id: 4,
-            verdict: None,
-        });
+        assert_eq!(items(Status::RequirementReview, &f), ["no requirement review"]);
+        f.requirement_review = Some(ReviewFact { id: 4, verdict: None });
         assert_eq!(
             items(Status::RequirementReview, &f),
             ["requirement review #4 has no verdict yet"]
         );
-        f.requirement_review = Some(ReviewFact {
-            id: 5,
-            verdict: Some("reject".into()),
-        });
+        f.requirement_review = Some(ReviewFact { id: 5, verdict: Some("reject".into()) });
         assert!(items(Status::RequirementReview, &f)[0].contains("#5 was not approved"));
         f.requirement_review = approved(6);
         assert!(items(Status::RequirementReview, &f).is_empty());
-        assert_eq!(
-            items(Status::Design, &f),
-            ["no tech-design document", "no tech-design review"]
-        );
+        assert_eq!(items(Status::Design, &f), ["no tech-design document", "no tech-design review"]);
     }
 
     #[test]
     fn developing_gate_counts_commits_ahead() {
-        let mut f = Facts {
-            test_cases_review: approved(1),
-            test_submit_date: true,
-            ..Facts::default()
-        };
+        let mut f =
+            Facts { test_cases_review: approved(1), test_submit_date: true, ..Facts::default() };
         assert_eq!(items(Status::Developing, &f), ["no feature branch"]);
         f.branches = vec![
-            BranchFact {
-                repo: "web".into(),
-                branch: "feature/PAY-1".into(),
-                ahead: Some(2),
-            },
-            BranchFact {
-                repo: "api".into(),
-                branch: "feature/PAY-1".into(),
-                ahead: Some(0),
-            },
-            BranchFact {
-                repo: "job".into(),
-                branch: "feature/PAY-1".into(),
-                ahead: None,
-            },
+            BranchFact { repo: "web".into(), branch: "feature/PAY-1".into(), ahead: Some(2) },
+            BranchFact { repo: "api".into(), branch: "feature/PAY-1".into(), ahead: Some(0) },
+            BranchFact { repo: "job".into(), branch: "feature/PAY-1".into(), ahead: None },
         ];
         let got = items(Status::Developing, &f);
         assert_eq!(got.len(), 2, "{got:?}");

@@ -21,8 +21,7 @@ impl FromStr for ProjectKey {
     fn from_str(s: &str) -> Result<Self, String> {
         let ok = (2..=10).contains(&s.len())
             && s.starts_with(|c: char| c.is_ascii_uppercase())
-            && s.chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+            && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
         if ok {
             Ok(ProjectKey(s.to_string()))
         } else {
@@ -180,14 +179,11 @@ impl ReviewKind {
 pub fn check_user(s: &str) -> Result<String, String> {
     let ok = !s.is_empty()
         && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+        && s.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+'));
     if ok {
         Ok(s.to_string())
     } else {
-        Err(format!(
-            "invalid user name '{s}': use letters, digits, '.', '_', '-' or '@'"
-        ))
+        Err(format!("invalid user name '{s}': use letters, digits, '.', '_', '-', '+' or '@'"))
     }
 }
 
@@ -204,10 +200,7 @@ impl FromStr for Assignment {
         let (r, u) = s
             .split_once('=')
             .ok_or_else(|| format!("invalid assignment '{s}': use ROLE=USER (e.g. pm=alice)"))?;
-        Ok(Assignment {
-            role: r.parse()?,
-            user: check_user(u)?,
-        })
+        Ok(Assignment { role: r.parse()?, user: check_user(u)? })
     }
 }
 
@@ -215,16 +208,9 @@ impl FromStr for Assignment {
 /// Titles in other scripts give an empty slug and the branch is just `feature/KEY`.
 pub fn slug(title: &str) -> String {
     let mut out = String::new();
-    for word in title
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| !w.is_empty())
-    {
+    for word in title.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()) {
         let word = word.to_ascii_lowercase();
-        let extra = if out.is_empty() {
-            word.len()
-        } else {
-            word.len() + 1
-        };
+        let extra = if out.is_empty() { word.len() } else { word.len() + 1 };
         if out.len() + extra > 40 {
             break;
         }
@@ -253,9 +239,8 @@ mod tests {
         assert_eq!(k.project.as_str(), "PAY");
         assert_eq!(k.seq, 12);
         assert_eq!(k.to_string(), "PAY-12");
-        for bad in [
-            "pay-1", "PAY", "PAY-0", "PAY-01", "PAY-x", "P-1", "PAY--1", "1PAY-2", "PAY-+3",
-        ] {
+        for bad in ["pay-1", "PAY", "PAY-0", "PAY-01", "PAY-x", "P-1", "PAY--1", "1PAY-2", "PAY-+3"]
+        {
             assert!(bad.parse::<RequirementKey>().is_err(), "{bad} accepted");
         }
         assert!("SHOP2".parse::<ProjectKey>().is_ok());
@@ -269,10 +254,7 @@ mod tests {
         }
         let e = "boss".parse::<Role>().unwrap_err();
         assert!(e.contains("pm, ui, fe, be, qa, data, ops, owner"), "{e}");
-        assert_eq!(
-            "tech-design".parse::<DocKind>().unwrap(),
-            DocKind::TechDesign
-        );
+        assert_eq!("tech-design".parse::<DocKind>().unwrap(), DocKind::TechDesign);
     }
 
     #[test]

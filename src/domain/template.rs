@@ -40,10 +40,7 @@ Project: {project}
 ";
 
 pub fn render(template: &str, key: &str, title: &str, project: &str) -> String {
-    template
-        .replace("{key}", key)
-        .replace("{title}", title)
-        .replace("{project}", project)
+    template.replace("{key}", key).replace("{title}", title).replace("{project}", project)
 }
 
 #[cfg(test)]

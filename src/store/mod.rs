@@ -26,6 +26,17 @@ pub struct Store {
 /// are short, so this is only reached when something is stuck.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Names the database file in an error that found it corrupt while a command ran.
+pub fn name_the_file(e: XoneError) -> XoneError {
+    if e.message != crate::ui::error::CORRUPT {
+        return e;
+    }
+    let path = crate::config::state_dir().join(FILE_NAME);
+    let mut named = unusable(&path, "is corrupt");
+    named.causes = e.causes;
+    named
+}
+
 fn unusable(path: &Path, what: &str) -> XoneError {
     XoneError::new(Kind::Gate, format!("the state database {} {what}", path.display()))
         .hint(format!(
@@ -47,10 +58,7 @@ fn check_header(path: &Path) -> Result<()> {
     if n == 0 || (n == 16 && &head == b"SQLite format 3\0") {
         Ok(())
     } else {
-        Err(unusable(
-            path,
-            "is not an SQLite database (corrupt, or another program's file)",
-        ))
+        Err(unusable(path, "is not an SQLite database (corrupt, or another program's file)"))
     }
 }
 
@@ -59,12 +67,9 @@ impl Store {
     /// one read of the schema version.
     pub fn open(dir: &Path) -> Result<Store> {
         std::fs::create_dir_all(dir).map_err(|e| {
-            XoneError::internal(format!(
-                "cannot create the state directory {}",
-                dir.display()
-            ))
-            .cause(e)
-            .hint("set XONE_HOME to a writable directory")
+            XoneError::internal(format!("cannot create the state directory {}", dir.display()))
+                .cause(e)
+                .hint("set XONE_HOME to a writable directory")
         })?;
         let path = dir.join(FILE_NAME);
         check_header(&path)?;
@@ -113,30 +118,24 @@ impl Store {
         check_versions(&path, version, app, tables)?;
         // WAL lets readers go on while one process writes; it is a property of the file, so it
         // is set once, when xone first creates or migrates it.
-        let mode: String = self
-            .conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(wrap)?;
+        let mode: String =
+            self.conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(wrap)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(XoneError::internal(format!(
                 "{} cannot use WAL journaling ({mode})",
                 path.display()
             )));
         }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Exclusive)
-            .map_err(wrap)?;
+        let tx =
+            self.conn.transaction_with_behavior(TransactionBehavior::Exclusive).map_err(wrap)?;
         // Another process may have migrated while this one waited for the lock: look again.
         let (version, app, tables) = versions(&tx).map_err(wrap)?;
         check_versions(&path, version, app, tables)?;
         for sql in MIGRATIONS.iter().skip(version as usize) {
             tx.execute_batch(sql).map_err(wrap)?;
         }
-        tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)
-            .map_err(wrap)?;
-        tx.pragma_update(None, "application_id", APPLICATION_ID)
-            .map_err(wrap)?;
+        tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64).map_err(wrap)?;
+        tx.pragma_update(None, "application_id", APPLICATION_ID).map_err(wrap)?;
         tx.commit().map_err(wrap)
     }
 }
@@ -151,10 +150,7 @@ fn check_versions(path: &Path, version: i64, app: i64, tables: i64) -> Result<()
         ));
     }
     if app != 0 && app != APPLICATION_ID {
-        return Err(unusable(
-            path,
-            "belongs to another program (foreign application id)",
-        ));
+        return Err(unusable(path, "belongs to another program (foreign application id)"));
     }
     if version > MIGRATIONS.len() as i64 {
         return Err(XoneError::new(
@@ -178,9 +174,7 @@ impl Store {
     /// Runs `f` in one short write transaction, taken at the start so that two writers queue
     /// instead of failing on an upgrade from read to write.
     pub fn write<T>(&mut self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = f(&tx)?;
         tx.commit()?;
         Ok(value)

@@ -54,10 +54,8 @@ pub fn project(c: &Connection, key: &ProjectKey) -> Result<Project> {
 pub fn active_project(c: &Connection, key: &ProjectKey) -> Result<Project> {
     let p = project(c, key)?;
     if let Some(at) = &p.archived_at {
-        return Err(
-            XoneError::gate(format!("project {key} was archived on {at}"))
-                .hint("archived projects are read-only"),
-        );
+        return Err(XoneError::gate(format!("project {key} was archived on {at}"))
+            .hint("archived projects are read-only"));
     }
     Ok(p)
 }
@@ -65,26 +63,27 @@ pub fn active_project(c: &Connection, key: &ProjectKey) -> Result<Project> {
 pub fn projects(c: &Connection, include_archived: bool) -> Result<Vec<Project>> {
     let sql = format!(
         "SELECT {PROJECT_COLS} FROM project {} ORDER BY key",
-        if include_archived {
-            ""
-        } else {
-            "WHERE archived_at IS NULL"
-        }
+        if include_archived { "" } else { "WHERE archived_at IS NULL" }
     );
     let mut st = c.prepare(&sql)?;
-    let rows = st
-        .query_map([], project_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let rows = st.query_map([], project_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
 
 pub fn project_keys(c: &Connection) -> Result<Vec<(String, String)>> {
     let mut st =
         c.prepare("SELECT key, name FROM project WHERE archived_at IS NULL ORDER BY key")?;
-    let rows = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let rows =
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
+}
+
+pub fn ensure_new_project(c: &Connection, key: &ProjectKey) -> Result<()> {
+    if find_project(c, key)?.is_some() {
+        return Err(XoneError::conflict(format!("project {key} already exists"))
+            .hint(format!("see it with `xone project show {key}`, or choose another key")));
+    }
+    Ok(())
 }
 
 pub fn insert_project(
@@ -94,13 +93,7 @@ pub fn insert_project(
     description: &str,
     actor: &str,
 ) -> Result<()> {
-    if find_project(c, key)?.is_some() {
-        return Err(
-            XoneError::conflict(format!("project {key} already exists")).hint(format!(
-                "see it with `xone project show {key}`, or choose another key"
-            )),
-        );
-    }
+    ensure_new_project(c, key)?;
     c.execute(
         "INSERT INTO project (key, name, description, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![key.as_str(), name, description, date::now(), actor],
@@ -144,18 +137,13 @@ pub fn repos(c: &Connection, project: &ProjectKey) -> Result<Vec<Repo>> {
     let mut st = c.prepare(
         "SELECT id, name, kind, location, default_branch, bare FROM repo WHERE project = ?1 ORDER BY name",
     )?;
-    let rows = st
-        .query_map([project.as_str()], repo_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let rows = st.query_map([project.as_str()], repo_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
 
 pub fn insert_repo(c: &Connection, project: &ProjectKey, repo: &Repo) -> Result<()> {
     let existing = repos(c, project)?;
-    if let Some(r) = existing
-        .iter()
-        .find(|r| r.name == repo.name || r.location == repo.location)
-    {
+    if let Some(r) = existing.iter().find(|r| r.name == repo.name || r.location == repo.location) {
         return Err(XoneError::conflict(format!(
             "project {project} already has repository {} ({})",
             r.name, r.location
@@ -175,11 +163,8 @@ pub fn delete_repo(c: &Connection, project: &ProjectKey, name: &str) -> Result<(
         params![project.as_str(), name],
     )?;
     if n == 0 {
-        return Err(
-            XoneError::not_found(format!("project {project} has no repository {name}")).hint(
-                format!("see its repositories with `xone project repo list {project}`"),
-            ),
-        );
+        return Err(XoneError::not_found(format!("project {project} has no repository {name}"))
+            .hint(format!("see its repositories with `xone project repo list {project}`")));
     }
     Ok(())
 }
@@ -196,22 +181,17 @@ pub fn members(c: &Connection, project: &ProjectKey) -> Result<Vec<Member>> {
     let mut st =
         c.prepare("SELECT user, role FROM member WHERE project = ?1 ORDER BY user, role")?;
     let mut out: Vec<Member> = Vec::new();
-    let rows = st.query_map([project.as_str()], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-    })?;
+    let rows =
+        st.query_map([project.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
     for row in rows {
         let (user, role) = row?;
         match out.last_mut() {
             Some(m) if m.user == user => m.roles.push(role),
-            _ => out.push(Member {
-                user,
-                roles: vec![role],
-            }),
+            _ => out.push(Member { user, roles: vec![role] }),
         }
     }
     for m in &mut out {
-        m.roles
-            .sort_by_key(|r| r.parse::<Role>().map(|r| r as u8).unwrap_or(u8::MAX));
+        m.roles.sort_by_key(|r| r.parse::<Role>().map(|r| r as u8).unwrap_or(u8::MAX));
     }
     Ok(out)
 }
@@ -279,11 +259,8 @@ pub fn remove_member(
         n
     };
     if n == 0 {
-        return Err(
-            XoneError::not_found(format!("{user} has no such role in project {project}")).hint(
-                format!("see the members with `xone project member list {project}`"),
-            ),
-        );
+        return Err(XoneError::not_found(format!("{user} has no such role in project {project}"))
+            .hint(format!("see the members with `xone project member list {project}`")));
     }
     Ok(n)
 }
@@ -332,6 +309,21 @@ pub struct Dates {
     pub release: Option<String>,
 }
 
+impl Dates {
+    /// The dates in the order of `DATE_COLUMNS`.
+    pub fn in_column_order(&self) -> [&Option<String>; 7] {
+        [
+            &self.start,
+            &self.end,
+            &self.dev_end,
+            &self.test_submit,
+            &self.smoke,
+            &self.test_end,
+            &self.release,
+        ]
+    }
+}
+
 /// The date columns, in the order of `Dates`' fields, with the flag that sets each.
 pub const DATE_COLUMNS: [(&str, &str); 7] = [
     ("start_date", "start"),
@@ -358,9 +350,7 @@ pub struct Requirement {
 
 impl Requirement {
     pub fn key(&self) -> RequirementKey {
-        self.key
-            .parse()
-            .expect("keys in the database were checked when they were made")
+        self.key.parse().expect("keys in the database were checked when they were made")
     }
 }
 
@@ -400,10 +390,8 @@ pub fn requirement(c: &Connection, key: &RequirementKey) -> Result<Requirement> 
     )
     .optional()?
     .ok_or_else(|| {
-        XoneError::not_found(format!("no requirement {key}")).hint(format!(
-            "list them with `xone requirement list -p {}`",
-            key.project
-        ))
+        XoneError::not_found(format!("no requirement {key}"))
+            .hint(format!("list them with `xone requirement list -p {}`", key.project))
     })
 }
 
@@ -509,11 +497,7 @@ pub fn list_requirements(
         rusqlite::params_from_iter(args.iter()),
         |r| r.get(0),
     )?;
-    let order = if f.project.is_some() {
-        "r.seq DESC"
-    } else {
-        "r.rowid DESC"
-    };
+    let order = if f.project.is_some() { "r.seq DESC" } else { "r.rowid DESC" };
     let limit = limit.map(|l| l as i64).unwrap_or(-1);
     let mut st = c.prepare(&format!(
         "SELECT r.key, r.project, r.title, r.status, r.updated_at, r.end_date FROM requirement r WHERE {cond} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
@@ -581,17 +565,10 @@ pub struct Person {
 pub fn assignments(c: &Connection, key: &RequirementKey) -> Result<Vec<Person>> {
     let mut st = c.prepare("SELECT role, user FROM assignment WHERE requirement = ?1")?;
     let mut rows = st
-        .query_map([key.to_string()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?
+        .query_map([key.to_string()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?
         .into_iter()
-        .filter_map(|(role, user)| {
-            Some(Person {
-                role: role.parse().ok()?,
-                user,
-            })
-        })
+        .filter_map(|(role, user)| Some(Person { role: role.parse().ok()?, user }))
         .collect::<Vec<_>>();
     rows.sort_by(|a, b| (a.role, &a.user).cmp(&(b.role, &b.user)));
     Ok(rows)
@@ -649,9 +626,7 @@ pub fn documents(c: &Connection, key: &RequirementKey) -> Result<Vec<DocVersion>
     let mut st = c.prepare(&format!(
         "SELECT {DOC_COLS} FROM document d JOIN blob b ON b.sha256 = d.sha256 WHERE d.requirement = ?1 ORDER BY d.kind, d.version"
     ))?;
-    let rows = st
-        .query_map([key.to_string()], doc_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let rows = st.query_map([key.to_string()], doc_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
 
@@ -667,11 +642,9 @@ pub fn document(
          WHERE d.requirement = ?1 AND d.kind = ?2 AND (?3 IS NULL OR d.version = ?3)
          ORDER BY d.version DESC LIMIT 1"
     );
-    Ok(c.query_row(
-        &sql,
-        params![key.to_string(), kind.as_str(), version],
-        |r| Ok((doc_row(r)?, r.get(9)?)),
-    )
+    Ok(c.query_row(&sql, params![key.to_string(), kind.as_str(), version], |r| {
+        Ok((doc_row(r)?, r.get(9)?))
+    })
     .optional()?)
 }
 
@@ -754,6 +727,13 @@ pub struct Review {
     pub comments: Vec<Comment>,
 }
 
+impl Review {
+    /// Comments nobody has resolved yet.
+    pub fn open_comments(&self) -> usize {
+        self.comments.iter().filter(|c| c.resolved_at.is_none()).count()
+    }
+}
+
 const REVIEW_COLS: &str = "id, requirement, kind, at, created_at, created_by, verdict, verdict_at, verdict_by, note, doc_version";
 
 fn review_row(r: &Row) -> rusqlite::Result<Review> {
@@ -776,9 +756,7 @@ fn review_row(r: &Row) -> rusqlite::Result<Review> {
 
 fn fill_review(c: &Connection, mut rv: Review) -> Result<Review> {
     let mut st = c.prepare("SELECT user FROM review_attendee WHERE review = ?1 ORDER BY user")?;
-    rv.attendees = st
-        .query_map([rv.id], |r| r.get(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rv.attendees = st.query_map([rv.id], |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
     let mut st = c.prepare(
         "SELECT id, author, created_at, section, body, resolved_at, resolved_by FROM review_comment WHERE review = ?1 ORDER BY id",
     )?;
@@ -800,11 +778,7 @@ fn fill_review(c: &Connection, mut rv: Review) -> Result<Review> {
 
 pub fn review(c: &Connection, id: i64) -> Result<Review> {
     let rv = c
-        .query_row(
-            &format!("SELECT {REVIEW_COLS} FROM review WHERE id = ?1"),
-            [id],
-            review_row,
-        )
+        .query_row(&format!("SELECT {REVIEW_COLS} FROM review WHERE id = ?1"), [id], review_row)
         .optional()?
         .ok_or_else(|| {
             XoneError::not_found(format!("no review #{id}"))
@@ -868,10 +842,8 @@ pub fn resolve_comment(c: &Connection, review: i64, comment: i64, actor: &str) -
         )
         .optional()?;
     match found {
-        None => Err(
-            XoneError::not_found(format!("review #{review} has no comment {comment}"))
-                .hint(format!("see its comments with `xone review show {review}`")),
-        ),
+        None => Err(XoneError::not_found(format!("review #{review} has no comment {comment}"))
+            .hint(format!("see its comments with `xone review show {review}`"))),
         Some(Some(_)) => Ok(false),
         Some(None) => {
             c.execute(
@@ -937,19 +909,16 @@ pub fn branches(
          ORDER BY q.project, q.seq, r.name",
     )?;
     let rows = st
-        .query_map(
-            params![key.map(|k| k.to_string()), project.map(|p| p.as_str())],
-            |r| {
-                Ok(BranchRecord {
-                    requirement: r.get(0)?,
-                    repo: r.get(1)?,
-                    repo_id: r.get(2)?,
-                    name: r.get(3)?,
-                    base: r.get(4)?,
-                    created_at: r.get(5)?,
-                })
-            },
-        )?
+        .query_map(params![key.map(|k| k.to_string()), project.map(|p| p.as_str())], |r| {
+            Ok(BranchRecord {
+                requirement: r.get(0)?,
+                repo: r.get(1)?,
+                repo_id: r.get(2)?,
+                name: r.get(3)?,
+                base: r.get(4)?,
+                created_at: r.get(5)?,
+            })
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
@@ -990,11 +959,7 @@ pub fn signoffs(c: &Connection, key: &RequirementKey) -> Result<Vec<Signoff>> {
         c.prepare("SELECT user, at, note FROM signoff WHERE requirement = ?1 ORDER BY id")?;
     let rows = st
         .query_map([key.to_string()], |r| {
-            Ok(Signoff {
-                user: r.get(0)?,
-                at: r.get(1)?,
-                note: r.get(2)?,
-            })
+            Ok(Signoff { user: r.get(0)?, at: r.get(1)?, note: r.get(2)? })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)

@@ -28,16 +28,14 @@ pub struct XoneError {
     pub hints: Vec<String>,
 }
 
+/// The message of a corruption found in the middle of a command.
+pub const CORRUPT: &str = "the state database is corrupt";
+
 pub type Result<T, E = XoneError> = std::result::Result<T, E>;
 
 impl XoneError {
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
-        XoneError {
-            kind,
-            message: message.into(),
-            causes: Vec::new(),
-            hints: Vec::new(),
-        }
+        XoneError { kind, message: message.into(), causes: Vec::new(), hints: Vec::new() }
     }
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(Kind::Internal, message)
@@ -75,8 +73,15 @@ impl fmt::Display for XoneError {
 
 impl std::error::Error for XoneError {}
 
+/// Marks an error that only says stdout was closed (`xone requirement list | head -1`): not a
+/// failure worth a message.
+pub const BROKEN_PIPE: &str = "standard output was closed";
+
 impl From<std::io::Error> for XoneError {
     fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return XoneError::internal(BROKEN_PIPE);
+        }
         XoneError::internal(format!("I/O error: {e}"))
     }
 }
@@ -90,10 +95,9 @@ impl From<rusqlite::Error> for XoneError {
                     .cause(e)
                     .hint("retry; if it persists, look for a stuck xone process")
             }
+            // `store::name_the_file` adds which file and how to recover, once it is known.
             Some(C::DatabaseCorrupt | C::NotADatabase) => {
-                XoneError::new(Kind::Gate, "the state database is corrupt")
-                    .cause(e)
-                    .hint("move the file aside and run `xone init`, or recover it with `sqlite3 FILE .recover`")
+                XoneError::new(Kind::Gate, CORRUPT).cause(e)
             }
             Some(C::DiskFull) => XoneError::internal("the disk is full").cause(e),
             Some(C::ReadOnly | C::CannotOpen | C::PermissionDenied) => {
@@ -114,6 +118,9 @@ impl From<git2::Error> for XoneError {
 
 impl From<serde_json::Error> for XoneError {
     fn from(e: serde_json::Error) -> Self {
+        if e.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe) {
+            return XoneError::internal(BROKEN_PIPE);
+        }
         XoneError::internal("JSON encoding failed").cause(e)
     }
 }

@@ -6,11 +6,7 @@ use std::io::{self, IsTerminal, Write};
 
 use serde::Serialize;
 
-pub use error::{Kind, Result, XoneError};
-
-/// Marks an error that only says stdout was closed (`xone requirement list | head -1`): not a
-/// failure worth a message.
-pub const BROKEN_PIPE: &str = "standard output was closed";
+pub use error::{Kind, Result, XoneError, BROKEN_PIPE};
 
 pub struct Ui {
     pub json: bool,
@@ -52,17 +48,20 @@ impl Ui {
 
     /// Writes a line of data to stdout.
     pub fn line(&mut self, s: impl std::fmt::Display) -> Result<()> {
-        writeln!(self.out, "{s}").map_err(out_err)
+        writeln!(self.out, "{s}")?;
+        Ok(())
     }
 
     /// Prints one JSON document on stdout.
     pub fn print_json<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         serde_json::to_writer_pretty(&mut self.out, value)?;
-        writeln!(self.out).map_err(out_err)
+        writeln!(self.out)?;
+        Ok(())
     }
 
     pub fn flush(&mut self) -> Result<()> {
-        self.out.flush().map_err(out_err)
+        self.out.flush()?;
+        Ok(())
     }
 
     /// A progress or status line for people, on stderr.
@@ -85,11 +84,18 @@ impl Ui {
         if !self.interactive() {
             return Ok(true);
         }
-        dialoguer::Confirm::new()
-            .with_prompt(prompt)
-            .default(false)
-            .interact()
-            .map_err(prompt_err)
+        dialoguer::Confirm::new().with_prompt(prompt).default(false).interact().map_err(prompt_err)
+    }
+
+    /// Asks for confirmation where xone may ask; a "no" stops the command with exit 4 and
+    /// `what` (what was left undone).
+    pub fn confirm_or_stop(&self, prompt: &str, what: &str) -> Result<()> {
+        if self.confirm(prompt)? {
+            Ok(())
+        } else {
+            Err(XoneError::gate(format!("not confirmed: {what}"))
+                .hint("--yes answers yes without asking"))
+        }
     }
 
     /// Asks for a line of text on a terminal; `None` where xone may not ask.
@@ -97,10 +103,8 @@ impl Ui {
         if !self.interactive() {
             return Ok(None);
         }
-        let answer: String = dialoguer::Input::new()
-            .with_prompt(prompt)
-            .interact_text()
-            .map_err(prompt_err)?;
+        let answer: String =
+            dialoguer::Input::new().with_prompt(prompt).interact_text().map_err(prompt_err)?;
         Ok(Some(answer))
     }
 
@@ -133,12 +137,7 @@ impl Ui {
     /// Prints an error the way every xone error looks: what, why, what next.
     pub fn print_error(&self, e: &XoneError) {
         let mut err = io::stderr().lock();
-        let _ = writeln!(
-            err,
-            "{} {}",
-            paint(self.color_err, "1;31", "Error:"),
-            e.message
-        );
+        let _ = writeln!(err, "{} {}", paint(self.color_err, "1;31", "Error:"), e.message);
         for c in &e.causes {
             let _ = writeln!(err, "Caused by: {c}");
         }
@@ -152,10 +151,7 @@ impl Ui {
 pub fn report_panic(info: &std::panic::PanicHookInfo<'_>) {
     let mut err = io::stderr().lock();
     let _ = writeln!(err, "Error: internal error: {info}");
-    let _ = writeln!(
-        err,
-        "Hint: this is a bug in xone; please report it with the command you ran"
-    );
+    let _ = writeln!(err, "Hint: this is a bug in xone; please report it with the command you ran");
 }
 
 fn paint(on: bool, code: &str, s: &str) -> String {
@@ -163,14 +159,6 @@ fn paint(on: bool, code: &str, s: &str) -> String {
         format!("\x1b[{code}m{s}\x1b[0m")
     } else {
         s.to_string()
-    }
-}
-
-fn out_err(e: io::Error) -> XoneError {
-    if e.kind() == io::ErrorKind::BrokenPipe {
-        XoneError::internal(BROKEN_PIPE)
-    } else {
-        XoneError::from(e)
     }
 }
 

@@ -14,27 +14,16 @@ fn init_is_idempotent_and_reports_paths() {
 #[test]
 fn layers_resolve_later_wins() {
     let env = TestEnv::new();
-    assert_eq!(
-        env.ok(&["config", "get", "gates.coverage"]).stdout.trim(),
-        "80.0"
-    );
+    assert_eq!(env.ok(&["config", "get", "gates.coverage"]).stdout.trim(), "80.0");
     env.ok(&["config", "set", "gates.coverage", "85"]);
     let user_file = env.home.join(".config/xone/config.toml");
-    assert!(std::fs::read_to_string(&user_file)
-        .unwrap()
-        .contains("coverage = 85.0"));
+    assert!(std::fs::read_to_string(&user_file).unwrap().contains("coverage = 85.0"));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&user_file).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&user_file).unwrap().permissions().mode() & 0o777, 0o600);
     }
-    assert_eq!(
-        env.ok(&["config", "get", "gates.coverage"]).stdout.trim(),
-        "85.0"
-    );
+    assert_eq!(env.ok(&["config", "get", "gates.coverage"]).stdout.trim(), "85.0");
 
     // A project's .xone.toml, found from a subdirectory, beats the user config.
     std::fs::write(
@@ -57,27 +46,13 @@ fn layers_resolve_later_wins() {
     assert_eq!(r.stdout.trim(), "70.0");
 
     let list = env.json(&["config", "list"]);
-    let row = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["key"] == "gates.watch_window")
-        .unwrap();
-    assert_eq!(
-        (row["value"].as_str(), row["origin"].as_str()),
-        (Some("15m"), Some("project"))
-    );
+    let row = list.as_array().unwrap().iter().find(|r| r["key"] == "gates.watch_window").unwrap();
+    assert_eq!((row["value"].as_str(), row["origin"].as_str()), (Some("15m"), Some("project")));
 
     let paths = env.json(&["config", "path"]);
     assert_eq!(paths["database"], env.db().to_str().unwrap());
-    assert_eq!(
-        paths["project_config"],
-        env.work.join(".xone.toml").to_str().unwrap()
-    );
-    assert_eq!(
-        env.ok(&["config", "path"]).stdout.trim(),
-        user_file.to_str().unwrap()
-    );
+    assert_eq!(paths["project_config"], env.work.join(".xone.toml").to_str().unwrap());
+    assert_eq!(env.ok(&["config", "path"]).stdout.trim(), user_file.to_str().unwrap());
 
     env.ok(&["config", "set", "gates.watch_window", "30m", "--project"]);
     assert!(std::fs::read_to_string(env.work.join(".xone.toml"))
@@ -102,10 +77,8 @@ fn bad_keys_and_values_are_usage_errors() {
     let env = TestEnv::new();
     env.code(2, &["config", "get", "gates.nope"])
         .says(&["unknown configuration key 'gates.nope'", "gates.coverage"]);
-    env.code(2, &["config", "set", "gates.coverage", "lots"])
-        .says(&["a number"]);
-    env.code(2, &["config", "set", "gates.watch_window", "soon"])
-        .says(&["15m"]);
+    env.code(2, &["config", "set", "gates.coverage", "lots"]).says(&["a number"]);
+    env.code(2, &["config", "set", "gates.watch_window", "soon"]).says(&["15m"]);
     let r = env.run_with(&["config", "get", "user.name"], |c| {
         c.env_remove("XONE_USER");
     });
@@ -116,10 +89,7 @@ fn bad_keys_and_values_are_usage_errors() {
         "tester",
         "XONE_USER sets user.name"
     );
-    assert!(
-        !env.home.join(".config/xone/config.toml").exists(),
-        "nothing may be written"
-    );
+    assert!(!env.home.join(".config/xone/config.toml").exists(), "nothing may be written");
 }
 
 #[test]
@@ -136,14 +106,9 @@ fn malformed_files_name_file_line_and_column_and_stay_untouched() {
 
     std::fs::write(&user_file, "").unwrap();
     std::fs::write(env.work.join(".xone.toml"), "[gates\n").unwrap();
-    env.code(2, &["requirement", "list"])
-        .says(&[".xone.toml:1:", "malformed"]);
+    env.code(2, &["requirement", "list"]).says(&[".xone.toml:1:", "malformed"]);
 
-    std::fs::write(
-        env.work.join(".xone.toml"),
-        "[gates]\ncoverage = \"high\"\n",
-    )
-    .unwrap();
+    std::fs::write(env.work.join(".xone.toml"), "[gates]\ncoverage = \"high\"\n").unwrap();
     env.code(2, &["requirement", "list"])
         .says(&[".xone.toml", "gates.coverage has the wrong type"]);
 }

@@ -38,17 +38,9 @@ impl Run {
     /// The error text, which must name every fragment given.
     pub fn says(&self, fragments: &[&str]) -> &Self {
         for f in fragments {
-            assert!(
-                self.stderr.contains(f),
-                "stderr lacks {f:?}:\n{}",
-                self.stderr
-            );
+            assert!(self.stderr.contains(f), "stderr lacks {f:?}:\n{}", self.stderr);
         }
-        assert!(
-            !self.stderr.contains("panicked"),
-            "a panic reached the user: {}",
-            self.stderr
-        );
+        assert!(!self.stderr.contains("panicked"), "a panic reached the user: {}", self.stderr);
         self
     }
 }
@@ -62,13 +54,7 @@ impl TestEnv {
         for d in [&home, &work] {
             std::fs::create_dir_all(d).unwrap();
         }
-        TestEnv {
-            home,
-            state,
-            work,
-            user: "tester".into(),
-            _root: root,
-        }
+        TestEnv { home, state, work, user: "tester".into(), _root: root }
     }
 
     pub fn root(&self) -> &Path {
@@ -107,11 +93,7 @@ impl TestEnv {
             "xone {args:?} exited {}, not {code}:\n{}{}",
             r.code, r.stdout, r.stderr
         );
-        assert!(
-            !r.stderr.contains("panicked"),
-            "a panic reached the user: {}",
-            r.stderr
-        );
+        assert!(!r.stderr.contains("panicked"), "a panic reached the user: {}", r.stderr);
         r
     }
 
@@ -128,8 +110,18 @@ impl TestEnv {
     /// Runs `xone ARGS` (a shell word list) on a pseudo-terminal, as a person would, through
     /// util-linux `script`; CI is not set there.
     pub fn in_terminal(&self, args: &str, envs: &[(&str, &str)]) -> Run {
-        let mut c = Command::new("script");
-        c.args(["-qec", &format!("{XONE} {args}"), "/dev/null"])
+        self.answering(args, envs, None)
+    }
+
+    /// As `in_terminal`, typing `keys` at the terminal once xone is waiting for them.
+    pub fn answering(&self, args: &str, envs: &[(&str, &str)], keys: Option<&str>) -> Run {
+        let script = format!("script -qec '{XONE} {args}' /dev/null");
+        let line = match keys {
+            Some(k) => format!("(sleep 1; printf '{k}') | {script}"),
+            None => format!("{script} < /dev/null"),
+        };
+        let mut c = Command::new("sh");
+        c.args(["-c", &line])
             .env_clear()
             .env("HOME", &self.home)
             .env("XONE_HOME", &self.state)
@@ -141,7 +133,7 @@ impl TestEnv {
         for (k, v) in envs {
             c.env(k, v);
         }
-        Run::from(c.output().expect("script runs"))
+        Run::from(c.output().expect("sh and script run"))
     }
 
     pub fn as_user(&self, user: &str) -> TestEnv {
@@ -169,13 +161,7 @@ impl TestEnv {
         let mut opts = git2::RepositoryInitOptions::new();
         opts.initial_head("main").bare(bare);
         let repo = git2::Repository::init_opts(&path, &opts).unwrap();
-        commit(
-            &repo,
-            "README.md",
-            &format!("# {name}\n"),
-            "Initial commit",
-            None,
-        );
+        commit(&repo, "README.md", &format!("# {name}\n"), "Initial commit", None);
         path
     }
 }
@@ -194,38 +180,22 @@ pub fn commit(
 ) -> git2::Oid {
     let refname = match branch {
         Some(b) => format!("refs/heads/{b}"),
-        None => repo
-            .find_reference("HEAD")
-            .unwrap()
-            .symbolic_target()
-            .unwrap()
-            .unwrap()
-            .to_string(),
+        None => {
+            repo.find_reference("HEAD").unwrap().symbolic_target().unwrap().unwrap().to_string()
+        }
     };
-    let parent = repo
-        .find_reference(&refname)
-        .ok()
-        .and_then(|r| r.peel_to_commit().ok());
-    let mut tb = repo
-        .treebuilder(parent.as_ref().map(|p| p.tree().unwrap()).as_ref())
-        .unwrap();
+    let parent = repo.find_reference(&refname).ok().and_then(|r| r.peel_to_commit().ok());
+    let mut tb = repo.treebuilder(parent.as_ref().map(|p| p.tree().unwrap()).as_ref()).unwrap();
     let blob = repo.blob(body.as_bytes()).unwrap();
     tb.insert(file, blob, 0o100644).unwrap();
     let tree = repo.find_tree(tb.write().unwrap()).unwrap();
     let parents: Vec<&git2::Commit> = parent.iter().collect();
-    let oid = repo
-        .commit(Some(&refname), &sig(), &sig(), msg, &tree, &parents)
-        .unwrap();
+    let oid = repo.commit(Some(&refname), &sig(), &sig(), msg, &tree, &parents).unwrap();
     if !repo.is_bare()
-        && repo
-            .head()
-            .ok()
-            .and_then(|h| h.name().ok().map(String::from))
-            .as_deref()
+        && repo.head().ok().and_then(|h| h.name().ok().map(String::from)).as_deref()
             == Some(refname.as_str())
     {
-        repo.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
-            .unwrap();
+        repo.checkout_head(Some(git2::build::CheckoutBuilder::new().force())).unwrap();
     }
     oid
 }

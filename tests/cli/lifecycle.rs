@@ -1,18 +1,11 @@
 use crate::harness::*;
 
 fn status(env: &TestEnv, key: &str) -> String {
-    env.json(&["requirement", "show", key])["status"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    env.json(&["requirement", "show", key])["status"].as_str().unwrap().to_string()
 }
 
 fn approve(env: &TestEnv, key: &str, kind: &str) {
-    let id = env
-        .ok(&["review", "create", key, "--kind", kind])
-        .stdout
-        .trim()
-        .to_string();
+    let id = env.ok(&["review", "create", key, "--kind", kind]).stdout.trim().to_string();
     env.ok(&["review", "verdict", &id, "approve"]);
 }
 
@@ -37,8 +30,7 @@ fn draft_to_submitted_through_every_gate() {
     env.ok(&["requirement", "doc", "PAY-1", "--attach", &doc]);
     env.ok(&["requirement", "assign", "PAY-1", "pm=pat", "qa=quinn"]);
     env.ok(&["requirement", "schedule", "PAY-1", "--start", "2026-12-01"]);
-    env.code(4, &["requirement", "advance", "PAY-1"])
-        .says(&["1 missing", "no end date"]);
+    env.code(4, &["requirement", "advance", "PAY-1"]).says(&["1 missing", "no end date"]);
     env.ok(&["requirement", "schedule", "PAY-1", "--end", "2026-12-20"]);
     let j = env.json(&["requirement", "advance", "PAY-1"]);
     assert_eq!(
@@ -47,25 +39,13 @@ fn draft_to_submitted_through_every_gate() {
     );
 
     // requirement-review -> design: the latest review's verdict counts.
-    env.code(4, &["requirement", "advance", "PAY-1"])
-        .says(&["no requirement review"]);
-    let r1 = env
-        .ok(&["review", "create", "PAY-1", "--kind", "requirement"])
-        .stdout
-        .trim()
-        .to_string();
+    env.code(4, &["requirement", "advance", "PAY-1"]).says(&["no requirement review"]);
+    let r1 =
+        env.ok(&["review", "create", "PAY-1", "--kind", "requirement"]).stdout.trim().to_string();
     env.code(4, &["requirement", "advance", "PAY-1"])
         .says(&[&format!("review #{r1} has no verdict")]);
-    env.ok(&[
-        "review",
-        "verdict",
-        &r1,
-        "reject",
-        "--note",
-        "scope unclear",
-    ]);
-    env.code(4, &["requirement", "advance", "PAY-1"])
-        .says(&["was not approved (reject)"]);
+    env.ok(&["review", "verdict", &r1, "reject", "--note", "scope unclear"]);
+    env.code(4, &["requirement", "advance", "PAY-1"]).says(&["was not approved (reject)"]);
     approve(&env, "PAY-1", "requirement");
     env.ok(&["requirement", "advance", "PAY-1"]);
     assert_eq!(status(&env, "PAY-1"), "design");
@@ -102,40 +82,16 @@ fn draft_to_submitted_through_every_gate() {
         &write(&env, "tc.md", b"# Cases\n"),
     ]);
     approve(&env, "PAY-1", "test-cases");
-    env.ok(&[
-        "requirement",
-        "schedule",
-        "PAY-1",
-        "--test-submit",
-        "2026-12-10",
-    ]);
+    env.ok(&["requirement", "schedule", "PAY-1", "--test-submit", "2026-12-10"]);
     let r = env.code(4, &["requirement", "advance", "PAY-1"]);
-    r.says(&[
-        "2 missing",
-        "in api has no commits ahead",
-        "in web has no commits ahead",
-    ]);
-    let branch = env.json(&["requirement", "show", "PAY-1"])["branch"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    r.says(&["2 missing", "in api has no commits ahead", "in web has no commits ahead"]);
+    let branch =
+        env.json(&["requirement", "show", "PAY-1"])["branch"].as_str().unwrap().to_string();
     assert_eq!(branch, "feature/PAY-1-refunds");
-    commit(
-        &git2::Repository::open(&web).unwrap(),
-        "a.txt",
-        "a",
-        "PAY-1: work",
-        Some(&branch),
-    );
+    commit(&git2::Repository::open(&web).unwrap(), "a.txt", "a", "PAY-1: work", Some(&branch));
     env.code(4, &["requirement", "advance", "PAY-1"])
         .says(&["1 missing", "in api has no commits ahead"]);
-    commit(
-        &git2::Repository::open(&api).unwrap(),
-        "b.txt",
-        "b",
-        "PAY-1: work",
-        Some(&branch),
-    );
+    commit(&git2::Repository::open(&api).unwrap(), "b.txt", "b", "PAY-1: work", Some(&branch));
     env.ok(&["requirement", "advance", "PAY-1"]);
     assert_eq!(status(&env, "PAY-1"), "submitted");
 
@@ -147,8 +103,7 @@ fn draft_to_submitted_through_every_gate() {
         "deployment to test",
         "smoke",
     ]);
-    env.code(2, &["requirement", "advance", "PAY-1", "--force"])
-        .says(&["--reason"]);
+    env.code(2, &["requirement", "advance", "PAY-1", "--force"]).says(&["--reason"]);
     let j = env.json(&[
         "requirement",
         "advance",
@@ -166,15 +121,8 @@ fn draft_to_submitted_through_every_gate() {
         "no release-plan document",
         "no rollback-plan document",
     ]);
-    env.code(4, &["requirement", "signoff", "PAY-1"])
-        .says(&["tester is not a qa member of PAY"]);
-    env.as_user("quinn").ok(&[
-        "requirement",
-        "signoff",
-        "PAY-1",
-        "--note",
-        "all cases pass",
-    ]);
+    env.code(4, &["requirement", "signoff", "PAY-1"]).says(&["tester is not a qa member of PAY"]);
+    env.as_user("quinn").ok(&["requirement", "signoff", "PAY-1", "--note", "all cases pass"]);
     env.ok(&[
         "requirement",
         "doc",
@@ -194,29 +142,12 @@ fn draft_to_submitted_through_every_gate() {
     env.ok(&["requirement", "advance", "PAY-1"]);
     assert_eq!(status(&env, "PAY-1"), "gray");
 
-    env.code(4, &["requirement", "advance", "PAY-1"])
-        .says(&["prod"]);
-    env.ok(&[
-        "requirement",
-        "advance",
-        "PAY-1",
-        "--force",
-        "--reason",
-        "released by hand",
-    ]);
-    env.code(4, &["requirement", "advance", "PAY-1"])
-        .says(&["post-release watch"]);
-    env.ok(&[
-        "requirement",
-        "advance",
-        "PAY-1",
-        "--force",
-        "--reason",
-        "watched by hand",
-    ]);
+    env.code(4, &["requirement", "advance", "PAY-1"]).says(&["prod"]);
+    env.ok(&["requirement", "advance", "PAY-1", "--force", "--reason", "released by hand"]);
+    env.code(4, &["requirement", "advance", "PAY-1"]).says(&["post-release watch"]);
+    env.ok(&["requirement", "advance", "PAY-1", "--force", "--reason", "watched by hand"]);
     assert_eq!(status(&env, "PAY-1"), "done");
-    env.code(4, &["requirement", "advance", "PAY-1"])
-        .says(&["no next step"]);
+    env.code(4, &["requirement", "advance", "PAY-1"]).says(&["no next step"]);
     env.code(4, &["requirement", "cancel", "PAY-1", "--reason", "late"])
         .says(&["can no longer change"]);
 
@@ -238,25 +169,12 @@ fn draft_to_submitted_through_every_gate() {
     assert_eq!(moves.len(), 8);
     assert_eq!(moves[4], ("submitted".into(), "testing".into(), true));
     assert_eq!(moves[3], ("developing".into(), "submitted".into(), false));
-    let forced = log
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["forced"] == true)
-        .unwrap();
+    let forced = log.as_array().unwrap().iter().find(|e| e["forced"] == true).unwrap();
     assert_eq!(forced["reason"], "tested by hand on staging");
     assert_eq!(forced["actor"], "tester");
-    assert!(forced["detail"]
-        .as_str()
-        .unwrap()
-        .contains("no smoke check"));
+    assert!(forced["detail"].as_str().unwrap().contains("no smoke check"));
     assert!(forced["at"].as_str().unwrap().ends_with('Z'));
-    let signoff = log
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["action"] == "signoff")
-        .unwrap();
+    let signoff = log.as_array().unwrap().iter().find(|e| e["action"] == "signoff").unwrap();
     assert_eq!(signoff["actor"], "quinn");
     let text = env.ok(&["requirement", "log", "PAY-1"]).stdout;
     assert!(
@@ -274,60 +192,24 @@ fn reject_and_cancel() {
     env.code(4, &["requirement", "reject", "PAY-1", "--reason", "bad"])
         .says(&["only submitted or testing"]);
     for _ in 0..4 {
-        env.ok(&[
-            "requirement",
-            "advance",
-            "PAY-1",
-            "--force",
-            "--reason",
-            "skip",
-        ]);
+        env.ok(&["requirement", "advance", "PAY-1", "--force", "--reason", "skip"]);
     }
     assert_eq!(status(&env, "PAY-1"), "submitted");
-    env.code(2, &["requirement", "reject", "PAY-1"])
-        .says(&["needs a reason"]);
-    env.ok(&[
-        "requirement",
-        "reject",
-        "PAY-1",
-        "--reason",
-        "smoke test fails on login",
-    ]);
+    env.code(2, &["requirement", "reject", "PAY-1"]).says(&["needs a reason"]);
+    env.ok(&["requirement", "reject", "PAY-1", "--reason", "smoke test fails on login"]);
     assert_eq!(status(&env, "PAY-1"), "developing");
     let log = env.json(&["requirement", "log", "PAY-1"]);
     let last = log.as_array().unwrap().last().unwrap().clone();
     assert_eq!(
-        (
-            last["action"].as_str(),
-            last["from"].as_str(),
-            last["to"].as_str()
-        ),
+        (last["action"].as_str(), last["from"].as_str(), last["to"].as_str()),
         (Some("reject"), Some("submitted"), Some("developing"))
     );
     assert_eq!(last["reason"], "smoke test fails on login");
 
-    env.code(2, &["requirement", "cancel", "PAY-1"])
-        .says(&["needs a reason"]);
-    env.ok(&[
-        "requirement",
-        "cancel",
-        "PAY-1",
-        "--reason",
-        "superseded by PAY-2",
-    ]);
+    env.code(2, &["requirement", "cancel", "PAY-1"]).says(&["needs a reason"]);
+    env.ok(&["requirement", "cancel", "PAY-1", "--reason", "superseded by PAY-2"]);
     assert_eq!(status(&env, "PAY-1"), "cancelled");
-    env.code(
-        4,
-        &[
-            "requirement",
-            "advance",
-            "PAY-1",
-            "--force",
-            "--reason",
-            "x",
-        ],
-    );
-    env.code(4, &["requirement", "assign", "PAY-1", "pm=pat"])
-        .says(&["cancelled"]);
+    env.code(4, &["requirement", "advance", "PAY-1", "--force", "--reason", "x"]);
+    env.code(4, &["requirement", "assign", "PAY-1", "pm=pat"]).says(&["cancelled"]);
     env.code(3, &["requirement", "log", "PAY-9"]);
 }

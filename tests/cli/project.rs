@@ -13,28 +13,15 @@ fn create_list_show_archive() {
     let repos = show["repos"].as_array().unwrap();
     assert_eq!(repos.len(), 2);
     let api = repos.iter().find(|r| r["name"] == "api").unwrap();
-    assert_eq!(
-        (api["bare"].as_bool(), api["default_branch"].as_str()),
-        (Some(true), Some("main"))
-    );
+    assert_eq!((api["bare"].as_bool(), api["default_branch"].as_str()), (Some(true), Some("main")));
     let web_row = repos.iter().find(|r| r["name"] == "web").unwrap();
-    assert_eq!(
-        web_row["location"],
-        web.canonicalize().unwrap().to_str().unwrap()
-    );
+    assert_eq!(web_row["location"], web.canonicalize().unwrap().to_str().unwrap());
 
     env.ok(&["requirement", "create", "-p", "PAY", "Before archiving"]);
     env.ok(&["project", "archive", "PAY"]);
     assert_eq!(env.json(&["project", "list"]).as_array().unwrap().len(), 0);
-    assert_eq!(
-        env.json(&["project", "list", "--all"])
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
-    env.code(4, &["requirement", "create", "-p", "PAY", "After"])
-        .says(&["archived"]);
+    assert_eq!(env.json(&["project", "list", "--all"]).as_array().unwrap().len(), 1);
+    env.code(4, &["requirement", "create", "-p", "PAY", "After"]).says(&["archived"]);
     // Still readable.
     env.ok(&["requirement", "show", "PAY-1"]);
 }
@@ -43,12 +30,10 @@ fn create_list_show_archive() {
 fn keys_are_checked_and_unique() {
     let env = TestEnv::new();
     env.ok(&["project", "create", "PAY", "--name", "Payments"]);
-    env.code(5, &["project", "create", "PAY", "--name", "Again"])
-        .says(&["PAY already exists"]);
+    env.code(5, &["project", "create", "PAY", "--name", "Again"]).says(&["PAY already exists"]);
     env.code(2, &["project", "create", "pay", "--name", "Lower"])
         .says(&["invalid project key", "e.g. PAY"]);
-    env.code(3, &["project", "show", "NOPE"])
-        .says(&["no project NOPE"]);
+    env.code(3, &["project", "show", "NOPE"]).says(&["no project NOPE"]);
     env.code(2, &["project", "create", "X", "--name", "Short"]);
 }
 
@@ -58,13 +43,9 @@ fn repositories_must_be_git() {
     env.ok(&["project", "create", "PAY", "--name", "Payments"]);
     let plain = env.root().join("plain");
     std::fs::create_dir_all(&plain).unwrap();
-    env.code(
-        2,
-        &["project", "repo", "add", "PAY", plain.to_str().unwrap()],
-    )
-    .says(&["is not a git repository"]);
-    env.code(3, &["project", "repo", "add", "PAY", "/no/such/dir"])
-        .says(&["does not exist"]);
+    env.code(2, &["project", "repo", "add", "PAY", plain.to_str().unwrap()])
+        .says(&["is not a git repository"]);
+    env.code(3, &["project", "repo", "add", "PAY", "/no/such/dir"]).says(&["does not exist"]);
     // Nothing half-written: a bad --repo refuses the whole project.
     let good = env.repo("good", false);
     env.code(
@@ -84,21 +65,10 @@ fn repositories_must_be_git() {
     env.code(3, &["project", "show", "SHOP"]);
 
     env.ok(&["project", "repo", "add", "PAY", good.to_str().unwrap()]);
-    env.code(
-        5,
-        &["project", "repo", "add", "PAY", good.to_str().unwrap()],
-    )
-    .says(&["already has repository good"]);
+    env.code(5, &["project", "repo", "add", "PAY", good.to_str().unwrap()])
+        .says(&["already has repository good"]);
     let bare = env.repo("svc", true);
-    env.ok(&[
-        "project",
-        "repo",
-        "add",
-        "PAY",
-        bare.to_str().unwrap(),
-        "--name",
-        "service",
-    ]);
+    env.ok(&["project", "repo", "add", "PAY", bare.to_str().unwrap(), "--name", "service"]);
     let names: Vec<String> = env
         .json(&["project", "repo", "list", "PAY"])
         .as_array()
@@ -109,52 +79,27 @@ fn repositories_must_be_git() {
     assert_eq!(names, ["good", "service"]);
     env.ok(&["project", "repo", "remove", "PAY", "good"]);
     env.code(3, &["project", "repo", "remove", "PAY", "good"]);
-    assert_eq!(
-        env.json(&["project", "repo", "list", "PAY"])
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
-    assert!(
-        good.join("README.md").exists(),
-        "the repository itself is untouched"
-    );
+    assert_eq!(env.json(&["project", "repo", "list", "PAY"]).as_array().unwrap().len(), 1);
+    assert!(good.join("README.md").exists(), "the repository itself is untouched");
 }
 
 #[test]
 fn create_repo_makes_a_local_repository() {
     let env = TestEnv::new();
-    env.ok(&[
-        "project",
-        "create",
-        "NEW",
-        "--name",
-        "New",
-        "--create-repo",
-        "fresh",
-    ]);
+    env.ok(&["project", "create", "NEW", "--name", "New", "--create-repo", "fresh"]);
     let repos = env.json(&["project", "repo", "list", "NEW"]);
     assert_eq!(repos[0]["name"], "fresh");
-    assert!(git2::Repository::open(env.work.join("fresh"))
-        .unwrap()
-        .head()
-        .is_ok());
+    assert!(git2::Repository::open(env.work.join("fresh")).unwrap().head().is_ok());
 }
 
 #[test]
 fn members_and_roles() {
     let env = TestEnv::new();
     env.ok(&["project", "create", "PAY", "--name", "Payments"]);
-    env.ok(&[
-        "project", "member", "add", "PAY", "alice", "--role", "pm", "--role", "owner",
-    ]);
+    env.ok(&["project", "member", "add", "PAY", "alice", "--role", "pm", "--role", "owner"]);
     env.ok(&["project", "member", "add", "PAY", "bob", "--role", "be,qa"]);
-    env.code(
-        2,
-        &["project", "member", "add", "PAY", "carol", "--role", "boss"],
-    )
-    .says(&["pm, ui, fe, be, qa, data, ops, owner"]);
+    env.code(2, &["project", "member", "add", "PAY", "carol", "--role", "boss"])
+        .says(&["pm, ui, fe, be, qa, data, ops, owner"]);
     let m = env.json(&["project", "member", "list", "PAY"]);
     assert_eq!(m[0]["user"], "alice");
     assert_eq!(m[0]["roles"], serde_json::json!(["pm", "owner"]));
@@ -173,29 +118,15 @@ fn members_and_roles() {
 fn templates_are_data_per_project() {
     let env = TestEnv::new();
     env.ok(&["project", "create", "PAY", "--name", "Payments"]);
-    assert!(env
-        .ok(&["project", "template", "PAY"])
-        .stdout
-        .contains("## Acceptance criteria"));
-    let t = write(
-        &env,
-        "tpl.md",
-        b"# {key} {title}\n\nOur own sections for {project}.\n",
-    );
+    assert!(env.ok(&["project", "template", "PAY"]).stdout.contains("## Acceptance criteria"));
+    let t = write(&env, "tpl.md", b"# {key} {title}\n\nOur own sections for {project}.\n");
     env.ok(&["project", "template", "PAY", "--set", &t]);
-    let key = env
-        .ok(&["requirement", "create", "-p", "PAY", "Refunds"])
-        .stdout
-        .trim()
-        .to_string();
+    let key = env.ok(&["requirement", "create", "-p", "PAY", "Refunds"]).stdout.trim().to_string();
     assert_eq!(
         env.ok(&["requirement", "doc", &key, "--print"]).stdout,
         "# PAY-1 Refunds\n\nOur own sections for PAY.\n"
     );
     env.ok(&["project", "template", "PAY", "--reset"]);
     env.ok(&["requirement", "create", "-p", "PAY", "Second"]);
-    assert!(env
-        .ok(&["requirement", "doc", "PAY-2", "--print"])
-        .stdout
-        .contains("## User stories"));
+    assert!(env.ok(&["requirement", "doc", "PAY-2", "--print"]).stdout.contains("## User stories"));
 }

@@ -42,13 +42,9 @@ fn create_prints_the_key_and_show_carries_the_thread() {
         assert!(t[field].is_array(), "{field}");
     }
     let human = env.ok(&["requirement", "show", "PAY-1"]).stdout;
-    for s in [
-        "PAY-1  Refund cancelled orders  [draft]",
-        "People",
-        "pm    pat",
-        "Documents",
-        "Events",
-    ] {
+    for s in
+        ["PAY-1  Refund cancelled orders  [draft]", "People", "pm    pat", "Documents", "Events"]
+    {
         assert!(human.contains(s), "{s}: {human}");
     }
 }
@@ -58,9 +54,7 @@ fn template_document_has_every_section() {
     let env = TestEnv::new();
     project(&env);
     env.ok(&["requirement", "create", "-p", "PAY", "Refunds"]);
-    let doc = env
-        .ok(&["requirement", "doc", "PAY-1", "requirement", "--print"])
-        .stdout;
+    let doc = env.ok(&["requirement", "doc", "PAY-1", "requirement", "--print"]).stdout;
     for s in [
         "# PAY-1: Refunds",
         "## Background",
@@ -80,34 +74,11 @@ fn template_document_has_every_section() {
 fn bad_input_names_the_accepted_form() {
     let env = TestEnv::new();
     project(&env);
-    env.code(3, &["requirement", "create", "-p", "NOPE", "x"])
-        .says(&["no project NOPE"]);
-    env.code(
-        2,
-        &[
-            "requirement",
-            "create",
-            "-p",
-            "PAY",
-            "x",
-            "--start",
-            "2026-02-30",
-        ],
-    )
-    .says(&["YYYY-MM-DD"]);
-    env.code(
-        2,
-        &[
-            "requirement",
-            "create",
-            "-p",
-            "PAY",
-            "x",
-            "--assign",
-            "boss=pat",
-        ],
-    )
-    .says(&["pm, ui, fe"]);
+    env.code(3, &["requirement", "create", "-p", "NOPE", "x"]).says(&["no project NOPE"]);
+    env.code(2, &["requirement", "create", "-p", "PAY", "x", "--start", "2026-02-30"])
+        .says(&["YYYY-MM-DD"]);
+    env.code(2, &["requirement", "create", "-p", "PAY", "x", "--assign", "boss=pat"])
+        .says(&["pm, ui, fe"]);
     env.code(
         2,
         &[
@@ -123,20 +94,11 @@ fn bad_input_names_the_accepted_form() {
         ],
     )
     .says(&["before the start"]);
-    env.code(2, &["requirement", "show", "pay-1"])
-        .says(&["PROJECT-NUMBER"]);
-    env.code(3, &["requirement", "show", "PAY-99"])
-        .says(&["no requirement PAY-99"]);
-    env.code(2, &["requirement", "list", "--status", "finished"])
-        .says(&["draft"]);
+    env.code(2, &["requirement", "show", "pay-1"]).says(&["PROJECT-NUMBER"]);
+    env.code(3, &["requirement", "show", "PAY-99"]).says(&["no requirement PAY-99"]);
+    env.code(2, &["requirement", "list", "--status", "finished"]).says(&["draft"]);
     // Nothing was created by the refusals.
-    assert_eq!(
-        env.json(&["requirement", "list", "--all"])
-            .as_array()
-            .unwrap()
-            .len(),
-        0
-    );
+    assert_eq!(env.json(&["requirement", "list", "--all"]).as_array().unwrap().len(), 0);
 }
 
 #[test]
@@ -161,28 +123,17 @@ fn list_pages_filters_and_mine() {
     page1.says(&["1-3 of 7", "--page 2", "--all"]);
     let page3 = env.json(&["requirement", "list", "--limit", "3", "--page", "3"]);
     assert_eq!(page3.as_array().unwrap().len(), 1);
-    assert_eq!(
-        env.json(&["requirement", "list", "--all"])
-            .as_array()
-            .unwrap()
-            .len(),
-        7
-    );
+    assert_eq!(env.json(&["requirement", "list", "--all"]).as_array().unwrap().len(), 7);
     // Off a terminal the page is ui.page_size rows.
     env.ok(&["config", "set", "ui.page_size", "4"]);
-    assert_eq!(
-        env.json(&["requirement", "list"]).as_array().unwrap().len(),
-        4
-    );
+    assert_eq!(env.json(&["requirement", "list"]).as_array().unwrap().len(), 4);
 
     let cancelled = env.json(&["requirement", "list", "--status", "cancelled"]);
     assert_eq!(cancelled[0]["key"], "PAY-2");
     let mine = env.json(&["requirement", "list", "--mine", "--all"]);
     assert_eq!(mine.as_array().unwrap().len(), 1);
     assert_eq!(mine[0]["key"], "PAY-3");
-    let text = env
-        .ok(&["requirement", "list", "-p", "PAY", "--all"])
-        .stdout;
+    let text = env.ok(&["requirement", "list", "-p", "PAY", "--all"]).stdout;
     assert!(text.starts_with("KEY"), "{text}");
     assert!(text.contains("PAY-3  draft"), "{text}");
 }
@@ -194,37 +145,19 @@ fn keys_have_no_gaps_or_duplicates_under_concurrency() {
     let repos = env.repo("web", false);
     let mut setup = env.cmd();
     setup
-        .args([
-            "project",
-            "create",
-            "PAY",
-            "--name",
-            "P",
-            "--repo",
-            repos.to_str().unwrap(),
-        ])
+        .args(["project", "create", "PAY", "--name", "P", "--repo", repos.to_str().unwrap()])
         .stderr(std::process::Stdio::null())
         .stdout(std::process::Stdio::null());
     let children: Vec<_> = (0..16)
         .map(|i| {
             let mut c = env.cmd();
-            c.args([
-                "requirement",
-                "create",
-                "-p",
-                "PAY",
-                &format!("Parallel {i}"),
-            ]);
-            c.stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
+            c.args(["requirement", "create", "-p", "PAY", &format!("Parallel {i}")]);
+            c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
             c
         })
         .collect();
     assert!(setup.status().unwrap().success());
-    let running: Vec<_> = children
-        .into_iter()
-        .map(|mut c| c.spawn().unwrap())
-        .collect();
+    let running: Vec<_> = children.into_iter().map(|mut c| c.spawn().unwrap()).collect();
     let mut keys = Vec::new();
     for child in running {
         let out = child.wait_with_output().unwrap();
@@ -251,11 +184,7 @@ fn concurrent_first_use_of_a_fresh_home() {
         .collect();
     for child in running {
         let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
     assert_eq!(env.json(&["project", "list"]).as_array().unwrap().len(), 16);
 }
@@ -269,10 +198,7 @@ fn assign_and_schedule() {
     r.says(&["zed is not a be member of PAY"]);
     env.ok(&["requirement", "assign", "PAY-1", "be=zed", "--remove"]);
     let t = env.json(&["requirement", "show", "PAY-1"]);
-    assert_eq!(
-        t["people"],
-        serde_json::json!([{"role": "pm", "user": "pat"}])
-    );
+    assert_eq!(t["people"], serde_json::json!([{"role": "pm", "user": "pat"}]));
 
     env.ok(&[
         "requirement",
@@ -298,24 +224,11 @@ fn assign_and_schedule() {
     assert_eq!(d["release"], "2026-12-12");
     env.ok(&["requirement", "schedule", "PAY-1", "--smoke", "none"]);
     assert!(env.json(&["requirement", "show", "PAY-1"])["dates"]["smoke"].is_null());
-    env.code(
-        2,
-        &["requirement", "schedule", "PAY-1", "--end", "2026-11-01"],
-    )
-    .says(&["before the start"]);
-    env.code(2, &["requirement", "schedule", "PAY-1"])
-        .says(&["no date given"]);
-    env.code(
-        2,
-        &[
-            "requirement",
-            "schedule",
-            "PAY-1",
-            "--release",
-            "12/12/2026",
-        ],
-    )
-    .says(&["YYYY-MM-DD"]);
+    env.code(2, &["requirement", "schedule", "PAY-1", "--end", "2026-11-01"])
+        .says(&["before the start"]);
+    env.code(2, &["requirement", "schedule", "PAY-1"]).says(&["no date given"]);
+    env.code(2, &["requirement", "schedule", "PAY-1", "--release", "12/12/2026"])
+        .says(&["YYYY-MM-DD"]);
 }
 
 #[test]
@@ -325,60 +238,31 @@ fn documents_are_versioned_by_content() {
     env.ok(&["requirement", "create", "-p", "PAY", "R"]);
     let f = write(&env, "req.md", b"# R\n\nReal content.\n");
     env.ok(&["requirement", "doc", "PAY-1", "--attach", &f]);
-    env.ok(&["requirement", "doc", "PAY-1", "--attach", &f])
-        .says(&["unchanged"]);
+    env.ok(&["requirement", "doc", "PAY-1", "--attach", &f]).says(&["unchanged"]);
     let r = env.run_with(
-        &[
-            "requirement",
-            "doc",
-            "PAY-1",
-            "requirement",
-            "--attach",
-            "-",
-            "--note",
-            "from stdin",
-        ],
+        &["requirement", "doc", "PAY-1", "requirement", "--attach", "-", "--note", "from stdin"],
         |c| {
             c.stdin(std::fs::File::open(write(&env, "in.md", b"# R\n\nThird.\n")).unwrap());
         },
     );
     assert_eq!(r.code, 0, "{r:?}");
     let docs = env.json(&["requirement", "show", "PAY-1"])["documents"].clone();
-    let versions: Vec<i64> = docs
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["version"].as_i64().unwrap())
-        .collect();
+    let versions: Vec<i64> =
+        docs.as_array().unwrap().iter().map(|d| d["version"].as_i64().unwrap()).collect();
     assert_eq!(versions, [1, 2, 3]);
     assert_eq!(docs[2]["note"], "from stdin");
     assert_eq!(
-        env.ok(&["requirement", "doc", "PAY-1", "--print", "--version", "2"])
-            .stdout,
+        env.ok(&["requirement", "doc", "PAY-1", "--print", "--version", "2"]).stdout,
         "# R\n\nReal content.\n"
     );
-    assert_eq!(
-        env.ok(&["requirement", "doc", "PAY-1", "--print"]).stdout,
-        "# R\n\nThird.\n"
-    );
+    assert_eq!(env.ok(&["requirement", "doc", "PAY-1", "--print"]).stdout, "# R\n\nThird.\n");
     let j = env.json(&["requirement", "doc", "PAY-1", "--print", "--version", "2"]);
     assert_eq!(j["version"], 2);
     assert_eq!(j["text"], "# R\n\nReal content.\n");
-    env.code(
-        3,
-        &["requirement", "doc", "PAY-1", "--print", "--version", "9"],
-    )
-    .says(&["version 9"]);
-    env.code(3, &["requirement", "doc", "PAY-1", "api", "--print"])
-        .says(&["no api document"]);
-    env.code(
-        3,
-        &["requirement", "doc", "PAY-1", "--attach", "/no/such.md"],
-    );
-    env.code(
-        2,
-        &["requirement", "doc", "PAY-1", "--print", "--attach", &f],
-    );
+    env.code(3, &["requirement", "doc", "PAY-1", "--print", "--version", "9"]).says(&["version 9"]);
+    env.code(3, &["requirement", "doc", "PAY-1", "api", "--print"]).says(&["no api document"]);
+    env.code(3, &["requirement", "doc", "PAY-1", "--attach", "/no/such.md"]);
+    env.code(2, &["requirement", "doc", "PAY-1", "--print", "--attach", &f]);
 }
 
 #[test]
@@ -390,11 +274,8 @@ fn binary_attachments_keep_their_bytes() {
     png.extend((0..=255u8).cycle().take(4000));
     let f = write(&env, "proto.png", &png);
     env.ok(&["requirement", "doc", "PAY-1", "prototype", "--attach", &f]);
-    let out = env
-        .cmd()
-        .args(["requirement", "doc", "PAY-1", "prototype", "--print"])
-        .output()
-        .unwrap();
+    let out =
+        env.cmd().args(["requirement", "doc", "PAY-1", "prototype", "--print"]).output().unwrap();
     assert!(out.status.success());
     assert!(out.stdout == png, "the bytes differ");
     let j = env.json(&["requirement", "doc", "PAY-1", "prototype"]);
@@ -412,23 +293,17 @@ fn oversized_documents_are_refused_whole() {
     env.ok(&["requirement", "create", "-p", "PAY", "R"]);
     env.ok(&["config", "set", "docs.max_bytes", "1000"]);
     let f = write(&env, "big.bin", &vec![7u8; 1001]);
-    env.code(
-        4,
-        &["requirement", "doc", "PAY-1", "prototype", "--attach", &f],
-    )
-    .says(&["big.bin", "1000 bytes", "docs.max_bytes"]);
-    let r = env.run_with(
-        &["requirement", "doc", "PAY-1", "prototype", "--attach", "-"],
-        |c| {
-            c.stdin(std::fs::File::open(&f).unwrap());
-        },
-    );
+    env.code(4, &["requirement", "doc", "PAY-1", "prototype", "--attach", &f]).says(&[
+        "big.bin",
+        "1000 bytes",
+        "docs.max_bytes",
+    ]);
+    let r = env.run_with(&["requirement", "doc", "PAY-1", "prototype", "--attach", "-"], |c| {
+        c.stdin(std::fs::File::open(&f).unwrap());
+    });
     assert_eq!(r.code, 4, "{r:?}");
     assert_eq!(
-        env.json(&["requirement", "show", "PAY-1"])["documents"]
-            .as_array()
-            .unwrap()
-            .len(),
+        env.json(&["requirement", "show", "PAY-1"])["documents"].as_array().unwrap().len(),
         1
     );
 }
@@ -438,8 +313,7 @@ fn edit_needs_a_terminal_and_says_how_to_attach() {
     let env = TestEnv::new();
     project(&env);
     env.ok(&["requirement", "create", "-p", "PAY", "R"]);
-    env.code(4, &["requirement", "doc", "PAY-1", "--edit"])
-        .says(&["needs a terminal", "--attach"]);
+    env.code(4, &["requirement", "doc", "PAY-1", "--edit"]).says(&["needs a terminal", "--attach"]);
 }
 
 #[test]
@@ -449,29 +323,41 @@ fn edit_on_a_terminal_opens_the_editor() {
     env.ok(&["requirement", "create", "-p", "PAY", "R"]);
     // The editor appends a line; `script` gives xone a real terminal.
     let editor = env.root().join("editor.sh");
-    std::fs::write(
-        &editor,
-        "#!/bin/sh\necho 'Edited in the editor.' >> \"$1\"\n",
-    )
-    .unwrap();
+    std::fs::write(&editor, "#!/bin/sh\necho 'Edited in the editor.' >> \"$1\"\n").unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let r = env.in_terminal(
-        "requirement doc PAY-1 --edit",
-        &[("EDITOR", editor.to_str().unwrap())],
-    );
+    let r =
+        env.in_terminal("requirement doc PAY-1 --edit", &[("EDITOR", editor.to_str().unwrap())]);
     assert_eq!(r.code, 0, "{r:?}");
     let doc = env.ok(&["requirement", "doc", "PAY-1", "--print"]).stdout;
-    assert!(
-        doc.ends_with("Edited in the editor.\n"),
-        "{r:?} {:?}",
-        &doc[doc.len() - 80..]
+    assert!(doc.ends_with("Edited in the editor.\n"), "{r:?} {:?}", &doc[doc.len() - 80..]);
+    assert!(doc.contains("## Background"), "the editor started from the current text");
+}
+
+#[test]
+fn an_edit_does_not_silently_replace_a_version_saved_meanwhile() {
+    let env = TestEnv::new();
+    project(&env);
+    env.ok(&["requirement", "create", "-p", "PAY", "R"]);
+    let other = write(&env, "other.md", b"# Saved by someone else\n");
+    // This editor lets someone else save a version before it writes its own.
+    let editor = env.root().join("racing-editor.sh");
+    let body = format!(
+        "#!/bin/sh\n{XONE} requirement doc PAY-1 --attach {other} >/dev/null 2>&1\necho mine >> \"$1\"\n"
     );
-    assert!(
-        doc.contains("## Background"),
-        "the editor started from the current text"
-    );
+    std::fs::write(&editor, body).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let r =
+        env.in_terminal("requirement doc PAY-1 --edit", &[("EDITOR", editor.to_str().unwrap())]);
+    assert_eq!(r.code, 5, "{r:?}");
+    assert!(r.stdout.contains("changed while it was being edited"), "{r:?}");
+    let now = env.ok(&["requirement", "doc", "PAY-1", "--print"]).stdout;
+    assert_eq!(now, "# Saved by someone else\n");
 }

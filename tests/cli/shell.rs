@@ -9,13 +9,7 @@ fn repo_file(rel: &str) -> PathBuf {
 fn seeded() -> TestEnv {
     let env = TestEnv::new();
     project(&env);
-    env.ok(&[
-        "requirement",
-        "create",
-        "-p",
-        "PAY",
-        "Refund cancelled orders",
-    ]);
+    env.ok(&["requirement", "create", "-p", "PAY", "Refund cancelled orders"]);
     env.ok(&["requirement", "create", "-p", "PAY", "支付宝 QR"]);
     env
 }
@@ -23,11 +17,7 @@ fn seeded() -> TestEnv {
 /// PATH with the xone under test first, as the registration scripts call `xone`.
 fn path_with_xone() -> String {
     let dir = Path::new(XONE).parent().unwrap();
-    format!(
-        "{}:{}",
-        dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
+    format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default())
 }
 
 #[test]
@@ -43,14 +33,8 @@ fn checked_in_completions_match_the_binary() {
         let out = env.ok(&["completion", shell]).stdout;
         let checked_in =
             std::fs::read_to_string(repo_file(&format!("completions/{file}"))).unwrap_or_default();
-        assert!(
-            out == checked_in,
-            "completions/{file} is stale: run scripts/regen"
-        );
-        assert!(
-            out.contains("COMPLETE"),
-            "{shell} registration calls back into xone"
-        );
+        assert!(out == checked_in, "completions/{file} is stale: run scripts/regen");
+        assert!(out.contains("COMPLETE"), "{shell} registration calls back into xone");
     }
 }
 
@@ -75,10 +59,7 @@ fn checked_in_man_pages_match_the_binary() {
         assert!(generated.contains(&page.to_string()), "{page} missing");
     }
     let mut checked_in: Vec<String> = std::fs::read_dir(repo_file("man"))
-        .map(|d| {
-            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
+        .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
     checked_in.sort();
     assert_eq!(generated, checked_in, "man/ is stale: run scripts/regen");
@@ -90,14 +71,8 @@ fn checked_in_man_pages_match_the_binary() {
         );
     }
     let show = std::fs::read_to_string(out.join("xone-requirement-show.1")).unwrap();
-    assert!(
-        show.contains("JSON") && show.contains("test_submit"),
-        "JSON fields are documented"
-    );
-    assert!(
-        env.ok(&["man"]).stdout.starts_with(".ie"),
-        "xone.1 on stdout"
-    );
+    assert!(show.contains("JSON") && show.contains("test_submit"), "JSON fields are documented");
+    assert!(env.ok(&["man"]).stdout.starts_with(".ie"), "xone.1 on stdout");
 }
 
 #[test]
@@ -107,11 +82,7 @@ fn dynamic_completion_reads_the_database() {
         c.env("COMPLETE", "fish");
     });
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(
-        r.stdout.contains("PAY-1\tRefund cancelled orders"),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("PAY-1\tRefund cancelled orders"), "{}", r.stdout);
     assert!(r.stdout.contains("PAY-2\t支付宝 QR"), "{}", r.stdout);
 
     let r = env.run_with(&["--", "xone", "project", "show", ""], |c| {
@@ -119,34 +90,21 @@ fn dynamic_completion_reads_the_database() {
     });
     assert!(r.stdout.contains("PAY\tPayments"), "{}", r.stdout);
     let r = env.run_with(
-        &[
-            "--", "xone", "project", "member", "add", "PAY", "bob", "--role", "",
-        ],
+        &["--", "xone", "project", "member", "add", "PAY", "bob", "--role", ""],
         |c| {
             c.env("COMPLETE", "fish");
         },
     );
     for role in ["pm", "ui", "fe", "be", "qa", "data", "ops", "owner"] {
-        assert!(
-            r.stdout.lines().any(|l| l.starts_with(role)),
-            "{role}: {}",
-            r.stdout
-        );
+        assert!(r.stdout.lines().any(|l| l.starts_with(role)), "{role}: {}", r.stdout);
     }
     let r = env.run_with(&["--", "xone", "requirement", "doc", "PAY-1", ""], |c| {
         c.env("COMPLETE", "fish");
     });
-    assert!(
-        r.stdout.contains("tech-design") && r.stdout.contains("rollback-plan"),
-        "{}",
-        r.stdout
-    );
-    let r = env.run_with(
-        &["--", "xone", "requirement", "list", "--status", ""],
-        |c| {
-            c.env("COMPLETE", "fish");
-        },
-    );
+    assert!(r.stdout.contains("tech-design") && r.stdout.contains("rollback-plan"), "{}", r.stdout);
+    let r = env.run_with(&["--", "xone", "requirement", "list", "--status", ""], |c| {
+        c.env("COMPLETE", "fish");
+    });
     assert!(
         r.stdout.contains("requirement-review") && r.stdout.contains("cancelled"),
         "{}",
@@ -209,12 +167,7 @@ fn bash_completes_through_the_checked_in_script() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let got: Vec<&str> = stdout.lines().map(str::trim).collect();
-    assert_eq!(
-        got,
-        ["PAY-1", "PAY-2"],
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(got, ["PAY-1", "PAY-2"], "stderr: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
