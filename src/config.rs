@@ -294,22 +294,40 @@ impl Config {
     pub fn set_in_file(path: &Path, key: &str, raw: &str) -> Result<toml::Value> {
         let d = def(key)?;
         let value = typed(d, raw).map_err(XoneError::usage)?;
-        let mut table = read_table(path)?.unwrap_or_default();
+        // Checked (and a syntax error reported) the same way as when loading.
+        read_table(path)?;
+        // Edited in place, so the file's comments, order and layout survive.
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| {
+            XoneError::usage(format!("malformed configuration in {}", path.display())).cause(e)
+        })?;
         let (section, name) = d.key.split_once('.').unwrap_or(("", d.key));
-        let sect = table
-            .entry(section.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        let Some(sect) = sect.as_table_mut() else {
+        let table = doc.entry(section).or_insert_with(toml_edit::table);
+        let Some(table) = table.as_table_like_mut() else {
             return Err(XoneError::usage(format!(
                 "{} has '{section}' as a value, not a table",
                 path.display()
             ))
             .hint(format!("rename or remove '{section}' in that file")));
         };
-        sect.insert(name.to_string(), value.clone());
-        let text = toml::to_string(&table)
-            .map_err(|e| XoneError::internal("cannot encode TOML").cause(e))?;
-        write_private(path, text.as_bytes())?;
+        let mut new = match &value {
+            toml::Value::String(s) => toml_edit::Value::from(s.as_str()),
+            toml::Value::Float(f) => toml_edit::Value::from(*f),
+            toml::Value::Integer(i) => toml_edit::Value::from(*i),
+            toml::Value::Boolean(b) => toml_edit::Value::from(*b),
+            other => return Err(XoneError::internal(format!("unexpected value {other}"))),
+        };
+        match table.get_mut(name).and_then(|item| item.as_value_mut()) {
+            // Keep the comment beside the old value.
+            Some(old) => {
+                *new.decor_mut() = old.decor().clone();
+                *old = new;
+            }
+            None => {
+                table.insert(name, toml_edit::Item::Value(new));
+            }
+        }
+        write_private(path, doc.to_string().as_bytes())?;
         Ok(value)
     }
 }

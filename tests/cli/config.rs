@@ -112,3 +112,19 @@ fn malformed_files_name_file_line_and_column_and_stay_untouched() {
     env.code(2, &["requirement", "list"])
         .says(&[".xone.toml", "gates.coverage has the wrong type"]);
 }
+
+#[test]
+fn set_keeps_the_files_comments_and_layout() {
+    let env = TestEnv::new();
+    let user_file = env.home.join(".config/xone/config.toml");
+    std::fs::create_dir_all(user_file.parent().unwrap()).unwrap();
+    let before = "# team settings\n[gates]\n# stricter than default\ncoverage = 85.0 # agreed\n\n[ui]\npage_size = 20\n";
+    std::fs::write(&user_file, before).unwrap();
+    env.ok(&["config", "set", "gates.coverage", "90"]);
+    env.ok(&["config", "set", "gates.watch_window", "30m"]);
+    let after = std::fs::read_to_string(&user_file).unwrap();
+    assert_eq!(
+        after,
+        "# team settings\n[gates]\n# stricter than default\ncoverage = 90.0 # agreed\nwatch_window = \"30m\"\n\n[ui]\npage_size = 20\n"
+    );
+}
