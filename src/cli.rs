@@ -55,6 +55,9 @@ pub enum Command {
     /// A requirement's feature branches across the project's repositories
     #[command(subcommand)]
     Branch(branch::BranchCommand),
+    /// Git hooks that keep commits traceable to their requirement
+    #[command(subcommand)]
+    Hook(crate::commands::hook::HookCommand),
     /// Print the shell completion script (bash, zsh, fish, powershell, elvish)
     Completion(setup::CompletionArgs),
     /// Write the manual pages

@@ -17,6 +17,8 @@ enum Type {
     Bool,
     Int,
     Duration,
+    /// A branch name pattern holding `{env}`.
+    EnvPattern,
 }
 
 struct KeyDef {
@@ -57,6 +59,12 @@ const KEYS: &[KeyDef] = &[
         ty: Type::Int,
         default: Some("10485760"),
         doc: "largest document or attachment accepted, in bytes",
+    },
+    KeyDef {
+        key: "branch.integration",
+        ty: Type::EnvPattern,
+        default: Some("release/{env}"),
+        doc: "the integration branch of an environment; {env} is its name",
     },
     KeyDef {
         key: "ui.page_size",
@@ -189,6 +197,10 @@ fn typed(d: &KeyDef, raw: &str) -> std::result::Result<toml::Value, String> {
             parse_duration(raw)?;
             toml::Value::String(raw.to_string())
         }
+        Type::EnvPattern => {
+            crate::domain::names::integration_branch(raw, "test")?;
+            toml::Value::String(raw.to_string())
+        }
     })
 }
 
@@ -202,6 +214,9 @@ fn check_file_value(d: &KeyDef, v: &toml::Value) -> std::result::Result<toml::Va
         (Type::Float, toml::Value::Integer(i)) => Ok(toml::Value::Float(*i as f64)),
         (Type::Int, toml::Value::Integer(i)) if *i >= 0 => Ok(v.clone()),
         (Type::Duration, toml::Value::String(s)) => parse_duration(s).map(|_| v.clone()),
+        (Type::EnvPattern, toml::Value::String(s)) => {
+            crate::domain::names::integration_branch(s, "test").map(|_| v.clone())
+        }
         _ => Err(format!("{} has the wrong type ({})", d.key, v.type_str())),
     }
 }
@@ -283,6 +298,10 @@ impl Config {
 
     pub fn known_keys() -> impl Iterator<Item = (&'static str, &'static str)> {
         KEYS.iter().map(|d| (d.key, d.doc))
+    }
+
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.entries.get(key).and_then(|e| e.value.as_str())
     }
 
     pub fn int(&self, key: &str) -> Option<i64> {

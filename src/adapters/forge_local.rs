@@ -5,7 +5,7 @@ use std::path::Path;
 
 use git2::{BranchType, Oid, Repository, StatusOptions};
 
-use super::{BranchState, Forge, Outcome, RepoInfo};
+use super::{BranchState, CommitInfo, Feature, Forge, Integration, Outcome, RepoInfo};
 use crate::store::Repo;
 use crate::ui::{Result, XoneError};
 
@@ -59,6 +59,99 @@ fn open(location: &str) -> Result<Repository> {
             .cause(e.message())
             .hint("check that it still exists, or remove it with `xone project repo remove`")
     })
+}
+
+/// Refuses (exit 5) when the work tree has changes that `what` would lose.
+fn refuse_local_changes(repo: &Repository, r: &Repo, what: &str) -> Result<()> {
+    let mut opts = StatusOptions::new();
+    opts.include_untracked(false).include_ignored(false);
+    let statuses = repo.statuses(Some(&mut opts))?;
+    let dirty: Vec<String> = statuses
+        .iter()
+        .filter(|s| !s.status().is_empty())
+        .filter_map(|s| s.path().ok().map(str::to_string))
+        .collect();
+    if dirty.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<&str> = dirty.iter().take(5).map(String::as_str).collect();
+    let more =
+        if dirty.len() > 5 { format!(" and {} more", dirty.len() - 5) } else { String::new() };
+    Err(XoneError::conflict(format!(
+        "{} has local changes that {what} would lose: {}{more}",
+        r.name,
+        shown.join(", ")
+    ))
+    .hint(format!("commit or stash them in {}, then run this again", r.location)))
+}
+
+fn signature(repo: &Repository) -> Result<git2::Signature<'static>> {
+    Ok(repo.signature().or_else(|_| git2::Signature::now("xone", "xone@localhost"))?)
+}
+
+/// Whether a work tree has `branch` checked out.
+fn checked_out(repo: &Repository, branch: &str) -> bool {
+    let head = repo.head().ok().and_then(|h| h.name().ok().map(str::to_string));
+    !repo.is_bare() && head.as_deref() == Some(format!("refs/heads/{branch}").as_str())
+}
+
+fn conflict_paths(index: &git2::Index) -> Result<Vec<String>> {
+    let mut paths = Vec::new();
+    for c in index.conflicts()? {
+        let c = c?;
+        if let Some(e) = c.our.or(c.their).or(c.ancestor) {
+            paths.push(String::from_utf8_lossy(&e.path).into_owned());
+        }
+    }
+    paths.sort();
+    paths.dedup();
+    Ok(paths)
+}
+
+/// Moves `branch` to `new` only if it still points at `old` (or, with `None`, does not exist
+/// yet): the local form of a push with a lease.
+fn move_branch(
+    repo: &Repository,
+    r: &Repo,
+    branch: &str,
+    new: Oid,
+    old: Option<Oid>,
+) -> Result<()> {
+    let name = format!("refs/heads/{branch}");
+    let log = "xone";
+    let moved = match old {
+        Some(old) => repo.reference_matching(&name, new, true, old, log),
+        None => repo.reference(&name, new, false, log),
+    };
+    moved.map(|_| ()).map_err(|e| {
+        XoneError::conflict(format!("{branch} in {} changed while xone was working on it", r.name))
+            .cause(e.message())
+            .hint("run the command again")
+    })
+}
+
+/// Whether `old` already is an integration of exactly `base` and `merged`: its first-parent
+/// chain reaches `base`, every merge on it brought in one of `merged`, and it holds them all.
+/// Then a rebuild would only change timestamps, and the branch is left as it is.
+fn same_integration(repo: &Repository, old: Oid, base: Oid, merged: &[Oid]) -> Result<bool> {
+    let mut at = repo.find_commit(old)?;
+    for _ in 0..10_000 {
+        if at.id() == base {
+            for m in merged {
+                if *m != old && !repo.graph_descendant_of(old, *m)? {
+                    return Ok(false);
+                }
+            }
+            return Ok(true);
+        }
+        match at.parent_count() {
+            1 => {}
+            2 if merged.contains(&at.parent_id(1)?) => {}
+            _ => return Ok(false),
+        }
+        at = at.parent(0)?;
+    }
+    Ok(false)
 }
 
 fn short(oid: Oid) -> String {
@@ -170,28 +263,7 @@ impl Forge for LocalForge {
         {
             return Ok(Outcome::Already(format!("{branch} is already checked out")));
         }
-        let mut opts = StatusOptions::new();
-        opts.include_untracked(false).include_ignored(false);
-        let statuses = repo.statuses(Some(&mut opts))?;
-        let dirty: Vec<String> = statuses
-            .iter()
-            .filter(|s| !s.status().is_empty())
-            .filter_map(|s| s.path().ok().map(str::to_string))
-            .collect();
-        if !dirty.is_empty() {
-            let shown: Vec<&str> = dirty.iter().take(5).map(String::as_str).collect();
-            let more = if dirty.len() > 5 {
-                format!(" and {} more", dirty.len() - 5)
-            } else {
-                String::new()
-            };
-            return Err(XoneError::conflict(format!(
-                "{} has local changes that a checkout would lose: {}{more}",
-                r.name,
-                shown.join(", ")
-            ))
-            .hint(format!("commit or stash them in {}, then run this again", r.location)));
-        }
+        refuse_local_changes(&repo, r, "a checkout")?;
         let commit = target.get().peel_to_commit()?;
         let mut co = git2::build::CheckoutBuilder::new();
         co.safe();
@@ -228,5 +300,219 @@ impl Forge for LocalForge {
         }
         b.delete()?;
         Ok(Outcome::Done(format!("deleted {branch} (was {})", short(tip))))
+    }
+
+    fn integrate(
+        &self,
+        r: &Repo,
+        target: &str,
+        base: &str,
+        features: &[Feature],
+    ) -> Result<Integration> {
+        let repo = open(&r.location)?;
+        if checked_out(&repo, target) {
+            return Err(XoneError::conflict(format!(
+                "{target} is checked out in {}: xone will not rebuild it under a work tree",
+                r.location
+            ))
+            .hint(format!("switch that work tree to {base}")));
+        }
+        let base_oid = resolve(&repo, &r.name, base)?;
+        let old = match repo.find_branch(target, BranchType::Local) {
+            Ok(b) => Some(b.get().peel_to_commit()?.id()),
+            Err(_) => None,
+        };
+        let sig = signature(&repo)?;
+        let mut current = repo.find_commit(base_oid)?;
+        let (mut merged, mut absent) = (Vec::new(), Vec::new());
+        // Merged in memory: nothing is written to a work tree or a ref until all succeeded.
+        for f in features {
+            let Ok(fb) = repo.find_branch(&f.branch, BranchType::Local) else {
+                absent.push(f.clone());
+                continue;
+            };
+            let theirs = fb.get().peel_to_commit()?;
+            if theirs.id() == current.id() || repo.graph_descendant_of(current.id(), theirs.id())? {
+                merged.push((f.clone(), theirs.id().to_string()));
+                continue;
+            }
+            let mut index = repo.merge_commits(&current, &theirs, None)?;
+            if index.has_conflicts() {
+                let files = conflict_paths(&index)?;
+                let mut with = vec![base.to_string()];
+                with.extend(merged.iter().map(|(m, _): &(Feature, String)| m.key.clone()));
+                return Err(XoneError::conflict(format!(
+                    "{} ({}) conflicts in {} with {}",
+                    f.key,
+                    f.branch,
+                    r.name,
+                    with.join(" + ")
+                ))
+                .cause(format!("conflicting files: {}", files.join(", ")))
+                .hint(format!(
+                    "bring {base} into it (xone branch sync {}) and resolve, or integrate without {}",
+                    f.key, f.key
+                )));
+            }
+            let tree = repo.find_tree(index.write_tree_to(&repo)?)?;
+            let message = format!("Integrate {} ({}) into {target}", f.key, f.branch);
+            let oid = repo.commit(None, &sig, &sig, &message, &tree, &[&current, &theirs])?;
+            current = repo.find_commit(oid)?;
+            merged.push((f.clone(), theirs.id().to_string()));
+        }
+        let merged_oids: Vec<Oid> =
+            merged.iter().filter_map(|(_, sha)| Oid::from_str(sha).ok()).collect();
+        let unchanged = match old {
+            Some(old) => {
+                old == current.id() || same_integration(&repo, old, base_oid, &merged_oids)?
+            }
+            None => false,
+        };
+        let sha = if unchanged {
+            old.unwrap_or(current.id())
+        } else {
+            move_branch(&repo, r, target, current.id(), old)?;
+            current.id()
+        };
+        Ok(Integration {
+            base_sha: base_oid.to_string(),
+            sha: sha.to_string(),
+            merged,
+            absent,
+            moved: !unchanged,
+        })
+    }
+
+    fn sync(&self, r: &Repo, branch: &str, base: &str, rebase: bool) -> Result<Outcome> {
+        let repo = open(&r.location)?;
+        let b = repo.find_branch(branch, BranchType::Local).map_err(|_| {
+            XoneError::not_found(format!("{} has no branch {branch}", r.name))
+                .hint("create it with `xone branch create KEY`")
+        })?;
+        let tip = b.get().peel_to_commit()?;
+        let base_oid = resolve(&repo, &r.name, base)?;
+        if tip.id() == base_oid || repo.graph_descendant_of(tip.id(), base_oid)? {
+            return Ok(Outcome::Already(format!("{branch} already has everything in {base}")));
+        }
+        let in_work_tree = checked_out(&repo, branch);
+        if in_work_tree {
+            refuse_local_changes(&repo, r, "updating the branch")?;
+        }
+        let sig = signature(&repo)?;
+        let new = if rebase {
+            // Rewriting commits that another branch already holds would fork the history.
+            for other in repo.branches(Some(BranchType::Local))? {
+                let (other, _) = other?;
+                let name = other.name()?.unwrap_or_default().to_string();
+                if name != branch && !name.is_empty() {
+                    let o = other.get().peel_to_commit()?.id();
+                    if o == tip.id() || repo.graph_descendant_of(o, tip.id())? {
+                        return Err(XoneError::conflict(format!(
+                            "{branch} in {} is already shared: {name} holds it",
+                            r.name
+                        ))
+                        .hint("merge instead: run it again without --rebase"));
+                    }
+                }
+            }
+            let upstream = repo.find_annotated_commit(base_oid)?;
+            let ours = repo.find_annotated_commit(tip.id())?;
+            let mut opts = git2::RebaseOptions::new();
+            opts.inmemory(true);
+            let mut rb = repo.rebase(Some(&ours), Some(&upstream), None, Some(&mut opts))?;
+            let mut last = base_oid;
+            while let Some(op) = rb.next() {
+                op?;
+                let index = rb.inmemory_index()?;
+                if index.has_conflicts() {
+                    let files = conflict_paths(&index)?;
+                    rb.abort()?;
+                    return Err(XoneError::conflict(format!(
+                        "rebasing {branch} onto {base} in {} conflicts",
+                        r.name
+                    ))
+                    .cause(format!("conflicting files: {}", files.join(", ")))
+                    .hint("merge instead (without --rebase) and resolve the conflict there"));
+                }
+                last = rb.commit(None, &sig, None)?;
+            }
+            rb.finish(None)?;
+            last
+        } else {
+            let theirs = repo.find_commit(base_oid)?;
+            let mut index = repo.merge_commits(&tip, &theirs, None)?;
+            if index.has_conflicts() {
+                let files = conflict_paths(&index)?;
+                return Err(XoneError::conflict(format!(
+                    "merging {base} into {branch} in {} conflicts",
+                    r.name
+                ))
+                .cause(format!("conflicting files: {}", files.join(", ")))
+                .hint(format!("merge {base} into {branch} by hand in a work tree and resolve")));
+            }
+            let tree = repo.find_tree(index.write_tree_to(&repo)?)?;
+            let message = format!("Merge {base} into {branch}");
+            repo.commit(None, &sig, &sig, &message, &tree, &[&tip, &theirs])?
+        };
+        if in_work_tree {
+            // Files first (measured against the old HEAD, so nothing local is lost), then the
+            // branch; should the branch have moved meanwhile, the files go back.
+            let mut co = git2::build::CheckoutBuilder::new();
+            co.safe();
+            repo.checkout_tree(repo.find_commit(new)?.as_object(), Some(&mut co)).map_err(|e| {
+                XoneError::conflict(format!(
+                    "updating the work tree of {} would overwrite files",
+                    r.name
+                ))
+                .cause(e.message())
+                .hint("move the untracked files in the way, then run this again")
+            })?;
+            if let Err(e) = move_branch(&repo, r, branch, new, Some(tip.id())) {
+                let mut back = git2::build::CheckoutBuilder::new();
+                back.force();
+                repo.checkout_tree(tip.as_object(), Some(&mut back))?;
+                return Err(e);
+            }
+        } else {
+            move_branch(&repo, r, branch, new, Some(tip.id()))?;
+        }
+        let how = if rebase { "rebased onto" } else { "merged" };
+        Ok(Outcome::Done(format!("{how} {base}: {branch} is now at {}", short(new))))
+    }
+
+    fn commits(&self, r: &Repo, branch: &str, base: &str, limit: usize) -> Result<Vec<CommitInfo>> {
+        let repo = open(&r.location)?;
+        let Ok(b) = repo.find_branch(branch, BranchType::Local) else {
+            return Ok(Vec::new());
+        };
+        let mut walk = repo.revwalk()?;
+        walk.push(b.get().peel_to_commit()?.id())?;
+        if let Ok(base) = resolve(&repo, &r.name, base) {
+            walk.hide(base)?;
+        }
+        let mut out = Vec::new();
+        for oid in walk.take(limit) {
+            let c = repo.find_commit(oid?)?;
+            let secs = c.time().seconds();
+            let date = crate::domain::date::Date::from_days(secs.div_euclid(86_400));
+            let s = secs.rem_euclid(86_400);
+            out.push(CommitInfo {
+                sha: c.id().to_string(),
+                summary: c.summary().ok().flatten().unwrap_or_default().to_string(),
+                author: c.author().name().unwrap_or_default().to_string(),
+                at: format!("{date}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60),
+            });
+        }
+        Ok(out)
+    }
+
+    fn contains(&self, r: &Repo, container: &str, sha: &str) -> Result<bool> {
+        let repo = open(&r.location)?;
+        let (Ok(b), Ok(oid)) = (repo.find_branch(container, BranchType::Local), Oid::from_str(sha))
+        else {
+            return Ok(false);
+        };
+        let tip = b.get().peel_to_commit()?.id();
+        Ok(tip == oid || repo.graph_descendant_of(tip, oid).unwrap_or(false))
     }
 }

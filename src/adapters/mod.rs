@@ -33,6 +33,36 @@ pub enum Outcome {
     Skipped(String),
 }
 
+/// A requirement's feature branch, as an integration takes it in.
+#[derive(Clone, Debug)]
+pub struct Feature {
+    pub key: String,
+    pub branch: String,
+}
+
+/// What an integration built in one repository.
+#[derive(Clone, Debug)]
+pub struct Integration {
+    pub base_sha: String,
+    /// The integration branch's new tip.
+    pub sha: String,
+    /// The features merged, with the commit of each that went in.
+    pub merged: Vec<(Feature, String)>,
+    /// Features whose branch does not exist in this repository.
+    pub absent: Vec<Feature>,
+    /// False when the branch already held exactly this and was left as it was.
+    pub moved: bool,
+}
+
+/// One commit of a feature branch, for the requirement's story.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CommitInfo {
+    pub sha: String,
+    pub summary: String,
+    pub author: String,
+    pub at: String,
+}
+
 /// Code hosting: the local forge (git repositories on disk) now, GitLab next.
 pub trait Forge {
     /// Checks that `location` is a repository this forge can serve, and describes it.
@@ -45,6 +75,29 @@ pub trait Forge {
     fn checkout(&self, repo: &Repo, branch: &str) -> Result<Outcome>;
     /// Deletes the branch; work not merged into `base` only with `force`.
     fn delete_branch(&self, repo: &Repo, branch: &str, base: &str, force: bool) -> Result<Outcome>;
+    /// Rebuilds `target` from `base` plus each feature, merged in order. Either every merge
+    /// succeeds and `target` moves (only if it is still where it was when this began), or a
+    /// conflict is reported (exit 5, naming the feature and files) and `target` is untouched.
+    fn integrate(
+        &self,
+        repo: &Repo,
+        target: &str,
+        base: &str,
+        features: &[Feature],
+    ) -> Result<Integration>;
+    /// Brings `base` into `branch`: a merge, or with `rebase` the branch's own commits
+    /// replayed on top of `base`.
+    fn sync(&self, repo: &Repo, branch: &str, base: &str, rebase: bool) -> Result<Outcome>;
+    /// The commits on `branch` that `base` does not have, newest first, at most `limit`.
+    fn commits(
+        &self,
+        repo: &Repo,
+        branch: &str,
+        base: &str,
+        limit: usize,
+    ) -> Result<Vec<CommitInfo>>;
+    /// Whether commit `sha` is contained in `container` (a branch); false if either is missing.
+    fn contains(&self, repo: &Repo, container: &str, sha: &str) -> Result<bool>;
 }
 
 /// The forge that serves a linked repository.

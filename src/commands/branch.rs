@@ -7,9 +7,10 @@ use serde::Serialize;
 
 use super::requirement::{event, open_requirement};
 use super::{complete, report_repos, Ctx, RepoReport};
-use crate::adapters::{current_state, forge_for, Outcome};
-use crate::domain::names::feature_branch;
-use crate::domain::{ProjectKey, RequirementKey};
+use crate::adapters::{current_state, forge_for, Feature, Outcome};
+use crate::domain::lifecycle::states_for_env;
+use crate::domain::names::{self, check_env, feature_branch};
+use crate::domain::{ProjectKey, RequirementKey, Status};
 use crate::store::{self, Event, Repo, Store};
 use crate::ui::{table, Result, XoneError};
 
@@ -45,6 +46,42 @@ pub enum BranchCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Rebuild ENV's integration branch (release/ENV) from each base plus the chosen branches
+    #[command(after_long_help = "\
+Every repository of the project gets its integration branch rebuilt from its default branch and \
+the feature branches of the requirements named, or by default of those in the states that \
+belong to ENV (daily: developing to testing; test: submitted, testing; gray: testing, gray; \
+prod: gray, released). Merges happen apart from any work tree; a repository's branch moves only \
+when all of its merges succeeded and it is still where it was. A conflict names the repository, \
+the requirement, the branches and the files (exit 5) and leaves that repository's branch as it \
+was; the others are still integrated. The branch name comes from branch.integration. \
+JSON: as for create")]
+    Integrate(IntegrateArgs),
+    /// Bring the base branch into the requirement's feature branches
+    #[command(
+        after_long_help = "Merges by default; --rebase replays the branch's commits onto the base \
+where no other branch holds them yet. JSON: as for create"
+    )]
+    Sync {
+        #[command(flatten)]
+        repos: RepoArgs,
+        /// Rebase instead of merging
+        #[arg(long)]
+        rebase: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct IntegrateArgs {
+    /// The environment: test, daily, gray, prod, or another name
+    #[arg(value_parser = check_env)]
+    pub env: String,
+    /// The requirements to integrate (default: those in the states that belong to ENV)
+    #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
+    pub keys: Vec<RequirementKey>,
+    /// The project (default: the requirements', or the only one there is)
+    #[arg(short, long = "project", value_name = "KEY", add = ArgValueCandidates::new(complete::project_keys))]
+    pub project: Option<ProjectKey>,
 }
 
 #[derive(Args, Debug)]
@@ -74,7 +111,192 @@ pub fn run(cx: &mut Ctx, cmd: BranchCommand) -> Result<()> {
         BranchCommand::List { key, project } => list(cx, key.as_ref(), project.as_ref()),
         BranchCommand::Checkout(a) => checkout(cx, a),
         BranchCommand::Delete { repos, force } => delete(cx, repos, force),
+        BranchCommand::Integrate(a) => integrate(cx, a),
+        BranchCommand::Sync { repos, rebase } => sync(cx, repos, rebase),
     }
+}
+
+/// The integration branch of `env`, from `branch.integration` (`release/{env}`).
+pub fn integration_branch(cx: &mut Ctx, env: &str) -> Result<String> {
+    let pattern = cx.config()?.str("branch.integration").unwrap_or("release/{env}").to_string();
+    names::integration_branch(&pattern, env)
+        .map_err(|e| XoneError::usage(e).hint("xone config set branch.integration 'release/{env}'"))
+}
+
+/// The project a command without a requirement key works on: the one named, the keys' own,
+/// or the only one there is.
+pub fn which_project(
+    store: &Store,
+    named: Option<&ProjectKey>,
+    keys: &[RequirementKey],
+) -> Result<ProjectKey> {
+    if let Some(p) = named {
+        store::active_project(store.conn(), p)?;
+        if let Some(k) = keys.iter().find(|k| &k.project != p) {
+            return Err(XoneError::usage(format!("{k} is not in project {p}")));
+        }
+        return Ok(p.clone());
+    }
+    if let Some(first) = keys.first() {
+        if let Some(k) = keys.iter().find(|k| k.project != first.project) {
+            return Err(XoneError::usage(format!(
+                "{first} and {k} are in different projects: integrate one project at a time"
+            )));
+        }
+        store::active_project(store.conn(), &first.project)?;
+        return Ok(first.project.clone());
+    }
+    let all = store::project_keys(store.conn())?;
+    match all.as_slice() {
+        [(only, _)] => only.parse().map_err(XoneError::internal),
+        [] => Err(XoneError::not_found("there is no project yet")
+            .hint("create one with `xone project create KEY --name NAME`")),
+        _ => Err(XoneError::usage("which project? there are several").hint("name it with -p KEY")),
+    }
+}
+
+fn integrate(cx: &mut Ctx, a: IntegrateArgs) -> Result<()> {
+    let actor = cx.actor()?;
+    let target = integration_branch(cx, &a.env)?;
+    let mut store = cx.store()?;
+    let project = which_project(&store, a.project.as_ref(), &a.keys)?;
+    let reqs = if a.keys.is_empty() {
+        let states = states_for_env(&a.env).ok_or_else(|| {
+            XoneError::usage(format!("environment {} has no default requirements", a.env))
+                .hint(format!("name them: xone branch integrate {} KEY...", a.env))
+        })?;
+        store::requirements_in(store.conn(), &project, states)?
+    } else {
+        let mut reqs = Vec::new();
+        for k in &a.keys {
+            let r = store::requirement(store.conn(), k)?;
+            if r.status == Status::Cancelled {
+                return Err(XoneError::gate(format!(
+                    "{k} is cancelled: its work is not integrated"
+                )));
+            }
+            reqs.push(r);
+        }
+        reqs
+    };
+    if reqs.is_empty() {
+        cx.ui.warn(format!(
+            "no requirement belongs to {}: {target} is rebuilt from the bases alone",
+            a.env
+        ));
+    }
+    let repos = pick_repos(&store, &project, &[])?;
+    let records = store::branches(store.conn(), None, Some(&project))?;
+    let mut reports = Vec::new();
+    for repo in &repos {
+        let features: Vec<Feature> = reqs
+            .iter()
+            .filter_map(|r| {
+                let b = records.iter().find(|b| b.requirement == r.key && b.repo_id == repo.id)?;
+                Some(Feature { key: r.key.clone(), branch: b.name.clone() })
+            })
+            .collect();
+        let base = &repo.default_branch;
+        let result = forge_for(repo).and_then(|f| f.integrate(repo, &target, base, &features));
+        // What went in is recorded on every requirement it contains, conflicts too.
+        store.write(|tx| {
+            let mut new = store::NewIntegration {
+                project: &project,
+                env: &a.env,
+                repo_id: repo.id,
+                branch: &target,
+                base,
+                base_sha: "",
+                sha: None,
+                status: "conflict",
+                detail: None,
+                actor: &actor,
+            };
+            match &result {
+                Ok(i) => {
+                    new.base_sha = &i.base_sha;
+                    new.sha = Some(&i.sha);
+                    new.status = if i.moved { "done" } else { "unchanged" };
+                    let id = store::insert_integration(tx, &new)?;
+                    for (f, sha) in &i.merged {
+                        store::insert_integration_item(tx, id, &f.key, &f.branch, sha)?;
+                        let Some(req) = reqs.iter().find(|r| r.key == f.key) else { continue };
+                        let detail = format!(
+                            "{target} in {} at {}: took {} at {}",
+                            repo.name,
+                            &i.sha[..7],
+                            f.branch,
+                            &sha[..7]
+                        );
+                        store::record(
+                            tx,
+                            &Event { detail: Some(detail), ..event(req, &actor, "integrate") },
+                        )?;
+                    }
+                }
+                Err(e) if e.kind == crate::ui::Kind::Conflict => {
+                    let mut detail = e.message.clone();
+                    for c in &e.causes {
+                        detail.push_str("; ");
+                        detail.push_str(c);
+                    }
+                    new.detail = Some(&detail);
+                    store::insert_integration(tx, &new)?;
+                    for f in &features {
+                        let Some(req) = reqs.iter().find(|r| r.key == f.key) else { continue };
+                        let e = Event {
+                            detail: Some(detail.clone()),
+                            ..event(req, &actor, "integrate conflict")
+                        };
+                        store::record(tx, &e)?;
+                    }
+                }
+                Err(_) => {}
+            }
+            Ok(())
+        })?;
+        let outcome = result.map(|i| {
+            let mut took: Vec<String> = i.merged.iter().map(|(f, _)| f.key.clone()).collect();
+            if took.is_empty() {
+                took.push(format!("{base} only"));
+            }
+            let absent: Vec<&str> = i.absent.iter().map(|f| f.key.as_str()).collect();
+            let mut text = format!("{target} at {}: {}", &i.sha[..7], took.join(", "));
+            if !absent.is_empty() {
+                text.push_str(&format!(" ({} not here)", absent.join(", ")));
+            }
+            if i.moved {
+                Outcome::Done(text)
+            } else {
+                Outcome::Already(format!("{text}, unchanged"))
+            }
+        });
+        reports.push(RepoReport::new(&repo.name, outcome));
+    }
+    report_repos(cx, "branch integrate", reports)
+}
+
+fn sync(cx: &mut Ctx, a: RepoArgs, rebase: bool) -> Result<()> {
+    let actor = cx.actor()?;
+    let mut store = cx.store()?;
+    let req = open_requirement(store.conn(), &a.key)?;
+    let mut reports = Vec::new();
+    for (repo, b) in recorded(&store, &a)? {
+        let base = repo.default_branch.clone();
+        let result =
+            b.and_then(|b| forge_for(&repo).and_then(|f| f.sync(&repo, &b.name, &base, rebase)));
+        if let Ok(Outcome::Done(d)) = &result {
+            let detail = format!("{}: {d}", repo.name);
+            store.write(|tx| {
+                store::record(
+                    tx,
+                    &Event { detail: Some(detail), ..event(&req, &actor, "branch sync") },
+                )
+            })?;
+        }
+        reports.push(RepoReport::new(&repo.name, result));
+    }
+    report_repos(cx, "branch sync", reports)
 }
 
 /// The project's repositories, or the named ones; an unknown name is refused before any work.

@@ -3,6 +3,7 @@
 
 pub mod branch;
 pub mod complete;
+pub mod hook;
 pub mod project;
 pub mod quickstart;
 pub mod requirement;
@@ -93,6 +94,7 @@ pub fn dispatch(cx: &mut Ctx, cli: Cli) -> Result<()> {
         Command::Requirement(c) => requirement::run(cx, c),
         Command::Review(c) => review::run(cx, c),
         Command::Branch(c) => branch::run(cx, c),
+        Command::Hook(c) => hook::run(cx, c),
         Command::Completion(a) => setup::completion(cx, a),
         Command::Man(a) => setup::man(cx, a),
         Command::Quickstart(a) => quickstart::run(cx, a),

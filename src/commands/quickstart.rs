@@ -196,6 +196,7 @@ pub fn run(cx: &mut Ctx, a: QuickstartArgs) -> Result<()> {
     step(cx, &["review", "verdict", &r3, "approve"])?;
     step(cx, &["requirement", "schedule", &req, "--test-submit", &submit])?;
     step(cx, &["requirement", "advance", &req])?;
+    step(cx, &["branch", "integrate", "test", "-p", p])?;
     step(cx, &["requirement", "show", &req])?;
     cx.ui.status(format!("\n{req} is submitted. Next: `xone requirement log {req}`, or try `xone requirement advance {req}` to see the next gate."));
     Ok(())

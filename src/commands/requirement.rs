@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::branch::BranchView;
 use super::{complete, Ctx};
+use crate::adapters::forge_for;
 use crate::domain::date::Date;
 use crate::domain::lifecycle::{self, BranchFact, ReviewFact};
 use crate::domain::names::Assignment;
@@ -489,7 +490,12 @@ fn list(cx: &mut Ctx, a: ListArgs) -> Result<()> {
 
 /// Gathers what the gates look at: documents, people, dates, reviews, sign-offs, and the
 /// feature branches as their forge reports them now (`branches`, measured by the caller).
-pub fn gather_facts(store: &Store, req: &Requirement, branches: &[BranchView]) -> Result<Facts> {
+pub fn gather_facts(
+    store: &Store,
+    req: &Requirement,
+    branches: &[BranchView],
+    test_branch: &str,
+) -> Result<Facts> {
     let c = store.conn();
     let key = req.key();
     let docs = store::documents(c, &key)?;
@@ -511,6 +517,16 @@ pub fn gather_facts(store: &Store, req: &Requirement, branches: &[BranchView]) -
     };
     let people = store::assignments(c, &key)?;
     let project: ProjectKey = req.project.parse().map_err(XoneError::internal)?;
+    let repos = store::repos(c, &project)?;
+    let mut test_integration = Vec::new();
+    for b in branches {
+        let repo = repos.iter().find(|r| r.name == b.repo);
+        let held = match (repo, &b.sha) {
+            (Some(r), Some(sha)) => forge_for(r)?.contains(r, test_branch, sha)?,
+            _ => false,
+        };
+        test_integration.push((b.repo.clone(), b.name.clone(), held));
+    }
     let branches = branches
         .iter()
         .map(|b| BranchFact { repo: b.repo.clone(), branch: b.name.clone(), ahead: b.ahead })
@@ -520,6 +536,8 @@ pub fn gather_facts(store: &Store, req: &Requirement, branches: &[BranchView]) -
         qa_signoff |= store::has_role(c, &project, &s.user, Role::Qa)?;
     }
     Ok(Facts {
+        test_integration,
+        test_integration_branch: test_branch.to_string(),
         requirement_doc_edited: matches!((latest_own, &first_sha), (Some(d), Some(first)) if d.sha256 != *first),
         pm_assigned: people.iter().any(|p| p.role == Role::Pm),
         start_date: req.dates.start.is_some(),
@@ -550,19 +568,48 @@ struct Thread {
     documents: Vec<store::DocVersion>,
     reviews: Vec<store::Review>,
     branches: Vec<super::branch::BranchView>,
+    /// Per repository, the commits on the requirement's branch that its base lacks.
+    commits: Vec<RepoCommits>,
+    integrations: Vec<store::IntegrationRecord>,
     signoffs: Vec<store::Signoff>,
     events: Vec<Event>,
     next: Option<NextStep>,
 }
 
-fn thread(store: &Store, key: &RequirementKey) -> Result<Thread> {
+#[derive(Serialize)]
+struct RepoCommits {
+    repo: String,
+    branch: String,
+    commits: Vec<crate::adapters::CommitInfo>,
+}
+
+/// How many of a branch's commits `requirement show` lists per repository.
+const COMMITS_SHOWN: usize = 20;
+
+fn thread(store: &Store, key: &RequirementKey, test_branch: &str) -> Result<Thread> {
     let c = store.conn();
     let req = store::requirement(c, key)?;
     let branches = super::branch::views(c, Some(key), None)?;
+    let repos = store::repos(c, &key.project)?;
+    let mut commits = Vec::new();
+    for b in branches.iter().filter(|b| b.exists) {
+        if let Some(r) = repos.iter().find(|r| r.name == b.repo) {
+            let list = forge_for(r)?.commits(r, &b.name, &b.base, COMMITS_SHOWN)?;
+            commits.push(RepoCommits {
+                repo: b.repo.clone(),
+                branch: b.name.clone(),
+                commits: list,
+            });
+        }
+    }
     let next = match req.status.next() {
         Some(status) => Some(NextStep {
             status,
-            missing: lifecycle::gate(req.status, key, &gather_facts(store, &req, &branches)?),
+            missing: lifecycle::gate(
+                req.status,
+                key,
+                &gather_facts(store, &req, &branches, test_branch)?,
+            ),
         }),
         None => None,
     };
@@ -571,6 +618,8 @@ fn thread(store: &Store, key: &RequirementKey) -> Result<Thread> {
         documents: store::documents(c, key)?,
         reviews: store::reviews(c, Some(key))?,
         branches,
+        commits,
+        integrations: store::integrations_of(c, key)?,
         signoffs: store::signoffs(c, key)?,
         events: store::events(c, key)?,
         next,
@@ -579,8 +628,9 @@ fn thread(store: &Store, key: &RequirementKey) -> Result<Thread> {
 }
 
 pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
+    let test_branch = super::branch::integration_branch(cx, "test")?;
     let store = cx.store()?;
-    let t = thread(&store, key)?;
+    let t = thread(&store, key, &test_branch)?;
     if cx.ui.json {
         return cx.ui.print_json(&t);
     }
@@ -665,6 +715,26 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
                 ui.line(format!("  {}  {}  {a} ahead, {be} behind {}", b.repo, b.name, b.base))?
             }
             _ => ui.line(format!("  {}  {}  {}", b.repo, b.name, ui.red("missing")))?,
+        }
+        for rc in t.commits.iter().filter(|rc| rc.repo == b.repo) {
+            for c in &rc.commits {
+                ui.line(format!("      {}  {}  ({})", ui.dim(&c.sha[..7]), c.summary, c.author))?;
+            }
+        }
+    }
+
+    if !t.integrations.is_empty() {
+        ui.line(format!("\n{}", ui.bold("Integrations")))?;
+        for i in &t.integrations {
+            let at = i.sha.as_deref().map(|s| &s[..7]).unwrap_or("-");
+            ui.line(format!(
+                "  {}  {}  {} in {} at {at} (took {})",
+                i.at,
+                i.env,
+                i.branch,
+                i.repo,
+                &i.feature_sha[..7]
+            ))?;
         }
     }
 
@@ -1002,7 +1072,9 @@ fn advance(cx: &mut Ctx, key: &RequirementKey, force: bool, reason: Option<Strin
         return Err(XoneError::gate(format!("{key} is {}: there is no next step", req.status)));
     };
     let branches = super::branch::views(store.conn(), Some(key), None)?;
-    let missing = lifecycle::gate(req.status, key, &gather_facts(&store, &req, &branches)?);
+    let test_branch = super::branch::integration_branch(cx, "test")?;
+    let missing =
+        lifecycle::gate(req.status, key, &gather_facts(&store, &req, &branches, &test_branch)?);
     if !missing.is_empty() && !force {
         let mut err =
             XoneError::gate(format!("{key} cannot enter {to}: {} missing", missing.len()));

@@ -109,6 +109,19 @@ impl Serialize for Status {
     }
 }
 
+/// The states whose requirements an environment's integration takes in when none are named
+/// (AoneFlow): work being self-tested for `daily`, submitted and in test for `test`, and so on.
+pub fn states_for_env(env: &str) -> Option<&'static [Status]> {
+    use Status::*;
+    Some(match env {
+        "daily" | "dev" => &[Developing, Submitted, Testing],
+        "test" => &[Submitted, Testing],
+        "gray" | "staging" | "pre" => &[Testing, Gray],
+        "prod" | "production" => &[Gray, Released],
+        _ => return None,
+    })
+}
+
 /// The latest review of one kind, as a gate sees it.
 #[derive(Clone, Debug, Default)]
 pub struct ReviewFact {
@@ -138,6 +151,10 @@ pub struct Facts {
     pub branches: Vec<BranchFact>,
     pub test_cases_review: Option<ReviewFact>,
     pub test_submit_date: bool,
+    /// For each feature branch: whether the test integration branch holds its tip.
+    pub test_integration: Vec<(String, String, bool)>,
+    /// That branch's name (`release/test` unless configured otherwise).
+    pub test_integration_branch: String,
     pub qa_signoff: bool,
     pub release_plan_doc: bool,
     pub rollback_plan_doc: bool,
@@ -243,10 +260,21 @@ pub fn gate(from: Status, key: &RequirementKey, f: &Facts) -> Vec<Missing> {
             }
         }
         Status::Submitted => {
-            out.push(missing(
-                "no integration for test has merged its branches",
-                format!("xone branch integrate test {key}"),
-            ));
+            let target = &f.test_integration_branch;
+            if f.test_integration.is_empty() {
+                out.push(missing(
+                    "no feature branch to integrate",
+                    format!("xone branch create {key}"),
+                ));
+            }
+            for (repo, branch, held) in &f.test_integration {
+                if !*held {
+                    out.push(missing(
+                        format!("{target} in {repo} does not hold the tip of {branch}"),
+                        format!("xone branch integrate test {key}"),
+                    ));
+                }
+            }
             out.push(missing(
                 "no build of its apps with tests and coverage measured passed its gates",
                 "xone build APP --requirement KEY".replace("KEY", &key.to_string()),
@@ -307,6 +335,13 @@ mod tests {
 
     fn items(from: Status, f: &Facts) -> Vec<String> {
         gate(from, &key(), f).into_iter().map(|m| m.item).collect()
+    }
+
+    #[test]
+    fn environments_take_their_states() {
+        assert_eq!(states_for_env("test"), Some(&[Status::Submitted, Status::Testing][..]));
+        assert!(states_for_env("prod").unwrap().contains(&Status::Released));
+        assert_eq!(states_for_env("moon"), None);
     }
 
     #[test]
@@ -376,6 +411,16 @@ mod tests {
     #[test]
     fn later_gates_need_what_does_not_exist_yet() {
         assert_eq!(items(Status::Submitted, &Facts::default()).len(), 4);
+        let mut f = Facts { test_integration_branch: "release/test".into(), ..Facts::default() };
+        f.test_integration = vec![
+            ("web".into(), "feature/PAY-1".into(), true),
+            ("api".into(), "feature/PAY-1".into(), false),
+        ];
+        let got = items(Status::Submitted, &f);
+        assert_eq!(got[0], "release/test in api does not hold the tip of feature/PAY-1");
+        assert_eq!(got.len(), 4, "builds, deployment and smoke are still missing: {got:?}");
+        f.test_integration.pop();
+        assert_eq!(items(Status::Submitted, &f).len(), 3);
         assert_eq!(items(Status::Testing, &Facts::default()).len(), 3);
         let f = Facts {
             qa_signoff: true,

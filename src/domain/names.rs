@@ -222,6 +222,32 @@ pub fn slug(title: &str) -> String {
     out
 }
 
+/// An environment's name as integration branches carry it: lower-case letters, digits and
+/// '-' (`test`, `prod-2026-11-24`).
+pub fn check_env(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 40
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "invalid environment '{s}': use lower-case letters, digits and '-' (e.g. test, prod-2026-11-24)"
+        ))
+    }
+}
+
+/// The integration branch of `env`: `pattern` with `{env}` filled in (`release/{env}`).
+pub fn integration_branch(pattern: &str, env: &str) -> Result<String, String> {
+    if !pattern.contains("{env}") {
+        return Err(format!(
+            "branch.integration '{pattern}' has no {{env}}: every environment would share one branch"
+        ));
+    }
+    Ok(pattern.replace("{env}", env))
+}
+
 pub fn feature_branch(key: &RequirementKey, title: &str) -> String {
     match slug(title) {
         s if s.is_empty() => format!("feature/{key}"),
@@ -265,6 +291,14 @@ mod tests {
         assert!("qa=".parse::<Assignment>().is_err());
         assert!("chef=bob".parse::<Assignment>().is_err());
         assert!("qa=a b".parse::<Assignment>().is_err());
+    }
+
+    #[test]
+    fn environments_and_integration_branches() {
+        assert!(check_env("test").is_ok() && check_env("prod-2026-11-24").is_ok());
+        assert!(check_env("Test").is_err() && check_env("-x").is_err() && check_env("").is_err());
+        assert_eq!(integration_branch("release/{env}", "test").unwrap(), "release/test");
+        assert!(integration_branch("release", "test").is_err());
     }
 
     #[test]

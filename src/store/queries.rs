@@ -1029,3 +1029,107 @@ pub fn events(c: &Connection, key: &RequirementKey) -> Result<Vec<Event>> {
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
+
+// ---- integrations -------------------------------------------------------------------------
+
+/// One repository's part of one `branch integrate` run.
+pub struct NewIntegration<'a> {
+    pub project: &'a ProjectKey,
+    pub env: &'a str,
+    pub repo_id: i64,
+    pub branch: &'a str,
+    pub base: &'a str,
+    pub base_sha: &'a str,
+    pub sha: Option<&'a str>,
+    /// done, unchanged or conflict
+    pub status: &'a str,
+    pub detail: Option<&'a str>,
+    pub actor: &'a str,
+}
+
+pub fn insert_integration(c: &Connection, i: &NewIntegration<'_>) -> Result<i64> {
+    c.execute(
+        "INSERT INTO integration (project, env, repo, branch, base, base_sha, sha, status, detail, at, actor)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            i.project.as_str(),
+            i.env,
+            i.repo_id,
+            i.branch,
+            i.base,
+            i.base_sha,
+            i.sha,
+            i.status,
+            i.detail,
+            date::now(),
+            i.actor
+        ],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+pub fn insert_integration_item(
+    c: &Connection,
+    integration: i64,
+    key: &str,
+    feature_branch: &str,
+    sha: &str,
+) -> Result<()> {
+    c.execute(
+        "INSERT INTO integration_item (integration, requirement, feature_branch, sha) VALUES (?1, ?2, ?3, ?4)",
+        params![integration, key, feature_branch, sha],
+    )?;
+    Ok(())
+}
+
+/// An integration that took in a requirement's branch.
+#[derive(Clone, Debug, Serialize)]
+pub struct IntegrationRecord {
+    pub id: i64,
+    pub env: String,
+    pub repo: String,
+    pub branch: String,
+    pub base: String,
+    pub sha: Option<String>,
+    pub feature_sha: String,
+    pub at: String,
+    pub actor: String,
+}
+
+/// The integrations that took in `key`'s branches, oldest first.
+pub fn integrations_of(c: &Connection, key: &RequirementKey) -> Result<Vec<IntegrationRecord>> {
+    let mut st = c.prepare(
+        "SELECT i.id, i.env, r.name, i.branch, i.base, i.sha, it.sha, i.at, i.actor
+         FROM integration_item it JOIN integration i ON i.id = it.integration JOIN repo r ON r.id = i.repo
+         WHERE it.requirement = ?1 ORDER BY i.id",
+    )?;
+    let rows = st
+        .query_map([key.to_string()], |r| {
+            Ok(IntegrationRecord {
+                id: r.get(0)?,
+                env: r.get(1)?,
+                repo: r.get(2)?,
+                branch: r.get(3)?,
+                base: r.get(4)?,
+                sha: r.get(5)?,
+                feature_sha: r.get(6)?,
+                at: r.get(7)?,
+                actor: r.get(8)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// Requirements of a project in any of `statuses`, in key order.
+pub fn requirements_in(
+    c: &Connection,
+    project: &ProjectKey,
+    statuses: &[Status],
+) -> Result<Vec<Requirement>> {
+    let mut st =
+        c.prepare(&format!("SELECT {REQ_COLS} FROM requirement WHERE project = ?1 ORDER BY seq"))?;
+    let rows =
+        st.query_map([project.as_str()], requirement_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows.into_iter().filter(|r| statuses.contains(&r.status)).collect())
+}

@@ -144,4 +144,31 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX event_requirement ON event (requirement);
     ",
+    // 2: integrations (AoneFlow): which commit of which feature branch went into which
+    // environment's integration branch, per repository and run
+    "
+    CREATE TABLE integration (
+        id INTEGER PRIMARY KEY,
+        project TEXT NOT NULL REFERENCES project(key),
+        env TEXT NOT NULL,
+        repo INTEGER NOT NULL REFERENCES repo(id) ON DELETE CASCADE,
+        branch TEXT NOT NULL,
+        base TEXT NOT NULL,
+        base_sha TEXT NOT NULL,
+        sha TEXT,
+        status TEXT NOT NULL,
+        detail TEXT,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL
+    );
+    CREATE INDEX integration_env ON integration (project, env, repo);
+    CREATE TABLE integration_item (
+        integration INTEGER NOT NULL REFERENCES integration(id) ON DELETE CASCADE,
+        requirement TEXT NOT NULL REFERENCES requirement(key),
+        feature_branch TEXT NOT NULL,
+        sha TEXT NOT NULL,
+        PRIMARY KEY (integration, requirement)
+    );
+    CREATE INDEX integration_item_requirement ON integration_item (requirement);
+    ",
 ];

@@ -98,7 +98,7 @@ fn draft_to_submitted_through_every_gate() {
     // submitted -> testing needs builds and deployments that xone cannot make yet.
     env.code(4, &["requirement", "advance", "PAY-1"]).says(&[
         "cannot enter testing",
-        "no integration for test",
+        "release/test in web does not hold the tip",
         "no build",
         "deployment to test",
         "smoke",
@@ -113,7 +113,11 @@ fn draft_to_submitted_through_every_gate() {
         "tested by hand on staging",
     ]);
     assert_eq!(j["forced"], true);
-    assert_eq!(j["missing"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        j["missing"].as_array().unwrap().len(),
+        5,
+        "two repositories to integrate, build, deploy, smoke"
+    );
 
     // testing -> gray: QA's sign-off, by a qa member only, and the plans.
     env.code(4, &["requirement", "advance", "PAY-1"]).says(&[

@@ -4,6 +4,7 @@ mod harness;
 
 mod branch;
 mod config;
+mod integrate;
 mod lifecycle;
 mod output;
 mod project;
