@@ -5,7 +5,9 @@ use std::path::Path;
 
 use git2::{BranchType, Oid, Repository, StatusOptions};
 
-use super::{BranchState, CommitInfo, Feature, Forge, Integration, Outcome, RepoInfo};
+use super::{
+    BranchState, CommitInfo, Feature, Forge, Integration, MergeRequest, Outcome, RepoInfo,
+};
 use crate::store::Repo;
 use crate::ui::{Result, XoneError};
 
@@ -514,5 +516,79 @@ impl Forge for LocalForge {
         };
         let tip = b.get().peel_to_commit()?.id();
         Ok(tip == oid || repo.graph_descendant_of(tip, oid).unwrap_or(false))
+    }
+
+    fn merge_request(
+        &self,
+        r: &Repo,
+        branch: &str,
+        base: &str,
+        _title: &str,
+    ) -> Result<MergeRequest> {
+        let repo = open(&r.location)?;
+        let theirs = repo
+            .find_branch(branch, BranchType::Local)
+            .map_err(|_| XoneError::not_found(format!("{} has no branch {branch}", r.name)))?
+            .get()
+            .peel_to_commit()?;
+        let ours = repo.find_commit(resolve(&repo, &r.name, base)?)?;
+        let (commits, _) = repo.graph_ahead_behind(theirs.id(), ours.id())?;
+        if commits == 0 {
+            return Ok(MergeRequest {
+                state: "merged".into(),
+                mergeable: false,
+                conflicts: vec![],
+                commits,
+            });
+        }
+        let index = repo.merge_commits(&ours, &theirs, None)?;
+        let conflicts = if index.has_conflicts() { conflict_paths(&index)? } else { Vec::new() };
+        Ok(MergeRequest {
+            state: "open".into(),
+            mergeable: conflicts.is_empty(),
+            conflicts,
+            commits,
+        })
+    }
+
+    fn merge(&self, r: &Repo, branch: &str, base: &str, title: &str) -> Result<Outcome> {
+        let repo = open(&r.location)?;
+        let theirs = repo
+            .find_branch(branch, BranchType::Local)
+            .map_err(|_| XoneError::not_found(format!("{} has no branch {branch}", r.name)))?
+            .get()
+            .peel_to_commit()?;
+        let base_ref = repo.find_branch(base, BranchType::Local).map_err(|_| {
+            XoneError::not_found(format!("{} has no branch {base} to merge into", r.name))
+        })?;
+        let ours = base_ref.get().peel_to_commit()?;
+        if ours.id() == theirs.id() || repo.graph_descendant_of(ours.id(), theirs.id())? {
+            return Ok(Outcome::Already(format!("{branch} is already merged into {base}")));
+        }
+        let mut index = repo.merge_commits(&ours, &theirs, None)?;
+        if index.has_conflicts() {
+            let files = conflict_paths(&index)?;
+            return Err(XoneError::conflict(format!(
+                "{branch} conflicts with {base} in {}",
+                r.name
+            ))
+            .cause(format!("conflicting files: {}", files.join(", ")))
+            .hint(format!("bring {base} into the branch (xone branch sync) and resolve first")));
+        }
+        let in_work_tree = checked_out(&repo, base);
+        if in_work_tree {
+            refuse_local_changes(&repo, r, "updating the branch")?;
+        }
+        let tree = repo.find_tree(index.write_tree_to(&repo)?)?;
+        let sig = signature(&repo)?;
+        let message = format!("Merge {branch} into {base}\n\n{title}\n");
+        let new = repo.commit(None, &sig, &sig, &message, &tree, &[&ours, &theirs])?;
+        if in_work_tree {
+            let mut co = git2::build::CheckoutBuilder::new();
+            co.safe();
+            repo.checkout_tree(repo.find_commit(new)?.as_object(), Some(&mut co))?;
+        }
+        move_branch(&repo, r, base, new, Some(ours.id()))?;
+        Ok(Outcome::Done(format!("merged {branch} into {base} at {}", short(new))))
     }
 }

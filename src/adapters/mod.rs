@@ -63,6 +63,19 @@ pub struct CommitInfo {
     pub at: String,
 }
 
+/// A feature branch's merge request as the forge sees it: on the local forge, the branch
+/// against its base; on GitLab, the merge request itself.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MergeRequest {
+    /// open, merged
+    pub state: String,
+    /// Whether merging now would succeed without conflicts.
+    pub mergeable: bool,
+    pub conflicts: Vec<String>,
+    /// Commits the branch would bring into its base.
+    pub commits: usize,
+}
+
 /// Code hosting: the local forge (git repositories on disk) now, GitLab next.
 pub trait Forge {
     /// Checks that `location` is a repository this forge can serve, and describes it.
@@ -98,6 +111,17 @@ pub trait Forge {
     ) -> Result<Vec<CommitInfo>>;
     /// Whether commit `sha` is contained in `container` (a branch); false if either is missing.
     fn contains(&self, repo: &Repo, container: &str, sha: &str) -> Result<bool>;
+    /// The merge request of `branch` into `base` (opened where the forge has such things).
+    fn merge_request(
+        &self,
+        repo: &Repo,
+        branch: &str,
+        base: &str,
+        title: &str,
+    ) -> Result<MergeRequest>;
+    /// Merges `branch` into `base` if that succeeds without conflicts; a conflict is exit 5
+    /// and leaves `base` as it was.
+    fn merge(&self, repo: &Repo, branch: &str, base: &str, title: &str) -> Result<Outcome>;
 }
 
 /// The forge that serves a linked repository.

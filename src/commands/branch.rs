@@ -6,7 +6,7 @@ use clap_complete::{ArgValueCandidates, ArgValueCompleter};
 use serde::Serialize;
 
 use super::requirement::{event, open_requirement};
-use super::{complete, report_repos, Ctx, RepoReport};
+use super::{complete, fan_out, report_repos, Ctx, RepoReport};
 use crate::adapters::{current_state, forge_for, Feature, Outcome};
 use crate::domain::lifecycle::states_for_env;
 use crate::domain::names::{self, check_env, feature_branch};
@@ -45,6 +45,20 @@ pub enum BranchCommand {
         /// Delete even commits not merged into the base branch
         #[arg(long)]
         force: bool,
+    },
+    /// The merge request of each feature branch: state, mergeability, conflicts; --merge merges
+    #[command(after_long_help = "\
+On the local forge a merge request is the branch against its base: open or merged, mergeable \
+or conflicting (with the files). --merge merges those that are mergeable into their base and \
+reports the rest (exit 5 when any conflicts). \
+JSON: [{\"repo\", \"branch\", \"base\", \"state\": open|merged, \"mergeable\", \"conflicts\": [FILE], \"commits\"}]; \
+with --merge as for create")]
+    Mr {
+        #[command(flatten)]
+        repos: RepoArgs,
+        /// Merge the mergeable ones
+        #[arg(long)]
+        merge: bool,
     },
     /// Rebuild ENV's integration branch (release/ENV) from each base plus the chosen branches
     #[command(after_long_help = "\
@@ -113,6 +127,7 @@ pub fn run(cx: &mut Ctx, cmd: BranchCommand) -> Result<()> {
         BranchCommand::Delete { repos, force } => delete(cx, repos, force),
         BranchCommand::Integrate(a) => integrate(cx, a),
         BranchCommand::Sync { repos, rebase } => sync(cx, repos, rebase),
+        BranchCommand::Mr { repos, merge } => mr(cx, repos, merge),
     }
 }
 
@@ -187,17 +202,26 @@ fn integrate(cx: &mut Ctx, a: IntegrateArgs) -> Result<()> {
     }
     let repos = pick_repos(&store, &project, &[])?;
     let records = store::branches(store.conn(), None, Some(&project))?;
+    let work: Vec<(&Repo, Vec<Feature>)> = repos
+        .iter()
+        .map(|repo| {
+            let features = reqs
+                .iter()
+                .filter_map(|r| {
+                    let b =
+                        records.iter().find(|b| b.requirement == r.key && b.repo_id == repo.id)?;
+                    Some(Feature { key: r.key.clone(), branch: b.name.clone() })
+                })
+                .collect();
+            (repo, features)
+        })
+        .collect();
+    let results = fan_out(&work, |(repo, features)| {
+        forge_for(repo)?.integrate(repo, &target, &repo.default_branch, features)
+    });
     let mut reports = Vec::new();
-    for repo in &repos {
-        let features: Vec<Feature> = reqs
-            .iter()
-            .filter_map(|r| {
-                let b = records.iter().find(|b| b.requirement == r.key && b.repo_id == repo.id)?;
-                Some(Feature { key: r.key.clone(), branch: b.name.clone() })
-            })
-            .collect();
+    for ((repo, features), result) in work.iter().zip(results) {
         let base = &repo.default_branch;
-        let result = forge_for(repo).and_then(|f| f.integrate(repo, &target, base, &features));
         // What went in is recorded on every requirement it contains, conflicts too.
         store.write(|tx| {
             let mut new = store::NewIntegration {
@@ -242,7 +266,7 @@ fn integrate(cx: &mut Ctx, a: IntegrateArgs) -> Result<()> {
                     }
                     new.detail = Some(&detail);
                     store::insert_integration(tx, &new)?;
-                    for f in &features {
+                    for f in features.iter() {
                         let Some(req) = reqs.iter().find(|r| r.key == f.key) else { continue };
                         let e = Event {
                             detail: Some(detail.clone()),
@@ -280,11 +304,13 @@ fn sync(cx: &mut Ctx, a: RepoArgs, rebase: bool) -> Result<()> {
     let actor = cx.actor()?;
     let mut store = cx.store()?;
     let req = open_requirement(store.conn(), &a.key)?;
+    let targets = recorded(&store, &a)?;
+    let results = fan_out(&targets, |(repo, b)| {
+        let b = b.clone()?;
+        forge_for(repo)?.sync(repo, &b.name, &repo.default_branch, rebase)
+    });
     let mut reports = Vec::new();
-    for (repo, b) in recorded(&store, &a)? {
-        let base = repo.default_branch.clone();
-        let result =
-            b.and_then(|b| forge_for(&repo).and_then(|f| f.sync(&repo, &b.name, &base, rebase)));
+    for ((repo, _), result) in targets.iter().zip(results) {
         if let Ok(Outcome::Done(d)) = &result {
             let detail = format!("{}: {d}", repo.name);
             store.write(|tx| {
@@ -331,12 +357,15 @@ fn create(cx: &mut Ctx, a: CreateArgs) -> Result<()> {
     if req.branch.is_none() {
         store.write(|tx| store::set_branch_name(tx, &a.key, &name))?;
     }
+    // The base is where the branch starts: commits ahead of it are the requirement's work.
+    let from = |repo: &Repo| a.from.clone().unwrap_or_else(|| repo.default_branch.clone());
+    let results = fan_out(&repos, |repo| {
+        forge_for(repo).and_then(|f| f.create_branch(repo, &name, &from(repo)))
+    });
     let mut reports = Vec::new();
-    for repo in &repos {
-        // The base is where the branch starts: commits ahead of it are the requirement's work.
-        let from = a.from.clone().unwrap_or_else(|| repo.default_branch.clone());
-        let result = forge_for(repo).and_then(|f| f.create_branch(repo, &name, &from));
-        // Record each branch as soon as it exists, so an interrupted run loses nothing.
+    // A branch made but not recorded (an interrupted run) is found and recorded next time.
+    for (repo, result) in repos.iter().zip(results) {
+        let from = from(repo);
         if result.is_ok() {
             store.write(|tx| {
                 store::record_branch(tx, &a.key, repo.id, &name, &from)?;
@@ -473,13 +502,13 @@ fn recorded(store: &Store, a: &RepoArgs) -> Result<Vec<(Repo, Result<store::Bran
 fn checkout(cx: &mut Ctx, a: RepoArgs) -> Result<()> {
     let store = cx.store()?;
     store::requirement(store.conn(), &a.key)?;
-    let reports = recorded(&store, &a)?
-        .into_iter()
-        .map(|(repo, b)| {
-            let result = b.and_then(|b| forge_for(&repo).and_then(|f| f.checkout(&repo, &b.name)));
-            RepoReport::new(&repo.name, result)
-        })
-        .collect();
+    let targets = recorded(&store, &a)?;
+    let results = fan_out(&targets, |(repo, b)| {
+        let b = b.clone()?;
+        forge_for(repo)?.checkout(repo, &b.name)
+    });
+    let reports =
+        targets.iter().zip(results).map(|((repo, _), r)| RepoReport::new(&repo.name, r)).collect();
     report_repos(cx, "branch checkout", reports)
 }
 
@@ -493,12 +522,12 @@ fn delete(cx: &mut Ctx, a: RepoArgs, force: bool) -> Result<()> {
         n => format!("{n} repositories"),
     };
     cx.ui.confirm_or_stop(&format!("Delete {}'s branch in {repos}?", a.key), "nothing deleted")?;
+    let results = fan_out(&targets, |(repo, b)| {
+        let b = b.clone()?;
+        forge_for(repo)?.delete_branch(repo, &b.name, &b.base, force)
+    });
     let mut reports = Vec::new();
-    for (repo, b) in targets {
-        let repo = &repo;
-        let result = b.and_then(|b| {
-            forge_for(repo).and_then(|f| f.delete_branch(repo, &b.name, &b.base, force))
-        });
+    for ((repo, _), result) in targets.iter().zip(results) {
         if result.is_ok() {
             store.write(|tx| {
                 store::forget_branch(tx, &a.key, repo.id)?;
@@ -516,4 +545,62 @@ fn delete(cx: &mut Ctx, a: RepoArgs, force: bool) -> Result<()> {
         reports.push(RepoReport::new(&repo.name, result));
     }
     report_repos(cx, "branch delete", reports)
+}
+
+#[derive(Serialize)]
+struct MrView {
+    repo: String,
+    branch: String,
+    base: String,
+    #[serde(flatten)]
+    mr: crate::adapters::MergeRequest,
+}
+
+fn mr(cx: &mut Ctx, a: RepoArgs, merge: bool) -> Result<()> {
+    let actor = cx.actor()?;
+    let mut store = cx.store()?;
+    let req = store::requirement(store.conn(), &a.key)?;
+    let title = format!("{}: {}", req.key, req.title);
+    let targets = recorded(&store, &a)?;
+    if merge {
+        let mut reports = Vec::new();
+        for (repo, b) in targets {
+            let repo = &repo;
+            let result = b.and_then(|b| {
+                let outcome = forge_for(repo)?.merge(repo, &b.name, &b.base, &title)?;
+                if let Outcome::Done(d) = &outcome {
+                    let e = Event {
+                        detail: Some(format!("{}: {d}", repo.name)),
+                        ..event(&req, &actor, "merge")
+                    };
+                    store.write(|tx| store::record(tx, &e))?;
+                }
+                Ok(outcome)
+            });
+            reports.push(RepoReport::new(&repo.name, result));
+        }
+        return report_repos(cx, "branch mr --merge", reports);
+    }
+    let mut views = Vec::new();
+    for (repo, b) in targets {
+        let b = b?;
+        let mr = forge_for(&repo)?.merge_request(&repo, &b.name, &b.base, &title)?;
+        views.push(MrView { repo: repo.name.clone(), branch: b.name, base: b.base, mr });
+    }
+    if cx.ui.json {
+        return cx.ui.print_json(&views);
+    }
+    let mut t = vec![vec!["REPO".into(), "BRANCH".into(), "STATE".into(), "MERGE".into()]];
+    for v in &views {
+        let merge = match (v.mr.state.as_str(), v.mr.mergeable) {
+            ("merged", _) => cx.ui.dim("-"),
+            (_, true) => {
+                cx.ui.green(&format!("mergeable, {} commit(s) into {}", v.mr.commits, v.base))
+            }
+            (_, false) => cx.ui.red(&format!("conflicts: {}", v.mr.conflicts.join(", "))),
+        };
+        t.push(vec![v.repo.clone(), v.branch.clone(), v.mr.state.clone(), merge]);
+    }
+    write!(cx.ui.out(), "{}", table(&t))?;
+    Ok(())
 }

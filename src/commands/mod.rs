@@ -101,6 +101,24 @@ pub fn dispatch(cx: &mut Ctx, cli: Cli) -> Result<()> {
     }
 }
 
+/// How many repositories are worked on at once.
+const FAN_OUT: usize = 8;
+
+/// Runs `f` on every item at once (at most `FAN_OUT` at a time), keeping the items' order in
+/// the results: repositories are independent, so one slow one does not hold up the rest.
+pub fn fan_out<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let mut results = Vec::with_capacity(items.len());
+    for chunk in items.chunks(FAN_OUT) {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = chunk.iter().map(|item| s.spawn(|| f(item))).collect();
+            for h in handles {
+                results.push(h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+            }
+        });
+    }
+    results
+}
+
 /// The result of one operation in a fan-out across repositories.
 #[derive(serde::Serialize)]
 pub struct RepoReport {

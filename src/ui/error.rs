@@ -20,7 +20,7 @@ pub enum Kind {
 }
 
 /// An error for a user: what happened (`message`), why (`causes`), what to do next (`hints`).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct XoneError {
     pub kind: Kind,
     pub message: String,

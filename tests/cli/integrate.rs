@@ -218,3 +218,48 @@ fn the_commit_msg_hook_puts_the_key_in() {
     env.code(5, &["hook", "install"]).says(&["did not write", "--force"]);
     env.ok(&["hook", "install", "--force"]);
 }
+
+#[test]
+fn merge_requests_on_the_local_forge() {
+    let env = TestEnv::new();
+    let (web, api) = project(&env);
+    env.ok(&["requirement", "create", "-p", "PAY", "Merge me"]);
+    env.ok(&["branch", "create", "PAY-1"]);
+    let branch = "feature/PAY-1-merge-me";
+    for repo in [&web, &api] {
+        let r = git2::Repository::open(repo).unwrap();
+        commit(&r, "feature.txt", "new", "PAY-1: feature", Some(branch));
+    }
+    let view = env.json(&["branch", "mr", "PAY-1"]);
+    for v in view.as_array().unwrap() {
+        assert_eq!(
+            (v["state"].as_str(), v["mergeable"].as_bool()),
+            (Some("open"), Some(true)),
+            "{v}"
+        );
+        assert_eq!(v["commits"], 1);
+    }
+    // main changes the same file in api: that one conflicts.
+    commit(&git2::Repository::open(&api).unwrap(), "feature.txt", "other", "clash", Some("main"));
+    let view = env.json(&["branch", "mr", "PAY-1"]);
+    let api_view = view.as_array().unwrap().iter().find(|v| v["repo"] == "api").unwrap().clone();
+    assert_eq!(api_view["mergeable"], false);
+    assert_eq!(api_view["conflicts"], serde_json::json!(["feature.txt"]));
+    assert!(env.ok(&["branch", "mr", "PAY-1"]).stdout.contains("conflicts: feature.txt"));
+
+    let r = env.code(5, &["branch", "mr", "PAY-1", "--merge"]);
+    r.says(&["1 of 2", "conflicts with main in api", "feature.txt"]);
+    assert!(holds(&web, "main", tip(&web, branch).unwrap()), "web merged");
+    assert_eq!(
+        std::fs::read_to_string(web.join("feature.txt")).unwrap(),
+        "new",
+        "work tree follows"
+    );
+    assert!(!holds(&api, "main", tip(&api, branch).unwrap()), "api left as it was");
+    let view = env.json(&["branch", "mr", "PAY-1", "--repo", "web"]);
+    assert_eq!(view[0]["state"], "merged");
+    let again = env.json(&["branch", "mr", "PAY-1", "--merge", "--repo", "web"]);
+    assert_eq!(again[0]["status"], "unchanged");
+    let log = env.json(&["requirement", "log", "PAY-1"]);
+    assert!(log.as_array().unwrap().iter().any(|e| e["action"] == "merge"), "{log}");
+}
