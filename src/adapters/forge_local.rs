@@ -135,6 +135,54 @@ fn move_branch(
 /// Whether `old` already is an integration of exactly `base` and `merged`: its first-parent
 /// chain reaches `base`, every merge on it brought in one of `merged`, and it holds them all.
 /// Then a rebuild would only change timestamps, and the branch is left as it is.
+/// Merges `theirs` into `ours` in memory and commits the result (parents: ours, theirs),
+/// touching no ref and no work tree; a conflict is handed the files to make its error.
+fn merge_commit(
+    repo: &Repository,
+    ours: &git2::Commit<'_>,
+    theirs: &git2::Commit<'_>,
+    message: &str,
+    conflict: impl FnOnce(Vec<String>) -> XoneError,
+) -> Result<Oid> {
+    let mut index = repo.merge_commits(ours, theirs, None)?;
+    if index.has_conflicts() {
+        return Err(conflict(conflict_paths(&index)?));
+    }
+    let tree = repo.find_tree(index.write_tree_to(repo)?)?;
+    let sig = signature(repo)?;
+    Ok(repo.commit(None, &sig, &sig, message, &tree, &[ours, theirs])?)
+}
+
+/// Moves `branch` from `old` to `new`. A work tree that has it checked out must be clean and
+/// follows: files first (measured against the old tip, so nothing local is lost), then the
+/// branch; should the branch have moved meanwhile, the files go back.
+fn advance(
+    repo: &Repository,
+    r: &Repo,
+    branch: &str,
+    new: Oid,
+    old: &git2::Commit<'_>,
+) -> Result<()> {
+    if !checked_out(repo, branch) {
+        return move_branch(repo, r, branch, new, Some(old.id()));
+    }
+    refuse_local_changes(repo, r, "updating the branch")?;
+    let mut co = git2::build::CheckoutBuilder::new();
+    co.safe();
+    repo.checkout_tree(repo.find_commit(new)?.as_object(), Some(&mut co)).map_err(|e| {
+        XoneError::conflict(format!("updating the work tree of {} would overwrite files", r.name))
+            .cause(e.message())
+            .hint("move the untracked files in the way, then run this again")
+    })?;
+    if let Err(e) = move_branch(repo, r, branch, new, Some(old.id())) {
+        let mut back = git2::build::CheckoutBuilder::new();
+        back.force();
+        repo.checkout_tree(old.as_object(), Some(&mut back))?;
+        return Err(e);
+    }
+    Ok(())
+}
+
 fn same_integration(repo: &Repository, old: Oid, base: Oid, merged: &[Oid]) -> Result<bool> {
     let mut at = repo.find_commit(old)?;
     for _ in 0..10_000 {
@@ -324,7 +372,6 @@ impl Forge for LocalForge {
             Ok(b) => Some(b.get().peel_to_commit()?.id()),
             Err(_) => None,
         };
-        let sig = signature(&repo)?;
         let mut current = repo.find_commit(base_oid)?;
         let (mut merged, mut absent) = (Vec::new(), Vec::new());
         // Merged in memory: nothing is written to a work tree or a ref until all succeeded.
@@ -338,12 +385,11 @@ impl Forge for LocalForge {
                 merged.push((f.clone(), theirs.id().to_string()));
                 continue;
             }
-            let mut index = repo.merge_commits(&current, &theirs, None)?;
-            if index.has_conflicts() {
-                let files = conflict_paths(&index)?;
+            let message = format!("Integrate {} ({}) into {target}", f.key, f.branch);
+            let oid = merge_commit(&repo, &current, &theirs, &message, |files| {
                 let mut with = vec![base.to_string()];
                 with.extend(merged.iter().map(|(m, _): &(Feature, String)| m.key.clone()));
-                return Err(XoneError::conflict(format!(
+                XoneError::conflict(format!(
                     "{} ({}) conflicts in {} with {}",
                     f.key,
                     f.branch,
@@ -354,11 +400,8 @@ impl Forge for LocalForge {
                 .hint(format!(
                     "bring {base} into it (xone branch sync {}) and resolve, or integrate without {}",
                     f.key, f.key
-                )));
-            }
-            let tree = repo.find_tree(index.write_tree_to(&repo)?)?;
-            let message = format!("Integrate {} ({}) into {target}", f.key, f.branch);
-            let oid = repo.commit(None, &sig, &sig, &message, &tree, &[&current, &theirs])?;
+                ))
+            })?;
             current = repo.find_commit(oid)?;
             merged.push((f.clone(), theirs.id().to_string()));
         }
@@ -396,11 +439,9 @@ impl Forge for LocalForge {
         if tip.id() == base_oid || repo.graph_descendant_of(tip.id(), base_oid)? {
             return Ok(Outcome::Already(format!("{branch} already has everything in {base}")));
         }
-        let in_work_tree = checked_out(&repo, branch);
-        if in_work_tree {
+        if checked_out(&repo, branch) {
             refuse_local_changes(&repo, r, "updating the branch")?;
         }
-        let sig = signature(&repo)?;
         let new = if rebase {
             // Rewriting commits that another branch already holds would fork the history.
             for other in repo.branches(Some(BranchType::Local))? {
@@ -436,48 +477,20 @@ impl Forge for LocalForge {
                     .cause(format!("conflicting files: {}", files.join(", ")))
                     .hint("merge instead (without --rebase) and resolve the conflict there"));
                 }
-                last = rb.commit(None, &sig, None)?;
+                last = rb.commit(None, &signature(&repo)?, None)?;
             }
             rb.finish(None)?;
             last
         } else {
             let theirs = repo.find_commit(base_oid)?;
-            let mut index = repo.merge_commits(&tip, &theirs, None)?;
-            if index.has_conflicts() {
-                let files = conflict_paths(&index)?;
-                return Err(XoneError::conflict(format!(
-                    "merging {base} into {branch} in {} conflicts",
-                    r.name
-                ))
-                .cause(format!("conflicting files: {}", files.join(", ")))
-                .hint(format!("merge {base} into {branch} by hand in a work tree and resolve")));
-            }
-            let tree = repo.find_tree(index.write_tree_to(&repo)?)?;
             let message = format!("Merge {base} into {branch}");
-            repo.commit(None, &sig, &sig, &message, &tree, &[&tip, &theirs])?
+            merge_commit(&repo, &tip, &theirs, &message, |files| {
+                XoneError::conflict(format!("merging {base} into {branch} in {} conflicts", r.name))
+                    .cause(format!("conflicting files: {}", files.join(", ")))
+                    .hint(format!("merge {base} into {branch} by hand in a work tree and resolve"))
+            })?
         };
-        if in_work_tree {
-            // Files first (measured against the old HEAD, so nothing local is lost), then the
-            // branch; should the branch have moved meanwhile, the files go back.
-            let mut co = git2::build::CheckoutBuilder::new();
-            co.safe();
-            repo.checkout_tree(repo.find_commit(new)?.as_object(), Some(&mut co)).map_err(|e| {
-                XoneError::conflict(format!(
-                    "updating the work tree of {} would overwrite files",
-                    r.name
-                ))
-                .cause(e.message())
-                .hint("move the untracked files in the way, then run this again")
-            })?;
-            if let Err(e) = move_branch(&repo, r, branch, new, Some(tip.id())) {
-                let mut back = git2::build::CheckoutBuilder::new();
-                back.force();
-                repo.checkout_tree(tip.as_object(), Some(&mut back))?;
-                return Err(e);
-            }
-        } else {
-            move_branch(&repo, r, branch, new, Some(tip.id()))?;
-        }
+        advance(&repo, r, branch, new, &tip)?;
         let how = if rebase { "rebased onto" } else { "merged" };
         Ok(Outcome::Done(format!("{how} {base}: {branch} is now at {}", short(new))))
     }
@@ -565,30 +578,13 @@ impl Forge for LocalForge {
         if ours.id() == theirs.id() || repo.graph_descendant_of(ours.id(), theirs.id())? {
             return Ok(Outcome::Already(format!("{branch} is already merged into {base}")));
         }
-        let mut index = repo.merge_commits(&ours, &theirs, None)?;
-        if index.has_conflicts() {
-            let files = conflict_paths(&index)?;
-            return Err(XoneError::conflict(format!(
-                "{branch} conflicts with {base} in {}",
-                r.name
-            ))
-            .cause(format!("conflicting files: {}", files.join(", ")))
-            .hint(format!("bring {base} into the branch (xone branch sync) and resolve first")));
-        }
-        let in_work_tree = checked_out(&repo, base);
-        if in_work_tree {
-            refuse_local_changes(&repo, r, "updating the branch")?;
-        }
-        let tree = repo.find_tree(index.write_tree_to(&repo)?)?;
-        let sig = signature(&repo)?;
         let message = format!("Merge {branch} into {base}\n\n{title}\n");
-        let new = repo.commit(None, &sig, &sig, &message, &tree, &[&ours, &theirs])?;
-        if in_work_tree {
-            let mut co = git2::build::CheckoutBuilder::new();
-            co.safe();
-            repo.checkout_tree(repo.find_commit(new)?.as_object(), Some(&mut co))?;
-        }
-        move_branch(&repo, r, base, new, Some(ours.id()))?;
+        let new = merge_commit(&repo, &ours, &theirs, &message, |files| {
+            XoneError::conflict(format!("{branch} conflicts with {base} in {}", r.name))
+                .cause(format!("conflicting files: {}", files.join(", ")))
+                .hint(format!("bring {base} into the branch (xone branch sync) and resolve first"))
+        })?;
+        advance(&repo, r, base, new, &ours)?;
         Ok(Outcome::Done(format!("merged {branch} into {base} at {}", short(new))))
     }
 }
