@@ -204,6 +204,15 @@ fn same_integration(repo: &Repository, old: Oid, base: Oid, merged: &[Oid]) -> R
     Ok(false)
 }
 
+/// The commit a branch points at; a missing branch is not found (exit 3).
+fn branch_tip<'r>(repo: &'r Repository, r: &Repo, branch: &str) -> Result<git2::Commit<'r>> {
+    let b = repo.find_branch(branch, BranchType::Local).map_err(|_| {
+        XoneError::not_found(format!("{} has no branch {branch}", r.name))
+            .hint("create it with `xone branch create KEY`")
+    })?;
+    Ok(b.get().peel_to_commit()?)
+}
+
 fn short(oid: Oid) -> String {
     oid.to_string()[..7].to_string()
 }
@@ -539,11 +548,7 @@ impl Forge for LocalForge {
         _title: &str,
     ) -> Result<MergeRequest> {
         let repo = open(&r.location)?;
-        let theirs = repo
-            .find_branch(branch, BranchType::Local)
-            .map_err(|_| XoneError::not_found(format!("{} has no branch {branch}", r.name)))?
-            .get()
-            .peel_to_commit()?;
+        let theirs = branch_tip(&repo, r, branch)?;
         let ours = repo.find_commit(resolve(&repo, &r.name, base)?)?;
         let (commits, _) = repo.graph_ahead_behind(theirs.id(), ours.id())?;
         if commits == 0 {
@@ -566,11 +571,7 @@ impl Forge for LocalForge {
 
     fn merge(&self, r: &Repo, branch: &str, base: &str, title: &str) -> Result<Outcome> {
         let repo = open(&r.location)?;
-        let theirs = repo
-            .find_branch(branch, BranchType::Local)
-            .map_err(|_| XoneError::not_found(format!("{} has no branch {branch}", r.name)))?
-            .get()
-            .peel_to_commit()?;
+        let theirs = branch_tip(&repo, r, branch)?;
         let base_ref = repo.find_branch(base, BranchType::Local).map_err(|_| {
             XoneError::not_found(format!("{} has no branch {base} to merge into", r.name))
         })?;
