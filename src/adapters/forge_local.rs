@@ -213,6 +213,21 @@ fn branch_tip<'r>(repo: &'r Repository, r: &Repo, branch: &str) -> Result<git2::
     Ok(b.get().peel_to_commit()?)
 }
 
+/// Whether a merge commit on `base`'s first-parent line brought in `tip`.
+fn merged_into(repo: &Repository, base: Oid, tip: Oid) -> Result<bool> {
+    let mut at = repo.find_commit(base)?;
+    for _ in 0..10_000 {
+        if at.parent_count() == 2 && at.parent_id(1)? == tip {
+            return Ok(true);
+        }
+        if at.id() == tip || at.parent_count() == 0 {
+            return Ok(false);
+        }
+        at = at.parent(0)?;
+    }
+    Ok(false)
+}
+
 fn short(oid: Oid) -> String {
     oid.to_string()[..7].to_string()
 }
@@ -552,8 +567,12 @@ impl Forge for LocalForge {
         let ours = repo.find_commit(resolve(&repo, &r.name, base)?)?;
         let (commits, _) = repo.graph_ahead_behind(theirs.id(), ours.id())?;
         if commits == 0 {
+            // Nothing to bring in: merged if the base took the branch in a merge commit,
+            // otherwise the branch simply has no work yet.
+            let state =
+                if merged_into(&repo, ours.id(), theirs.id())? { "merged" } else { "empty" };
             return Ok(MergeRequest {
-                state: "merged".into(),
+                state: state.into(),
                 mergeable: false,
                 conflicts: vec![],
                 commits,

@@ -67,7 +67,7 @@ pub struct CommitInfo {
 /// against its base; on GitLab, the merge request itself.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct MergeRequest {
-    /// open, merged
+    /// open (work to merge), merged (taken into the base), empty (no work yet)
     pub state: String,
     /// Whether merging now would succeed without conflicts.
     pub mergeable: bool,

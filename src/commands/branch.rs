@@ -51,7 +51,7 @@ pub enum BranchCommand {
 On the local forge a merge request is the branch against its base: open or merged, mergeable \
 or conflicting (with the files). --merge merges those that are mergeable into their base and \
 reports the rest (exit 5 when any conflicts). \
-JSON: [{\"repo\", \"branch\", \"base\", \"state\": open|merged, \"mergeable\", \"conflicts\": [FILE], \"commits\"}]; \
+JSON: [{\"repo\", \"branch\", \"base\", \"state\": open|merged|empty, \"mergeable\", \"conflicts\": [FILE], \"commits\"}]; \
 with --merge as for create")]
     Mr {
         #[command(flatten)]
@@ -175,6 +175,7 @@ fn integrate(cx: &mut Ctx, a: IntegrateArgs) -> Result<()> {
     let target = integration_branch(cx, &a.env)?;
     let mut store = cx.store()?;
     let project = which_project(&store, a.project.as_ref(), &a.keys)?;
+    let repos = pick_repos(&store, &project, &[])?;
     let reqs = if a.keys.is_empty() {
         let states = states_for_env(&a.env).ok_or_else(|| {
             XoneError::usage(format!("environment {} has no default requirements", a.env))
@@ -200,7 +201,6 @@ fn integrate(cx: &mut Ctx, a: IntegrateArgs) -> Result<()> {
             a.env
         ));
     }
-    let repos = pick_repos(&store, &project, &[])?;
     let records = store::branches(store.conn(), None, Some(&project))?;
     let work: Vec<(&Repo, Vec<Feature>)> = repos
         .iter()
@@ -594,6 +594,7 @@ fn mr(cx: &mut Ctx, a: RepoArgs, merge: bool) -> Result<()> {
     for v in &views {
         let merge = match (v.mr.state.as_str(), v.mr.mergeable) {
             ("merged", _) => cx.ui.dim("-"),
+            ("empty", _) => cx.ui.dim("nothing to merge yet"),
             (_, true) => {
                 cx.ui.green(&format!("mergeable, {} commit(s) into {}", v.mr.commits, v.base))
             }

@@ -81,7 +81,7 @@ fn a_conflict_leaves_that_repository_as_it_was_and_integrates_the_others() {
     let (web, api) = two_submitted(&env);
     env.ok(&["branch", "integrate", "test"]);
     let web_before = tip(&web, "release/test").unwrap();
-    // PAY-3 rewrites the README that PAY-4 also rewrites, in web only.
+    // PAY-4 and PAY-5 both rewrite web's README: the second one conflicts.
     for (key, title, text) in [("PAY-4", "Four", "four\n"), ("PAY-5", "Five", "five\n")] {
         env.ok(&["requirement", "create", "-p", "PAY", title]);
         env.ok(&["branch", "create", key]);
@@ -225,6 +225,8 @@ fn merge_requests_on_the_local_forge() {
     let (web, api) = project(&env);
     env.ok(&["requirement", "create", "-p", "PAY", "Merge me"]);
     env.ok(&["branch", "create", "PAY-1"]);
+    let fresh = env.json(&["branch", "mr", "PAY-1"]);
+    assert!(fresh.as_array().unwrap().iter().all(|v| v["state"] == "empty"), "{fresh}");
     let branch = "feature/PAY-1-merge-me";
     for repo in [&web, &api] {
         let r = git2::Repository::open(repo).unwrap();
