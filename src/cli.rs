@@ -55,6 +55,11 @@ pub enum Command {
     /// A requirement's feature branches across the project's repositories
     #[command(subcommand)]
     Branch(branch::BranchCommand),
+    /// Log in to GitLab, see who the token belongs to, log out
+    #[command(subcommand)]
+    Auth(crate::commands::auth::AuthCommand),
+    /// Check that every configured system can be reached, and how fast
+    Doctor(crate::commands::auth::DoctorArgs),
     /// Git hooks that keep commits traceable to their requirement
     #[command(subcommand)]
     Hook(crate::commands::hook::HookCommand),

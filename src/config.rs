@@ -19,6 +19,8 @@ enum Type {
     Duration,
     /// A branch name pattern holding `{env}`.
     EnvPattern,
+    /// An http:// or https:// address.
+    Url,
 }
 
 struct KeyDef {
@@ -65,6 +67,36 @@ const KEYS: &[KeyDef] = &[
         ty: Type::EnvPattern,
         default: Some("release/{env}"),
         doc: "the integration branch of an environment; {env} is its name",
+    },
+    KeyDef {
+        key: "gitlab.url",
+        ty: Type::Url,
+        default: None,
+        doc: "GitLab's address (https://gitlab.example.com); in GitLab CI, CI_SERVER_URL",
+    },
+    KeyDef {
+        key: "gitlab.namespace",
+        ty: Type::Str,
+        default: None,
+        doc: "the GitLab group where `project create --create-repo` makes projects",
+    },
+    KeyDef {
+        key: "workspace.dir",
+        ty: Type::Str,
+        default: None,
+        doc: "where `branch checkout` clones GitLab repositories (default ~/xone)",
+    },
+    KeyDef {
+        key: "remote.timeout",
+        ty: Type::Duration,
+        default: Some("30s"),
+        doc: "how long one request to a remote system may take, connecting included",
+    },
+    KeyDef {
+        key: "remote.retries",
+        ty: Type::Int,
+        default: Some("3"),
+        doc: "extra attempts for a remote request that is safe to repeat (429, 502-504)",
     },
     KeyDef {
         key: "ui.page_size",
@@ -139,6 +171,10 @@ fn find_project_file(start: &Path) -> Option<PathBuf> {
 }
 
 fn def(key: &str) -> Result<&'static KeyDef> {
+    if SECRETS.contains(&key) {
+        return Err(XoneError::usage(format!("{key} is a secret and is not set through config"))
+            .hint("store it with `xone auth login` (kept in the user config, mode 0600) or set XONE_GITLAB_TOKEN"));
+    }
     KEYS.iter().find(|d| d.key == key).ok_or_else(|| {
         let known: Vec<&str> = KEYS.iter().map(|d| d.key).collect();
         XoneError::usage(format!("unknown configuration key '{key}'"))
@@ -174,6 +210,21 @@ pub fn parse_duration(s: &str) -> std::result::Result<u64, String> {
     Ok(total)
 }
 
+/// Checks a server address and drops a trailing slash.
+pub fn check_url(raw: &str) -> std::result::Result<String, String> {
+    let rest = raw.strip_prefix("https://").or_else(|| raw.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !raw.contains(char::is_whitespace) => {
+            Ok(raw.trim_end_matches('/').to_string())
+        }
+        _ => Err(format!("'{raw}' is not an http:// or https:// address")),
+    }
+}
+
+/// Names of settings that hold secrets: they live in the user's config (mode 0600) or the
+/// environment, never in a `.xone.toml` committed with the code.
+const SECRETS: &[&str] = &["gitlab.token", "jira.token"];
+
 /// Turns text (from `config set` or the environment) into a value of the key's type.
 fn typed(d: &KeyDef, raw: &str) -> std::result::Result<toml::Value, String> {
     let form = |what: &str| format!("{} takes {what}, not '{raw}'", d.key);
@@ -201,6 +252,7 @@ fn typed(d: &KeyDef, raw: &str) -> std::result::Result<toml::Value, String> {
             crate::domain::names::integration_branch(raw, "test")?;
             toml::Value::String(raw.to_string())
         }
+        Type::Url => toml::Value::String(check_url(raw).map_err(|e| format!("{}: {e}", d.key))?),
     })
 }
 
@@ -216,6 +268,9 @@ fn check_file_value(d: &KeyDef, v: &toml::Value) -> std::result::Result<toml::Va
         (Type::Duration, toml::Value::String(s)) => parse_duration(s).map(|_| v.clone()),
         (Type::EnvPattern, toml::Value::String(s)) => {
             crate::domain::names::integration_branch(s, "test").map(|_| v.clone())
+        }
+        (Type::Url, toml::Value::String(s)) => {
+            check_url(s).map(toml::Value::String).map_err(|e| format!("{}: {e}", d.key))
         }
         _ => Err(format!("{} has the wrong type ({})", d.key, v.type_str())),
     }
@@ -269,6 +324,15 @@ impl Config {
             let Some(table) = read_table(&path)? else {
                 continue;
             };
+            if origin == Origin::Project {
+                if let Some(secret) = SECRETS.iter().find(|k| lookup(&table, k).is_some()) {
+                    return Err(XoneError::usage(format!(
+                        "{} holds {secret}: secrets never live in .xone.toml",
+                        path.display()
+                    ))
+                    .hint("remove it from that file (and from its history if it was committed); use `xone auth login` or XONE_GITLAB_TOKEN"));
+                }
+            }
             for d in KEYS {
                 if let Some(v) = lookup(&table, d.key) {
                     let value = check_file_value(d, v).map_err(|e| {
@@ -286,6 +350,14 @@ impl Config {
                 let value = typed(d, &raw)
                     .map_err(|e| XoneError::usage(format!("bad value in ${var}")).cause(e))?;
                 entries.insert(d.key, Entry { key: d.key, value, origin: Origin::Env });
+            }
+        }
+        // Inside GitLab CI the server is known without configuration.
+        if !entries.contains_key("gitlab.url") {
+            if let Some(url) = env_nonempty("CI_SERVER_URL").and_then(|u| check_url(&u).ok()) {
+                let value = toml::Value::String(url);
+                entries
+                    .insert("gitlab.url", Entry { key: "gitlab.url", value, origin: Origin::Env });
             }
         }
         Ok(Config { entries, user_file, project_file })
@@ -349,6 +421,37 @@ impl Config {
         write_private(path, doc.to_string().as_bytes())?;
         Ok(value)
     }
+}
+
+/// Sets (or with `None` removes) `section.name` in the user's config file, keeping the rest
+/// of the file; for secrets, which `set_in_file` refuses. Returns whether anything changed.
+pub fn set_secret(path: &Path, section: &str, name: &str, value: Option<&str>) -> Result<bool> {
+    read_table(path)?;
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| {
+        XoneError::usage(format!("malformed configuration in {}", path.display())).cause(e)
+    })?;
+    let changed = match value {
+        Some(v) => {
+            let table = doc.entry(section).or_insert_with(toml_edit::table);
+            let Some(table) = table.as_table_like_mut() else {
+                return Err(XoneError::usage(format!(
+                    "{} has '{section}' as a value, not a table",
+                    path.display()
+                )));
+            };
+            table.insert(name, toml_edit::value(v));
+            true
+        }
+        None => doc
+            .get_mut(section)
+            .and_then(|t| t.as_table_like_mut())
+            .is_some_and(|t| t.remove(name).is_some()),
+    };
+    if changed {
+        write_private(path, doc.to_string().as_bytes())?;
+    }
+    Ok(changed)
 }
 
 /// Writes a file whole or not at all (temporary file, then rename), readable by its owner only:

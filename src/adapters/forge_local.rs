@@ -6,7 +6,7 @@ use std::path::Path;
 use git2::{BranchType, Oid, Repository, StatusOptions};
 
 use super::{
-    BranchState, CommitInfo, Feature, Forge, Integration, MergeRequest, Outcome, RepoInfo,
+    BranchState, CommitInfo, Feature, Forge, Integration, MergeRequest, MrText, Outcome, RepoInfo,
 };
 use crate::store::Repo;
 use crate::ui::{Result, XoneError};
@@ -228,7 +228,7 @@ fn merged_into(repo: &Repository, base: Oid, tip: Oid) -> Result<bool> {
     Ok(false)
 }
 
-fn short(oid: Oid) -> String {
+pub fn short(oid: Oid) -> String {
     oid.to_string()[..7].to_string()
 }
 
@@ -241,6 +241,166 @@ fn resolve(repo: &Repository, name: &str, rev: &str) -> Result<Oid> {
         XoneError::not_found(format!("'{rev}' in {name} is not a commit")).cause(e.message())
     })?;
     Ok(commit.id())
+}
+
+/// An integration worked out in a repository's object database, before any ref moves.
+pub struct IntegrationPlan {
+    pub integration: Integration,
+    /// The integration branch's tip when the work began (the lease), and the new one.
+    pub old: Option<Oid>,
+    pub new: Oid,
+}
+
+/// Merges `base` plus each feature in memory: nothing is written to a work tree or a ref. A
+/// conflict is exit 5 naming the feature, what it met and the files.
+pub fn plan_integration(
+    repo: &Repository,
+    r: &Repo,
+    target: &str,
+    base: &str,
+    features: &[Feature],
+) -> Result<IntegrationPlan> {
+    let base_oid = resolve(repo, &r.name, base)?;
+    let old = match repo.find_branch(target, BranchType::Local) {
+        Ok(b) => Some(b.get().peel_to_commit()?.id()),
+        Err(_) => None,
+    };
+    let mut current = repo.find_commit(base_oid)?;
+    let (mut merged, mut absent) = (Vec::new(), Vec::new());
+    for f in features {
+        let Ok(fb) = repo.find_branch(&f.branch, BranchType::Local) else {
+            absent.push(f.clone());
+            continue;
+        };
+        let theirs = fb.get().peel_to_commit()?;
+        if theirs.id() == current.id() || repo.graph_descendant_of(current.id(), theirs.id())? {
+            merged.push((f.clone(), theirs.id().to_string()));
+            continue;
+        }
+        let message = format!("Integrate {} ({}) into {target}", f.key, f.branch);
+        let oid = merge_commit(repo, &current, &theirs, &message, |files| {
+            let mut with = vec![base.to_string()];
+            with.extend(merged.iter().map(|(m, _): &(Feature, String)| m.key.clone()));
+            XoneError::conflict(format!(
+                "{} ({}) conflicts in {} with {}",
+                f.key,
+                f.branch,
+                r.name,
+                with.join(" + ")
+            ))
+            .cause(format!("conflicting files: {}", files.join(", ")))
+            .hint(format!(
+                "bring {base} into it (xone branch sync {}) and resolve, or integrate without {}",
+                f.key, f.key
+            ))
+        })?;
+        current = repo.find_commit(oid)?;
+        merged.push((f.clone(), theirs.id().to_string()));
+    }
+    let merged_oids: Vec<Oid> =
+        merged.iter().filter_map(|(_, sha)| Oid::from_str(sha).ok()).collect();
+    let unchanged = match old {
+        Some(old) => old == current.id() || same_integration(repo, old, base_oid, &merged_oids)?,
+        None => false,
+    };
+    let sha = if unchanged { old.unwrap_or(current.id()) } else { current.id() };
+    Ok(IntegrationPlan {
+        integration: Integration {
+            base_sha: base_oid.to_string(),
+            sha: sha.to_string(),
+            merged,
+            absent,
+            moved: !unchanged,
+        },
+        old,
+        new: current.id(),
+    })
+}
+
+/// What bringing `base` into `branch` would make: `None` when the branch already has it all,
+/// else the branch's old and new tips. Worked out in the object database; no ref moves.
+/// The files on which merging `branch` into `base` would conflict (none: it merges cleanly).
+pub fn conflicts_between(
+    repo: &Repository,
+    r: &Repo,
+    branch: &str,
+    base: &str,
+) -> Result<Vec<String>> {
+    let theirs = branch_tip(repo, r, branch)?;
+    let ours = repo.find_commit(resolve(repo, &r.name, base)?)?;
+    let index = repo.merge_commits(&ours, &theirs, None)?;
+    if index.has_conflicts() {
+        conflict_paths(&index)
+    } else {
+        Ok(Vec::new())
+    }
+}
+
+pub fn plan_sync(
+    repo: &Repository,
+    r: &Repo,
+    branch: &str,
+    base: &str,
+    rebase: bool,
+) -> Result<Option<(Oid, Oid)>> {
+    let b = repo.find_branch(branch, BranchType::Local).map_err(|_| {
+        XoneError::not_found(format!("{} has no branch {branch}", r.name))
+            .hint("create it with `xone branch create KEY`")
+    })?;
+    let tip = b.get().peel_to_commit()?;
+    let base_oid = resolve(repo, &r.name, base)?;
+    if tip.id() == base_oid || repo.graph_descendant_of(tip.id(), base_oid)? {
+        return Ok(None);
+    }
+    let new = if rebase {
+        // Rewriting commits that another branch already holds would fork the history.
+        for other in repo.branches(Some(BranchType::Local))? {
+            let (other, _) = other?;
+            let name = other.name()?.unwrap_or_default().to_string();
+            if name != branch && !name.is_empty() {
+                let o = other.get().peel_to_commit()?.id();
+                if o == tip.id() || repo.graph_descendant_of(o, tip.id())? {
+                    return Err(XoneError::conflict(format!(
+                        "{branch} in {} is already shared: {name} holds it",
+                        r.name
+                    ))
+                    .hint("merge instead: run it again without --rebase"));
+                }
+            }
+        }
+        let upstream = repo.find_annotated_commit(base_oid)?;
+        let ours = repo.find_annotated_commit(tip.id())?;
+        let mut opts = git2::RebaseOptions::new();
+        opts.inmemory(true);
+        let mut rb = repo.rebase(Some(&ours), Some(&upstream), None, Some(&mut opts))?;
+        let mut last = base_oid;
+        while let Some(op) = rb.next() {
+            op?;
+            let index = rb.inmemory_index()?;
+            if index.has_conflicts() {
+                let files = conflict_paths(&index)?;
+                rb.abort()?;
+                return Err(XoneError::conflict(format!(
+                    "rebasing {branch} onto {base} in {} conflicts",
+                    r.name
+                ))
+                .cause(format!("conflicting files: {}", files.join(", ")))
+                .hint("merge instead (without --rebase) and resolve the conflict there"));
+            }
+            last = rb.commit(None, &signature(repo)?, None)?;
+        }
+        rb.finish(None)?;
+        last
+    } else {
+        let theirs = repo.find_commit(base_oid)?;
+        let message = format!("Merge {base} into {branch}");
+        merge_commit(repo, &tip, &theirs, &message, |files| {
+            XoneError::conflict(format!("merging {base} into {branch} in {} conflicts", r.name))
+                .cause(format!("conflicting files: {}", files.join(", ")))
+                .hint(format!("merge {base} into {branch} by hand in a work tree and resolve"))
+        })?
+    };
+    Ok(Some((tip.id(), new)))
 }
 
 impl Forge for LocalForge {
@@ -279,9 +439,13 @@ impl Forge for LocalForge {
             .unwrap_or_else(|| "repo".to_string());
         Ok(RepoInfo {
             name,
+            kind: "local",
             location: dir.to_string_lossy().trim_end_matches('/').to_string(),
             default_branch,
             bare: repo.is_bare(),
+            remote_id: None,
+            clone_url: None,
+            web_url: None,
         })
     }
 
@@ -391,130 +555,22 @@ impl Forge for LocalForge {
             ))
             .hint(format!("switch that work tree to {base}")));
         }
-        let base_oid = resolve(&repo, &r.name, base)?;
-        let old = match repo.find_branch(target, BranchType::Local) {
-            Ok(b) => Some(b.get().peel_to_commit()?.id()),
-            Err(_) => None,
-        };
-        let mut current = repo.find_commit(base_oid)?;
-        let (mut merged, mut absent) = (Vec::new(), Vec::new());
-        // Merged in memory: nothing is written to a work tree or a ref until all succeeded.
-        for f in features {
-            let Ok(fb) = repo.find_branch(&f.branch, BranchType::Local) else {
-                absent.push(f.clone());
-                continue;
-            };
-            let theirs = fb.get().peel_to_commit()?;
-            if theirs.id() == current.id() || repo.graph_descendant_of(current.id(), theirs.id())? {
-                merged.push((f.clone(), theirs.id().to_string()));
-                continue;
-            }
-            let message = format!("Integrate {} ({}) into {target}", f.key, f.branch);
-            let oid = merge_commit(&repo, &current, &theirs, &message, |files| {
-                let mut with = vec![base.to_string()];
-                with.extend(merged.iter().map(|(m, _): &(Feature, String)| m.key.clone()));
-                XoneError::conflict(format!(
-                    "{} ({}) conflicts in {} with {}",
-                    f.key,
-                    f.branch,
-                    r.name,
-                    with.join(" + ")
-                ))
-                .cause(format!("conflicting files: {}", files.join(", ")))
-                .hint(format!(
-                    "bring {base} into it (xone branch sync {}) and resolve, or integrate without {}",
-                    f.key, f.key
-                ))
-            })?;
-            current = repo.find_commit(oid)?;
-            merged.push((f.clone(), theirs.id().to_string()));
+        let plan = plan_integration(&repo, r, target, base, features)?;
+        if plan.integration.moved {
+            move_branch(&repo, r, target, plan.new, plan.old)?;
         }
-        let merged_oids: Vec<Oid> =
-            merged.iter().filter_map(|(_, sha)| Oid::from_str(sha).ok()).collect();
-        let unchanged = match old {
-            Some(old) => {
-                old == current.id() || same_integration(&repo, old, base_oid, &merged_oids)?
-            }
-            None => false,
-        };
-        let sha = if unchanged {
-            old.unwrap_or(current.id())
-        } else {
-            move_branch(&repo, r, target, current.id(), old)?;
-            current.id()
-        };
-        Ok(Integration {
-            base_sha: base_oid.to_string(),
-            sha: sha.to_string(),
-            merged,
-            absent,
-            moved: !unchanged,
-        })
+        Ok(plan.integration)
     }
 
     fn sync(&self, r: &Repo, branch: &str, base: &str, rebase: bool) -> Result<Outcome> {
         let repo = open(&r.location)?;
-        let b = repo.find_branch(branch, BranchType::Local).map_err(|_| {
-            XoneError::not_found(format!("{} has no branch {branch}", r.name))
-                .hint("create it with `xone branch create KEY`")
-        })?;
-        let tip = b.get().peel_to_commit()?;
-        let base_oid = resolve(&repo, &r.name, base)?;
-        if tip.id() == base_oid || repo.graph_descendant_of(tip.id(), base_oid)? {
-            return Ok(Outcome::Already(format!("{branch} already has everything in {base}")));
-        }
         if checked_out(&repo, branch) {
             refuse_local_changes(&repo, r, "updating the branch")?;
         }
-        let new = if rebase {
-            // Rewriting commits that another branch already holds would fork the history.
-            for other in repo.branches(Some(BranchType::Local))? {
-                let (other, _) = other?;
-                let name = other.name()?.unwrap_or_default().to_string();
-                if name != branch && !name.is_empty() {
-                    let o = other.get().peel_to_commit()?.id();
-                    if o == tip.id() || repo.graph_descendant_of(o, tip.id())? {
-                        return Err(XoneError::conflict(format!(
-                            "{branch} in {} is already shared: {name} holds it",
-                            r.name
-                        ))
-                        .hint("merge instead: run it again without --rebase"));
-                    }
-                }
-            }
-            let upstream = repo.find_annotated_commit(base_oid)?;
-            let ours = repo.find_annotated_commit(tip.id())?;
-            let mut opts = git2::RebaseOptions::new();
-            opts.inmemory(true);
-            let mut rb = repo.rebase(Some(&ours), Some(&upstream), None, Some(&mut opts))?;
-            let mut last = base_oid;
-            while let Some(op) = rb.next() {
-                op?;
-                let index = rb.inmemory_index()?;
-                if index.has_conflicts() {
-                    let files = conflict_paths(&index)?;
-                    rb.abort()?;
-                    return Err(XoneError::conflict(format!(
-                        "rebasing {branch} onto {base} in {} conflicts",
-                        r.name
-                    ))
-                    .cause(format!("conflicting files: {}", files.join(", ")))
-                    .hint("merge instead (without --rebase) and resolve the conflict there"));
-                }
-                last = rb.commit(None, &signature(&repo)?, None)?;
-            }
-            rb.finish(None)?;
-            last
-        } else {
-            let theirs = repo.find_commit(base_oid)?;
-            let message = format!("Merge {base} into {branch}");
-            merge_commit(&repo, &tip, &theirs, &message, |files| {
-                XoneError::conflict(format!("merging {base} into {branch} in {} conflicts", r.name))
-                    .cause(format!("conflicting files: {}", files.join(", ")))
-                    .hint(format!("merge {base} into {branch} by hand in a work tree and resolve"))
-            })?
+        let Some((old, new)) = plan_sync(&repo, r, branch, base, rebase)? else {
+            return Ok(Outcome::Already(format!("{branch} already has everything in {base}")));
         };
-        advance(&repo, r, branch, new, &tip)?;
+        advance(&repo, r, branch, new, &repo.find_commit(old)?)?;
         let how = if rebase { "rebased onto" } else { "merged" };
         Ok(Outcome::Done(format!("{how} {base}: {branch} is now at {}", short(new))))
     }
@@ -560,7 +616,7 @@ impl Forge for LocalForge {
         r: &Repo,
         branch: &str,
         base: &str,
-        _title: &str,
+        _text: &MrText,
     ) -> Result<MergeRequest> {
         let repo = open(&r.location)?;
         let theirs = branch_tip(&repo, r, branch)?;
@@ -576,6 +632,7 @@ impl Forge for LocalForge {
                 mergeable: false,
                 conflicts: vec![],
                 commits,
+                url: None,
             });
         }
         let index = repo.merge_commits(&ours, &theirs, None)?;
@@ -585,10 +642,11 @@ impl Forge for LocalForge {
             mergeable: conflicts.is_empty(),
             conflicts,
             commits,
+            url: None,
         })
     }
 
-    fn merge(&self, r: &Repo, branch: &str, base: &str, title: &str) -> Result<Outcome> {
+    fn merge(&self, r: &Repo, branch: &str, base: &str, text: &MrText) -> Result<Outcome> {
         let repo = open(&r.location)?;
         let theirs = branch_tip(&repo, r, branch)?;
         let base_ref = repo.find_branch(base, BranchType::Local).map_err(|_| {
@@ -598,7 +656,7 @@ impl Forge for LocalForge {
         if ours.id() == theirs.id() || repo.graph_descendant_of(ours.id(), theirs.id())? {
             return Ok(Outcome::Already(format!("{branch} is already merged into {base}")));
         }
-        let message = format!("Merge {branch} into {base}\n\n{title}\n");
+        let message = format!("Merge {branch} into {base}\n\n{}\n", text.title);
         let new = merge_commit(&repo, &ours, &theirs, &message, |files| {
             XoneError::conflict(format!("{branch} conflicts with {base} in {}", r.name))
                 .cause(format!("conflicting files: {}", files.join(", ")))

@@ -2,17 +2,26 @@
 //! systems swap without the commands noticing.
 
 pub mod forge_local;
+pub mod gitlab;
+pub mod http;
+
+use std::sync::OnceLock;
 
 use crate::store::Repo;
-use crate::ui::Result;
+use crate::ui::{Result, XoneError};
 
 /// What a forge reports about a repository when it is linked to a project.
 #[derive(Clone, Debug)]
 pub struct RepoInfo {
     pub name: String,
+    /// Which forge serves it: `local` or `gitlab`.
+    pub kind: &'static str,
     pub location: String,
     pub default_branch: String,
     pub bare: bool,
+    pub remote_id: Option<i64>,
+    pub clone_url: Option<String>,
+    pub web_url: Option<String>,
 }
 
 /// A branch as the forge sees it now, against its base.
@@ -74,10 +83,21 @@ pub struct MergeRequest {
     pub conflicts: Vec<String>,
     /// Commits the branch would bring into its base.
     pub commits: usize,
+    /// The merge request's page, where the forge has one.
+    pub url: Option<String>,
 }
 
-/// Code hosting: the local forge (git repositories on disk) now, GitLab next.
-pub trait Forge {
+/// What a merge request says about itself.
+#[derive(Clone, Debug)]
+pub struct MrText {
+    pub title: String,
+    pub description: String,
+    pub labels: Vec<String>,
+}
+
+/// Code hosting: the local forge (git repositories on disk) or GitLab. Shared by the threads
+/// of a fan-out.
+pub trait Forge: Sync {
     /// Checks that `location` is a repository this forge can serve, and describes it.
     fn describe(&self, location: &str) -> Result<RepoInfo>;
     /// Creates `branch` at `from`, or accepts an existing one that shares its history.
@@ -117,28 +137,83 @@ pub trait Forge {
         repo: &Repo,
         branch: &str,
         base: &str,
-        title: &str,
+        text: &MrText,
     ) -> Result<MergeRequest>;
     /// Merges `branch` into `base` if that succeeds without conflicts; a conflict is exit 5
     /// and leaves `base` as it was.
-    fn merge(&self, repo: &Repo, branch: &str, base: &str, title: &str) -> Result<Outcome>;
+    fn merge(&self, repo: &Repo, branch: &str, base: &str, text: &MrText) -> Result<Outcome>;
 }
 
-/// The forge that serves a linked repository.
-pub fn forge_for(repo: &Repo) -> Result<Box<dyn Forge>> {
-    match repo.kind.as_str() {
-        "local" => Ok(Box::new(forge_local::LocalForge)),
-        other => Err(crate::ui::XoneError::gate(format!(
-            "repository {} is hosted on '{other}', which this xone does not know",
-            repo.name
-        ))
-        .hint("upgrade xone")),
+/// The forges a command may need, each made when a repository first asks for it: a command
+/// on local repositories never reads a token or starts an HTTP client.
+pub struct Forges {
+    gitlab_settings: gitlab::Settings,
+    gitlab: OnceLock<Result<gitlab::GitLab>>,
+}
+
+impl Forges {
+    pub fn new(gitlab_settings: gitlab::Settings) -> Forges {
+        Forges { gitlab_settings, gitlab: OnceLock::new() }
     }
-}
 
-/// A recorded branch as its forge reports it now; `None` when it is gone or its repository
-/// cannot be reached (the caller shows it as missing).
-pub fn current_state(repos: &[Repo], b: &crate::store::BranchRecord) -> Option<BranchState> {
-    let repo = repos.iter().find(|r| r.id == b.repo_id)?;
-    forge_for(repo).and_then(|f| f.branch_state(repo, &b.name, &b.base)).ok().flatten()
+    pub fn gitlab_settings(&self) -> &gitlab::Settings {
+        &self.gitlab_settings
+    }
+
+    /// The GitLab forge, or why there is none (no `gitlab.url`).
+    pub fn gitlab(&self) -> Result<&gitlab::GitLab> {
+        self.gitlab
+            .get_or_init(|| gitlab::GitLab::new(&self.gitlab_settings))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The forge that serves a linked repository.
+    pub fn for_repo(&self, repo: &Repo) -> Result<&dyn Forge> {
+        match repo.kind.as_str() {
+            "local" => Ok(&forge_local::LocalForge),
+            "gitlab" => Ok(self.gitlab()?),
+            other => Err(XoneError::gate(format!(
+                "repository {} is hosted on '{other}', which this xone does not know",
+                repo.name
+            ))
+            .hint("upgrade xone")),
+        }
+    }
+
+    /// Reads a repository given on the command line: `gitlab:group/name`, a URL on the
+    /// configured GitLab, or the path of a local repository.
+    pub fn describe(&self, spec: &str) -> Result<RepoInfo> {
+        if gitlab::is_gitlab_spec(spec, self.gitlab_settings.url.as_deref()) {
+            return self.gitlab()?.describe(spec);
+        }
+        forge_local::LocalForge.describe(spec)
+    }
+
+    /// Where commits to a repository are made: a local repository itself, or the clone of a
+    /// GitLab one in the workspace.
+    pub fn work_tree(&self, repo: &Repo) -> std::path::PathBuf {
+        match repo.kind.as_str() {
+            "local" => repo.location.clone().into(),
+            _ => self.gitlab_settings.workspace.join(&repo.location),
+        }
+    }
+
+    /// A recorded branch as its forge reports it now; `None` when the branch or its
+    /// repository is gone (the caller shows it as missing). A remote system that fails is an
+    /// error (exit 6), not a missing branch.
+    pub fn current_state(
+        &self,
+        repos: &[Repo],
+        b: &crate::store::BranchRecord,
+    ) -> Result<Option<BranchState>> {
+        let Some(repo) = repos.iter().find(|r| r.id == b.repo_id) else {
+            return Ok(None);
+        };
+        match self.for_repo(repo).and_then(|f| f.branch_state(repo, &b.name, &b.base)) {
+            Ok(state) => Ok(state),
+            Err(e) if e.kind == crate::ui::Kind::Remote => Err(e),
+            Err(_) => Ok(None),
+        }
+    }
 }

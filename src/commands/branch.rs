@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::requirement::{event, open_requirement};
 use super::{complete, fan_out, report_repos, Ctx, RepoReport};
-use crate::adapters::{current_state, forge_for, Feature, Outcome};
+use crate::adapters::{Feature, Forges, MrText, Outcome};
 use crate::domain::lifecycle::states_for_env;
 use crate::domain::names::{self, check_env, feature_branch};
 use crate::domain::{ProjectKey, RequirementKey, Status};
@@ -174,6 +174,7 @@ fn integrate(cx: &mut Ctx, a: IntegrateArgs) -> Result<()> {
     let actor = cx.actor()?;
     let target = integration_branch(cx, &a.env)?;
     let mut store = cx.store()?;
+    let forges = cx.forges()?;
     let project = which_project(&store, a.project.as_ref(), &a.keys)?;
     let repos = pick_repos(&store, &project, &[])?;
     let reqs = if a.keys.is_empty() {
@@ -217,7 +218,7 @@ fn integrate(cx: &mut Ctx, a: IntegrateArgs) -> Result<()> {
         })
         .collect();
     let results = fan_out(&work, |(repo, features)| {
-        forge_for(repo)?.integrate(repo, &target, &repo.default_branch, features)
+        forges.for_repo(repo)?.integrate(repo, &target, &repo.default_branch, features)
     });
     let mut reports = Vec::new();
     for ((repo, features), result) in work.iter().zip(results) {
@@ -303,11 +304,12 @@ fn integrate(cx: &mut Ctx, a: IntegrateArgs) -> Result<()> {
 fn sync(cx: &mut Ctx, a: RepoArgs, rebase: bool) -> Result<()> {
     let actor = cx.actor()?;
     let mut store = cx.store()?;
+    let forges = cx.forges()?;
     let req = open_requirement(store.conn(), &a.key)?;
     let targets = recorded(&store, &a)?;
     let results = fan_out(&targets, |(repo, b)| {
         let b = b.clone()?;
-        forge_for(repo)?.sync(repo, &b.name, &repo.default_branch, rebase)
+        forges.for_repo(repo)?.sync(repo, &b.name, &repo.default_branch, rebase)
     });
     let mut reports = Vec::new();
     for ((repo, _), result) in targets.iter().zip(results) {
@@ -350,6 +352,7 @@ fn pick_repos(store: &Store, project: &ProjectKey, names: &[String]) -> Result<V
 fn create(cx: &mut Ctx, a: CreateArgs) -> Result<()> {
     let actor = cx.actor()?;
     let mut store = cx.store()?;
+    let forges = cx.forges()?;
     let req = open_requirement(store.conn(), &a.key)?;
     let repos = pick_repos(&store, &a.key.project, &a.repos)?;
     // The name is fixed the first time, so a later title change does not fork the branches.
@@ -360,7 +363,7 @@ fn create(cx: &mut Ctx, a: CreateArgs) -> Result<()> {
     // The base is where the branch starts: commits ahead of it are the requirement's work.
     let from = |repo: &Repo| a.from.clone().unwrap_or_else(|| repo.default_branch.clone());
     let results = fan_out(&repos, |repo| {
-        forge_for(repo).and_then(|f| f.create_branch(repo, &name, &from(repo)))
+        forges.for_repo(repo).and_then(|f| f.create_branch(repo, &name, &from(repo)))
     });
     let mut reports = Vec::new();
     // A branch made but not recorded (an interrupted run) is found and recorded next time.
@@ -406,18 +409,30 @@ pub struct BranchView {
 
 /// The recorded branches (of one requirement, one project, or all), each measured now.
 pub fn views(
+    forges: &Forges,
     c: &rusqlite::Connection,
     key: Option<&RequirementKey>,
     project: Option<&ProjectKey>,
 ) -> Result<Vec<BranchView>> {
     let mut repo_cache: std::collections::HashMap<String, Vec<Repo>> = Default::default();
-    let mut rows = Vec::new();
-    for b in store::branches(c, key, project)? {
+    let records = store::branches(c, key, project)?;
+    for b in &records {
         let rk: RequirementKey = b.requirement.parse().map_err(XoneError::internal)?;
         if !repo_cache.contains_key(rk.project.as_str()) {
             repo_cache.insert(rk.project.to_string(), store::repos(c, &rk.project)?);
         }
-        let state = current_state(&repo_cache[rk.project.as_str()], &b);
+    }
+    // Measured at once: on GitLab each branch costs requests.
+    let states = fan_out(&records, |b| {
+        let project = b.requirement.split('-').next().unwrap_or_default();
+        match repo_cache.get(project) {
+            Some(repos) => forges.current_state(repos, b),
+            None => Ok(None),
+        }
+    });
+    let mut rows = Vec::new();
+    for (b, state) in records.into_iter().zip(states) {
+        let state = state?;
         rows.push(BranchView {
             exists: state.is_some(),
             sha: state.as_ref().map(|s| s.sha.clone()),
@@ -442,7 +457,8 @@ fn list(cx: &mut Ctx, key: Option<&RequirementKey>, project: Option<&ProjectKey>
     if let Some(p) = project {
         store::project(c, p)?;
     }
-    let rows = views(c, key, project)?;
+    let forges = cx.forges()?;
+    let rows = views(&forges, c, key, project)?;
     if cx.ui.json {
         return cx.ui.print_json(&rows);
     }
@@ -501,11 +517,12 @@ fn recorded(store: &Store, a: &RepoArgs) -> Result<Vec<(Repo, Result<store::Bran
 
 fn checkout(cx: &mut Ctx, a: RepoArgs) -> Result<()> {
     let store = cx.store()?;
+    let forges = cx.forges()?;
     store::requirement(store.conn(), &a.key)?;
     let targets = recorded(&store, &a)?;
     let results = fan_out(&targets, |(repo, b)| {
         let b = b.clone()?;
-        forge_for(repo)?.checkout(repo, &b.name)
+        forges.for_repo(repo)?.checkout(repo, &b.name)
     });
     let reports =
         targets.iter().zip(results).map(|((repo, _), r)| RepoReport::new(&repo.name, r)).collect();
@@ -515,6 +532,7 @@ fn checkout(cx: &mut Ctx, a: RepoArgs) -> Result<()> {
 fn delete(cx: &mut Ctx, a: RepoArgs, force: bool) -> Result<()> {
     let actor = cx.actor()?;
     let mut store = cx.store()?;
+    let forges = cx.forges()?;
     let req = store::requirement(store.conn(), &a.key)?;
     let targets = recorded(&store, &a)?;
     let repos = match targets.len() {
@@ -524,7 +542,7 @@ fn delete(cx: &mut Ctx, a: RepoArgs, force: bool) -> Result<()> {
     cx.ui.confirm_or_stop(&format!("Delete {}'s branch in {repos}?", a.key), "nothing deleted")?;
     let results = fan_out(&targets, |(repo, b)| {
         let b = b.clone()?;
-        forge_for(repo)?.delete_branch(repo, &b.name, &b.base, force)
+        forges.for_repo(repo)?.delete_branch(repo, &b.name, &b.base, force)
     });
     let mut reports = Vec::new();
     for ((repo, _), result) in targets.iter().zip(results) {
@@ -556,18 +574,57 @@ struct MrView {
     mr: crate::adapters::MergeRequest,
 }
 
+/// A merge request's title (`KEY: title`), its description (the requirement's summary, its
+/// documents and people) and labels (the project and the requirement's status).
+fn mr_text(store: &Store, req: &store::Requirement) -> Result<MrText> {
+    let c = store.conn();
+    let key = req.key();
+    let mut d = format!("Requirement **{key}**: {}\n\nStatus: {}", req.title, req.status);
+    if let (Some(s), Some(e)) = (&req.dates.start, &req.dates.end) {
+        d.push_str(&format!(", planned {s} to {e}"));
+    }
+    let people = store::assignments(c, &key)?;
+    if !people.is_empty() {
+        d.push_str("\n\nPeople:\n");
+        for p in &people {
+            d.push_str(&format!("- {}: @{}\n", p.role, p.user));
+        }
+    }
+    let docs = store::documents(c, &key)?;
+    let mut kinds: Vec<(&str, i64)> = Vec::new();
+    for doc in &docs {
+        match kinds.iter_mut().find(|(k, _)| *k == doc.kind) {
+            Some(entry) => entry.1 = entry.1.max(doc.version),
+            None => kinds.push((&doc.kind, doc.version)),
+        }
+    }
+    if !kinds.is_empty() {
+        d.push_str("\nDocuments:\n");
+        for (k, v) in kinds {
+            d.push_str(&format!("- {k} (version {v}): `xone requirement doc {key} {k} --print`\n"));
+        }
+    }
+    d.push_str(&format!("\nThe whole thread: `xone requirement show {key}`\n"));
+    Ok(MrText {
+        title: format!("{key}: {}", req.title),
+        description: d,
+        labels: vec!["xone".into(), format!("xone::{}", req.project)],
+    })
+}
+
 fn mr(cx: &mut Ctx, a: RepoArgs, merge: bool) -> Result<()> {
     let actor = cx.actor()?;
     let mut store = cx.store()?;
+    let forges = cx.forges()?;
     let req = store::requirement(store.conn(), &a.key)?;
-    let title = format!("{}: {}", req.key, req.title);
+    let text = mr_text(&store, &req)?;
     let targets = recorded(&store, &a)?;
     if merge {
         let mut reports = Vec::new();
         for (repo, b) in targets {
             let repo = &repo;
             let result = b.and_then(|b| {
-                let outcome = forge_for(repo)?.merge(repo, &b.name, &b.base, &title)?;
+                let outcome = forges.for_repo(repo)?.merge(repo, &b.name, &b.base, &text)?;
                 if let Outcome::Done(d) = &outcome {
                     let e = Event {
                         detail: Some(format!("{}: {d}", repo.name)),
@@ -584,7 +641,7 @@ fn mr(cx: &mut Ctx, a: RepoArgs, merge: bool) -> Result<()> {
     let mut views = Vec::new();
     for (repo, b) in targets {
         let b = b?;
-        let mr = forge_for(&repo)?.merge_request(&repo, &b.name, &b.base, &title)?;
+        let mr = forges.for_repo(&repo)?.merge_request(&repo, &b.name, &b.base, &text)?;
         views.push(MrView { repo: repo.name.clone(), branch: b.name, base: b.base, mr });
     }
     if cx.ui.json {

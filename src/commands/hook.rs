@@ -18,7 +18,8 @@ pub enum HookCommand {
     #[command(after_long_help = "\
 On a branch named feature/KEY-slug, a commit message that does not mention KEY gets it in \
 front of its first line (\"PAY-12: fix rounding\"), so every commit traces back to its \
-requirement. Bare repositories have no work tree and are passed over; a commit-msg hook that \
+requirement. GitLab repositories get it in their clone in the workspace (workspace.dir, made \
+by `branch checkout`). Bare repositories have no work tree and are passed over; a commit-msg hook that \
 xone did not write is left alone unless --force. JSON: as for branch create")]
     Install {
         /// The project (default: the only one there is)
@@ -107,7 +108,21 @@ fn install(cx: &mut Ctx, project: Option<ProjectKey>, force: bool) -> Result<()>
         return Err(XoneError::gate(format!("project {project} has no repositories"))
             .hint(format!("link one with `xone project repo add {project} PATH`")));
     }
-    let reports =
-        repos.iter().map(|r| RepoReport::new(&r.name, install_one(&r.location, force))).collect();
+    let forges = cx.forges()?;
+    let reports = repos
+        .iter()
+        .map(|r| {
+            let dir = forges.work_tree(r);
+            let result = if r.kind != "local" && !dir.exists() {
+                Ok(Outcome::Skipped(format!(
+                    "not cloned yet: `xone branch checkout KEY` clones it into {}",
+                    dir.display()
+                )))
+            } else {
+                install_one(&dir.to_string_lossy(), force)
+            };
+            RepoReport::new(&r.name, result)
+        })
+        .collect();
     report_repos(cx, "hook install", reports)
 }

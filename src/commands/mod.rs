@@ -1,6 +1,7 @@
 //! One module per command group: clap `Args` beside a thin handler that loads, asks the
 //! domain, stores and reports.
 
+pub mod auth;
 pub mod branch;
 pub mod complete;
 pub mod hook;
@@ -10,7 +11,7 @@ pub mod requirement;
 pub mod review;
 pub mod setup;
 
-use crate::adapters::Outcome;
+use crate::adapters::{gitlab, http, Forges, Outcome};
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config};
 use crate::domain::names::check_user;
@@ -35,6 +36,35 @@ impl Ctx {
             self.config = Some(Config::load()?);
         }
         Ok(self.config.as_ref().expect("loaded above"))
+    }
+
+    /// The forges, configured from the settings: `gitlab.url`, the token (SPEC §5) and the
+    /// remote-call limits.
+    pub fn forges(&mut self) -> Result<Forges> {
+        let verbose = self.ui.verbose
+            || std::env::var("XONE_LOG").is_ok_and(|v| v.eq_ignore_ascii_case("debug"));
+        let cfg = self.config()?;
+        let timeout = cfg.str("remote.timeout").unwrap_or("30s");
+        let timeout = config::parse_duration(timeout).map_err(XoneError::usage)?;
+        let workspace = cfg
+            .str("workspace.dir")
+            .map(|d| match d.strip_prefix("~/") {
+                Some(rest) => config::home_dir().join(rest),
+                None => std::path::PathBuf::from(d),
+            })
+            .unwrap_or_else(|| config::home_dir().join("xone"));
+        let settings = gitlab::Settings {
+            url: cfg.str("gitlab.url").map(str::to_string),
+            token: gitlab::find_token(&cfg.user_file)?,
+            http: http::Settings {
+                timeout: std::time::Duration::from_secs(timeout.max(1)),
+                retries: cfg.int("remote.retries").unwrap_or(3) as u32,
+                verbose,
+            },
+            mirrors: config::state_dir().join("mirrors"),
+            workspace,
+        };
+        Ok(Forges::new(settings))
     }
 
     pub fn store(&mut self) -> Result<Store> {
@@ -95,14 +125,17 @@ pub fn dispatch(cx: &mut Ctx, cli: Cli) -> Result<()> {
         Command::Review(c) => review::run(cx, c),
         Command::Branch(c) => branch::run(cx, c),
         Command::Hook(c) => hook::run(cx, c),
+        Command::Auth(c) => auth::run(cx, c),
+        Command::Doctor(a) => auth::doctor(cx, a),
         Command::Completion(a) => setup::completion(cx, a),
         Command::Man(a) => setup::man(cx, a),
         Command::Quickstart(a) => quickstart::run(cx, a),
     }
 }
 
-/// How many repositories are worked on at once.
-const FAN_OUT: usize = 8;
+/// How many repositories are worked on at once: most of the time is spent waiting on a
+/// server, so the bound is about politeness to it, not about cores.
+const FAN_OUT: usize = 32;
 
 /// Runs `f` on every item at once (at most `FAN_OUT` at a time), keeping the items' order in
 /// the results: repositories are independent, so one slow one does not hold up the rest.

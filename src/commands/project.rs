@@ -7,8 +7,8 @@ use clap_complete::ArgValueCandidates;
 use serde::Serialize;
 
 use super::{complete, Ctx};
-use crate::adapters::forge_local::{init_repository, LocalForge};
-use crate::adapters::Forge;
+use crate::adapters::forge_local::init_repository;
+use crate::adapters::{Forges, RepoInfo};
 use crate::domain::names::check_user;
 use crate::domain::{template, DocKind, ProjectKey, Role};
 use crate::store::{self, Event, Repo};
@@ -59,12 +59,14 @@ pub struct CreateArgs {
     pub name: String,
     #[arg(long, default_value = "")]
     pub description: String,
-    /// Link a repository: a local git repository's path (bare or with a work tree)
+    /// Link a repository: gitlab:GROUP/NAME, its URL on the configured GitLab, or the path of
+    /// a local git repository (bare or with a work tree)
     #[arg(long = "repo", value_name = "PATH_OR_URL")]
     pub repos: Vec<String>,
-    /// Create a new local repository at this path (with an initial commit) and link it
+    /// Create a repository and link it: a GitLab project NAME in gitlab.namespace when that is
+    /// set (or gitlab:NAME), else a new local repository at the path NAME
     #[arg(long, value_name = "NAME")]
-    pub create_repo: Option<PathBuf>,
+    pub create_repo: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -73,7 +75,7 @@ pub enum RepoCommand {
     Add {
         #[arg(add = ArgValueCandidates::new(complete::project_keys))]
         key: ProjectKey,
-        /// Path of a local git repository, bare or with a work tree
+        /// gitlab:GROUP/NAME, its URL on the configured GitLab, or a local repository's path
         #[arg(value_name = "PATH_OR_URL")]
         repo: String,
         /// The name xone uses for it (default: the directory name)
@@ -166,16 +168,22 @@ fn project_event(project: &ProjectKey, actor: &str, action: &str, detail: String
 }
 
 /// Checks a repository before anything is written, and says what xone will call it.
-fn describe_repo(location: &str, name: Option<&str>) -> Result<Repo> {
-    let info = LocalForge.describe(location)?;
-    Ok(Repo {
+fn describe_repo(forges: &Forges, location: &str, name: Option<&str>) -> Result<Repo> {
+    Ok(as_repo(forges.describe(location)?, name))
+}
+
+fn as_repo(info: RepoInfo, name: Option<&str>) -> Repo {
+    Repo {
         id: 0,
         name: name.map(str::to_string).unwrap_or(info.name),
-        kind: "local".into(),
+        kind: info.kind.into(),
         location: info.location,
         default_branch: info.default_branch,
         bare: info.bare,
-    })
+        remote_id: info.remote_id,
+        clone_url: info.clone_url,
+        web_url: info.web_url,
+    }
 }
 
 fn create(cx: &mut Ctx, a: CreateArgs) -> Result<()> {
@@ -184,10 +192,32 @@ fn create(cx: &mut Ctx, a: CreateArgs) -> Result<()> {
     // Everything is checked before anything is made; a repository made for a project that
     // then cannot be stored is taken away again.
     store::ensure_new_project(store.conn(), &a.key)?;
-    let mut repos = a.repos.iter().map(|r| describe_repo(r, None)).collect::<Result<Vec<_>>>()?;
-    if let Some(path) = &a.create_repo {
-        init_repository(path, &[])?;
-        repos.push(describe_repo(&path.to_string_lossy(), None)?);
+    let forges = cx.forges()?;
+    let mut repos =
+        a.repos.iter().map(|r| describe_repo(&forges, r, None)).collect::<Result<Vec<_>>>()?;
+    let namespace = cx.config()?.str("gitlab.namespace").map(str::to_string);
+    let mut local_made = None;
+    let mut remote_made = None;
+    if let Some(name) = &a.create_repo {
+        let on_gitlab =
+            name.strip_prefix("gitlab:").or(namespace.is_some().then_some(name.as_str()));
+        match on_gitlab {
+            Some(name) => {
+                let namespace = namespace.as_deref().ok_or_else(|| {
+                    XoneError::gate("no GitLab namespace is set for new projects")
+                        .hint("set it: xone config set gitlab.namespace GROUP")
+                })?;
+                let info = forges.gitlab()?.create_project(namespace, name)?;
+                remote_made = Some(info.location.clone());
+                repos.push(as_repo(info, None));
+            }
+            None => {
+                let path = PathBuf::from(name);
+                init_repository(&path, &[])?;
+                local_made = Some(path.clone());
+                repos.push(describe_repo(&forges, &path.to_string_lossy(), None)?);
+            }
+        }
     }
     let stored = store.write(|tx| {
         store::insert_project(tx, &a.key, &a.name, &a.description, &actor)?;
@@ -196,8 +226,15 @@ fn create(cx: &mut Ctx, a: CreateArgs) -> Result<()> {
         }
         store::record(tx, &project_event(&a.key, &actor, "project create", a.name.clone()))
     });
-    if let (Err(_), Some(path)) = (&stored, &a.create_repo) {
+    if let (Err(_), Some(path)) = (&stored, &local_made) {
         let _ = std::fs::remove_dir_all(path);
+    }
+    if let (Err(e), Some(path)) = (stored.as_ref(), &remote_made) {
+        // A GitLab project is not deleted behind the user's back: say where it is.
+        return Err(e.clone().hint(format!(
+            "GitLab project {path} was created; link it with `xone project repo add {} gitlab:{path}`",
+            a.key
+        )));
     }
     stored?;
     if cx.ui.json {
@@ -341,7 +378,7 @@ fn repo(cx: &mut Ctx, cmd: RepoCommand) -> Result<()> {
             let actor = cx.actor()?;
             let mut store = cx.store()?;
             store::active_project(store.conn(), &key)?;
-            let r = describe_repo(&repo, name.as_deref())?;
+            let r = describe_repo(&cx.forges()?, &repo, name.as_deref())?;
             store.write(|tx| {
                 store::insert_repo(tx, &key, &r)?;
                 store::record(

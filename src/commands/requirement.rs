@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::branch::BranchView;
 use super::{complete, Ctx};
-use crate::adapters::forge_for;
+use crate::adapters::Forges;
 use crate::domain::date::Date;
 use crate::domain::lifecycle::{self, BranchFact, ReviewFact};
 use crate::domain::names::Assignment;
@@ -491,6 +491,7 @@ fn list(cx: &mut Ctx, a: ListArgs) -> Result<()> {
 /// Gathers what the gates look at: documents, people, dates, reviews, sign-offs, and the
 /// feature branches as their forge reports them now (`branches`, measured by the caller).
 pub fn gather_facts(
+    forges: &Forges,
     store: &Store,
     req: &Requirement,
     branches: &[BranchView],
@@ -522,7 +523,7 @@ pub fn gather_facts(
     for b in branches {
         let repo = repos.iter().find(|r| r.name == b.repo);
         let held = match (repo, &b.sha) {
-            (Some(r), Some(sha)) => forge_for(r)?.contains(r, test_branch, sha)?,
+            (Some(r), Some(sha)) => forges.for_repo(r)?.contains(r, test_branch, sha)?,
             _ => false,
         };
         test_integration.push((b.repo.clone(), b.name.clone(), held));
@@ -586,15 +587,20 @@ struct RepoCommits {
 /// How many of a branch's commits `requirement show` lists per repository.
 const COMMITS_SHOWN: usize = 20;
 
-fn thread(store: &Store, key: &RequirementKey, test_branch: &str) -> Result<Thread> {
+fn thread(
+    forges: &Forges,
+    store: &Store,
+    key: &RequirementKey,
+    test_branch: &str,
+) -> Result<Thread> {
     let c = store.conn();
     let req = store::requirement(c, key)?;
-    let branches = super::branch::views(c, Some(key), None)?;
+    let branches = super::branch::views(forges, c, Some(key), None)?;
     let repos = store::repos(c, &key.project)?;
     let mut commits = Vec::new();
     for b in branches.iter().filter(|b| b.exists) {
         if let Some(r) = repos.iter().find(|r| r.name == b.repo) {
-            let list = forge_for(r)?.commits(r, &b.name, &b.base, COMMITS_SHOWN)?;
+            let list = forges.for_repo(r)?.commits(r, &b.name, &b.base, COMMITS_SHOWN)?;
             commits.push(RepoCommits {
                 repo: b.repo.clone(),
                 branch: b.name.clone(),
@@ -608,7 +614,7 @@ fn thread(store: &Store, key: &RequirementKey, test_branch: &str) -> Result<Thre
             missing: lifecycle::gate(
                 req.status,
                 key,
-                &gather_facts(store, &req, &branches, test_branch)?,
+                &gather_facts(forges, store, &req, &branches, test_branch)?,
             ),
         }),
         None => None,
@@ -630,7 +636,8 @@ fn thread(store: &Store, key: &RequirementKey, test_branch: &str) -> Result<Thre
 pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
     let test_branch = super::branch::integration_branch(cx, "test")?;
     let store = cx.store()?;
-    let t = thread(&store, key, &test_branch)?;
+    let forges = cx.forges()?;
+    let t = thread(&forges, &store, key, &test_branch)?;
     if cx.ui.json {
         return cx.ui.print_json(&t);
     }
@@ -1071,10 +1078,11 @@ fn advance(cx: &mut Ctx, key: &RequirementKey, force: bool, reason: Option<Strin
     let Some(to) = req.status.next() else {
         return Err(XoneError::gate(format!("{key} is {}: there is no next step", req.status)));
     };
-    let branches = super::branch::views(store.conn(), Some(key), None)?;
+    let forges = cx.forges()?;
+    let branches = super::branch::views(&forges, store.conn(), Some(key), None)?;
     let test_branch = super::branch::integration_branch(cx, "test")?;
-    let missing =
-        lifecycle::gate(req.status, key, &gather_facts(&store, &req, &branches, &test_branch)?);
+    let facts = gather_facts(&forges, &store, &req, &branches, &test_branch)?;
+    let missing = lifecycle::gate(req.status, key, &facts);
     if !missing.is_empty() && !force {
         let mut err =
             XoneError::gate(format!("{key} cannot enter {to}: {} missing", missing.len()));

@@ -120,6 +120,11 @@ pub struct Repo {
     pub location: String,
     pub default_branch: String,
     pub bare: bool,
+    /// GitLab's numeric project id.
+    pub remote_id: Option<i64>,
+    /// Where git clones it from (GitLab's `http_url_to_repo`).
+    pub clone_url: Option<String>,
+    pub web_url: Option<String>,
 }
 
 fn repo_row(r: &Row) -> rusqlite::Result<Repo> {
@@ -130,12 +135,15 @@ fn repo_row(r: &Row) -> rusqlite::Result<Repo> {
         location: r.get(3)?,
         default_branch: r.get(4)?,
         bare: r.get(5)?,
+        remote_id: r.get(6)?,
+        clone_url: r.get(7)?,
+        web_url: r.get(8)?,
     })
 }
 
 pub fn repos(c: &Connection, project: &ProjectKey) -> Result<Vec<Repo>> {
     let mut st = c.prepare(
-        "SELECT id, name, kind, location, default_branch, bare FROM repo WHERE project = ?1 ORDER BY name",
+        "SELECT id, name, kind, location, default_branch, bare, remote_id, clone_url, web_url FROM repo WHERE project = ?1 ORDER BY name",
     )?;
     let rows = st.query_map([project.as_str()], repo_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
@@ -151,8 +159,20 @@ pub fn insert_repo(c: &Connection, project: &ProjectKey, repo: &Repo) -> Result<
         .hint("give another one a distinct name with --name"));
     }
     c.execute(
-        "INSERT INTO repo (project, name, kind, location, default_branch, bare, added_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![project.as_str(), repo.name, repo.kind, repo.location, repo.default_branch, repo.bare, date::now()],
+        "INSERT INTO repo (project, name, kind, location, default_branch, bare, added_at, remote_id, clone_url, web_url)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            project.as_str(),
+            repo.name,
+            repo.kind,
+            repo.location,
+            repo.default_branch,
+            repo.bare,
+            date::now(),
+            repo.remote_id,
+            repo.clone_url,
+            repo.web_url
+        ],
     )?;
     Ok(())
 }

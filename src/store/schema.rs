@@ -171,4 +171,11 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX integration_item_requirement ON integration_item (requirement);
     ",
+    // 3: repositories on GitLab: the project's numeric id and its URLs, resolved once at
+    // `repo add` so that a branch operation costs one request per repository
+    "
+    ALTER TABLE repo ADD COLUMN remote_id INTEGER;
+    ALTER TABLE repo ADD COLUMN clone_url TEXT;
+    ALTER TABLE repo ADD COLUMN web_url TEXT;
+    ",
 ];

@@ -108,6 +108,16 @@ impl Ui {
         Ok(Some(answer))
     }
 
+    /// Asks for a secret on a terminal without echoing it; `None` where xone may not ask.
+    pub fn ask_secret(&self, prompt: &str) -> Result<Option<String>> {
+        if !self.interactive() {
+            return Ok(None);
+        }
+        let answer =
+            dialoguer::Password::new().with_prompt(prompt).interact().map_err(prompt_err)?;
+        Ok(Some(answer))
+    }
+
     pub fn bold(&self, s: &str) -> String {
         paint(self.color_out, "1", s)
     }

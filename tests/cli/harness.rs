@@ -12,6 +12,8 @@ pub struct TestEnv {
     pub state: PathBuf,
     pub work: PathBuf,
     pub user: String,
+    /// Variables every run gets (e.g. XONE_GITLAB_URL for a fake server).
+    pub vars: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -54,7 +56,7 @@ impl TestEnv {
         for d in [&home, &work] {
             std::fs::create_dir_all(d).unwrap();
         }
-        TestEnv { home, state, work, user: "tester".into(), _root: root }
+        TestEnv { home, state, work, user: "tester".into(), vars: Vec::new(), _root: root }
     }
 
     pub fn root(&self) -> &Path {
@@ -71,7 +73,15 @@ impl TestEnv {
             .env("XONE_USER", &self.user)
             .current_dir(&self.work)
             .stdin(Stdio::null());
+        for (k, v) in &self.vars {
+            c.env(k, v);
+        }
         c
+    }
+
+    pub fn set_var(&mut self, key: &str, value: &str) {
+        self.vars.retain(|(k, _)| k != key);
+        self.vars.push((key.into(), value.into()));
     }
 
     pub fn run_with(&self, args: &[&str], f: impl FnOnce(&mut Command)) -> Run {
@@ -130,7 +140,9 @@ impl TestEnv {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .current_dir(&self.work)
             .stdin(Stdio::null());
-        for (k, v) in envs {
+        for (k, v) in
+            self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(envs.iter().copied())
+        {
             c.env(k, v);
         }
         Run::from(c.output().expect("sh and script run"))
@@ -143,6 +155,7 @@ impl TestEnv {
             state: self.state.clone(),
             work: self.work.clone(),
             user: user.into(),
+            vars: self.vars.clone(),
         }
     }
 

@@ -1,9 +1,13 @@
 //! One test binary: every test runs the real xone against its own home.
 
+#[path = "../fake_gitlab/mod.rs"]
+mod fake_gitlab;
 mod harness;
 
 mod branch;
 mod config;
+mod gitlab;
+mod gitlab_faults;
 mod integrate;
 mod lifecycle;
 mod output;

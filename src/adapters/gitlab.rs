@@ -1,0 +1,808 @@
+//! GitLab (REST v4, and git over HTTP for what REST cannot do): projects, branches, compare,
+//! merge requests. Integrations and syncs are merged in a local mirror with git2 and pushed
+//! back with a lease on the old tip, so a branch on the server is never half-built.
+
+use std::path::{Path, PathBuf};
+
+use git2::{BranchType, Direction, FetchOptions, Oid, PushOptions, RemoteCallbacks, Repository};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::forge_local::{self, plan_integration, plan_sync, short, LocalForge};
+use super::http::{encode, Api, Secret};
+use super::{
+    BranchState, CommitInfo, Feature, Forge, Integration, MergeRequest, MrText, Outcome, RepoInfo,
+};
+use crate::store::Repo;
+use crate::ui::{Kind, Result, XoneError};
+
+/// Where a token came from, for `auth status` and error hints; the value itself is never shown.
+#[derive(Clone, Debug)]
+pub struct Token {
+    pub value: String,
+    pub source: String,
+    /// A CI job token: sent as `JOB-TOKEN`, and to git as `gitlab-ci-token`.
+    pub job: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub url: Option<String>,
+    pub token: Option<Token>,
+    pub http: super::http::Settings,
+    /// Bare mirrors used for integrations and syncs.
+    pub mirrors: PathBuf,
+    /// Work trees made by `branch checkout`.
+    pub workspace: PathBuf,
+}
+
+/// The token, from the first source that has one (SPEC §5): `XONE_GITLAB_TOKEN`,
+/// `GITLAB_TOKEN`, the user config's `[gitlab] token` (written by `auth login`), then GitLab
+/// CI's `CI_JOB_TOKEN`.
+pub fn find_token(user_config: &Path) -> Result<Option<Token>> {
+    let env =
+        |k: &str| std::env::var(k).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    for var in ["XONE_GITLAB_TOKEN", "GITLAB_TOKEN"] {
+        if let Some(value) = env(var) {
+            return Ok(Some(Token { value, source: var.to_string(), job: false }));
+        }
+    }
+    let stored = crate::config::read_table(user_config)?
+        .and_then(|t| t.get("gitlab")?.get("token")?.as_str().map(str::to_string))
+        .filter(|t| !t.is_empty());
+    if let Some(value) = stored {
+        let source = format!("{} (xone auth login)", user_config.display());
+        return Ok(Some(Token { value, source, job: false }));
+    }
+    Ok(env("CI_JOB_TOKEN").map(|value| Token {
+        value,
+        source: "CI_JOB_TOKEN".to_string(),
+        job: true,
+    }))
+}
+
+/// Whether a repository given on the command line lives on GitLab: `gitlab:PATH`, or an
+/// http(s)/ssh URL on the configured server.
+pub fn is_gitlab_spec(spec: &str, url: Option<&str>) -> bool {
+    spec.starts_with("gitlab:") || url.is_some_and(|u| path_on_server(spec, u).is_some())
+}
+
+/// `group/sub/name` from a web or clone URL on the server at `base`.
+fn path_on_server(spec: &str, base: &str) -> Option<String> {
+    let host = base.split("://").nth(1)?.trim_end_matches('/');
+    let rest = ["https://", "http://"]
+        .iter()
+        .find_map(|scheme| spec.strip_prefix(scheme)?.strip_prefix(host)?.strip_prefix('/'))
+        .or_else(|| {
+            let bare_host = host.split([':', '/']).next()?;
+            spec.strip_prefix("git@")?.strip_prefix(bare_host)?.strip_prefix(':')
+        })?;
+    // A web URL may go on to a page of the project (`/-/tree/main`).
+    let path = rest.split("/-/").next()?.trim_end_matches('/').trim_end_matches(".git");
+    (!path.is_empty()).then(|| path.to_string())
+}
+
+pub struct GitLab {
+    pub api: Api,
+    pub url: String,
+    token: Option<Token>,
+    mirrors: PathBuf,
+    workspace: PathBuf,
+}
+
+/// Commit fields GitLab puts in branches, compares and commit lists.
+fn commit_info(c: &Value) -> CommitInfo {
+    let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    CommitInfo {
+        sha: s("id"),
+        summary: s("title"),
+        author: s("author_name"),
+        at: c
+            .get("authored_date")
+            .or_else(|| c.get("created_at"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+    }
+}
+
+fn str_field(v: &Value, k: &str, endpoint: &str) -> Result<String> {
+    v.get(k).and_then(Value::as_str).map(str::to_string).ok_or_else(|| {
+        XoneError::new(Kind::Remote, format!("GitLab's answer to {endpoint} has no '{k}'"))
+            .hint("check that gitlab.url points at a GitLab server")
+    })
+}
+
+impl GitLab {
+    pub fn new(s: &Settings) -> Result<GitLab> {
+        let url = s.url.clone().ok_or_else(|| {
+            XoneError::gate("no GitLab server is configured")
+                .hint("set it with `xone config set gitlab.url https://gitlab.example.com` (or XONE_GITLAB_URL)")
+        })?;
+        let secret = s.token.as_ref().map(|t| Secret {
+            header: if t.job { "JOB-TOKEN" } else { "PRIVATE-TOKEN" },
+            value: t.value.clone(),
+        });
+        let api = Api::new("GitLab", &format!("{url}/api/v4"), secret, s.http.clone())?;
+        Ok(GitLab {
+            api,
+            url,
+            token: s.token.clone(),
+            mirrors: s.mirrors.clone(),
+            workspace: s.workspace.clone(),
+        })
+    }
+
+    pub fn token(&self) -> Option<&Token> {
+        self.token.as_ref()
+    }
+
+    fn project_path(r: &Repo) -> String {
+        let id = r.remote_id.map(|i| i.to_string()).unwrap_or_else(|| encode(&r.location));
+        format!("/projects/{id}")
+    }
+
+    /// `GET /version`: the server's version, which also proves it is GitLab.
+    pub fn version(&self) -> Result<String> {
+        let v = self.api.get("/version")?;
+        str_field(&v, "version", "GET /version")
+    }
+
+    /// `GET /user`: who the token belongs to.
+    pub fn current_user(&self) -> Result<Value> {
+        if self.token.is_none() {
+            return Err(XoneError::gate("no GitLab token is set").hint(
+                "log in with `xone auth login`, or set XONE_GITLAB_TOKEN (inside GitLab CI, CI_JOB_TOKEN is used)",
+            ));
+        }
+        self.api.get("/user")
+    }
+
+    /// `GET /personal_access_tokens/self`: the token's name, scopes and expiry, where the
+    /// token is a personal one (a job token has none of these).
+    pub fn token_info(&self) -> Result<Option<Value>> {
+        if self.token.as_ref().is_none_or(|t| t.job) {
+            return Ok(None);
+        }
+        let reply = self.api.call(Method::GET, "/personal_access_tokens/self", None, &[404])?;
+        if reply.status == 404 {
+            return Ok(None);
+        }
+        reply.json().map(Some)
+    }
+
+    fn info(&self, p: &Value, endpoint: &str) -> Result<RepoInfo> {
+        let path = str_field(p, "path_with_namespace", endpoint)?;
+        let default_branch =
+            p.get("default_branch").and_then(Value::as_str).unwrap_or("main").to_string();
+        Ok(RepoInfo {
+            name: path.rsplit('/').next().unwrap_or(&path).to_string(),
+            kind: "gitlab",
+            default_branch,
+            bare: false,
+            remote_id: p.get("id").and_then(Value::as_i64),
+            clone_url: Some(str_field(p, "http_url_to_repo", endpoint)?),
+            web_url: p.get("web_url").and_then(Value::as_str).map(str::to_string),
+            location: path,
+        })
+    }
+
+    /// Resolves `gitlab:group/sub/name`, a numeric id, or a URL on this server.
+    pub fn describe(&self, spec: &str) -> Result<RepoInfo> {
+        let path = match spec.strip_prefix("gitlab:") {
+            Some(p) => p.trim_matches('/').trim_end_matches(".git").to_string(),
+            None => path_on_server(spec, &self.url).ok_or_else(|| {
+                XoneError::usage(format!("{spec} is not a project on {}", self.url))
+                    .hint("give gitlab:group/name, or the project's URL on that server")
+            })?,
+        };
+        if path.is_empty() {
+            return Err(XoneError::usage(format!("'{spec}' names no GitLab project"))
+                .hint("give gitlab:group/name"));
+        }
+        let id =
+            if path.bytes().all(|b| b.is_ascii_digit()) { path.clone() } else { encode(&path) };
+        let endpoint = format!("/projects/{id}");
+        let reply = self.api.call(Method::GET, &endpoint, None, &[404])?;
+        if reply.status == 404 {
+            return Err(XoneError::not_found(format!(
+                "GitLab has no project {path} at {}",
+                self.url
+            ))
+            .hint("check the path (group/sub/name) and that the token may read it"));
+        }
+        self.info(&reply.json()?, &format!("GET {endpoint}"))
+    }
+
+    /// Creates a project named `name` in `namespace` (a group's full path) and describes it.
+    pub fn create_project(&self, namespace: &str, name: &str) -> Result<RepoInfo> {
+        let valid = !name.is_empty()
+            && !name.starts_with(['-', '.'])
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !valid {
+            return Err(XoneError::usage(format!("'{name}' cannot be a GitLab project's path"))
+                .hint("use letters, digits, '-', '_' and '.', not starting with '-' or '.'"));
+        }
+        let ns_endpoint = format!("/namespaces/{}", encode(namespace));
+        let reply = self.api.call(Method::GET, &ns_endpoint, None, &[404])?;
+        if reply.status == 404 {
+            return Err(XoneError::not_found(format!("GitLab has no namespace {namespace}"))
+                .hint("set an existing group with `xone config set gitlab.namespace GROUP`"));
+        }
+        let ns_id = reply.json()?.get("id").and_then(Value::as_i64).ok_or_else(|| {
+            XoneError::new(Kind::Remote, format!("GitLab's answer to GET {ns_endpoint} has no id"))
+        })?;
+        let body = json!({
+            "name": name,
+            "path": name,
+            "namespace_id": ns_id,
+            "initialize_with_readme": true,
+        });
+        let reply = self.api.call(Method::POST, "/projects", Some(&body), &[400])?;
+        if reply.status == 400 {
+            return Err(XoneError::conflict(format!(
+                "GitLab did not create {namespace}/{name}: {}",
+                reply.message()
+            ))
+            .hint(format!("link the existing one with --repo gitlab:{namespace}/{name}")));
+        }
+        self.info(&reply.json()?, "POST /projects")
+    }
+
+    fn branch(&self, r: &Repo, branch: &str) -> Result<Option<Value>> {
+        let endpoint = format!("{}/repository/branches/{}", Self::project_path(r), encode(branch));
+        let reply = self.api.call(Method::GET, &endpoint, None, &[404])?;
+        if reply.status == 404 {
+            // Tell a missing branch from a missing project.
+            if reply.message().contains("Project") {
+                return Err(self.project_gone(r));
+            }
+            return Ok(None);
+        }
+        reply.json().map(Some)
+    }
+
+    fn project_gone(&self, r: &Repo) -> XoneError {
+        XoneError::not_found(format!("GitLab project {} ({}) is not there", r.location, r.name))
+            .hint("check that it was not moved or deleted and that the token may read it; `xone project repo remove` unlinks it")
+    }
+
+    /// The commits of `to` that `from` lacks (GitLab's compare: `from...to`), oldest first.
+    fn compare(&self, r: &Repo, from: &str, to: &str) -> Result<Option<Vec<Value>>> {
+        let endpoint = format!(
+            "{}/repository/compare?from={}&to={}",
+            Self::project_path(r),
+            encode(from),
+            encode(to)
+        );
+        let reply = self.api.call(Method::GET, &endpoint, None, &[404])?;
+        if reply.status == 404 {
+            return Ok(None);
+        }
+        let v = reply.json()?;
+        Ok(Some(v.get("commits").and_then(Value::as_array).cloned().unwrap_or_default()))
+    }
+
+    /// The merge base of two refs; `None` when they share no history or one is missing.
+    fn merge_base(&self, r: &Repo, a: &str, b: &str) -> Result<Option<String>> {
+        let endpoint = format!(
+            "{}/repository/merge_base?refs[]={}&refs[]={}",
+            Self::project_path(r),
+            encode(a),
+            encode(b)
+        );
+        let reply = self.api.call(Method::GET, &endpoint, None, &[400, 404])?;
+        if reply.status != 200 {
+            return Ok(None);
+        }
+        Ok(reply.json()?.get("id").and_then(Value::as_str).map(str::to_string))
+    }
+
+    fn find_mr(&self, r: &Repo, branch: &str, base: &str) -> Result<Option<Value>> {
+        let endpoint = format!(
+            "{}/merge_requests?source_branch={}&target_branch={}&state=all",
+            Self::project_path(r),
+            encode(branch),
+            encode(base)
+        );
+        let all = self.api.get_all(&endpoint)?;
+        // The open one if there is one, else the newest (GitLab lists newest first).
+        let open = all.iter().find(|m| m.get("state").and_then(Value::as_str) == Some("opened"));
+        Ok(open
+            .or_else(|| {
+                all.iter().find(|m| m.get("state").and_then(Value::as_str) == Some("merged"))
+            })
+            .cloned())
+    }
+
+    // ---- git over HTTP ---------------------------------------------------------------------
+
+    fn callbacks(&self) -> RemoteCallbacks<'_> {
+        let mut cb = RemoteCallbacks::new();
+        let mut tries = 0;
+        cb.credentials(move |_url, _user, _allowed| {
+            tries += 1;
+            match (&self.token, tries) {
+                (Some(t), 1) => {
+                    let user = if t.job { "gitlab-ci-token" } else { "oauth2" };
+                    git2::Cred::userpass_plaintext(user, &t.value)
+                }
+                _ => Err(git2::Error::from_str("GitLab refused the credentials")),
+            }
+        });
+        cb
+    }
+
+    fn git_error(&self, r: &Repo, what: &str, e: git2::Error) -> XoneError {
+        let auth = e.class() == git2::ErrorClass::Http && e.message().contains("credentials")
+            || e.code() == git2::ErrorCode::Auth;
+        let err = XoneError::new(Kind::Remote, format!("{what} {} over git failed", r.location))
+            .cause(self.api.redact(e.message()));
+        if auth {
+            err.hint("check the token and its scopes (read_repository, write_repository): `xone auth status`")
+        } else {
+            err.hint(format!("check that {} is reachable and retry", self.url))
+        }
+    }
+
+    fn clone_url(&self, r: &Repo) -> Result<String> {
+        r.clone_url.clone().ok_or_else(|| {
+            XoneError::gate(format!("{} has no clone URL recorded", r.name))
+                .hint("link it again: `xone project repo remove` then `repo add gitlab:PATH`")
+        })
+    }
+
+    /// The repository's bare mirror under the state directory, fetched up to date: every
+    /// branch of the server as a local branch, pruned.
+    fn mirror(&self, r: &Repo) -> Result<Repository> {
+        let host = self.url.split("://").nth(1).unwrap_or("gitlab").replace([':', '/'], "_");
+        let dir = self.mirrors.join(host).join(format!("{}.git", r.location));
+        let repo = match Repository::open_bare(&dir) {
+            Ok(repo) => repo,
+            Err(_) => {
+                std::fs::create_dir_all(&dir)?;
+                Repository::init_bare(&dir)?
+            }
+        };
+        let url = self.clone_url(r)?;
+        let mut remote = repo.remote_anonymous(&url)?;
+        let mut fo = FetchOptions::new();
+        fo.remote_callbacks(self.callbacks());
+        fo.prune(git2::FetchPrune::On);
+        remote
+            .fetch(&["+refs/heads/*:refs/heads/*"], Some(&mut fo), None)
+            .map_err(|e| self.git_error(r, "fetching", e))?;
+        drop(remote);
+        Ok(repo)
+    }
+
+    /// Pushes `new` to `branch` only if the server's branch is still `old` (`None`: absent):
+    /// checked against what the server advertises on the same connection, which it checks
+    /// again when it takes the push.
+    fn push_with_lease(
+        &self,
+        repo: &Repository,
+        r: &Repo,
+        branch: &str,
+        new: Oid,
+        old: Option<Oid>,
+    ) -> Result<()> {
+        let refname = format!("refs/heads/{branch}");
+        let staging = format!("refs/xone/push/{branch}");
+        repo.reference(&staging, new, true, "xone: to push")?;
+        let url = self.clone_url(r)?;
+        let mut remote = repo.remote_anonymous(&url)?;
+        let moved = || {
+            XoneError::conflict(format!(
+                "{branch} in {} moved while xone was working on it",
+                r.name
+            ))
+            .hint("run the command again")
+        };
+        let result = (|| {
+            let mut conn = remote
+                .connect_auth(Direction::Push, Some(self.callbacks()), None)
+                .map_err(|e| self.git_error(r, "pushing to", e))?;
+            let advertised = conn.list()?.iter().find(|h| h.name() == refname).map(|h| h.oid());
+            if advertised != old {
+                return Err(moved());
+            }
+            let rejected = std::cell::RefCell::new(None);
+            let mut cb = self.callbacks();
+            cb.push_update_reference(|_name, status| {
+                if let Some(msg) = status {
+                    *rejected.borrow_mut() = Some(msg.to_string());
+                }
+                Ok(())
+            });
+            let mut po = PushOptions::new();
+            po.remote_callbacks(cb);
+            // Pushed on the same connection: the server checks the advertised tip again.
+            conn.remote()
+                .push(&[format!("+{staging}:{refname}")], Some(&mut po))
+                .map_err(|e| self.git_error(r, "pushing to", e))?;
+            drop(po);
+            if let Some(msg) = rejected.into_inner() {
+                return Err(moved().cause(format!("the server refused the update: {msg}")));
+            }
+            Ok(())
+        })();
+        let _ = repo.find_reference(&staging).and_then(|mut s| s.delete());
+        result?;
+        repo.reference(&refname, new, true, "xone: pushed")?;
+        Ok(())
+    }
+
+    /// A repository as the local forge sees its mirror.
+    fn as_mirror(r: &Repo, repo: &Repository) -> Repo {
+        Repo { location: repo.path().to_string_lossy().into_owned(), ..r.clone() }
+    }
+
+    fn work_tree(&self, r: &Repo) -> PathBuf {
+        self.workspace.join(&r.location)
+    }
+}
+
+impl Forge for GitLab {
+    fn describe(&self, location: &str) -> Result<RepoInfo> {
+        GitLab::describe(self, location)
+    }
+
+    fn create_branch(&self, r: &Repo, branch: &str, from: &str) -> Result<Outcome> {
+        let endpoint = format!("{}/repository/branches", Self::project_path(r));
+        let body = json!({ "branch": branch, "ref": from });
+        // POST is not repeated blindly: after a failure that may have taken effect, look.
+        let mut last_error = None;
+        for _ in 0..=1 {
+            match self.api.call(Method::POST, &endpoint, Some(&body), &[400, 404]) {
+                Ok(reply) if reply.status == 404 => return Err(self.project_gone(r)),
+                Ok(reply) if reply.status == 400 => {
+                    let message = reply.message();
+                    if !message.contains("already exists") {
+                        return Err(XoneError::not_found(format!(
+                            "{} cannot start {branch} from '{from}'",
+                            r.name
+                        ))
+                        .cause(message)
+                        .hint("name an existing branch, tag or commit with --from"));
+                    }
+                    return self.existing_branch(r, branch, from);
+                }
+                Ok(reply) => {
+                    let v = reply.json()?;
+                    let sha = v.pointer("/commit/id").and_then(Value::as_str).unwrap_or_default();
+                    let at = sha.get(..7).unwrap_or(sha);
+                    return Ok(Outcome::Done(format!("created {branch} from {from} at {at}")));
+                }
+                Err(e) if e.kind == Kind::Remote => {
+                    if let Ok(Some(b)) = self.branch(r, branch) {
+                        let sha = b.pointer("/commit/id").and_then(Value::as_str).unwrap_or("");
+                        let at = sha.get(..7).unwrap_or(sha);
+                        return Ok(Outcome::Done(format!("created {branch} from {from} at {at}")));
+                    }
+                    last_error = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| XoneError::internal("branch create gave no answer")))
+    }
+
+    fn branch_state(&self, r: &Repo, branch: &str, base: &str) -> Result<Option<BranchState>> {
+        let Some(b) = self.branch(r, branch)? else {
+            return Ok(None);
+        };
+        let sha = str_field(&b["commit"], "id", "GET branch")?;
+        let ahead = self.compare(r, base, branch)?.map(|c| c.len()).unwrap_or(0);
+        let behind = self.compare(r, branch, base)?.map(|c| c.len()).unwrap_or(0);
+        Ok(Some(BranchState { sha, ahead, behind }))
+    }
+
+    fn checkout(&self, r: &Repo, branch: &str) -> Result<Outcome> {
+        let dir = self.work_tree(r);
+        let url = self.clone_url(r)?;
+        let mut fo = FetchOptions::new();
+        fo.remote_callbacks(self.callbacks());
+        let (repo, cloned) = match Repository::open(&dir) {
+            Ok(repo) => {
+                repo.find_remote("origin")
+                    .and_then(|mut o| {
+                        o.fetch(&["+refs/heads/*:refs/remotes/origin/*"], Some(&mut fo), None)
+                    })
+                    .map_err(|e| self.git_error(r, "fetching", e))?;
+                (repo, false)
+            }
+            Err(_) => {
+                forge_local::ensure_empty(&dir, "move it away, or set workspace.dir elsewhere")?;
+                std::fs::create_dir_all(&dir)?;
+                let repo = git2::build::RepoBuilder::new()
+                    .fetch_options(fo)
+                    .clone(&url, &dir)
+                    .map_err(|e| {
+                        let _ = std::fs::remove_dir_all(&dir);
+                        self.git_error(r, "cloning", e)
+                    })?;
+                (repo, true)
+            }
+        };
+        if repo.find_branch(branch, BranchType::Local).is_err() {
+            let remote = repo
+                .find_branch(&format!("origin/{branch}"), BranchType::Remote)
+                .map_err(|_| {
+                    XoneError::not_found(format!("{} has no branch {branch} on GitLab", r.name))
+                        .hint("create it with `xone branch create KEY`")
+                })?;
+            let commit = remote.get().peel_to_commit()?;
+            let mut local = repo.branch(branch, &commit, false)?;
+            local.set_upstream(Some(&format!("origin/{branch}")))?;
+        }
+        let local = Repo { location: dir.to_string_lossy().into_owned(), ..r.clone() };
+        let outcome = LocalForge.checkout(&local, branch)?;
+        Ok(match (cloned, outcome) {
+            (true, _) => {
+                Outcome::Done(format!("cloned into {} and checked out {branch}", dir.display()))
+            }
+            (false, o) => o,
+        })
+    }
+
+    fn delete_branch(&self, r: &Repo, branch: &str, base: &str, force: bool) -> Result<Outcome> {
+        let Some(b) = self.branch(r, branch)? else {
+            return Ok(Outcome::Already(format!("{branch} does not exist")));
+        };
+        let sha = str_field(&b["commit"], "id", "GET branch")?;
+        let ahead = self.compare(r, base, branch)?.map(|c| c.len()).unwrap_or(0);
+        if ahead > 0 && !force {
+            return Err(XoneError::gate(format!(
+                "{branch} in {} has {ahead} commit(s) not merged into {base}",
+                r.name
+            ))
+            .hint("merge them first, or pass --force to delete them"));
+        }
+        let endpoint = format!("{}/repository/branches/{}", Self::project_path(r), encode(branch));
+        let reply = self.api.call(Method::DELETE, &endpoint, None, &[404])?;
+        if reply.status == 404 {
+            return Ok(Outcome::Already(format!("{branch} does not exist")));
+        }
+        Ok(Outcome::Done(format!("deleted {branch} (was {})", sha.get(..7).unwrap_or(&sha))))
+    }
+
+    fn integrate(
+        &self,
+        r: &Repo,
+        target: &str,
+        base: &str,
+        features: &[Feature],
+    ) -> Result<Integration> {
+        let repo = self.mirror(r)?;
+        let plan = plan_integration(&repo, &Self::as_mirror(r, &repo), target, base, features)?;
+        if plan.integration.moved {
+            self.push_with_lease(&repo, r, target, plan.new, plan.old)?;
+        }
+        Ok(plan.integration)
+    }
+
+    fn sync(&self, r: &Repo, branch: &str, base: &str, rebase: bool) -> Result<Outcome> {
+        let repo = self.mirror(r)?;
+        let Some((old, new)) = plan_sync(&repo, &Self::as_mirror(r, &repo), branch, base, rebase)?
+        else {
+            return Ok(Outcome::Already(format!("{branch} already has everything in {base}")));
+        };
+        self.push_with_lease(&repo, r, branch, new, Some(old))?;
+        let how = if rebase { "rebased onto" } else { "merged" };
+        Ok(Outcome::Done(format!("{how} {base}: {branch} is now at {}", short(new))))
+    }
+
+    fn commits(&self, r: &Repo, branch: &str, base: &str, limit: usize) -> Result<Vec<CommitInfo>> {
+        let Some(list) = self.compare(r, base, branch)? else {
+            return Ok(Vec::new());
+        };
+        Ok(list.iter().rev().take(limit).map(commit_info).collect())
+    }
+
+    fn contains(&self, r: &Repo, container: &str, sha: &str) -> Result<bool> {
+        Ok(self.merge_base(r, container, sha)?.is_some_and(|b| b == sha))
+    }
+
+    fn merge_request(
+        &self,
+        r: &Repo,
+        branch: &str,
+        base: &str,
+        text: &MrText,
+    ) -> Result<MergeRequest> {
+        let commits = match self.compare(r, base, branch)? {
+            Some(c) => c.len(),
+            None => {
+                return Err(XoneError::not_found(format!("{} has no branch {branch}", r.name))
+                    .hint("create it with `xone branch create KEY`"))
+            }
+        };
+        let existing = self.find_mr(r, branch, base)?;
+        let mr = match existing {
+            Some(mr) => mr,
+            None if commits == 0 => {
+                return Ok(MergeRequest {
+                    state: "empty".into(),
+                    mergeable: false,
+                    conflicts: vec![],
+                    commits,
+                    url: None,
+                })
+            }
+            None => self.open_mr(r, branch, base, text)?,
+        };
+        self.view(r, branch, base, &mr, commits)
+    }
+
+    fn merge(&self, r: &Repo, branch: &str, base: &str, text: &MrText) -> Result<Outcome> {
+        let view = self.merge_request(r, branch, base, text)?;
+        match view.state.as_str() {
+            "merged" => {
+                return Ok(Outcome::Already(format!("{branch} is already merged into {base}")))
+            }
+            "empty" => return Ok(Outcome::Already(format!("{branch} has nothing to merge"))),
+            _ => {}
+        }
+        let mr = self.find_mr(r, branch, base)?.ok_or_else(|| {
+            XoneError::conflict(format!("the merge request of {branch} in {} went away", r.name))
+                .hint("run the command again")
+        })?;
+        let iid = mr.get("iid").and_then(Value::as_i64).unwrap_or_default();
+        if !view.mergeable {
+            let mut err = XoneError::conflict(format!(
+                "!{iid} ({branch} into {base}) in {} cannot be merged",
+                r.name
+            ));
+            if !view.conflicts.is_empty() {
+                err = err.cause(format!("conflicting files: {}", view.conflicts.join(", ")));
+            }
+            return Err(err.hint(format!(
+                "bring {base} into the branch (xone branch sync) and resolve first"
+            )));
+        }
+        let sha = mr.get("sha").and_then(Value::as_str).unwrap_or_default();
+        let endpoint = format!("{}/merge_requests/{iid}/merge", Self::project_path(r));
+        let body = json!({ "sha": sha });
+        let reply = self.api.call(Method::PUT, &endpoint, Some(&body), &[405, 406, 409, 422])?;
+        match reply.status {
+            200..=299 => {
+                let merged = reply.json()?;
+                let at = merged.get("merge_commit_sha").and_then(Value::as_str).unwrap_or("");
+                Ok(Outcome::Done(format!(
+                    "merged !{iid} into {base} at {}",
+                    at.get(..7).unwrap_or(at)
+                )))
+            }
+            409 => Err(XoneError::conflict(format!(
+                "{branch} in {} moved while xone was merging it",
+                r.name
+            ))
+            .cause(reply.message())
+            .hint("run the command again")),
+            _ => Err(XoneError::gate(format!("GitLab will not merge !{iid} in {} yet", r.name))
+                .cause(reply.message())
+                .hint("see the merge request's page for what it waits on (approvals, pipeline, draft)")),
+        }
+    }
+}
+
+impl GitLab {
+    fn open_mr(&self, r: &Repo, branch: &str, base: &str, text: &MrText) -> Result<Value> {
+        let endpoint = format!("{}/merge_requests", Self::project_path(r));
+        let body = json!({
+            "source_branch": branch,
+            "target_branch": base,
+            "title": text.title,
+            "description": text.description,
+            "labels": text.labels.join(","),
+            "remove_source_branch": false,
+        });
+        match self.api.call(Method::POST, &endpoint, Some(&body), &[409]) {
+            // 409: another run opened it meanwhile.
+            Ok(reply) if reply.status == 409 => self.find_mr(r, branch, base)?.ok_or_else(|| {
+                XoneError::conflict(format!("GitLab refused a merge request for {branch}"))
+                    .cause(reply.message())
+            }),
+            Ok(reply) => reply.json(),
+            // Check, then act: the first POST may have opened it.
+            Err(e) if e.kind == Kind::Remote => match self.find_mr(r, branch, base)? {
+                Some(mr) => Ok(mr),
+                None => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    fn view(
+        &self,
+        r: &Repo,
+        branch: &str,
+        base: &str,
+        mr: &Value,
+        commits: usize,
+    ) -> Result<MergeRequest> {
+        let state = match mr.get("state").and_then(Value::as_str).unwrap_or("opened") {
+            "opened" | "locked" => "open",
+            other => other,
+        }
+        .to_string();
+        let detailed = mr.get("detailed_merge_status").and_then(Value::as_str);
+        let status = mr.get("merge_status").and_then(Value::as_str);
+        let has_conflicts = mr.get("has_conflicts").and_then(Value::as_bool).unwrap_or(false);
+        let mergeable = state == "open"
+            && !has_conflicts
+            && (detailed == Some("mergeable")
+                || (detailed.is_none() && status == Some("can_be_merged")));
+        // GitLab says that it conflicts, not where: the mirror says where.
+        let conflicts = if has_conflicts && state == "open" {
+            let repo = self.mirror(r)?;
+            forge_local::conflicts_between(&repo, &Self::as_mirror(r, &repo), branch, base)?
+        } else {
+            Vec::new()
+        };
+        Ok(MergeRequest {
+            state,
+            mergeable,
+            conflicts,
+            commits,
+            url: mr.get("web_url").and_then(Value::as_str).map(str::to_string),
+        })
+    }
+}
+
+/// Who the token belongs to, checked when it is stored.
+pub fn username(user: &Value) -> String {
+    user.get("username").and_then(Value::as_str).unwrap_or("?").to_string()
+}
+
+impl GitLab {
+    /// The existing branch met by `branch create`: done if it shares history with `from`, a
+    /// conflict (exit 5) if not.
+    fn existing_branch(&self, r: &Repo, branch: &str, from: &str) -> Result<Outcome> {
+        let sha = self
+            .branch(r, branch)?
+            .and_then(|b| b.pointer("/commit/id").and_then(Value::as_str).map(str::to_string))
+            .unwrap_or_default();
+        match self.merge_base(r, branch, from)? {
+            Some(_) => {
+                Ok(Outcome::Already(format!("{branch} exists at {}", sha.get(..7).unwrap_or(&sha))))
+            }
+            None => Err(XoneError::conflict(format!(
+                "{} already has a branch {branch} with unrelated history",
+                r.name
+            ))
+            .hint("rename or delete that branch on GitLab, then run this again")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_on_the_server() {
+        let base = "https://gitlab.example.com";
+        assert_eq!(
+            path_on_server("https://gitlab.example.com/pay/web", base).as_deref(),
+            Some("pay/web")
+        );
+        assert_eq!(
+            path_on_server("https://gitlab.example.com/pay/sub/api.git", base).as_deref(),
+            Some("pay/sub/api")
+        );
+        assert_eq!(
+            path_on_server("https://gitlab.example.com/pay/web/-/tree/main", base).as_deref(),
+            Some("pay/web")
+        );
+        assert_eq!(
+            path_on_server("git@gitlab.example.com:pay/web.git", base).as_deref(),
+            Some("pay/web")
+        );
+        assert_eq!(path_on_server("https://github.com/pay/web", base), None);
+        assert_eq!(path_on_server("/home/me/web", base), None);
+        assert!(is_gitlab_spec("gitlab:pay/web", None));
+        assert!(!is_gitlab_spec("./web", Some(base)));
+    }
+}
