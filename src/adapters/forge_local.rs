@@ -633,6 +633,7 @@ impl Forge for LocalForge {
                 conflicts: vec![],
                 commits,
                 url: None,
+                opened: false,
             });
         }
         let index = repo.merge_commits(&ours, &theirs, None)?;
@@ -643,6 +644,7 @@ impl Forge for LocalForge {
             conflicts,
             commits,
             url: None,
+            opened: false,
         })
     }
 

@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 use super::forge_local::{self, plan_integration, plan_sync, short, LocalForge};
 use super::http::{encode, Api, Secret};
 use super::{
-    BranchState, CommitInfo, Feature, Forge, Integration, MergeRequest, MrText, Outcome, RepoInfo,
+    BranchState, CommitInfo, Feature, Forge, Integration, MergeRequest, MrSummary, MrText, Outcome,
+    RepoInfo,
 };
 use crate::store::Repo;
 use crate::ui::{Kind, Result, XoneError};
@@ -628,11 +629,27 @@ impl Forge for GitLab {
                     conflicts: vec![],
                     commits,
                     url: None,
+                    opened: false,
                 })
             }
-            None => self.open_mr(r, branch, base, text)?,
+            None => {
+                let mr = self.open_mr(r, branch, base, text)?;
+                let mut view = self.view(r, branch, base, &mr, commits)?;
+                view.opened = true;
+                return Ok(view);
+            }
         };
         self.view(r, branch, base, &mr, commits)
+    }
+
+    fn find_merge_request(&self, r: &Repo, branch: &str, base: &str) -> Result<Option<MrSummary>> {
+        Ok(self.find_mr(r, branch, base)?.map(|mr| MrSummary {
+            state: match mr.get("state").and_then(Value::as_str).unwrap_or("opened") {
+                "opened" | "locked" => "open".to_string(),
+                other => other.to_string(),
+            },
+            url: mr.get("web_url").and_then(Value::as_str).map(str::to_string),
+        }))
     }
 
     fn merge(&self, r: &Repo, branch: &str, base: &str, text: &MrText) -> Result<Outcome> {
@@ -747,6 +764,7 @@ impl GitLab {
             conflicts,
             commits,
             url: mr.get("web_url").and_then(Value::as_str).map(str::to_string),
+            opened: false,
         })
     }
 }

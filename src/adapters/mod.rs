@@ -85,6 +85,17 @@ pub struct MergeRequest {
     pub commits: usize,
     /// The merge request's page, where the forge has one.
     pub url: Option<String>,
+    /// Opened by this call (rather than found).
+    #[serde(skip)]
+    pub opened: bool,
+}
+
+/// A merge request as a listing shows it, without opening one.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MrSummary {
+    /// open, merged or closed
+    pub state: String,
+    pub url: Option<String>,
 }
 
 /// What a merge request says about itself.
@@ -142,6 +153,16 @@ pub trait Forge: Sync {
     /// Merges `branch` into `base` if that succeeds without conflicts; a conflict is exit 5
     /// and leaves `base` as it was.
     fn merge(&self, repo: &Repo, branch: &str, base: &str, text: &MrText) -> Result<Outcome>;
+    /// The merge request of `branch` into `base` if one exists, found without opening one;
+    /// `None` on forges without merge requests.
+    fn find_merge_request(
+        &self,
+        _repo: &Repo,
+        _branch: &str,
+        _base: &str,
+    ) -> Result<Option<MrSummary>> {
+        Ok(None)
+    }
 }
 
 /// The forges a command may need, each made when a repository first asks for it: a command
@@ -197,6 +218,23 @@ impl Forges {
             "local" => repo.location.clone().into(),
             _ => self.gitlab_settings.workspace.join(&repo.location),
         }
+    }
+
+    /// A branch's state and its merge request; see `current_state`.
+    pub fn current_state_and_mr(
+        &self,
+        repos: &[Repo],
+        b: &crate::store::BranchRecord,
+    ) -> Result<(Option<BranchState>, Option<MrSummary>)> {
+        let state = self.current_state(repos, b)?;
+        let Some(repo) = repos.iter().find(|r| r.id == b.repo_id) else {
+            return Ok((state, None));
+        };
+        if state.is_none() {
+            return Ok((None, None));
+        }
+        let mr = self.for_repo(repo)?.find_merge_request(repo, &b.name, &b.base)?;
+        Ok((state, mr))
     }
 
     /// A recorded branch as its forge reports it now; `None` when the branch or its

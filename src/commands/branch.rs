@@ -6,7 +6,7 @@ use clap_complete::{ArgValueCandidates, ArgValueCompleter};
 use serde::Serialize;
 
 use super::requirement::{event, open_requirement};
-use super::{complete, fan_out, report_repos, Ctx, RepoReport};
+use super::{complete, fan_out, fan_out_shown, report_repos, Ctx, RepoReport};
 use crate::adapters::{Feature, Forges, MrText, Outcome};
 use crate::domain::lifecycle::states_for_env;
 use crate::domain::names::{self, check_env, feature_branch};
@@ -23,7 +23,7 @@ pub enum BranchCommand {
     Create(CreateArgs),
     /// Feature branches with commits ahead of and behind their base
     #[command(
-        after_long_help = "JSON: [{\"requirement\", \"repo\", \"name\", \"base\", \"created_at\", \"exists\", \"sha\", \"ahead\", \"behind\"}]"
+        after_long_help = "JSON: [{\"requirement\", \"repo\", \"name\", \"base\", \"created_at\", \"exists\", \"sha\", \"ahead\", \"behind\", \"merge_request\": {\"state\", \"url\"} or null}]"
     )]
     List {
         #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
@@ -217,9 +217,15 @@ fn integrate(cx: &mut Ctx, a: IntegrateArgs) -> Result<()> {
             (repo, features)
         })
         .collect();
-    let results = fan_out(&work, |(repo, features)| {
-        forges.for_repo(repo)?.integrate(repo, &target, &repo.default_branch, features)
-    });
+    let results = fan_out_shown(
+        &cx.ui,
+        "integrate",
+        &work,
+        |(r, _)| r.name.clone(),
+        |(repo, features)| {
+            forges.for_repo(repo)?.integrate(repo, &target, &repo.default_branch, features)
+        },
+    );
     let mut reports = Vec::new();
     for ((repo, features), result) in work.iter().zip(results) {
         let base = &repo.default_branch;
@@ -307,10 +313,16 @@ fn sync(cx: &mut Ctx, a: RepoArgs, rebase: bool) -> Result<()> {
     let forges = cx.forges()?;
     let req = open_requirement(store.conn(), &a.key)?;
     let targets = recorded(&store, &a)?;
-    let results = fan_out(&targets, |(repo, b)| {
-        let b = b.clone()?;
-        forges.for_repo(repo)?.sync(repo, &b.name, &repo.default_branch, rebase)
-    });
+    let results = fan_out_shown(
+        &cx.ui,
+        "sync",
+        &targets,
+        |(r, _)| r.name.clone(),
+        |(repo, b)| {
+            let b = b.clone()?;
+            forges.for_repo(repo)?.sync(repo, &b.name, &repo.default_branch, rebase)
+        },
+    );
     let mut reports = Vec::new();
     for ((repo, _), result) in targets.iter().zip(results) {
         if let Ok(Outcome::Done(d)) = &result {
@@ -362,9 +374,13 @@ fn create(cx: &mut Ctx, a: CreateArgs) -> Result<()> {
     }
     // The base is where the branch starts: commits ahead of it are the requirement's work.
     let from = |repo: &Repo| a.from.clone().unwrap_or_else(|| repo.default_branch.clone());
-    let results = fan_out(&repos, |repo| {
-        forges.for_repo(repo).and_then(|f| f.create_branch(repo, &name, &from(repo)))
-    });
+    let results = fan_out_shown(
+        &cx.ui,
+        "create",
+        &repos,
+        |r| r.name.clone(),
+        |repo| forges.for_repo(repo).and_then(|f| f.create_branch(repo, &name, &from(repo))),
+    );
     let mut reports = Vec::new();
     // A branch made but not recorded (an interrupted run) is found and recorded next time.
     for (repo, result) in repos.iter().zip(results) {
@@ -384,11 +400,7 @@ fn create(cx: &mut Ctx, a: CreateArgs) -> Result<()> {
                 Ok(())
             })?;
         }
-        let report = RepoReport::new(&repo.name, result);
-        if !cx.ui.json && cx.ui.verbose {
-            cx.ui.status(format!("{}: {}", report.repo, report.status));
-        }
-        reports.push(report);
+        reports.push(RepoReport::new(&repo.name, result));
     }
     report_repos(cx, "branch create", reports)
 }
@@ -405,6 +417,8 @@ pub struct BranchView {
     pub sha: Option<String>,
     pub ahead: Option<usize>,
     pub behind: Option<usize>,
+    /// The branch's merge request on GitLab (state and page); null on the local forge.
+    pub merge_request: Option<crate::adapters::MrSummary>,
 }
 
 /// The recorded branches (of one requirement, one project, or all), each measured now.
@@ -426,14 +440,15 @@ pub fn views(
     let states = fan_out(&records, |b| {
         let project = b.requirement.split('-').next().unwrap_or_default();
         match repo_cache.get(project) {
-            Some(repos) => forges.current_state(repos, b),
-            None => Ok(None),
+            Some(repos) => forges.current_state_and_mr(repos, b),
+            None => Ok((None, None)),
         }
     });
     let mut rows = Vec::new();
-    for (b, state) in records.into_iter().zip(states) {
-        let state = state?;
+    for (b, found) in records.into_iter().zip(states) {
+        let (state, merge_request) = found?;
         rows.push(BranchView {
+            merge_request,
             exists: state.is_some(),
             sha: state.as_ref().map(|s| s.sha.clone()),
             ahead: state.as_ref().map(|s| s.ahead),
@@ -474,12 +489,24 @@ fn list(cx: &mut Ctx, key: Option<&RequirementKey>, project: Option<&ProjectKey>
         "BEHIND".into(),
         "TIP".into(),
     ]];
+    let with_mr = rows.iter().any(|r| r.merge_request.is_some());
+    if with_mr {
+        t[0].push("MR".into());
+    }
     for r in &rows {
         let (ahead, behind, tip) = match (&r.sha, r.ahead, r.behind) {
             (Some(sha), Some(a), Some(b)) => (a.to_string(), b.to_string(), sha[..7].to_string()),
             _ => ("-".into(), "-".into(), cx.ui.red("missing")),
         };
-        t.push(vec![r.requirement.clone(), r.repo.clone(), r.name.clone(), ahead, behind, tip]);
+        let mut row =
+            vec![r.requirement.clone(), r.repo.clone(), r.name.clone(), ahead, behind, tip];
+        if with_mr {
+            row.push(match &r.merge_request {
+                Some(m) => format!("{} {}", m.state, m.url.clone().unwrap_or_default()),
+                None => "-".into(),
+            });
+        }
+        t.push(row);
     }
     write!(cx.ui.out(), "{}", table(&t))?;
     Ok(())
@@ -520,10 +547,16 @@ fn checkout(cx: &mut Ctx, a: RepoArgs) -> Result<()> {
     let forges = cx.forges()?;
     store::requirement(store.conn(), &a.key)?;
     let targets = recorded(&store, &a)?;
-    let results = fan_out(&targets, |(repo, b)| {
-        let b = b.clone()?;
-        forges.for_repo(repo)?.checkout(repo, &b.name)
-    });
+    let results = fan_out_shown(
+        &cx.ui,
+        "checkout",
+        &targets,
+        |(r, _)| r.name.clone(),
+        |(repo, b)| {
+            let b = b.clone()?;
+            forges.for_repo(repo)?.checkout(repo, &b.name)
+        },
+    );
     let reports =
         targets.iter().zip(results).map(|((repo, _), r)| RepoReport::new(&repo.name, r)).collect();
     report_repos(cx, "branch checkout", reports)
@@ -540,10 +573,16 @@ fn delete(cx: &mut Ctx, a: RepoArgs, force: bool) -> Result<()> {
         n => format!("{n} repositories"),
     };
     cx.ui.confirm_or_stop(&format!("Delete {}'s branch in {repos}?", a.key), "nothing deleted")?;
-    let results = fan_out(&targets, |(repo, b)| {
-        let b = b.clone()?;
-        forges.for_repo(repo)?.delete_branch(repo, &b.name, &b.base, force)
-    });
+    let results = fan_out_shown(
+        &cx.ui,
+        "delete",
+        &targets,
+        |(r, _)| r.name.clone(),
+        |(repo, b)| {
+            let b = b.clone()?;
+            forges.for_repo(repo)?.delete_branch(repo, &b.name, &b.base, force)
+        },
+    );
     let mut reports = Vec::new();
     for ((repo, _), result) in targets.iter().zip(results) {
         if result.is_ok() {
@@ -642,6 +681,17 @@ fn mr(cx: &mut Ctx, a: RepoArgs, merge: bool) -> Result<()> {
     for (repo, b) in targets {
         let b = b?;
         let mr = forges.for_repo(&repo)?.merge_request(&repo, &b.name, &b.base, &text)?;
+        if mr.opened {
+            let e = Event {
+                detail: Some(format!(
+                    "{}: opened {}",
+                    repo.name,
+                    mr.url.clone().unwrap_or_else(|| b.name.clone())
+                )),
+                ..event(&req, &actor, "mr open")
+            };
+            store.write(|tx| store::record(tx, &e))?;
+        }
         views.push(MrView { repo: repo.name.clone(), branch: b.name, base: b.base, mr });
     }
     if cx.ui.json {

@@ -152,6 +152,56 @@ pub fn fan_out<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec
     results
 }
 
+/// `fan_out` with progress on stderr: on a terminal one live indicatif line per repository;
+/// elsewhere one line per repository as it finishes, so a CI log shows where time goes.
+pub fn fan_out_shown<T: Sync, R: Send>(
+    ui: &Ui,
+    what: &str,
+    items: &[T],
+    label: impl Fn(&T) -> String + Sync,
+    f: impl Fn(&T) -> Result<R> + Sync,
+) -> Vec<Result<R>> {
+    use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let live = ui.stderr_tty && !ui.json;
+    let multi = MultiProgress::with_draw_target(if live {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    let style = ProgressStyle::with_template("{spinner} {prefix:<12} {wide_msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let bars: Vec<ProgressBar> = items
+        .iter()
+        .map(|item| {
+            let bar = multi.add(ProgressBar::new_spinner());
+            bar.set_style(style.clone());
+            bar.set_prefix(label(item));
+            bar.set_message(format!("{what}…"));
+            if live {
+                bar.enable_steady_tick(std::time::Duration::from_millis(100));
+            }
+            bar
+        })
+        .collect();
+    let finished = AtomicUsize::new(0);
+    let indexed: Vec<(usize, &T)> = items.iter().enumerate().collect();
+    fan_out(&indexed, |(i, item)| {
+        let result = f(item);
+        let state = match &result {
+            Ok(_) => "finished".to_string(),
+            Err(e) => format!("failed: {}", e.message),
+        };
+        let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
+        if live {
+            bars[*i].finish_with_message(state);
+        } else {
+            ui.status(format!("[{n}/{}] {} {what}: {state}", items.len(), label(item)));
+        }
+        result
+    })
+}
+
 /// The result of one operation in a fan-out across repositories.
 #[derive(serde::Serialize)]
 pub struct RepoReport {

@@ -151,9 +151,14 @@ fn merge_requests_are_opened_once_shown_and_merged() {
     );
     assert!(opened[0]["labels"].as_array().unwrap().iter().any(|l| l == "xone::PAY"));
 
-    // Shown again, not opened again.
+    // Shown again, not opened again; listed beside the branch; on the requirement's record.
     env.json(&["branch", "mr", "PAY-1"]);
     assert_eq!(fake.merge_requests().len(), 1);
+    let list = env.json(&["branch", "list", "PAY-1"]);
+    let row = list.as_array().unwrap().iter().find(|b| b["repo"] == "web").unwrap().clone();
+    assert_eq!(row["merge_request"]["state"], "open", "{list}");
+    let log = env.ok(&["requirement", "log", "PAY-1"]).stdout;
+    assert!(log.contains("mr open") && log.contains("merge_requests/1"), "{log}");
 
     let tip = fake.branch_sha("pay/web", BRANCH).unwrap();
     env.ok(&["branch", "mr", "PAY-1", "--merge"]);
