@@ -7,6 +7,7 @@
 #   benches/run.sh            # release build, 10 000 requirements
 #   N=2000 benches/run.sh     # fewer rows, for a quick look
 #
+# Then runs benches/gitlab.sh (branch create across 20 GitLab repositories at 50 ms each).
 # Needs hyperfine and GNU time (apt-get install hyperfine time); gh is compared when installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,3 +61,6 @@ for c in "${cases[@]}"; do
     printf '| %s | %.2f | %.2f | %s | ≤ %s ms, ≤ 15 MiB | %s |\n' "$name" "$mean" "$min" "$mib" "$budget" "$ok"
   fi
 done
+
+# The GitLab fan-out: branch create across 20 repositories against a 50 ms server.
+benches/gitlab.sh
