@@ -633,6 +633,7 @@ impl Forge for LocalForge {
                 conflicts: vec![],
                 commits,
                 url: None,
+                status: None,
                 opened: false,
             });
         }
@@ -644,6 +645,7 @@ impl Forge for LocalForge {
             conflicts,
             commits,
             url: None,
+            status: None,
             opened: false,
         })
     }

@@ -91,6 +91,10 @@ pub struct GitLab {
     workspace: PathBuf,
 }
 
+/// GitLab's `detailed_merge_status` values while it is still working mergeability out.
+const CHECKING: &[&str] =
+    &["checking", "unchecked", "preparing", "approvals_syncing", "cannot_be_merged_recheck"];
+
 /// Commit fields GitLab puts in branches, compares and commit lists.
 fn commit_info(c: &Value) -> CommitInfo {
     let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
@@ -150,13 +154,19 @@ impl GitLab {
     }
 
     /// `GET /user`: who the token belongs to.
+    /// A CI job token may not read `/user`: it acts for the job's user, whom GitLab CI names
+    /// in `GITLAB_USER_LOGIN`.
     pub fn current_user(&self) -> Result<Value> {
-        if self.token.is_none() {
-            return Err(XoneError::gate("no GitLab token is set").hint(
+        match &self.token {
+            None => Err(XoneError::gate("no GitLab token is set").hint(
                 "log in with `xone auth login`, or set XONE_GITLAB_TOKEN (inside GitLab CI, CI_JOB_TOKEN is used)",
-            ));
+            )),
+            Some(t) if t.job => {
+                let login = std::env::var("GITLAB_USER_LOGIN").unwrap_or_else(|_| "ci-job".into());
+                Ok(json!({ "username": login, "name": "the CI job's token" }))
+            }
+            Some(_) => self.api.get("/user"),
         }
-        self.api.get("/user")
     }
 
     /// `GET /personal_access_tokens/self`: the token's name, scopes and expiry, where the
@@ -629,6 +639,7 @@ impl Forge for GitLab {
                     conflicts: vec![],
                     commits,
                     url: None,
+                    status: None,
                     opened: false,
                 })
             }
@@ -661,16 +672,30 @@ impl Forge for GitLab {
             "empty" => return Ok(Outcome::Already(format!("{branch} has nothing to merge"))),
             _ => {}
         }
-        let mr = self.find_mr(r, branch, base)?.ok_or_else(|| {
+        let mut mr = self.find_mr(r, branch, base)?.ok_or_else(|| {
             XoneError::conflict(format!("the merge request of {branch} in {} went away", r.name))
                 .hint("run the command again")
         })?;
         let iid = mr.get("iid").and_then(Value::as_i64).unwrap_or_default();
+        let mut view = view;
+        // GitLab works mergeability out in the background: wait for its answer a little.
+        for pause in [200, 400, 800, 1600, 3200] {
+            if !matches!(view.status.as_deref(), Some(s) if CHECKING.contains(&s)) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(pause));
+            let endpoint = format!("{}/merge_requests/{iid}", Self::project_path(r));
+            mr = self.api.get(&endpoint)?;
+            view = self.view(r, branch, base, &mr, view.commits)?;
+        }
         if !view.mergeable {
-            let mut err = XoneError::conflict(format!(
-                "!{iid} ({branch} into {base}) in {} cannot be merged",
-                r.name
-            ));
+            let what = format!("!{iid} ({branch} into {base}) in {} cannot be merged", r.name);
+            if view.conflicts.is_empty() && mr.get("has_conflicts") != Some(&Value::Bool(true)) {
+                let status = view.status.clone().unwrap_or_else(|| "unknown".into());
+                return Err(XoneError::gate(format!("{what} yet: GitLab says {status}"))
+                    .hint("see the merge request's page for what it waits on (pipeline, approvals, draft, discussions)"));
+            }
+            let mut err = XoneError::conflict(what);
             if !view.conflicts.is_empty() {
                 err = err.cause(format!("conflicting files: {}", view.conflicts.join(", ")));
             }
@@ -764,6 +789,7 @@ impl GitLab {
             conflicts,
             commits,
             url: mr.get("web_url").and_then(Value::as_str).map(str::to_string),
+            status: detailed.or(status).map(str::to_string),
             opened: false,
         })
     }

@@ -85,6 +85,9 @@ pub struct MergeRequest {
     pub commits: usize,
     /// The merge request's page, where the forge has one.
     pub url: Option<String>,
+    /// The forge's own word on mergeability (GitLab's `detailed_merge_status`: mergeable,
+    /// conflict, ci_must_pass, not_approved, draft_status, checking, …).
+    pub status: Option<String>,
     /// Opened by this call (rather than found).
     #[serde(skip)]
     pub opened: bool,

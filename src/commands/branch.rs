@@ -51,7 +51,10 @@ pub enum BranchCommand {
 On the local forge a merge request is the branch against its base: open or merged, mergeable \
 or conflicting (with the files). --merge merges those that are mergeable into their base and \
 reports the rest (exit 5 when any conflicts). \
-JSON: [{\"repo\", \"branch\", \"base\", \"state\": open|merged|empty, \"mergeable\", \"conflicts\": [FILE], \"commits\"}]; \
+On GitLab it is the merge request itself, opened when there is work and none exists yet \
+(title KEY: title, the requirement's summary, people and documents, labels xone and \
+xone::PROJECT); --merge waits briefly while GitLab is still checking mergeability. \
+JSON: [{\"repo\", \"branch\", \"base\", \"state\": open|merged|closed|empty, \"mergeable\", \"conflicts\": [FILE], \"commits\", \"url\", \"status\"}]; \
 with --merge as for create")]
     Mr {
         #[command(flatten)]
@@ -381,27 +384,24 @@ fn create(cx: &mut Ctx, a: CreateArgs) -> Result<()> {
         |r| r.name.clone(),
         |repo| forges.for_repo(repo).and_then(|f| f.create_branch(repo, &name, &from(repo))),
     );
-    let mut reports = Vec::new();
     // A branch made but not recorded (an interrupted run) is found and recorded next time.
-    for (repo, result) in repos.iter().zip(results) {
-        let from = from(repo);
-        if result.is_ok() {
-            store.write(|tx| {
-                store::record_branch(tx, &a.key, repo.id, &name, &from)?;
-                if let Ok(Outcome::Done(d)) = &result {
-                    store::record(
-                        tx,
-                        &Event {
-                            detail: Some(format!("{}: {d}", repo.name)),
-                            ..event(&req, &actor, "branch create")
-                        },
-                    )?;
-                }
-                Ok(())
-            })?;
+    // One transaction records them all.
+    store.write(|tx| {
+        for (repo, result) in repos.iter().zip(&results) {
+            let Ok(outcome) = result else { continue };
+            store::record_branch(tx, &a.key, repo.id, &name, &from(repo))?;
+            if let Outcome::Done(d) = outcome {
+                let e = Event {
+                    detail: Some(format!("{}: {d}", repo.name)),
+                    ..event(&req, &actor, "branch create")
+                };
+                store::record(tx, &e)?;
+            }
         }
-        reports.push(RepoReport::new(&repo.name, result));
-    }
+        Ok(())
+    })?;
+    let reports =
+        repos.iter().zip(results).map(|(repo, r)| RepoReport::new(&repo.name, r)).collect();
     report_repos(cx, "branch create", reports)
 }
 
@@ -705,9 +705,17 @@ fn mr(cx: &mut Ctx, a: RepoArgs, merge: bool) -> Result<()> {
             (_, true) => {
                 cx.ui.green(&format!("mergeable, {} commit(s) into {}", v.mr.commits, v.base))
             }
+            (_, false) if v.mr.conflicts.is_empty() => cx.ui.red(&format!(
+                "not mergeable yet: {}",
+                v.mr.status.as_deref().unwrap_or("see the merge request")
+            )),
             (_, false) => cx.ui.red(&format!("conflicts: {}", v.mr.conflicts.join(", "))),
         };
-        t.push(vec![v.repo.clone(), v.branch.clone(), v.mr.state.clone(), merge]);
+        let state = match &v.mr.url {
+            Some(url) => format!("{} {url}", v.mr.state),
+            None => v.mr.state.clone(),
+        };
+        t.push(vec![v.repo.clone(), v.branch.clone(), state, merge]);
     }
     write!(cx.ui.out(), "{}", table(&t))?;
     Ok(())

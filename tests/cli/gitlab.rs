@@ -173,6 +173,26 @@ fn merge_requests_are_opened_once_shown_and_merged() {
 }
 
 #[test]
+fn merging_waits_for_gitlab_to_finish_checking_and_respects_its_blockers() {
+    let (env, fake) = lab();
+    pay(&env, &fake);
+    env.ok(&["branch", "create", "PAY-1", "--repo", "web"]);
+    fake.commit("pay/web", BRANCH, &[("a.txt", "a\n")], "PAY-1: a");
+    // Not approved yet: a gate (exit 4) naming GitLab's reason, not a conflict.
+    fake.set_blocker(Some("not_approved"));
+    let mrs = env.json(&["branch", "mr", "PAY-1"]);
+    assert_eq!(mrs[0]["status"], "not_approved", "{mrs}");
+    assert_eq!(mrs[0]["mergeable"], false);
+    env.code(4, &["branch", "mr", "PAY-1", "--merge"]).says(&["not_approved"]);
+    fake.set_blocker(None);
+    // Still checking for the next few answers: xone waits, then merges.
+    fake.set_checking(3);
+    env.ok(&["branch", "mr", "PAY-1", "--merge"]);
+    let tip = fake.branch_sha("pay/web", BRANCH).unwrap();
+    assert!(fake.contains("pay/web", "main", &tip));
+}
+
+#[test]
 fn a_conflicting_merge_request_names_the_files_and_is_not_merged() {
     let (env, fake) = lab();
     pay(&env, &fake);
@@ -353,6 +373,12 @@ fn auth_login_checks_and_stores_the_token_privately() {
     env.ok(&["auth", "logout"]);
     assert!(!std::fs::read_to_string(&cfg).unwrap().contains(TOKEN));
     env.code(4, &["auth", "status"]);
+
+    // On a terminal the token is asked for and not echoed.
+    let t = env.answering("auth login", &[], Some(&format!("{TOKEN}\\r")));
+    assert!(t.stdout.contains("logged in to") && t.stdout.contains("as tester"), "{t:?}");
+    assert!(!t.stdout.contains(TOKEN), "the token was echoed: {t:?}");
+    assert!(std::fs::read_to_string(&cfg).unwrap().contains(TOKEN));
     drop(fake);
 }
 
@@ -380,6 +406,12 @@ fn gitlab_ci_needs_no_configuration() {
     env.set_var("GITLAB_CI", "true");
     env.set_var("CI_SERVER_URL", &fake.url);
     env.set_var("CI_JOB_TOKEN", "job-token-42");
+    env.set_var("GITLAB_USER_LOGIN", "ci-bot");
+    let status = env.json(&["auth", "status"]);
+    assert_eq!(
+        (status["user"].as_str(), status["token_source"].as_str()),
+        (Some("ci-bot"), Some("CI_JOB_TOKEN"))
+    );
     pay(&env, &fake);
     env.ok(&["branch", "create", "PAY-1"]);
     let log = fake.requests();
@@ -427,4 +459,23 @@ fn create_repo_makes_the_gitlab_project_in_the_namespace() {
     // Taken already: a conflict, and no project stored.
     env.code(5, &["project", "create", "SHOP2", "--name", "Again", "--create-repo", "storefront"]);
     env.code(3, &["project", "show", "SHOP2"]);
+}
+
+#[test]
+fn an_interrupted_fan_out_is_finished_by_the_next_run() {
+    let (env, fake) = lab();
+    pay(&env, &fake);
+    fake.set_latency(std::time::Duration::from_millis(1500));
+    let mut child = env.cmd().args(["branch", "create", "PAY-1"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "interrupted: {status:?}");
+    fake.set_latency(std::time::Duration::ZERO);
+    // The server may have made the branches; the state database has not recorded them.
+    let again = env.json(&["branch", "create", "PAY-1"]);
+    assert!(again.as_array().unwrap().iter().all(|r| r["status"] != "failed"), "{again}");
+    let list = env.json(&["branch", "list", "PAY-1"]);
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    assert!(list.as_array().unwrap().iter().all(|b| b["exists"] == true), "{list}");
 }

@@ -95,6 +95,10 @@ struct State {
     latency: Duration,
     /// The most items a page holds, whatever `per_page` asks for (GitLab's is 100).
     page_cap: usize,
+    /// While above zero, merge requests say GitLab is still checking them (one per answer).
+    checking: usize,
+    /// What blocks every merge (e.g. `not_approved`), as GitLab's detailed status says it.
+    blocker: Option<String>,
     /// Run before serving the next request whose path contains the key.
     hooks: Vec<(String, Hook)>,
     log: Vec<Logged>,
@@ -342,6 +346,16 @@ impl FakeGitLab {
     /// Runs `hook` just before serving the next request whose path contains `path`.
     pub fn before(&self, path: &str, hook: impl FnOnce() + Send + 'static) {
         self.state.lock().unwrap().hooks.push((path.into(), Box::new(hook)));
+    }
+
+    /// The next `n` answers carrying a merge request say mergeability is still being checked.
+    pub fn set_checking(&self, n: usize) {
+        self.state.lock().unwrap().checking = n;
+    }
+
+    /// Every open merge request is blocked for `reason` (GitLab's detailed merge status).
+    pub fn set_blocker(&self, reason: Option<&str>) {
+        self.state.lock().unwrap().blocker = reason.map(str::to_string);
     }
 
     pub fn set_page_cap(&self, n: usize) {
@@ -898,6 +912,7 @@ impl FakeGitLab {
                 let all: Vec<Value> =
                     mrs.iter().map(|m| self.mr_json(m, path, repo, &s, true)).collect();
                 drop(s);
+                self.checked_once();
                 self.page(req, all)
             }
             ("POST", ["merge_requests"]) => {
@@ -944,14 +959,20 @@ impl FakeGitLab {
                     merge_commit: None,
                 });
                 let v = self.mr_json(s.mrs.last().unwrap(), path, repo, &s, false);
+                drop(s);
+                self.checked_once();
                 reply(201, v)
             }
             ("GET", ["merge_requests", iid]) => {
                 let s = self.state.lock().unwrap();
-                match s.mrs.iter().find(|m| m.project == pid && m.iid.to_string() == *iid) {
+                let found = s.mrs.iter().find(|m| m.project == pid && m.iid.to_string() == *iid);
+                let answer = match found {
                     Some(mr) => reply(200, self.mr_json(mr, path, repo, &s, false)),
                     None => message(404, "404 Not found"),
-                }
+                };
+                drop(s);
+                self.checked_once();
+                answer
             }
             ("PUT", ["merge_requests", iid, "merge"]) => {
                 let mut s = self.state.lock().unwrap();
@@ -960,7 +981,7 @@ impl FakeGitLab {
                 else {
                     return message(404, "404 Not found");
                 };
-                if s.mrs[at].state != "opened" {
+                if s.mrs[at].state != "opened" || s.blocker.is_some() {
                     return message(405, "405 Method Not Allowed");
                 }
                 let (source, target) = (s.mrs[at].source.clone(), s.mrs[at].target.clone());
@@ -997,6 +1018,11 @@ impl FakeGitLab {
             }
             _ => message(404, "404 Not Found"),
         }
+    }
+
+    fn checked_once(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.checking = s.checking.saturating_sub(1);
     }
 
     fn mr_json(&self, mr: &Mr, path: &str, repo: &Repository, s: &State, listed: bool) -> Value {
@@ -1039,9 +1065,11 @@ impl FakeGitLab {
             (
                 "detailed_merge_status",
                 json!(match (mr.state.as_str(), conflicts) {
-                    ("opened", true) => "conflict",
-                    ("opened", false) => "mergeable",
-                    _ => "not_open",
+                    ("opened", _) if s.checking > 0 => "checking".to_string(),
+                    ("opened", _) if s.blocker.is_some() => s.blocker.clone().unwrap_or_default(),
+                    ("opened", true) => "conflict".to_string(),
+                    ("opened", false) => "mergeable".to_string(),
+                    _ => "not_open".to_string(),
                 }),
             ),
             ("web_url", json!(format!("{}/{path}/-/merge_requests/{}", self.url, mr.iid))),
