@@ -18,12 +18,18 @@ use crate::store::Repo;
 use crate::ui::{Kind, Result, XoneError};
 
 /// Where a token came from, for `auth status` and error hints; the value itself is never shown.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Token {
     pub value: String,
     pub source: String,
     /// A CI job token: sent as `JOB-TOKEN`, and to git as `gitlab-ci-token`.
     pub job: bool,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Token {{ source: {:?}, job: {}, value: [REDACTED] }}", self.source, self.job)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -129,6 +135,14 @@ impl GitLab {
             value: t.value.clone(),
         });
         let api = Api::new("GitLab", &format!("{url}/api/v4"), secret, s.http.clone())?;
+        // git over HTTP keeps to the same limit as the REST calls.
+        let ms = i32::try_from(s.http.timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: libgit2's global options are set before this process makes any git network
+        // call (the forge is made once, before its first fetch or push).
+        unsafe {
+            let _ = git2::opts::set_server_connect_timeout_in_milliseconds(ms);
+            let _ = git2::opts::set_server_timeout_in_milliseconds(ms);
+        }
         Ok(GitLab {
             api,
             url,
@@ -154,16 +168,21 @@ impl GitLab {
     }
 
     /// `GET /user`: who the token belongs to.
-    /// A CI job token may not read `/user`: it acts for the job's user, whom GitLab CI names
-    /// in `GITLAB_USER_LOGIN`.
+    /// Who the token acts for: `GET /user`, or for a CI job token (which may not read
+    /// `/user`) the user of the job it belongs to, `GET /job`.
     pub fn current_user(&self) -> Result<Value> {
         match &self.token {
             None => Err(XoneError::gate("no GitLab token is set").hint(
                 "log in with `xone auth login`, or set XONE_GITLAB_TOKEN (inside GitLab CI, CI_JOB_TOKEN is used)",
             )),
             Some(t) if t.job => {
-                let login = std::env::var("GITLAB_USER_LOGIN").unwrap_or_else(|_| "ci-job".into());
-                Ok(json!({ "username": login, "name": "the CI job's token" }))
+                let job = self.api.get("/job")?;
+                let mut user = job.get("user").cloned().unwrap_or_else(|| json!({}));
+                if user.get("username").is_none() {
+                    let login = std::env::var("GITLAB_USER_LOGIN").unwrap_or_else(|_| "ci-job".into());
+                    user = json!({ "username": login });
+                }
+                Ok(user)
             }
             Some(_) => self.api.get("/user"),
         }
@@ -311,13 +330,19 @@ impl GitLab {
 
     fn find_mr(&self, r: &Repo, branch: &str, base: &str) -> Result<Option<Value>> {
         let endpoint = format!(
-            "{}/merge_requests?source_branch={}&target_branch={}&state=all",
+            "{}/merge_requests?source_branch={}&target_branch={}&state=all&with_merge_status_recheck=true",
             Self::project_path(r),
             encode(branch),
             encode(base)
         );
-        let all = self.api.get_all(&endpoint)?;
-        // The open one if there is one, else the newest (GitLab lists newest first).
+        let mut all = self.api.get_all(&endpoint)?;
+        // A fork's merge request may share the branch name: only this project's own count.
+        if let Some(id) = r.remote_id {
+            all.retain(|m| {
+                m.get("source_project_id").and_then(Value::as_i64).is_none_or(|p| p == id)
+            });
+        }
+        // The open one if there is one, else the newest merged (GitLab lists newest first).
         let open = all.iter().find(|m| m.get("state").and_then(Value::as_str) == Some("opened"));
         Ok(open
             .or_else(|| {
@@ -365,24 +390,49 @@ impl GitLab {
 
     /// The repository's bare mirror under the state directory, fetched up to date: every
     /// branch of the server as a local branch, pruned.
+    /// The mirror is a cache: one left broken (an interrupted fetch's lock files, a damaged
+    /// object) is thrown away and fetched anew.
     fn mirror(&self, r: &Repo) -> Result<Repository> {
         let host = self.url.split("://").nth(1).unwrap_or("gitlab").replace([':', '/'], "_");
         let dir = self.mirrors.join(host).join(format!("{}.git", r.location));
-        let repo = match Repository::open_bare(&dir) {
+        match self.fetch_mirror(r, &dir) {
+            Ok(repo) => Ok(repo),
+            Err((e, network)) if network => Err(e),
+            Err(_) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                self.fetch_mirror(r, &dir).map_err(|(e, _)| e)
+            }
+        }
+    }
+
+    /// Opens (or makes) the mirror and fetches every branch; a failure says whether the
+    /// network was at fault (worth reporting) or the mirror (worth rebuilding).
+    fn fetch_mirror(
+        &self,
+        r: &Repo,
+        dir: &Path,
+    ) -> std::result::Result<Repository, (XoneError, bool)> {
+        let local = |e: git2::Error| (XoneError::from(e), false);
+        let repo = match Repository::open_bare(dir) {
             Ok(repo) => repo,
             Err(_) => {
-                std::fs::create_dir_all(&dir)?;
-                Repository::init_bare(&dir)?
+                let _ = std::fs::remove_dir_all(dir);
+                std::fs::create_dir_all(dir).map_err(|e| (XoneError::from(e), false))?;
+                Repository::init_bare(dir).map_err(local)?
             }
         };
-        let url = self.clone_url(r)?;
-        let mut remote = repo.remote_anonymous(&url)?;
+        let url = self.clone_url(r).map_err(|e| (e, true))?;
+        let mut remote = repo.remote_anonymous(&url).map_err(local)?;
         let mut fo = FetchOptions::new();
         fo.remote_callbacks(self.callbacks());
         fo.prune(git2::FetchPrune::On);
-        remote
-            .fetch(&["+refs/heads/*:refs/heads/*"], Some(&mut fo), None)
-            .map_err(|e| self.git_error(r, "fetching", e))?;
+        if let Err(e) = remote.fetch(&["+refs/heads/*:refs/heads/*"], Some(&mut fo), None) {
+            let network = matches!(
+                e.class(),
+                git2::ErrorClass::Net | git2::ErrorClass::Http | git2::ErrorClass::Ssl
+            ) || e.code() == git2::ErrorCode::Auth;
+            return Err((self.git_error(r, "fetching", e), network));
+        }
         drop(remote);
         Ok(repo)
     }
@@ -434,7 +484,27 @@ impl GitLab {
                 .map_err(|e| self.git_error(r, "pushing to", e))?;
             drop(po);
             if let Some(msg) = rejected.into_inner() {
-                return Err(moved().cause(format!("the server refused the update: {msg}")));
+                // A stale lease is a concurrent change; anything else (a protected branch, a
+                // hook) will refuse again, and says so.
+                let stale = [
+                    "lock",
+                    "stale",
+                    "expected",
+                    "fetch first",
+                    "non-fast-forward",
+                    "failed to update",
+                ];
+                if stale.iter().any(|w| msg.contains(w)) {
+                    return Err(moved().cause(format!("the server refused the update: {msg}")));
+                }
+                return Err(XoneError::new(
+                    Kind::Remote,
+                    format!("GitLab refused the update of {branch} in {}", r.name),
+                )
+                .cause(msg)
+                .hint(format!(
+                    "{branch} may be protected against force pushes: allow it for the account of the token, or change branch.integration"
+                )));
             }
             Ok(())
         })();
@@ -469,6 +539,13 @@ impl Forge for GitLab {
                 Ok(reply) if reply.status == 404 => return Err(self.project_gone(r)),
                 Ok(reply) if reply.status == 400 => {
                     let message = reply.message();
+                    if message.contains("Branch name is invalid") {
+                        return Err(XoneError::usage(format!(
+                            "GitLab does not accept {branch} as a branch name in {}",
+                            r.name
+                        ))
+                        .cause(message));
+                    }
                     if !message.contains("already exists") {
                         return Err(XoneError::not_found(format!(
                             "{} cannot start {branch} from '{from}'",
@@ -486,10 +563,12 @@ impl Forge for GitLab {
                     return Ok(Outcome::Done(format!("created {branch} from {from} at {at}")));
                 }
                 Err(e) if e.kind == Kind::Remote => {
-                    if let Ok(Some(b)) = self.branch(r, branch) {
-                        let sha = b.pointer("/commit/id").and_then(Value::as_str).unwrap_or("");
-                        let at = sha.get(..7).unwrap_or(sha);
-                        return Ok(Outcome::Done(format!("created {branch} from {from} at {at}")));
+                    // It may have been made before the answer was lost: look before acting.
+                    if let Ok(Some(_)) = self.branch(r, branch) {
+                        return match self.existing_branch(r, branch, from)? {
+                            Outcome::Already(d) => Ok(Outcome::Done(format!("created: {d}"))),
+                            other => Ok(other),
+                        };
                     }
                     last_error = Some(e);
                 }
@@ -525,15 +604,23 @@ impl Forge for GitLab {
             }
             Err(_) => {
                 forge_local::ensure_empty(&dir, "move it away, or set workspace.dir elsewhere")?;
-                std::fs::create_dir_all(&dir)?;
-                let repo = git2::build::RepoBuilder::new()
-                    .fetch_options(fo)
-                    .clone(&url, &dir)
-                    .map_err(|e| {
-                        let _ = std::fs::remove_dir_all(&dir);
+                // Cloned beside its place and moved in whole: an interrupted clone leaves
+                // nothing the next run trips over.
+                let partial = dir.with_file_name(format!(
+                    ".{}.xone-partial",
+                    dir.file_name().and_then(|n| n.to_str()).unwrap_or("clone")
+                ));
+                let _ = std::fs::remove_dir_all(&partial);
+                std::fs::create_dir_all(&partial)?;
+                git2::build::RepoBuilder::new().fetch_options(fo).clone(&url, &partial).map_err(
+                    |e| {
+                        let _ = std::fs::remove_dir_all(&partial);
                         self.git_error(r, "cloning", e)
-                    })?;
-                (repo, true)
+                    },
+                )?;
+                let _ = std::fs::remove_dir(&dir);
+                std::fs::rename(&partial, &dir)?;
+                (Repository::open(&dir)?, true)
             }
         };
         if repo.find_branch(branch, BranchType::Local).is_err() {
@@ -608,7 +695,8 @@ impl Forge for GitLab {
         let Some(list) = self.compare(r, base, branch)? else {
             return Ok(Vec::new());
         };
-        Ok(list.iter().rev().take(limit).map(commit_info).collect())
+        let with_id = list.iter().rev().filter(|c| c.get("id").and_then(Value::as_str).is_some());
+        Ok(with_id.take(limit).map(commit_info).collect())
     }
 
     fn contains(&self, r: &Repo, container: &str, sha: &str) -> Result<bool> {
@@ -630,6 +718,9 @@ impl Forge for GitLab {
             }
         };
         let existing = self.find_mr(r, branch, base)?;
+        // Work pushed after a merge needs a merge request of its own.
+        let merged = |m: &Value| m.get("state").and_then(Value::as_str) == Some("merged");
+        let existing = existing.filter(|m| !(merged(m) && commits > 0));
         let mr = match existing {
             Some(mr) => mr,
             None if commits == 0 => {
@@ -706,26 +797,61 @@ impl Forge for GitLab {
         let sha = mr.get("sha").and_then(Value::as_str).unwrap_or_default();
         let endpoint = format!("{}/merge_requests/{iid}/merge", Self::project_path(r));
         let body = json!({ "sha": sha });
-        let reply = self.api.call(Method::PUT, &endpoint, Some(&body), &[405, 406, 409, 422])?;
-        match reply.status {
-            200..=299 => {
+        // Merging may take effect even when the answer is lost: sent once, then checked.
+        let sent = self.api.call_once(Method::PUT, &endpoint, Some(&body), &[405, 406, 409, 422]);
+        let refused = match sent {
+            Ok(reply) if reply.status < 300 => {
                 let merged = reply.json()?;
                 let at = merged.get("merge_commit_sha").and_then(Value::as_str).unwrap_or("");
-                Ok(Outcome::Done(format!(
+                return Ok(Outcome::Done(format!(
                     "merged !{iid} into {base} at {}",
                     at.get(..7).unwrap_or(at)
-                )))
+                )));
             }
-            409 => Err(XoneError::conflict(format!(
+            Ok(reply) => Some((reply.status, reply.message())),
+            Err(e) if e.kind == Kind::Remote => {
+                // Did it happen? Ask before saying anything.
+                let now = self.api.get(&format!("{}/merge_requests/{iid}", Self::project_path(r)));
+                match now {
+                    Ok(m) if m.get("state").and_then(Value::as_str) == Some("merged") => {
+                        let at = m.get("merge_commit_sha").and_then(Value::as_str).unwrap_or("");
+                        return Ok(Outcome::Done(format!(
+                            "merged !{iid} into {base} at {} (confirmed after: {})",
+                            at.get(..7).unwrap_or(at),
+                            e.message
+                        )));
+                    }
+                    _ => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        let (status, message) = refused.unwrap_or_default();
+        // GitLab answers 405, 406 or 422 for several reasons: its merge request says which.
+        let now = self.api.get(&format!("{}/merge_requests/{iid}", Self::project_path(r)))?;
+        if now.get("state").and_then(Value::as_str) == Some("merged") {
+            return Ok(Outcome::Already(format!("!{iid} is already merged into {base}")));
+        }
+        if status == 409 {
+            return Err(XoneError::conflict(format!(
                 "{branch} in {} moved while xone was merging it",
                 r.name
             ))
-            .cause(reply.message())
-            .hint("run the command again")),
-            _ => Err(XoneError::gate(format!("GitLab will not merge !{iid} in {} yet", r.name))
-                .cause(reply.message())
-                .hint("see the merge request's page for what it waits on (approvals, pipeline, draft)")),
+            .cause(message)
+            .hint("run the command again"));
         }
+        if now.get("has_conflicts") == Some(&Value::Bool(true)) {
+            return Err(XoneError::conflict(format!(
+                "!{iid} ({branch} into {base}) in {} has conflicts",
+                r.name
+            ))
+            .cause(message)
+            .hint(format!("bring {base} into the branch (xone branch sync) and resolve first")));
+        }
+        let detail = now.get("detailed_merge_status").and_then(Value::as_str).unwrap_or("unknown");
+        Err(XoneError::gate(format!("GitLab will not merge !{iid} in {} yet: {detail}", r.name))
+            .cause(format!("{status}: {message}"))
+            .hint("see the merge request's page for what it waits on (approvals, pipeline, draft)"))
     }
 }
 

@@ -148,6 +148,9 @@ impl Api {
             .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
             .timeout(settings.timeout)
             .pool_max_idle_per_host(32)
+            // The token travels in a header: it must not follow a redirect to another host,
+            // and a POST must not silently become a GET.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| XoneError::internal("cannot start the HTTP client").cause(e))?;
         Ok(Api { system, base: base.trim_end_matches('/').to_string(), client, secret, settings })
@@ -176,11 +179,31 @@ impl Api {
         body: Option<&Value>,
         expect: &[u16],
     ) -> Result<Reply> {
-        let url = if path.starts_with("http://") || path.starts_with("https://") {
-            path.to_string()
-        } else {
-            format!("{}{path}", self.base)
-        };
+        let repeatable = idempotent(&method);
+        self.send(method, path, body, expect, repeatable)
+    }
+
+    /// Sends a request that is never repeated once it may have reached the server, whatever
+    /// its method (a merge is a PUT, yet not one to send twice): the caller checks, then acts.
+    pub fn call_once(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        expect: &[u16],
+    ) -> Result<Reply> {
+        self.send(method, path, body, expect, false)
+    }
+
+    fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        expect: &[u16],
+        repeatable: bool,
+    ) -> Result<Reply> {
+        let url = format!("{}{path}", self.base);
         let endpoint = format!("{} {method} {}", self.system, self.redact(&strip_base(&url)));
         let mut attempt = 0;
         loop {
@@ -190,8 +213,7 @@ impl Api {
                 Err(Failure::Transient { error, pause, sent }) => {
                     // A request that may have taken effect is not blindly sent again: the
                     // caller checks, then acts.
-                    let repeatable = idempotent(&method) || !sent;
-                    if attempt >= self.settings.retries || !repeatable {
+                    if attempt >= self.settings.retries || (sent && !repeatable) {
                         let tries = attempt + 1;
                         let error = if tries > 1 {
                             error.cause(format!("gave up after {tries} attempts"))
@@ -276,7 +298,22 @@ impl Api {
             return Ok(reply);
         }
         let message = self.redact(&reply.message());
+        let job = self.secret.as_ref().is_some_and(|s| s.header == "JOB-TOKEN");
         let error = match status {
+            300..=399 => XoneError::new(
+                Kind::Remote,
+                format!("{} redirected {endpoint} elsewhere ({status})", self.system),
+            )
+            .hint(format!(
+                "set the server's own address (for GitLab, gitlab.url; it is now {}); xone does not follow redirects with a token",
+                self.origin()
+            )),
+            401 | 403 if job => XoneError::new(
+                Kind::Remote,
+                format!("{} refused the CI job token ({status}) for {endpoint}", self.system),
+            )
+            .cause(message)
+            .hint("a job token may only read: give the job a project or personal access token with the api scope in a masked variable XONE_GITLAB_TOKEN"),
             401 | 403 => XoneError::new(
                 Kind::Remote,
                 format!("{} refused the token ({status}) for {endpoint}", self.system),
@@ -324,9 +361,23 @@ impl Api {
                     ))
                 }
             }
-            next = reply.next.clone();
+            // Only the path and query are taken from the link: the token goes nowhere but the
+            // configured server, whatever address the server believes it has.
+            next = reply.next.as_deref().map(|n| {
+                let path = strip_base(n);
+                let prefix = self.base.strip_prefix(&self.origin()).unwrap_or_default();
+                path.strip_prefix(prefix).unwrap_or(&path).to_string()
+            });
         }
         Ok(all)
+    }
+
+    /// `scheme://host[:port]` of the base URL.
+    fn origin(&self) -> String {
+        match self.base.find("://").and_then(|i| self.base[i + 3..].find('/').map(|j| i + 3 + j)) {
+            Some(at) => self.base[..at].to_string(),
+            None => self.base.clone(),
+        }
     }
 }
 

@@ -253,8 +253,12 @@ impl Forges {
         };
         match self.for_repo(repo).and_then(|f| f.branch_state(repo, &b.name, &b.base)) {
             Ok(state) => Ok(state),
-            Err(e) if e.kind == crate::ui::Kind::Remote => Err(e),
-            Err(_) => Ok(None),
+            // Gone (the branch, or a local repository's directory): shown as missing. A
+            // remote that fails, or a forge that is not configured, is said as such.
+            Err(e) if matches!(e.kind, crate::ui::Kind::NotFound | crate::ui::Kind::Internal) => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
     }
 }

@@ -231,6 +231,20 @@ pub fn doctor(cx: &mut Ctx, _a: DoctorArgs) -> Result<()> {
         Ok(gl) => {
             let started = Instant::now();
             match gl.version() {
+                // GitLab answers /version only to a token: answering at all shows it is up.
+                Err(e) if gl.token().is_none() && e.message.contains("refused the token") => {
+                    Check {
+                        system: "gitlab",
+                        target: gl.url.clone(),
+                        status: "failed",
+                        version: None,
+                        user: None,
+                        latency_ms: Some(started.elapsed().as_millis() as u64),
+                        detail:
+                            "reachable, but no token is set: `xone auth login` or XONE_GITLAB_TOKEN"
+                                .into(),
+                    }
+                }
                 Err(e) => failed("gitlab", gl.url.clone(), &e),
                 Ok(version) => {
                     let latency = started.elapsed().as_millis() as u64;
@@ -238,9 +252,6 @@ pub fn doctor(cx: &mut Ctx, _a: DoctorArgs) -> Result<()> {
                         Ok(u) => {
                             let source = gl.token().map(|t| t.source.clone()).unwrap_or_default();
                             (Some(gitlab::username(&u)), format!("token from {source}"), "ok")
-                        }
-                        Err(e) if e.kind == Kind::Gate => {
-                            (None, "reachable; no token (xone auth login)".to_string(), "ok")
                         }
                         Err(e) => (None, one_line(&e), "failed"),
                     };

@@ -258,9 +258,9 @@ fn integrate(cx: &mut Ctx, a: IntegrateArgs) -> Result<()> {
                         let detail = format!(
                             "{target} in {} at {}: took {} at {}",
                             repo.name,
-                            &i.sha[..7],
+                            crate::ui::short_sha(&i.sha),
                             f.branch,
-                            &sha[..7]
+                            crate::ui::short_sha(sha)
                         );
                         store::record(
                             tx,
@@ -295,7 +295,8 @@ fn integrate(cx: &mut Ctx, a: IntegrateArgs) -> Result<()> {
                 took.push(format!("{base} only"));
             }
             let absent: Vec<&str> = i.absent.iter().map(|f| f.key.as_str()).collect();
-            let mut text = format!("{target} at {}: {}", &i.sha[..7], took.join(", "));
+            let mut text =
+                format!("{target} at {}: {}", crate::ui::short_sha(&i.sha), took.join(", "));
             if !absent.is_empty() {
                 text.push_str(&format!(" ({} not here)", absent.join(", ")));
             }
@@ -495,7 +496,9 @@ fn list(cx: &mut Ctx, key: Option<&RequirementKey>, project: Option<&ProjectKey>
     }
     for r in &rows {
         let (ahead, behind, tip) = match (&r.sha, r.ahead, r.behind) {
-            (Some(sha), Some(a), Some(b)) => (a.to_string(), b.to_string(), sha[..7].to_string()),
+            (Some(sha), Some(a), Some(b)) => {
+                (a.to_string(), b.to_string(), crate::ui::short_sha(sha).to_string())
+            }
             _ => ("-".into(), "-".into(), cx.ui.red("missing")),
         };
         let mut row =
@@ -610,7 +613,9 @@ struct MrView {
     branch: String,
     base: String,
     #[serde(flatten)]
-    mr: crate::adapters::MergeRequest,
+    mr: Option<crate::adapters::MergeRequest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 /// A merge request's title (`KEY: title`), its description (the requirement's summary, its
@@ -626,7 +631,7 @@ fn mr_text(store: &Store, req: &store::Requirement) -> Result<MrText> {
     if !people.is_empty() {
         d.push_str("\n\nPeople:\n");
         for p in &people {
-            d.push_str(&format!("- {}: @{}\n", p.role, p.user));
+            d.push_str(&format!("- {}: {}\n", p.role, p.user));
         }
     }
     let docs = store::documents(c, &key)?;
@@ -677,46 +682,95 @@ fn mr(cx: &mut Ctx, a: RepoArgs, merge: bool) -> Result<()> {
         }
         return report_repos(cx, "branch mr --merge", reports);
     }
+    // Every repository at once; one that fails is reported and does not stop the others.
+    let results = fan_out_shown(
+        &cx.ui,
+        "merge request",
+        &targets,
+        |(r, _)| r.name.clone(),
+        |(repo, b)| {
+            let b = b.clone()?;
+            forges.for_repo(repo)?.merge_request(repo, &b.name, &b.base, &text)
+        },
+    );
     let mut views = Vec::new();
-    for (repo, b) in targets {
-        let b = b?;
-        let mr = forges.for_repo(&repo)?.merge_request(&repo, &b.name, &b.base, &text)?;
-        if mr.opened {
-            let e = Event {
-                detail: Some(format!(
-                    "{}: opened {}",
-                    repo.name,
-                    mr.url.clone().unwrap_or_else(|| b.name.clone())
-                )),
-                ..event(&req, &actor, "mr open")
-            };
-            store.write(|tx| store::record(tx, &e))?;
+    let mut failed = Vec::new();
+    for ((repo, b), result) in targets.iter().zip(results) {
+        let (branch, base) = match b {
+            Ok(b) => (b.name.clone(), b.base.clone()),
+            Err(_) => (String::new(), repo.default_branch.clone()),
+        };
+        match result {
+            Ok(mr) => {
+                if mr.opened {
+                    let opened = mr.url.clone().unwrap_or_else(|| branch.clone());
+                    let e = Event {
+                        detail: Some(format!("{}: opened {opened}", repo.name)),
+                        ..event(&req, &actor, "mr open")
+                    };
+                    store.write(|tx| store::record(tx, &e))?;
+                }
+                views.push(MrView {
+                    repo: repo.name.clone(),
+                    branch,
+                    base,
+                    mr: Some(mr),
+                    error: None,
+                });
+            }
+            Err(e) => {
+                let report = RepoReport::new(&repo.name, Err(e));
+                views.push(MrView {
+                    repo: repo.name.clone(),
+                    branch,
+                    base,
+                    mr: None,
+                    error: Some(report.detail.clone()),
+                });
+                failed.push(report);
+            }
         }
-        views.push(MrView { repo: repo.name.clone(), branch: b.name, base: b.base, mr });
     }
     if cx.ui.json {
-        return cx.ui.print_json(&views);
+        cx.ui.print_json(&views)?;
+    } else {
+        let mut t = vec![vec!["REPO".into(), "BRANCH".into(), "STATE".into(), "MERGE".into()]];
+        for v in &views {
+            let Some(mr) = &v.mr else {
+                let why = v.error.clone().unwrap_or_default();
+                t.push(vec![v.repo.clone(), v.branch.clone(), cx.ui.red("failed"), why]);
+                continue;
+            };
+            let merge = match (mr.state.as_str(), mr.mergeable) {
+                ("merged", _) | ("closed", _) => cx.ui.dim("-"),
+                ("empty", _) => cx.ui.dim("nothing to merge yet"),
+                (_, true) => {
+                    cx.ui.green(&format!("mergeable, {} commit(s) into {}", mr.commits, v.base))
+                }
+                (_, false) if mr.conflicts.is_empty() => cx.ui.red(&format!(
+                    "not mergeable yet: {}",
+                    mr.status.as_deref().unwrap_or("see the merge request")
+                )),
+                (_, false) => cx.ui.red(&format!("conflicts: {}", mr.conflicts.join(", "))),
+            };
+            let state = match &mr.url {
+                Some(url) => format!("{} {url}", mr.state),
+                None => mr.state.clone(),
+            };
+            t.push(vec![v.repo.clone(), v.branch.clone(), state, merge]);
+        }
+        write!(cx.ui.out(), "{}", table(&t))?;
     }
-    let mut t = vec![vec!["REPO".into(), "BRANCH".into(), "STATE".into(), "MERGE".into()]];
-    for v in &views {
-        let merge = match (v.mr.state.as_str(), v.mr.mergeable) {
-            ("merged", _) => cx.ui.dim("-"),
-            ("empty", _) => cx.ui.dim("nothing to merge yet"),
-            (_, true) => {
-                cx.ui.green(&format!("mergeable, {} commit(s) into {}", v.mr.commits, v.base))
-            }
-            (_, false) if v.mr.conflicts.is_empty() => cx.ui.red(&format!(
-                "not mergeable yet: {}",
-                v.mr.status.as_deref().unwrap_or("see the merge request")
-            )),
-            (_, false) => cx.ui.red(&format!("conflicts: {}", v.mr.conflicts.join(", "))),
-        };
-        let state = match &v.mr.url {
-            Some(url) => format!("{} {url}", v.mr.state),
-            None => v.mr.state.clone(),
-        };
-        t.push(vec![v.repo.clone(), v.branch.clone(), state, merge]);
+    if failed.is_empty() {
+        return Ok(());
     }
-    write!(cx.ui.out(), "{}", table(&t))?;
-    Ok(())
+    // The table is out; the exit code and the reasons follow the failures.
+    let mut all: Vec<RepoReport> = failed;
+    all.extend(views.iter().filter(|v| v.mr.is_some()).map(|v| RepoReport {
+        repo: v.repo.clone(),
+        status: "done",
+        detail: String::new(),
+        error: None,
+    }));
+    super::fail_if_any("branch mr", all)
 }

@@ -250,6 +250,12 @@ pub fn report_repos(cx: &mut Ctx, what: &str, reports: Vec<RepoReport>) -> Resul
             .collect();
         write!(cx.ui.out(), "{}", crate::ui::table(&rows)).map_err(XoneError::from)?;
     }
+    fail_if_any(what, reports)
+}
+
+/// Fails with the most telling error if any repository failed (a conflict before the rest);
+/// the others' work stands.
+pub fn fail_if_any(what: &str, reports: Vec<RepoReport>) -> Result<()> {
     let failed: Vec<&RepoReport> = reports.iter().filter(|r| r.error.is_some()).collect();
     let Some(first) = failed.first() else {
         return Ok(());

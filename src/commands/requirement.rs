@@ -725,7 +725,12 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
         }
         for rc in t.commits.iter().filter(|rc| rc.repo == b.repo) {
             for c in &rc.commits {
-                ui.line(format!("      {}  {}  ({})", ui.dim(&c.sha[..7]), c.summary, c.author))?;
+                ui.line(format!(
+                    "      {}  {}  ({})",
+                    ui.dim(crate::ui::short_sha(&c.sha)),
+                    c.summary,
+                    c.author
+                ))?;
             }
         }
     }
@@ -733,14 +738,14 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
     if !t.integrations.is_empty() {
         ui.line(format!("\n{}", ui.bold("Integrations")))?;
         for i in &t.integrations {
-            let at = i.sha.as_deref().map(|s| &s[..7]).unwrap_or("-");
+            let at = i.sha.as_deref().map(crate::ui::short_sha).unwrap_or("-");
             ui.line(format!(
                 "  {}  {}  {} in {} at {at} (took {})",
                 i.at,
                 i.env,
                 i.branch,
                 i.repo,
-                &i.feature_sha[..7]
+                crate::ui::short_sha(&i.feature_sha)
             ))?;
         }
     }

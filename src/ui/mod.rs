@@ -8,6 +8,12 @@ use serde::Serialize;
 
 pub use error::{Kind, Result, XoneError, BROKEN_PIPE};
 
+/// The first seven characters of a commit id, as people read them; a shorter id (from a
+/// server that sent one) is shown whole.
+pub fn short_sha(sha: &str) -> &str {
+    sha.get(..7).unwrap_or(sha)
+}
+
 pub struct Ui {
     pub json: bool,
     pub stdin_tty: bool,

@@ -146,7 +146,7 @@ fn merge_requests_are_opened_once_shown_and_merged() {
     assert_eq!(opened[0]["title"], "PAY-1: Refund orders");
     let description = opened[0]["description"].as_str().unwrap();
     assert!(
-        description.contains("pm: @pat") && description.contains("requirement"),
+        description.contains("pm: pat") && description.contains("requirement"),
         "{description}"
     );
     assert!(opened[0]["labels"].as_array().unwrap().iter().any(|l| l == "xone::PAY"));
@@ -187,6 +187,22 @@ fn merging_waits_for_gitlab_to_finish_checking_and_respects_its_blockers() {
     fake.set_blocker(None);
     // Still checking for the next few answers: xone waits, then merges.
     fake.set_checking(3);
+    env.ok(&["branch", "mr", "PAY-1", "--merge"]);
+    let tip = fake.branch_sha("pay/web", BRANCH).unwrap();
+    assert!(fake.contains("pay/web", "main", &tip));
+}
+
+#[test]
+fn work_after_a_merge_gets_a_new_merge_request() {
+    let (env, fake) = lab();
+    pay(&env, &fake);
+    env.ok(&["branch", "create", "PAY-1", "--repo", "web"]);
+    fake.commit("pay/web", BRANCH, &[("a.txt", "a\n")], "PAY-1: a");
+    env.ok(&["branch", "mr", "PAY-1", "--merge"]);
+    fake.commit("pay/web", BRANCH, &[("b.txt", "b\n")], "PAY-1: b");
+    let mrs = env.json(&["branch", "mr", "PAY-1"]);
+    assert_eq!(mrs[0]["state"], "open", "{mrs}");
+    assert!(mrs[0]["url"].as_str().unwrap().ends_with("/merge_requests/2"), "{mrs}");
     env.ok(&["branch", "mr", "PAY-1", "--merge"]);
     let tip = fake.branch_sha("pay/web", BRANCH).unwrap();
     assert!(fake.contains("pay/web", "main", &tip));
@@ -306,6 +322,38 @@ fn a_branch_that_moves_during_an_integration_is_not_overwritten() {
 }
 
 #[test]
+fn a_push_that_loses_the_race_on_the_server_is_refused_there() {
+    let (env, fake) = lab();
+    pay(&env, &fake);
+    two_features(&env, &fake);
+    env.ok(&["branch", "integrate", "test"]);
+    fake.commit("pay/web", BRANCH, &[("more.txt", "more\n")], "PAY-1: more");
+    // The branch moves after the server advertised it and before the push arrives: the
+    // server's own check of the old tip refuses the update.
+    let other = fake.clone();
+    fake.before("pay/web.git/git-receive-pack", move || {
+        other.commit("pay/web", "release/test", &[("hotfix.txt", "x\n")], "hotfix by hand");
+    });
+    env.code(5, &["branch", "integrate", "test"]).says(&["moved while xone was working"]);
+    let tip = fake.branch_sha("pay/web", "release/test").unwrap();
+    let repo = git2::Repository::open_bare(fake.repo_dir("pay/web")).unwrap();
+    let head = repo.find_commit(git2::Oid::from_str(&tip).unwrap()).unwrap();
+    assert_eq!(head.summary().unwrap().unwrap(), "hotfix by hand");
+}
+
+#[test]
+fn a_protected_integration_branch_is_reported_not_retried_forever() {
+    let (env, fake) = lab();
+    pay(&env, &fake);
+    two_features(&env, &fake);
+    fake.protect("pay/web", "release/");
+    let r = env.code(6, &["branch", "integrate", "test"]);
+    r.says(&["refused the update", "protected"]);
+    assert!(fake.branch_sha("pay/web", "release/test").is_none());
+    assert!(fake.branch_sha("pay/sub/api", "release/test").is_some());
+}
+
+#[test]
 fn sync_brings_the_base_into_the_branches_on_gitlab() {
     let (env, fake) = lab();
     pay(&env, &fake);
@@ -406,16 +454,20 @@ fn gitlab_ci_needs_no_configuration() {
     env.set_var("GITLAB_CI", "true");
     env.set_var("CI_SERVER_URL", &fake.url);
     env.set_var("CI_JOB_TOKEN", "job-token-42");
-    env.set_var("GITLAB_USER_LOGIN", "ci-bot");
+    // The job token says whose job it is (GET /job; a job token may not read /user).
     let status = env.json(&["auth", "status"]);
-    assert_eq!(
-        (status["user"].as_str(), status["token_source"].as_str()),
-        (Some("ci-bot"), Some("CI_JOB_TOKEN"))
-    );
+    assert_eq!(status["user"], "ci-bot", "{status}");
+    assert_eq!(status["token_source"], "CI_JOB_TOKEN");
     pay(&env, &fake);
-    env.ok(&["branch", "create", "PAY-1"]);
     let log = fake.requests();
     assert!(log.iter().all(|r| r.auth.as_ref().is_some_and(|(h, _)| h == "job-token")), "{log:?}");
+    // A job token reads but does not write: the error says what to give the job instead.
+    let r = env.code(6, &["branch", "create", "PAY-1"]);
+    r.says(&["CI job token", "XONE_GITLAB_TOKEN"]);
+    assert!(!r.stderr.contains("job-token-42"));
+    // With an access token in the job's variables, the same job works.
+    env.set_var("XONE_GITLAB_TOKEN", "glpat-ci-bot");
+    env.ok(&["branch", "create", "PAY-1"]);
     assert!(fake.branch_sha("pay/web", BRANCH).is_some());
 }
 
@@ -428,6 +480,13 @@ fn doctor_reports_each_configured_system() {
     assert_eq!(gitlab["version"], "17.5.0");
     assert_eq!(gitlab["user"], "tester");
     assert!(gitlab["latency_ms"].is_u64());
+    // A server but no token: reachable, and the fix named; exit 6.
+    let mut anonymous = TestEnv::new();
+    anonymous.set_var("XONE_GITLAB_URL", &fake.url);
+    let r = anonymous.code(6, &["doctor", "--json"]);
+    let row =
+        r.json().as_array().unwrap().iter().find(|c| c["system"] == "gitlab").unwrap().clone();
+    assert!(row["detail"].as_str().unwrap().contains("no token"), "{row}");
     // Not configured is not a failure.
     let plain = TestEnv::new();
     let d = plain.json(&["doctor"]);

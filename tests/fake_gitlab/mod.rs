@@ -43,12 +43,16 @@ pub enum Fault {
     Truncated,
     /// Never answer (until the client gives up).
     Hang,
+    /// Do what was asked, then answer with this status as if it had failed (a proxy's 502
+    /// or 504 after the work was done), or with 0 drop the connection.
+    After(u16),
 }
 
 pub type Hook = Box<dyn FnOnce() + Send>;
 
 #[derive(Clone, Debug)]
 pub struct Logged {
+    pub at: std::time::Instant,
     pub method: String,
     pub path: String,
     pub user_agent: String,
@@ -358,6 +362,19 @@ impl FakeGitLab {
         self.state.lock().unwrap().blocker = reason.map(str::to_string);
     }
 
+    /// Refuses every push to branches starting with `prefix`, the way a protected branch's
+    /// pre-receive check does.
+    pub fn protect(&self, path: &str, prefix: &str) {
+        let hook = self.repo_dir(path).join("hooks/pre-receive");
+        std::fs::create_dir_all(hook.parent().unwrap()).unwrap();
+        let script = format!(
+            "#!/bin/sh\nwhile read old new ref; do\n  case \"$ref\" in refs/heads/{prefix}*) echo \"GitLab: You are not allowed to force push code to a protected branch on this project.\" >&2; exit 1;; esac\ndone\n"
+        );
+        std::fs::write(&hook, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
     pub fn set_page_cap(&self, n: usize) {
         self.state.lock().unwrap().page_cap = n;
     }
@@ -420,6 +437,7 @@ impl FakeGitLab {
             let (fault, latency) = {
                 let mut s = self.state.lock().unwrap();
                 s.log.push(Logged {
+                    at: std::time::Instant::now(),
                     method: req.method.clone(),
                     path: if req.query.is_empty() {
                         req.path.clone()
@@ -475,6 +493,14 @@ impl FakeGitLab {
                         r.headers.push(("Retry-After".into(), s.to_string()));
                     }
                     r
+                }
+                Some(Fault::After(code)) => {
+                    self.route(&req);
+                    if code == 0 {
+                        let _ = writer.shutdown(Shutdown::Both);
+                        return;
+                    }
+                    message(code, &format!("{code} after the work was done"))
                 }
                 None => self.route(&req),
             };
@@ -533,6 +559,11 @@ impl FakeGitLab {
                 body: b"HTTP Basic: Access denied".to_vec(),
             };
         };
+        let pushing = req.path.ends_with("git-receive-pack")
+            || req.query.iter().any(|(_, v)| v == "git-receive-pack");
+        if pushing && self.user_of(req).is_some_and(|(_, job)| job) {
+            return message(403, "You are not allowed to push code to this project.");
+        }
         let username = {
             let s = self.state.lock().unwrap();
             s.users.iter().find(|u| u.id == user).map(|u| u.username.clone()).unwrap_or_default()
@@ -699,7 +730,21 @@ impl FakeGitLab {
     fn api(&self, req: &Request, rest: &str, user: i64, job: bool) -> Response {
         let parts: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
         let m = req.method.as_str();
+        // A CI job token reads; it does not write through the REST API.
+        if job && m != "GET" {
+            return message(403, "403 Forbidden");
+        }
         match (m, parts.as_slice()) {
+            ("GET", ["job"]) => {
+                if !job {
+                    return message(401, "401 Unauthorized");
+                }
+                let u = self.user_json(user);
+                reply(
+                    200,
+                    json!({"id": 42, "status": "running", "name": "test", "ref": "main", "user": u}),
+                )
+            }
             ("GET", ["version"]) => {
                 let mut v = template(VERSION);
                 set(&mut v, "version", json!("17.5.0"));
