@@ -365,6 +365,18 @@ fn sync_brings_the_base_into_the_branches_on_gitlab() {
     assert_eq!(rows.iter().find(|x| x["repo"] == "web").unwrap()["status"], "done", "{r}");
     assert_eq!(rows.iter().find(|x| x["repo"] == "api").unwrap()["status"], "unchanged", "{r}");
     assert!(fake.contains("pay/web", BRANCH, &main));
+
+    // --rebase replays the branch's own commits on the base, pushed with a lease too.
+    let main = fake.commit("pay/web", "main", &[("c.txt", "c\n")], "c on main");
+    fake.commit("pay/sub/api", BRANCH, &[("d.txt", "d\n")], "PAY-1: d");
+    let api_main = fake.commit("pay/sub/api", "main", &[("e.txt", "e\n")], "e on main");
+    env.ok(&["branch", "sync", "PAY-1", "--repo", "api", "--rebase"]);
+    let tip = fake.branch_sha("pay/sub/api", BRANCH).unwrap();
+    let repo = git2::Repository::open_bare(fake.repo_dir("pay/sub/api")).unwrap();
+    let head = repo.find_commit(git2::Oid::from_str(&tip).unwrap()).unwrap();
+    assert_eq!(head.parent_count(), 1, "rebased, not merged");
+    assert_eq!(head.parent_id(0).unwrap().to_string(), api_main);
+    assert!(!fake.contains("pay/web", BRANCH, &main), "web was not named");
 }
 
 #[test]

@@ -141,6 +141,16 @@ fn refused_tokens_exit_6_with_a_hint_and_never_show_the_token() {
 }
 
 #[test]
+fn xone_log_debug_logs_requests_without_the_token() {
+    let (mut env, fake) = lab();
+    env.set_var("XONE_LOG", "debug");
+    let r = env.ok(&["project", "create", "PAY", "--name", "P", "--repo", "gitlab:pay/web"]);
+    assert!(r.stderr.contains("GitLab GET /api/v4/projects/pay%2Fweb → 200 in"), "{}", r.stderr);
+    assert!(!r.stderr.contains(TOKEN));
+    drop(fake);
+}
+
+#[test]
 fn garbage_and_truncated_answers_exit_6_naming_the_endpoint() {
     let (env, fake) = lab();
     fake.fail("/projects/", Fault::Garbage, 1);
@@ -259,6 +269,7 @@ fn the_fake_answers_with_the_documented_fields_and_types() {
         ),
     );
     let listed = get(&fake, &format!("/projects/{id}/merge_requests?state=opened"));
+    let single = get(&fake, &format!("/projects/{id}/merge_requests/1"));
     let merged = call(&fake, "PUT", &format!("/projects/{id}/merge_requests/1/merge"), None);
     let cases = [
         ("version.json", get(&fake, "/version")),
@@ -282,6 +293,7 @@ fn the_fake_answers_with_the_documented_fields_and_types() {
         ),
         ("merge_request.json", mr),
         ("merge_requests.json", listed),
+        ("merge_request_get.json", single),
         ("merge_request_merge.json", merged),
         ("error_404.json", get(&fake, "/projects/nobody%2Fnothing")),
     ];

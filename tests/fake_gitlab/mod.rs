@@ -26,6 +26,7 @@ const NAMESPACE: &str = include_str!("../../fixtures/gitlab/namespace.json");
 const TOKEN: &str = include_str!("../../fixtures/gitlab/personal_access_token_self.json");
 const MR: &str = include_str!("../../fixtures/gitlab/merge_request.json");
 const MR_LISTED: &str = include_str!("../../fixtures/gitlab/merge_requests.json");
+const MR_SINGLE: &str = include_str!("../../fixtures/gitlab/merge_request_get.json");
 const VERSION: &str = include_str!("../../fixtures/gitlab/version.json");
 
 /// A fault served instead of the real answer, to the next request whose path contains `path`.
@@ -1012,7 +1013,7 @@ impl FakeGitLab {
                 let s = self.state.lock().unwrap();
                 let found = s.mrs.iter().find(|m| m.project == pid && m.iid.to_string() == *iid);
                 let answer = match found {
-                    Some(mr) => reply(200, self.mr_json(mr, path, repo, &s, false)),
+                    Some(mr) => reply(200, self.mr_json_from(MR_SINGLE, mr, path, repo, &s)),
                     None => message(404, "404 Not found"),
                 };
                 drop(s);
@@ -1071,6 +1072,12 @@ impl FakeGitLab {
     }
 
     fn mr_json(&self, mr: &Mr, path: &str, repo: &Repository, s: &State, listed: bool) -> Value {
+        self.mr_json_from(if listed { MR_LISTED } else { MR }, mr, path, repo, s)
+    }
+
+    /// A merge request in the shape of the documented example `doc` (an array's first item
+    /// for the listing).
+    fn mr_json_from(&self, doc: &str, mr: &Mr, path: &str, repo: &Repository, s: &State) -> Value {
         let tip = |b: &str| repo.find_branch(b, BranchType::Local).ok()?.get().target();
         let (source, target) = (tip(&mr.source), tip(&mr.target));
         let conflicts = match (mr.state.as_str(), source, target) {
@@ -1081,9 +1088,9 @@ impl FakeGitLab {
             _ => false,
         };
         let author = s.users.iter().find(|u| u.id == mr.author);
-        let mut v = template(if listed { MR_LISTED } else { MR });
-        if listed {
-            v = v.as_array().and_then(|a| a.first()).cloned().expect("an example MR");
+        let mut v = template(doc);
+        if let Some(first) = v.as_array().and_then(|a| a.first()).cloned() {
+            v = first;
         }
         let sha = source.map(|o| o.to_string());
         let fields = [
