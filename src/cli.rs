@@ -55,6 +55,8 @@ pub enum Command {
     /// A requirement's feature branches across the project's repositories
     #[command(subcommand)]
     Branch(branch::BranchCommand),
+    /// Build an app at a commit: tests, gates, image, push; and the builds' records
+    Build(crate::commands::build::BuildArgs),
     /// Log in to GitLab, see who the token belongs to, log out
     #[command(subcommand)]
     Auth(crate::commands::auth::AuthCommand),

@@ -670,3 +670,94 @@ impl Forge for LocalForge {
         Ok(Outcome::Done(format!("merged {branch} into {base} at {}", short(new))))
     }
 }
+
+/// Writes the tree of `commit` under `sub` (a directory of the repository, `.` for all) as a
+/// tar stream: exactly what was committed, never a work tree's uncommitted files. Times are
+/// the commit's, so the same commit gives the same stream.
+pub fn export_tar(
+    repo: &Repository,
+    commit: Oid,
+    sub: &str,
+    w: &mut dyn std::io::Write,
+) -> Result<()> {
+    let c = repo.find_commit(commit)?;
+    let mtime = c.time().seconds().max(0) as u64;
+    let tree = subtree(repo, &c, sub)?;
+    let mut builder = tar::Builder::new(w);
+    let mut failure = None;
+    tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+        let path = format!("{dir}{}", entry.name().unwrap_or_default());
+        let result = (|| -> Result<()> {
+            let mut header = tar::Header::new_gnu();
+            header.set_mtime(mtime);
+            match entry.kind() {
+                Some(git2::ObjectType::Tree) => {
+                    header.set_entry_type(tar::EntryType::Directory);
+                    header.set_mode(0o755);
+                    header.set_size(0);
+                    builder.append_data(&mut header, format!("{path}/"), std::io::empty())?;
+                }
+                Some(git2::ObjectType::Blob) => {
+                    let blob = repo.find_blob(entry.id())?;
+                    if entry.filemode() == 0o120000 {
+                        header.set_entry_type(tar::EntryType::Symlink);
+                        header.set_size(0);
+                        header.set_mode(0o777);
+                        let target = String::from_utf8_lossy(blob.content()).into_owned();
+                        builder.append_link(&mut header, &path, target)?;
+                    } else {
+                        header.set_entry_type(tar::EntryType::Regular);
+                        header.set_mode(if entry.filemode() == 0o100755 { 0o755 } else { 0o644 });
+                        header.set_size(blob.content().len() as u64);
+                        builder.append_data(&mut header, &path, blob.content())?;
+                    }
+                }
+                // Submodules (commits) have no content here.
+                _ => {}
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => git2::TreeWalkResult::Ok,
+            Err(e) => {
+                failure = Some(e);
+                git2::TreeWalkResult::Abort
+            }
+        }
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    builder.finish()?;
+    Ok(())
+}
+
+/// The tree of `sub` in `commit`; a directory that is not there is not found (exit 3).
+fn subtree<'r>(repo: &'r Repository, c: &git2::Commit<'r>, sub: &str) -> Result<git2::Tree<'r>> {
+    let root = c.tree()?;
+    let sub = sub.trim_matches('/');
+    if sub.is_empty() || sub == "." {
+        return Ok(root);
+    }
+    let entry = root.get_path(Path::new(sub)).map_err(|_| {
+        XoneError::not_found(format!("commit {} has no directory {sub}", short(c.id())))
+    })?;
+    entry.to_object(repo)?.peel_to_tree().map_err(|_| {
+        XoneError::not_found(format!("{sub} in commit {} is not a directory", short(c.id())))
+    })
+}
+
+/// Whether `path` (relative to the repository) is a file in `commit`.
+pub fn has_file(repo: &Repository, commit: Oid, path: &str) -> Result<bool> {
+    let tree = repo.find_commit(commit)?.tree()?;
+    let found = tree.get_path(Path::new(path.trim_start_matches("./")));
+    Ok(found.is_ok_and(|e| e.kind() == Some(git2::ObjectType::Blob)))
+}
+
+/// Writes the files of `commit` into `dir` (made empty beforehand by the caller).
+pub fn export_dir(repo: &Repository, commit: Oid, dir: &Path) -> Result<()> {
+    let mut bytes = Vec::new();
+    export_tar(repo, commit, ".", &mut bytes)?;
+    tar::Archive::new(bytes.as_slice()).unpack(dir)?;
+    Ok(())
+}

@@ -392,7 +392,7 @@ impl GitLab {
     /// branch of the server as a local branch, pruned.
     /// The mirror is a cache: one left broken (an interrupted fetch's lock files, a damaged
     /// object) is thrown away and fetched anew.
-    fn mirror(&self, r: &Repo) -> Result<Repository> {
+    pub fn mirror(&self, r: &Repo) -> Result<Repository> {
         let host = self.url.split("://").nth(1).unwrap_or("gitlab").replace([':', '/'], "_");
         let dir = self.mirrors.join(host).join(format!("{}.git", r.location));
         match self.fetch_mirror(r, &dir) {

@@ -1,6 +1,7 @@
 //! The systems xone talks to, behind small traits so that the embedded defaults and the real
 //! systems swap without the commands noticing.
 
+pub mod docker;
 pub mod forge_local;
 pub mod gitlab;
 pub mod http;
@@ -212,6 +213,18 @@ impl Forges {
             return self.gitlab()?.describe(spec);
         }
         forge_local::LocalForge.describe(spec)
+    }
+
+    /// The repository's objects on this machine, up to date: a local repository itself, or
+    /// the fetched mirror of a GitLab one. Builds export commits from here.
+    pub fn objects(&self, repo: &Repo) -> Result<git2::Repository> {
+        match repo.kind.as_str() {
+            "local" => git2::Repository::open(&repo.location).map_err(|e| {
+                XoneError::not_found(format!("repository {} cannot be opened", repo.location))
+                    .cause(e.message())
+            }),
+            _ => self.gitlab()?.mirror(repo),
+        }
     }
 
     /// Where commits to a repository are made: a local repository itself, or the clone of a

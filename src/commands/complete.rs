@@ -74,3 +74,10 @@ pub fn review_ids() -> Vec<CompletionCandidate> {
         )
     })
 }
+
+pub fn app_names() -> Vec<CompletionCandidate> {
+    with_store(|s| {
+        let rows = store::app_names(s.conn()).unwrap_or_default();
+        candidates("app", rows.into_iter().map(|(n, p)| (n, format!("app of {p}"))).collect())
+    })
+}

@@ -1,8 +1,10 @@
 //! One module per command group: clap `Args` beside a thin handler that loads, asks the
 //! domain, stores and reports.
 
+pub mod app;
 pub mod auth;
 pub mod branch;
+pub mod build;
 pub mod complete;
 pub mod hook;
 pub mod project;
@@ -126,6 +128,7 @@ pub fn dispatch(cx: &mut Ctx, cli: Cli) -> Result<()> {
         Command::Branch(c) => branch::run(cx, c),
         Command::Hook(c) => hook::run(cx, c),
         Command::Auth(c) => auth::run(cx, c),
+        Command::Build(a) => build::run(cx, a),
         Command::Doctor(a) => auth::doctor(cx, a),
         Command::Completion(a) => setup::completion(cx, a),
         Command::Man(a) => setup::man(cx, a),

@@ -48,6 +48,9 @@ pub enum ProjectCommand {
     Member(MemberCommand),
     /// Print or replace the template a document kind starts from
     Template(TemplateArgs),
+    /// The project's apps: deployable services built from its repositories
+    #[command(subcommand)]
+    App(super::app::AppCommand),
 }
 
 #[derive(Args, Debug)]
@@ -154,6 +157,7 @@ pub fn run(cx: &mut Ctx, cmd: ProjectCommand) -> Result<()> {
         ProjectCommand::Repo(c) => repo(cx, c),
         ProjectCommand::Member(c) => member(cx, c),
         ProjectCommand::Template(a) => template_cmd(cx, a),
+        ProjectCommand::App(c) => super::app::run(cx, c),
     }
 }
 

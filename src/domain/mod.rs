@@ -7,3 +7,4 @@ pub mod template;
 
 pub use lifecycle::{Facts, Status};
 pub use names::{DocKind, ProjectKey, RequirementKey, ReviewKind, Role};
+pub mod reports;

@@ -1,6 +1,7 @@
 //! The state database: one SQLite file (WAL, busy timeout, short immediate transactions), a
 //! fast local index and journal of everything xone did.
 
+mod builds;
 mod queries;
 mod schema;
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
+pub use builds::*;
 pub use queries::*;
 use schema::{APPLICATION_ID, MIGRATIONS};
 

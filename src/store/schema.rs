@@ -178,4 +178,48 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE repo ADD COLUMN clone_url TEXT;
     ALTER TABLE repo ADD COLUMN web_url TEXT;
     ",
+    // 4: apps (deployable services of a project) and builds (a pipeline run or a local image
+    // build of one app at one commit, with its tests, coverage, gates, image and digest)
+    "
+    CREATE TABLE app (
+        id INTEGER PRIMARY KEY,
+        project TEXT NOT NULL REFERENCES project(key),
+        name TEXT NOT NULL,
+        repo INTEGER NOT NULL REFERENCES repo(id),
+        image TEXT,
+        dockerfile TEXT NOT NULL DEFAULT 'Dockerfile',
+        context TEXT NOT NULL DEFAULT '.',
+        port INTEGER,
+        health TEXT,
+        replicas TEXT NOT NULL DEFAULT '{}',
+        test_cmd TEXT,
+        junit TEXT NOT NULL DEFAULT 'junit.xml',
+        cobertura TEXT NOT NULL DEFAULT 'coverage.xml',
+        added_at TEXT NOT NULL,
+        UNIQUE (project, name)
+    );
+    CREATE TABLE build (
+        id INTEGER PRIMARY KEY,
+        app INTEGER NOT NULL REFERENCES app(id) ON DELETE CASCADE,
+        requirement TEXT REFERENCES requirement(key),
+        ref TEXT NOT NULL,
+        sha TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        pid INTEGER,
+        pipeline_id INTEGER,
+        pipeline_url TEXT,
+        tests TEXT,
+        coverage REAL,
+        gates TEXT NOT NULL DEFAULT '[]',
+        image TEXT,
+        digest TEXT,
+        detail TEXT,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        actor TEXT NOT NULL
+    );
+    CREATE INDEX build_app ON build (app, id);
+    CREATE INDEX build_requirement ON build (requirement);
+    ",
 ];

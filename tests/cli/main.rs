@@ -5,6 +5,7 @@ mod fake_gitlab;
 mod harness;
 
 mod branch;
+mod build;
 mod config;
 mod gitlab;
 mod gitlab_faults;

@@ -1,0 +1,361 @@
+//! The Docker Engine API (bollard): image builds from a streamed tar context, tags, pushes
+//! with the user's registry credentials (`~/.docker/config.json`, `DOCKER_CONFIG`), and the
+//! pushed digest. bollard is async; xone drives it from one small runtime here, so the
+//! commands stay synchronous.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use bollard::auth::DockerCredentials;
+use bollard::Docker;
+use futures_util::StreamExt;
+
+use crate::ui::{Kind, Result, XoneError};
+
+pub struct Engine {
+    docker: Docker,
+    rt: tokio::runtime::Runtime,
+}
+
+/// Where the engine is: `DOCKER_HOST`, else the default socket.
+pub fn engine_address() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
+}
+
+fn unreachable(host: &str, cause: impl std::fmt::Display) -> XoneError {
+    XoneError::new(Kind::Remote, format!("the Docker engine at {host} cannot be reached"))
+        .cause(cause)
+        .hint("start one (`sudo systemctl start docker`, or dockerd) or point DOCKER_HOST at it (e.g. unix:///run/user/1000/docker.sock)")
+}
+
+/// What an image is built from and called.
+pub struct BuildSpec {
+    /// The Dockerfile's path inside the context.
+    pub dockerfile: String,
+    /// Full references (`REGISTRY/NAME:TAG`); the first is built, the others tagged.
+    pub tags: Vec<String>,
+    pub labels: HashMap<String, String>,
+}
+
+/// `NAME` and `TAG` of `NAME:TAG` (a registry port is not a tag).
+pub fn split_tag(reference: &str) -> (&str, &str) {
+    match reference.rfind(':') {
+        Some(i) if !reference[i..].contains('/') => (&reference[..i], &reference[i + 1..]),
+        _ => (reference, "latest"),
+    }
+}
+
+/// The registry an image reference lives on (`docker.io` when it names none).
+pub fn registry_of(image: &str) -> &str {
+    match image.split_once('/') {
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first,
+        _ => "docker.io",
+    }
+}
+
+impl Engine {
+    /// Connects and agrees on the API version (the engine may be older than bollard).
+    pub fn connect() -> Result<Engine> {
+        let host = engine_address();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| XoneError::internal("cannot start the I/O runtime").cause(e))?;
+        let docker = Docker::connect_with_defaults().map_err(|e| unreachable(&host, e))?;
+        let docker = rt.block_on(async {
+            let docker = docker.negotiate_version().await?;
+            docker.ping().await?;
+            Ok::<_, bollard::errors::Error>(docker)
+        });
+        let docker = docker.map_err(|e| unreachable(&host, e))?;
+        Ok(Engine { docker, rt })
+    }
+
+    /// Builds from a tar context fed by `feed` (written on another thread and streamed to the
+    /// engine, never held whole), reporting each line of output to `line`. A step that fails
+    /// is exit 4 naming the step and its last lines.
+    pub fn build(
+        &self,
+        spec: &BuildSpec,
+        feed: impl FnOnce(&mut dyn Write) -> Result<()> + Send + 'static,
+        line: &mut dyn FnMut(&str),
+    ) -> Result<String> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
+        let producer = std::thread::spawn(move || {
+            let mut w = ChunkWriter { tx: tx.clone(), buf: Vec::with_capacity(CHUNK) };
+            let result = feed(&mut w).and_then(|_| w.flush().map_err(XoneError::from));
+            if let Err(e) = &result {
+                let _ = tx.blocking_send(Err(std::io::Error::other(e.message.clone())));
+            }
+            result
+        });
+        let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        #[allow(deprecated)]
+        let options = bollard::image::BuildImageOptions {
+            dockerfile: spec.dockerfile.clone(),
+            t: spec.tags.first().cloned().unwrap_or_default(),
+            labels: spec.labels.clone(),
+            rm: true,
+            forcerm: true,
+            ..Default::default()
+        };
+        let mut recent: Vec<String> = Vec::new();
+        let mut step = String::new();
+        let failure = self.rt.block_on(async {
+            let mut stream =
+                self.docker.build_image(options, None, Some(bollard::body_try_stream(body)));
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(info) => {
+                        if let Some(text) = info.stream.as_deref().or(info.status.as_deref()) {
+                            for l in text.lines().filter(|l| !l.trim().is_empty()) {
+                                if l.starts_with("Step ") {
+                                    step = l.to_string();
+                                }
+                                recent.push(l.to_string());
+                                if recent.len() > 12 {
+                                    recent.remove(0);
+                                }
+                                line(l);
+                            }
+                        }
+                        if let Some(err) = info.error.or(info.error_detail.and_then(|d| d.message))
+                        {
+                            return Some(err);
+                        }
+                    }
+                    Err(e) => return Some(e.to_string()),
+                }
+            }
+            None
+        });
+        let fed = producer
+            .join()
+            .unwrap_or_else(|_| Err(XoneError::internal("the context writer panicked")));
+        fed?;
+        if let Some(err) = failure {
+            let mut e = XoneError::gate(if step.is_empty() {
+                "the image build failed".to_string()
+            } else {
+                format!("the image build failed at {step}")
+            })
+            .cause(err.trim());
+            for l in recent.iter().rev().take(8).rev() {
+                e = e.cause(format!("| {l}"));
+            }
+            return Err(e.hint("fix the Dockerfile or the code it builds, commit, and build again"));
+        }
+        let first = spec.tags.first().cloned().unwrap_or_default();
+        let id = self.image_id(&first)?;
+        for extra in spec.tags.iter().skip(1) {
+            let (repo, tag) = split_tag(extra);
+            #[allow(deprecated)]
+            let opts =
+                bollard::image::TagImageOptions { repo: repo.to_string(), tag: tag.to_string() };
+            self.rt.block_on(self.docker.tag_image(&id, Some(opts))).map_err(|e| {
+                XoneError::new(Kind::Remote, format!("tagging {extra} failed")).cause(e)
+            })?;
+        }
+        Ok(id)
+    }
+
+    fn image_id(&self, reference: &str) -> Result<String> {
+        let image = self.rt.block_on(self.docker.inspect_image(reference)).map_err(|e| {
+            XoneError::new(Kind::Remote, format!("the engine lost {reference}")).cause(e)
+        })?;
+        Ok(image.id.unwrap_or_default())
+    }
+
+    /// Pushes `reference` with the user's credentials for its registry and returns the digest
+    /// the registry gave it (`NAME@sha256:…`).
+    pub fn push(&self, reference: &str, line: &mut dyn FnMut(&str)) -> Result<String> {
+        let (name, tag) = split_tag(reference);
+        let registry = registry_of(name);
+        let credentials = registry_credentials(registry)?;
+        #[allow(deprecated)]
+        let opts = bollard::image::PushImageOptions { tag: tag.to_string() };
+        let failure = self.rt.block_on(async {
+            let mut stream = self.docker.push_image(name, Some(opts), credentials);
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(info) => {
+                        if let Some(s) = &info.status {
+                            line(s);
+                        }
+                        if let Some(err) = info.error.or(info.error_detail.and_then(|d| d.message))
+                        {
+                            return Some(err);
+                        }
+                    }
+                    Err(e) => return Some(e.to_string()),
+                }
+            }
+            None
+        });
+        if let Some(err) = failure {
+            let refused = ["unauthorized", "authentication required", "denied", "no basic auth"]
+                .iter()
+                .any(|w| err.to_lowercase().contains(w));
+            let e =
+                XoneError::new(Kind::Remote, format!("pushing {reference} to {registry} failed"))
+                    .cause(err.trim());
+            return Err(if refused {
+                e.hint(format!(
+                    "the registry refused the credentials: `docker login {registry}` stores new ones in ~/.docker/config.json"
+                ))
+            } else {
+                e.hint(format!("check that {registry} is up, then build again with --push"))
+            });
+        }
+        let image = self.rt.block_on(self.docker.inspect_image(reference)).map_err(|e| {
+            XoneError::new(Kind::Remote, format!("the engine lost {reference}")).cause(e)
+        })?;
+        let digests = image.repo_digests.unwrap_or_default();
+        digests.into_iter().find(|d| d.split('@').next() == Some(name)).ok_or_else(|| {
+            XoneError::new(Kind::Remote, format!("{registry} gave {reference} no digest"))
+                .hint("push again; if it persists, the registry is at fault")
+        })
+    }
+}
+
+const CHUNK: usize = 64 * 1024;
+
+/// Sends what is written in chunks to the engine's request body.
+struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = bytes::Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the engine stopped reading")
+        })
+    }
+}
+
+/// The docker client's configuration directory: `DOCKER_CONFIG`, else `~/.docker`.
+fn docker_config_dir() -> PathBuf {
+    match std::env::var("DOCKER_CONFIG") {
+        Ok(d) if !d.is_empty() => PathBuf::from(d),
+        _ => crate::config::home_dir().join(".docker"),
+    }
+}
+
+/// The user's credentials for `registry`, as `docker login` stored them: a credential helper
+/// (`credHelpers`, `credsStore`) or an `auths` entry. `None`: push anonymously.
+pub fn registry_credentials(registry: &str) -> Result<Option<DockerCredentials>> {
+    let path = docker_config_dir().join("config.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(_) => return Ok(None),
+    };
+    let bad = |why: String| {
+        XoneError::usage(format!("{} cannot be read: {why}", path.display()))
+            .hint("fix it, or log in again with `docker login`")
+    };
+    let config: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let keys = [registry.to_string(), format!("https://{registry}"), format!("http://{registry}")];
+    let helper = keys
+        .iter()
+        .find_map(|k| config.pointer(&format!("/credHelpers/{}", k.replace('/', "~1"))))
+        .or_else(|| config.get("credsStore"))
+        .and_then(|h| h.as_str());
+    if let Some(helper) = helper {
+        if let Some(c) = from_helper(helper, registry)? {
+            return Ok(Some(c));
+        }
+    }
+    let Some(entry) = keys.iter().find_map(|k| config.get("auths")?.get(k)) else {
+        return Ok(None);
+    };
+    let field = |k: &str| entry.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let (username, password) = match field("auth") {
+        Some(auth) => {
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(auth.trim())
+                .map_err(|_| bad(format!("the auth entry of {registry} is not base64")))?;
+            let text = String::from_utf8(raw)
+                .map_err(|_| bad(format!("the auth entry of {registry} is not text")))?;
+            let (u, p) = text
+                .split_once(':')
+                .ok_or_else(|| bad(format!("the auth entry of {registry} is not user:password")))?;
+            (Some(u.to_string()), Some(p.to_string()))
+        }
+        None => (field("username"), field("password")),
+    };
+    Ok(Some(DockerCredentials {
+        username,
+        password,
+        identitytoken: field("identitytoken"),
+        serveraddress: Some(registry.to_string()),
+        ..Default::default()
+    }))
+}
+
+/// Asks `docker-credential-HELPER get` for `registry`'s credentials.
+fn from_helper(helper: &str, registry: &str) -> Result<Option<DockerCredentials>> {
+    let program = format!("docker-credential-{helper}");
+    let child = std::process::Command::new(&program)
+        .arg("get")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else {
+        return Err(XoneError::gate(format!("the credential helper {program} is not installed"))
+            .hint("install it, or remove credsStore/credHelpers from ~/.docker/config.json"));
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(registry.as_bytes());
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        return Ok(None);
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|_| {
+        XoneError::new(Kind::Remote, format!("{program} answered with something other than JSON"))
+    })?;
+    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    let username = s("Username");
+    Ok(Some(match username.as_deref() {
+        // Helpers give identity tokens this way.
+        Some("<token>") => DockerCredentials { identitytoken: s("Secret"), ..Default::default() },
+        _ => DockerCredentials { username, password: s("Secret"), ..Default::default() },
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references() {
+        assert_eq!(
+            split_tag("127.0.0.1:5000/pay/web:PAY-1-abc1234"),
+            ("127.0.0.1:5000/pay/web", "PAY-1-abc1234")
+        );
+        assert_eq!(split_tag("127.0.0.1:5000/pay/web"), ("127.0.0.1:5000/pay/web", "latest"));
+        assert_eq!(registry_of("127.0.0.1:5000/pay/web"), "127.0.0.1:5000");
+        assert_eq!(registry_of("registry.example.com/pay/web"), "registry.example.com");
+        assert_eq!(registry_of("library/busybox"), "docker.io");
+        assert_eq!(registry_of("localhost/x"), "localhost");
+    }
+}

@@ -1,0 +1,713 @@
+//! `xone build`: an app built at one commit, its tests run in a clean export of that commit,
+//! the project's gates applied, the image built through the Docker Engine API and pushed, and
+//! the whole record kept: `build list|show|log`.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use clap_complete::{ArgValueCandidates, ArgValueCompleter};
+use serde_json::json;
+
+use super::requirement::event;
+use super::{complete, Ctx};
+use crate::adapters::docker::{BuildSpec, Engine};
+use crate::adapters::forge_local;
+use crate::config;
+use crate::domain::{reports, ProjectKey, RequirementKey};
+use crate::store::{self, App, Build, BuildOutcome, Gate, Tests};
+use crate::ui::{short_sha, table, Result, XoneError};
+
+#[derive(Args, Debug)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_long_help = "\
+Builds APP at the requirement's feature branch (or --ref) from a clean export of that commit, \
+never a work tree's uncommitted files. With a test command (--test-cmd or the app's), the tests \
+run first in another export and their JUnit and Cobertura reports meet the gates (all tests \
+pass; coverage at least gates.coverage); a failed gate exits 4 naming each gate, its value and \
+threshold, and the failing tests; --force --reason passes it on the record. The image is built \
+through the Docker engine at DOCKER_HOST, tagged IMAGE:KEY-<shortsha> and IMAGE:<shortsha>, \
+labelled with its source, revision, creation time and requirement, and with --push pushed with \
+the credentials of ~/.docker/config.json; the digest is recorded. JSON: as for build show"
+)]
+pub struct BuildArgs {
+    #[command(subcommand)]
+    pub cmd: Option<BuildCommand>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The app to build
+    #[arg(add = ArgValueCandidates::new(complete::app_names))]
+    pub app: Option<String>,
+    /// The app's project (default: the requirement's, or the only one with such an app)
+    #[arg(short, long = "project", value_name = "KEY", add = ArgValueCandidates::new(complete::project_keys))]
+    pub project: Option<ProjectKey>,
+    /// Build the requirement's feature branch
+    #[arg(long, value_name = "KEY", conflicts_with = "git_ref", add = ArgValueCompleter::new(complete::requirement_keys))]
+    pub requirement: Option<RequirementKey>,
+    /// Build this ref instead: a branch (e.g. release/test), tag or commit
+    #[arg(long = "ref", value_name = "REF")]
+    pub git_ref: Option<String>,
+    /// Build locally through the Docker engine (the default)
+    #[arg(long, conflicts_with = "pipeline")]
+    pub local: bool,
+    /// Run the project's GitLab CI pipeline instead
+    #[arg(long)]
+    pub pipeline: bool,
+    /// Push the image to its registry and record the digest
+    #[arg(long)]
+    pub push: bool,
+    /// Follow a pipeline to its end (local builds always finish before returning)
+    #[arg(long)]
+    pub wait: bool,
+    /// Run these tests instead of the app's test command (sh -c, in a clean export)
+    #[arg(long, value_name = "CMD")]
+    pub test_cmd: Option<String>,
+    /// Pass failed gates, on the record
+    #[arg(long, requires = "reason")]
+    pub force: bool,
+    /// Why the gates are forced
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BuildCommand {
+    /// Builds, newest first
+    #[command(after_long_help = "JSON: [as for show]")]
+    List {
+        /// Only this app's builds
+        #[arg(add = ArgValueCandidates::new(complete::app_names))]
+        app: Option<String>,
+        #[arg(short, long = "project", value_name = "KEY", add = ArgValueCandidates::new(complete::project_keys))]
+        project: Option<ProjectKey>,
+        /// Only this requirement's builds
+        #[arg(long, value_name = "KEY", add = ArgValueCompleter::new(complete::requirement_keys))]
+        requirement: Option<RequirementKey>,
+    },
+    /// One build: its commit, status, tests, coverage, gates, image and digest
+    #[command(after_long_help = "\
+JSON: {\"id\", \"app\", \"project\", \"requirement\", \"ref\", \"sha\", \"kind\": pipeline|local, \
+\"status\": running|success|failed|canceled|interrupted, \"pipeline_url\", \"tests\": {\"total\", \
+\"passed\", \"failed\", \"skipped\"} or null, \"coverage\": percent or null, \"gates\": [{\"name\", \
+\"passed\", \"actual\", \"threshold\", \"forced\"}], \"image\", \"digest\", \"detail\", \"started_at\", \
+\"finished_at\", \"actor\"}")]
+    Show { id: i64 },
+    /// The build's output: the test command's and the engine's, as kept on disk
+    Log {
+        id: i64,
+        /// A pipeline job's log (pipeline builds)
+        #[arg(long, value_name = "NAME")]
+        job: Option<String>,
+    },
+}
+
+pub fn run(cx: &mut Ctx, a: BuildArgs) -> Result<()> {
+    match a.cmd {
+        Some(BuildCommand::List { app, project, requirement }) => {
+            list(cx, app, project, requirement)
+        }
+        Some(BuildCommand::Show { id }) => show(cx, id),
+        Some(BuildCommand::Log { id, job }) => log(cx, id, job),
+        None => build(cx, a.run),
+    }
+}
+
+fn log_path(id: i64) -> PathBuf {
+    config::state_dir().join("builds").join(format!("{id}.log"))
+}
+
+/// Appends to a build's log on disk.
+struct Log {
+    file: std::fs::File,
+}
+
+impl Log {
+    fn open(id: i64) -> Result<Log> {
+        let path = log_path(id);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        Ok(Log { file })
+    }
+    fn line(&mut self, s: &str) {
+        let _ = writeln!(self.file, "{s}");
+    }
+}
+
+fn build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
+    let Some(app_name) = a.app.clone() else {
+        return Err(XoneError::usage("name the app to build: xone build APP --requirement KEY")
+            .hint("see the apps with `xone project app list KEY`"));
+    };
+    if a.pipeline {
+        return Err(XoneError::gate("pipeline builds are not available in this xone yet")
+            .hint("build locally through the Docker engine: drop --pipeline (or pass --local)"));
+    }
+    let actor = cx.actor()?;
+    let coverage_min =
+        cx.config()?.get("gates.coverage")?.and_then(|e| e.value.as_float()).unwrap_or(80.0);
+    let mut store = cx.store()?;
+    let forges = cx.forges()?;
+    let project = a.project.clone().or_else(|| a.requirement.as_ref().map(|k| k.project.clone()));
+    let app = store::app(store.conn(), project.as_ref(), &app_name)?;
+    let repos = store::repos(store.conn(), &app.project.parse().map_err(XoneError::internal)?)?;
+    let repo = repos.iter().find(|r| r.id == app.repo_id).cloned().ok_or_else(|| {
+        XoneError::not_found(format!(
+            "app {}'s repository {} is no longer linked",
+            app.name, app.repo
+        ))
+    })?;
+    let req = match &a.requirement {
+        Some(k) => Some(store::requirement(store.conn(), k)?),
+        None => None,
+    };
+    let git_ref = match (&a.requirement, &a.git_ref) {
+        (_, Some(r)) => r.clone(),
+        (Some(k), None) => store::branches(store.conn(), Some(k), None)?
+            .into_iter()
+            .find(|b| b.repo_id == repo.id)
+            .map(|b| b.name)
+            .ok_or_else(|| {
+                XoneError::gate(format!("{k} has no feature branch in {}", repo.name))
+                    .hint(format!("create it with `xone branch create {k} --repo {}`", repo.name))
+            })?,
+        (None, None) => {
+            return Err(XoneError::usage("say what to build: --requirement KEY or --ref REF"))
+        }
+    };
+    // Everything that can be checked is checked before anything is recorded.
+    let objects = forges.objects(&repo)?;
+    let commit =
+        objects.revparse_single(&git_ref).and_then(|o| o.peel_to_commit()).map_err(|_| {
+            XoneError::not_found(format!("{} has no ref {git_ref}", repo.name))
+                .hint("name an existing branch, tag or commit with --ref")
+        })?;
+    let sha = commit.id().to_string();
+    let context = app.context.trim_matches('/').to_string();
+    let dockerfile_path = if context.is_empty() || context == "." {
+        app.dockerfile.clone()
+    } else {
+        format!("{context}/{}", app.dockerfile)
+    };
+    if !forge_local::has_file(&objects, commit.id(), &dockerfile_path)? {
+        return Err(XoneError::gate(format!(
+            "commit {} of {} has no {dockerfile_path}",
+            short_sha(&sha),
+            repo.name
+        ))
+        .hint("commit a Dockerfile there, or point the app at it (--dockerfile, --context on app add)"));
+    }
+    let image = match (&app.image, a.push) {
+        (Some(i), _) => i.clone(),
+        (None, false) => format!("xone/{}/{}", app.project.to_lowercase(), app.name),
+        (None, true) => {
+            return Err(XoneError::gate(format!("app {} has no image name to push to", app.name))
+                .hint("give it one: xone project app add … --image REGISTRY/NAME"))
+        }
+    };
+    let engine = Engine::connect()?;
+    let key = a.requirement.as_ref();
+    let id =
+        store.write(|tx| store::start_build(tx, &app, key, &git_ref, &sha, "local", &actor))?;
+    let mut log = Log::open(id)?;
+    log.line(&format!("xone build {id}: {} at {git_ref} ({sha})", app.name));
+    let ui = &cx.ui;
+    ui.status(format!("build {id}: {} at {git_ref} ({})", app.name, short_sha(&sha)));
+
+    // Tests first: a failing gate stops before the image is built.
+    let test_cmd = a.test_cmd.clone().or_else(|| app.test_cmd.clone());
+    let (tests, coverage, mut gates) = match &test_cmd {
+        Some(cmd) => {
+            let scratch = tempfile_dir()?;
+            forge_local::export_dir(&objects, commit.id(), &scratch)?;
+            let measured =
+                run_tests(ui, &mut log, &app, cmd, &scratch, &git_ref, &sha, coverage_min);
+            let _ = std::fs::remove_dir_all(&scratch);
+            measured
+        }
+        None => {
+            ui.status("no test command: this build measures no tests or coverage and passes on the image alone");
+            log.line("no test command: no tests or coverage measured");
+            (None, None, Vec::new())
+        }
+    };
+    let failed: Vec<Gate> = gates.iter().filter(|g| !g.passed).cloned().collect();
+    if !failed.is_empty() {
+        if a.force {
+            for g in gates.iter_mut().filter(|g| !g.passed) {
+                g.forced = true;
+            }
+        } else {
+            let err = gate_error(&app, &failed, tests.as_ref());
+            finish(
+                &mut store,
+                id,
+                &app,
+                req.as_ref(),
+                &actor,
+                &BuildOutcome {
+                    status: "failed",
+                    tests: tests.as_ref(),
+                    coverage,
+                    gates: &gates,
+                    image: None,
+                    digest: None,
+                    detail: Some(&err.message),
+                },
+                None,
+            )?;
+            return Err(err);
+        }
+    }
+
+    // The image, from a clean export of the commit streamed to the engine.
+    let short = short_sha(&sha).to_string();
+    let mut tags = Vec::new();
+    if let Some(k) = key {
+        tags.push(format!("{image}:{k}-{short}"));
+    }
+    tags.push(format!("{image}:{short}"));
+    let mut labels = HashMap::new();
+    let source = repo.web_url.clone().unwrap_or_else(|| repo.location.clone());
+    labels.insert("org.opencontainers.image.source".to_string(), source);
+    labels.insert("org.opencontainers.image.revision".to_string(), sha.clone());
+    labels.insert("org.opencontainers.image.created".to_string(), crate::domain::date::now());
+    if let Some(k) = key {
+        labels.insert("xone.requirement".to_string(), k.to_string());
+    }
+    let spec = BuildSpec { dockerfile: app.dockerfile.clone(), tags: tags.clone(), labels };
+    let path = objects.path().to_path_buf();
+    let oid = commit.id();
+    let built = {
+        let progress = Progress::new(ui);
+        engine.build(
+            &spec,
+            move |w| {
+                let repo = git2::Repository::open(&path)?;
+                forge_local::export_tar(&repo, oid, &context, w)
+            },
+            &mut |l| {
+                log.line(l);
+                progress.line(l);
+            },
+        )
+    };
+    if let Err(e) = built {
+        finish(
+            &mut store,
+            id,
+            &app,
+            req.as_ref(),
+            &actor,
+            &BuildOutcome {
+                status: "failed",
+                tests: tests.as_ref(),
+                coverage,
+                gates: &gates,
+                image: None,
+                digest: None,
+                detail: Some(&e.message),
+            },
+            None,
+        )?;
+        return Err(e);
+    }
+    let reference = tags.first().cloned().unwrap_or_default();
+    let mut digest = None;
+    if a.push {
+        let progress = Progress::new(ui);
+        let mut pushed = Ok(String::new());
+        for t in &tags {
+            pushed = engine.push(t, &mut |l| {
+                log.line(l);
+                progress.line(l);
+            });
+            if pushed.is_err() {
+                break;
+            }
+        }
+        match pushed {
+            Ok(d) => digest = Some(d),
+            Err(e) => {
+                finish(
+                    &mut store,
+                    id,
+                    &app,
+                    req.as_ref(),
+                    &actor,
+                    &BuildOutcome {
+                        status: "failed",
+                        tests: tests.as_ref(),
+                        coverage,
+                        gates: &gates,
+                        image: Some(&reference),
+                        digest: None,
+                        detail: Some(&e.message),
+                    },
+                    None,
+                )?;
+                return Err(e);
+            }
+        }
+    }
+    let forced = a.force.then(|| a.reason.clone().unwrap_or_default());
+    finish(
+        &mut store,
+        id,
+        &app,
+        req.as_ref(),
+        &actor,
+        &BuildOutcome {
+            status: "success",
+            tests: tests.as_ref(),
+            coverage,
+            gates: &gates,
+            image: Some(&reference),
+            digest: digest.as_deref(),
+            detail: None,
+        },
+        forced.filter(|_| !failed.is_empty()),
+    )?;
+    let b = store::build(store.conn(), id)?;
+    if cx.ui.json {
+        return cx.ui.print_json(&b);
+    }
+    cx.ui.line(format!("build {id} succeeded: {}", digest.unwrap_or(reference)))?;
+    Ok(())
+}
+
+/// Records the outcome and, for a requirement's build, an event on its story.
+fn finish(
+    store: &mut store::Store,
+    id: i64,
+    app: &App,
+    req: Option<&store::Requirement>,
+    actor: &str,
+    o: &BuildOutcome,
+    forced: Option<String>,
+) -> Result<()> {
+    store.write(|tx| {
+        store::finish_build(tx, id, o)?;
+        if let Some(r) = req {
+            let e = store::Event {
+                detail: Some(format!("{} build {id}: {}", app.name, o.status)),
+                forced: forced.is_some(),
+                reason: forced.clone(),
+                ..event(r, actor, "build")
+            };
+            store::record(tx, &e)?;
+        }
+        Ok(())
+    })
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "xone-build-{}-{}",
+        std::process::id(),
+        crate::domain::date::now().replace(':', "")
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Runs the tests in the export and reads their reports: the tests and coverage measured,
+/// and the gates they meet or fail.
+#[allow(clippy::too_many_arguments)]
+fn run_tests(
+    ui: &crate::ui::Ui,
+    log: &mut Log,
+    app: &App,
+    cmd: &str,
+    dir: &std::path::Path,
+    git_ref: &str,
+    sha: &str,
+    coverage_min: f64,
+) -> (Option<Tests>, Option<f64>, Vec<Gate>) {
+    ui.status(format!("running tests: {cmd}"));
+    log.line(&format!("$ {cmd}"));
+    let output = std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .current_dir(dir)
+        .env("XONE_APP", &app.name)
+        .env("XONE_REF", git_ref)
+        .env("XONE_SHA", sha)
+        .stdin(std::process::Stdio::null())
+        .output();
+    let (code, text) = match output {
+        Ok(o) => {
+            let mut t = String::from_utf8_lossy(&o.stdout).into_owned();
+            t.push_str(&String::from_utf8_lossy(&o.stderr));
+            (o.status.code(), t)
+        }
+        Err(e) => (None, format!("the test command could not start: {e}")),
+    };
+    for l in text.lines() {
+        log.line(l);
+    }
+    log.line(&format!(
+        "test command exited {}",
+        code.map(|c| c.to_string()).unwrap_or_else(|| "by a signal".into())
+    ));
+    let junit = std::fs::read_to_string(dir.join(&app.junit))
+        .map_err(|_| format!("no JUnit report at {}", app.junit))
+        .and_then(|x| reports::junit(&x).map_err(|e| format!("{}: {e}", app.junit)));
+    let cobertura = std::fs::read_to_string(dir.join(&app.cobertura))
+        .map_err(|_| format!("no Cobertura report at {}", app.cobertura))
+        .and_then(|x| reports::cobertura(&x).map_err(|e| format!("{}: {e}", app.cobertura)));
+    let mut gates = Vec::new();
+    let tests = junit.as_ref().ok().cloned();
+    let tests_gate = match (&junit, code) {
+        (Ok(t), Some(0)) => Gate {
+            name: "tests".into(),
+            passed: t.failed == 0 && t.total > 0,
+            actual: json!(format!("{} of {} passed, {} failed", t.passed, t.total, t.failed)),
+            threshold: json!("all pass"),
+            forced: false,
+        },
+        (Ok(t), c) => Gate {
+            name: "tests".into(),
+            passed: false,
+            actual: json!(format!(
+                "{} failed; the command exited {}",
+                t.failed,
+                c.map(|c| c.to_string()).unwrap_or_else(|| "by a signal".into())
+            )),
+            threshold: json!("all pass"),
+            forced: false,
+        },
+        (Err(why), c) => Gate {
+            name: "tests".into(),
+            passed: false,
+            actual: json!(format!(
+                "{why}; the command exited {}",
+                c.map(|c| c.to_string()).unwrap_or_else(|| "by a signal".into())
+            )),
+            threshold: json!("all pass"),
+            forced: false,
+        },
+    };
+    gates.push(tests_gate);
+    let coverage = cobertura.as_ref().ok().copied();
+    gates.push(match &cobertura {
+        Ok(pct) => Gate {
+            name: "coverage".into(),
+            passed: *pct >= coverage_min,
+            actual: json!(pct),
+            threshold: json!(coverage_min),
+            forced: false,
+        },
+        Err(why) => Gate {
+            name: "coverage".into(),
+            passed: false,
+            actual: json!(why),
+            threshold: json!(coverage_min),
+            forced: false,
+        },
+    });
+    ui.status(format!(
+        "tests: {}; coverage: {}",
+        tests
+            .as_ref()
+            .map(|t| format!("{} passed, {} failed, {} skipped", t.passed, t.failed, t.skipped))
+            .unwrap_or_else(|| "no report".into()),
+        coverage.map(|c| format!("{c:.2} %")).unwrap_or_else(|| "no report".into())
+    ));
+    (tests, coverage, gates)
+}
+
+fn gate_error(app: &App, failed: &[Gate], tests: Option<&Tests>) -> XoneError {
+    let names: Vec<&str> = failed.iter().map(|g| g.name.as_str()).collect();
+    let mut e =
+        XoneError::gate(format!("build of {} failed its gates: {}", app.name, names.join(", ")));
+    for g in failed {
+        let show = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        e = e.cause(format!("{}: {} (threshold {})", g.name, show(&g.actual), show(&g.threshold)));
+    }
+    if let Some(t) = tests.filter(|t| !t.failures.is_empty()) {
+        let first: Vec<&str> = t.failures.iter().take(10).map(String::as_str).collect();
+        let more = t.failures.len().saturating_sub(10);
+        let tail = if more > 0 { format!(" and {more} more") } else { String::new() };
+        e = e.cause(format!("failing tests: {}{tail}", first.join(", ")));
+    }
+    e.hint("fix them and build again, or pass the gate on the record with --force --reason \"…\"")
+}
+
+/// A live line on a terminal; elsewhere one line per build step.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(ui: &crate::ui::Ui) -> Progress {
+        let bar = (ui.stderr_tty && !ui.json).then(|| {
+            let b = indicatif::ProgressBar::new_spinner();
+            b.enable_steady_tick(std::time::Duration::from_millis(100));
+            b
+        });
+        Progress { bar }
+    }
+
+    fn line(&self, l: &str) {
+        match &self.bar {
+            Some(b) => b.set_message(l.chars().take(100).collect::<String>()),
+            None if l.starts_with("Step ") || l.starts_with("Successfully") => {
+                let _ = writeln!(std::io::stderr(), "{l}");
+            }
+            None => {}
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn list(
+    cx: &mut Ctx,
+    app: Option<String>,
+    project: Option<ProjectKey>,
+    requirement: Option<RequirementKey>,
+) -> Result<()> {
+    let mut store = cx.store()?;
+    store.write(|tx| store::settle_interrupted(tx))?;
+    let app_id = match &app {
+        Some(name) => Some(store::app(store.conn(), project.as_ref(), name)?.id),
+        None => None,
+    };
+    if let Some(k) = &requirement {
+        store::requirement(store.conn(), k)?;
+    }
+    let rows = store::builds(store.conn(), app_id, requirement.as_ref())?;
+    if cx.ui.json {
+        return cx.ui.print_json(&rows);
+    }
+    if rows.is_empty() {
+        cx.ui.status("no builds yet: `xone build APP --requirement KEY`");
+        return Ok(());
+    }
+    let mut t = vec![vec![
+        "ID".into(),
+        "APP".into(),
+        "REF".into(),
+        "SHA".into(),
+        "STATUS".into(),
+        "TESTS".into(),
+        "COVERAGE".into(),
+        "IMAGE".into(),
+    ]];
+    for b in &rows {
+        t.push(build_row(cx, b));
+    }
+    write!(cx.ui.out(), "{}", table(&t))?;
+    Ok(())
+}
+
+fn build_row(cx: &Ctx, b: &Build) -> Vec<String> {
+    let status = match b.status.as_str() {
+        "success" => cx.ui.green("success"),
+        "failed" | "interrupted" => cx.ui.red(&b.status),
+        s => s.to_string(),
+    };
+    vec![
+        b.id.to_string(),
+        b.app.clone(),
+        b.git_ref.clone(),
+        short_sha(&b.sha).to_string(),
+        status,
+        b.tests.as_ref().map(|t| format!("{}/{}", t.passed, t.total)).unwrap_or_else(|| "-".into()),
+        b.coverage.map(|c| format!("{c:.1} %")).unwrap_or_else(|| "-".into()),
+        b.digest.clone().or(b.image.clone()).unwrap_or_else(|| "-".into()),
+    ]
+}
+
+fn show(cx: &mut Ctx, id: i64) -> Result<()> {
+    let mut store = cx.store()?;
+    store.write(|tx| store::settle_interrupted(tx))?;
+    let b = store::build(store.conn(), id)?;
+    if cx.ui.json {
+        return cx.ui.print_json(&b);
+    }
+    let mut rows = vec![
+        vec!["build".to_string(), format!("{} ({}, {})", b.id, b.kind, b.status)],
+        vec!["app".to_string(), format!("{} ({})", b.app, b.project)],
+        vec!["requirement".to_string(), b.requirement.clone().unwrap_or_else(|| "-".into())],
+        vec!["commit".to_string(), format!("{} at {}", b.sha, b.git_ref)],
+        vec![
+            "tests".to_string(),
+            b.tests
+                .as_ref()
+                .map(|t| {
+                    format!(
+                        "{} total, {} passed, {} failed, {} skipped",
+                        t.total, t.passed, t.failed, t.skipped
+                    )
+                })
+                .unwrap_or_else(|| "not measured".into()),
+        ],
+        vec![
+            "coverage".to_string(),
+            b.coverage.map(|c| format!("{c:.2} %")).unwrap_or_else(|| "not measured".into()),
+        ],
+    ];
+    for g in &b.gates {
+        let verdict = match (g.passed, g.forced) {
+            (true, _) => "passed",
+            (false, true) => "forced",
+            (false, false) => "failed",
+        };
+        rows.push(vec![
+            format!("gate {}", g.name),
+            format!("{verdict}: {} (threshold {})", g.actual, g.threshold),
+        ]);
+    }
+    rows.push(vec!["image".to_string(), b.image.clone().unwrap_or_else(|| "-".into())]);
+    rows.push(vec!["digest".to_string(), b.digest.clone().unwrap_or_else(|| "-".into())]);
+    if let Some(d) = &b.detail {
+        rows.push(vec!["detail".to_string(), d.clone()]);
+    }
+    rows.push(vec![
+        "when".to_string(),
+        format!(
+            "{} to {} by {}",
+            b.started_at,
+            b.finished_at.clone().unwrap_or_else(|| "…".into()),
+            b.actor
+        ),
+    ]);
+    write!(cx.ui.out(), "{}", table(&rows))?;
+    Ok(())
+}
+
+fn log(cx: &mut Ctx, id: i64, job: Option<String>) -> Result<()> {
+    let store = cx.store()?;
+    let b = store::build(store.conn(), id)?;
+    if job.is_some() && b.kind == "local" {
+        return Err(XoneError::usage(format!(
+            "build {id} is a local build: it has no pipeline jobs"
+        ))
+        .hint(format!("its whole output: xone build log {id}")));
+    }
+    let text = std::fs::read(log_path(id)).map_err(|_| {
+        XoneError::not_found(format!("build {id} has no log on this machine"))
+            .hint("logs are kept where the build ran")
+    })?;
+    cx.ui.out().write_all(&text)?;
+    Ok(())
+}

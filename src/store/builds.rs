@@ -1,0 +1,324 @@
+//! Apps and their builds in the state database.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{date, ProjectKey, RequirementKey};
+use crate::ui::{Result, XoneError};
+
+/// A deployable service of a project, built from one of its repositories.
+#[derive(Clone, Debug, Serialize)]
+pub struct App {
+    #[serde(skip)]
+    pub id: i64,
+    pub project: String,
+    pub name: String,
+    pub repo: String,
+    #[serde(skip)]
+    pub repo_id: i64,
+    /// `REGISTRY/NAME` without a tag; `None`: taken from the environment's registry later.
+    pub image: Option<String>,
+    pub dockerfile: String,
+    pub context: String,
+    pub port: Option<i64>,
+    pub health: Option<String>,
+    /// Replicas per environment.
+    pub replicas: BTreeMap<String, i64>,
+    pub test_cmd: Option<String>,
+    /// Where the test command leaves its JUnit XML report, relative to the repository.
+    pub junit: String,
+    /// Where the test command leaves its Cobertura XML coverage report.
+    pub cobertura: String,
+    pub added_at: String,
+}
+
+const APP_COLS: &str = "a.id, a.project, a.name, r.name, a.repo, a.image, a.dockerfile, a.context, a.port, a.health, a.replicas, a.test_cmd, a.junit, a.cobertura, a.added_at";
+
+fn app_row(r: &Row) -> rusqlite::Result<App> {
+    let replicas: String = r.get(10)?;
+    Ok(App {
+        id: r.get(0)?,
+        project: r.get(1)?,
+        name: r.get(2)?,
+        repo: r.get(3)?,
+        repo_id: r.get(4)?,
+        image: r.get(5)?,
+        dockerfile: r.get(6)?,
+        context: r.get(7)?,
+        port: r.get(8)?,
+        health: r.get(9)?,
+        replicas: serde_json::from_str(&replicas).unwrap_or_default(),
+        test_cmd: r.get(11)?,
+        junit: r.get(12)?,
+        cobertura: r.get(13)?,
+        added_at: r.get(14)?,
+    })
+}
+
+pub fn apps(c: &Connection, project: &ProjectKey) -> Result<Vec<App>> {
+    let mut st = c.prepare(&format!(
+        "SELECT {APP_COLS} FROM app a JOIN repo r ON r.id = a.repo WHERE a.project = ?1 ORDER BY a.name"
+    ))?;
+    let rows = st.query_map([project.as_str()], app_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// The app named `name`: in `project` if given, else in the only project that has one.
+pub fn app(c: &Connection, project: Option<&ProjectKey>, name: &str) -> Result<App> {
+    let mut st = c.prepare(&format!(
+        "SELECT {APP_COLS} FROM app a JOIN repo r ON r.id = a.repo
+         WHERE a.name = ?1 AND (?2 IS NULL OR a.project = ?2) ORDER BY a.project"
+    ))?;
+    let found = st
+        .query_map(params![name, project.map(|p| p.as_str())], app_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    match found.len() {
+        1 => Ok(found.into_iter().next().expect("one row")),
+        0 => Err(XoneError::not_found(match project {
+            Some(p) => format!("project {p} has no app {name}"),
+            None => format!("no app {name}"),
+        })
+        .hint("add it with `xone project app add KEY APP --repo REPO`")),
+        _ => {
+            let projects: Vec<String> = found.iter().map(|a| a.project.clone()).collect();
+            Err(XoneError::usage(format!(
+                "app {name} exists in several projects: {}",
+                projects.join(", ")
+            ))
+            .hint("name the project with -p KEY"))
+        }
+    }
+}
+
+pub fn insert_app(c: &Connection, a: &App) -> Result<()> {
+    let exists: bool = c
+        .query_row(
+            "SELECT 1 FROM app WHERE project = ?1 AND name = ?2",
+            params![a.project, a.name],
+            |_| Ok(true),
+        )
+        .optional()?
+        .unwrap_or(false);
+    if exists {
+        return Err(XoneError::conflict(format!(
+            "project {} already has an app {}",
+            a.project, a.name
+        ))
+        .hint("pick another name, or see it with `xone project app show`"));
+    }
+    c.execute(
+        "INSERT INTO app (project, name, repo, image, dockerfile, context, port, health, replicas, test_cmd, junit, cobertura, added_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        params![
+            a.project,
+            a.name,
+            a.repo_id,
+            a.image,
+            a.dockerfile,
+            a.context,
+            a.port,
+            a.health,
+            serde_json::to_string(&a.replicas).unwrap_or_else(|_| "{}".into()),
+            a.test_cmd,
+            a.junit,
+            a.cobertura,
+            date::now()
+        ],
+    )?;
+    Ok(())
+}
+
+/// Test results as a build measured them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tests {
+    pub total: u64,
+    pub passed: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    /// Names of failing tests, in report order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
+}
+
+/// One gate a build was measured against.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Gate {
+    pub name: String,
+    pub passed: bool,
+    pub actual: serde_json::Value,
+    pub threshold: serde_json::Value,
+    pub forced: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Build {
+    pub id: i64,
+    pub app: String,
+    pub project: String,
+    pub requirement: Option<String>,
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub sha: String,
+    /// pipeline | local
+    pub kind: String,
+    /// running | success | failed | canceled | interrupted
+    pub status: String,
+    pub pipeline_url: Option<String>,
+    pub tests: Option<Tests>,
+    pub coverage: Option<f64>,
+    pub gates: Vec<Gate>,
+    pub image: Option<String>,
+    pub digest: Option<String>,
+    pub detail: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub actor: String,
+}
+
+const BUILD_COLS: &str = "b.id, a.name, a.project, b.requirement, b.ref, b.sha, b.kind, b.status, b.pipeline_url, b.tests, b.coverage, b.gates, b.image, b.digest, b.detail, b.started_at, b.finished_at, b.actor";
+
+fn build_row(r: &Row) -> rusqlite::Result<Build> {
+    let tests: Option<String> = r.get(9)?;
+    let gates: String = r.get(11)?;
+    Ok(Build {
+        id: r.get(0)?,
+        app: r.get(1)?,
+        project: r.get(2)?,
+        requirement: r.get(3)?,
+        git_ref: r.get(4)?,
+        sha: r.get(5)?,
+        kind: r.get(6)?,
+        status: r.get(7)?,
+        pipeline_url: r.get(8)?,
+        tests: tests.and_then(|t| serde_json::from_str(&t).ok()),
+        coverage: r.get(10)?,
+        gates: serde_json::from_str(&gates).unwrap_or_default(),
+        image: r.get(12)?,
+        digest: r.get(13)?,
+        detail: r.get(14)?,
+        started_at: r.get(15)?,
+        finished_at: r.get(16)?,
+        actor: r.get(17)?,
+    })
+}
+
+/// Records a build as started, running in process `pid`; returns its id.
+pub fn start_build(
+    c: &Connection,
+    app: &App,
+    requirement: Option<&RequirementKey>,
+    git_ref: &str,
+    sha: &str,
+    kind: &str,
+    actor: &str,
+) -> Result<i64> {
+    c.execute(
+        "INSERT INTO build (app, requirement, ref, sha, kind, status, pid, started_at, actor)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8)",
+        params![
+            app.id,
+            requirement.map(|k| k.to_string()),
+            git_ref,
+            sha,
+            kind,
+            std::process::id(),
+            date::now(),
+            actor
+        ],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+/// A build's outcome, written once it is known.
+pub struct BuildOutcome<'a> {
+    pub status: &'a str,
+    pub tests: Option<&'a Tests>,
+    pub coverage: Option<f64>,
+    pub gates: &'a [Gate],
+    pub image: Option<&'a str>,
+    pub digest: Option<&'a str>,
+    pub detail: Option<&'a str>,
+}
+
+pub fn finish_build(c: &Connection, id: i64, o: &BuildOutcome) -> Result<()> {
+    c.execute(
+        "UPDATE build SET status = ?2, tests = ?3, coverage = ?4, gates = ?5, image = ?6, digest = ?7,
+                          detail = ?8, finished_at = ?9, pid = NULL
+         WHERE id = ?1",
+        params![
+            id,
+            o.status,
+            o.tests.map(|t| serde_json::to_string(t).unwrap_or_default()),
+            o.coverage,
+            serde_json::to_string(o.gates).unwrap_or_else(|_| "[]".into()),
+            o.image,
+            o.digest,
+            o.detail,
+            date::now()
+        ],
+    )?;
+    Ok(())
+}
+
+/// Marks local builds whose process is gone while still `running` as `interrupted` (Ctrl-C,
+/// a closed terminal): nothing else would ever finish them.
+pub fn settle_interrupted(c: &Connection) -> Result<usize> {
+    let mut st =
+        c.prepare("SELECT id, pid FROM build WHERE status = 'running' AND kind = 'local'")?;
+    let running: Vec<(i64, Option<i64>)> =
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+    let mut n = 0;
+    for (id, pid) in running {
+        let alive = pid.is_some_and(|p| {
+            p as u32 == std::process::id() || std::path::Path::new(&format!("/proc/{p}")).exists()
+        });
+        if !alive {
+            n += c.execute(
+                "UPDATE build SET status = 'interrupted', finished_at = ?2, pid = NULL,
+                        detail = coalesce(detail, 'the build was interrupted before it finished')
+                 WHERE id = ?1 AND status = 'running'",
+                params![id, date::now()],
+            )?;
+        }
+    }
+    Ok(n)
+}
+
+pub fn build(c: &Connection, id: i64) -> Result<Build> {
+    c.query_row(
+        &format!("SELECT {BUILD_COLS} FROM build b JOIN app a ON a.id = b.app WHERE b.id = ?1"),
+        [id],
+        build_row,
+    )
+    .optional()?
+    .ok_or_else(|| {
+        XoneError::not_found(format!("no build {id}")).hint("list builds with `xone build list`")
+    })
+}
+
+/// Builds, newest first: of one app, one requirement, or all.
+pub fn builds(
+    c: &Connection,
+    app: Option<i64>,
+    requirement: Option<&RequirementKey>,
+) -> Result<Vec<Build>> {
+    let mut st = c.prepare(&format!(
+        "SELECT {BUILD_COLS} FROM build b JOIN app a ON a.id = b.app
+         WHERE (?1 IS NULL OR b.app = ?1) AND (?2 IS NULL OR b.requirement = ?2)
+         ORDER BY b.id DESC"
+    ))?;
+    let rows = st
+        .query_map(params![app, requirement.map(|k| k.to_string())], build_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// Names of every app, for completion.
+pub fn app_names(c: &Connection) -> Result<Vec<(String, String)>> {
+    let mut st = c.prepare("SELECT name, project FROM app ORDER BY name")?;
+    let rows =
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}

@@ -1,0 +1,320 @@
+//! Apps and local builds against a real Docker engine and a real registry with basic auth,
+//! both started by scripts/test (and so by .ci/run).
+
+use crate::harness::*;
+
+/// The services scripts/test started; a run without them fails saying how to get them.
+struct Services {
+    registry: String,
+    user: String,
+    password: String,
+    base: String,
+}
+
+fn services() -> Services {
+    let var = |k: &str| {
+        std::env::var(k).unwrap_or_else(|_| {
+            panic!("{k} is not set: the build tests need a Docker engine and a registry; run them through scripts/test, which starts both")
+        })
+    };
+    let _ = var("DOCKER_HOST");
+    Services {
+        registry: var("XONE_TEST_REGISTRY"),
+        user: var("XONE_TEST_REGISTRY_USER"),
+        password: var("XONE_TEST_REGISTRY_PASSWORD"),
+        base: var("XONE_TEST_BASE_IMAGE"),
+    }
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker").args(args).output().expect("docker runs");
+    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// PAY with a repository `web` holding a Dockerfile, an app `web` pushing to the test
+/// registry, and PAY-1 with its feature branch and one commit. `docker login` credentials
+/// are in the test home's ~/.docker/config.json.
+fn setup(s: &Services) -> (TestEnv, std::path::PathBuf, String) {
+    let mut env = TestEnv::new();
+    env.set_var("DOCKER_HOST", &std::env::var("DOCKER_HOST").unwrap());
+    let web = env.repo("web", false);
+    let repo = git2::Repository::open(&web).unwrap();
+    let dockerfile = format!("FROM {}\nCOPY app.txt /app.txt\nRUN cat /app.txt\n", s.base);
+    commit(&repo, "Dockerfile", &dockerfile, "Dockerfile", None);
+    commit(&repo, "app.txt", "committed content\n", "app", None);
+    env.ok(&["project", "create", "PAY", "--name", "Payments", "--repo", web.to_str().unwrap()]);
+    // A unique image name per test: tests share the engine and the registry.
+    let image = format!("{}/pay/web-{}", s.registry, std::process::id() as u64 * 1000 + unique());
+    env.ok(&[
+        "project", "app", "add", "PAY", "web", "--repo", "web", "--image", &image, "--port", "8080",
+    ]);
+    env.ok(&["requirement", "create", "-p", "PAY", "Refund orders"]);
+    env.ok(&["branch", "create", "PAY-1"]);
+    commit(&repo, "refund.txt", "refund\n", "PAY-1: refunds", Some("feature/PAY-1-refund-orders"));
+    login(&env, s, &s.password);
+    (env, web, image)
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+fn login(env: &TestEnv, s: &Services, password: &str) {
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:{password}", s.user));
+    let config = serde_json::json!({ "auths": { &s.registry: { "auth": auth } } });
+    std::fs::create_dir_all(env.home.join(".docker")).unwrap();
+    std::fs::write(env.home.join(".docker/config.json"), config.to_string()).unwrap();
+}
+
+const TESTS_PASS: &str = r#"printf '<testsuite><testcase classname="pay" name="refund"/><testcase classname="pay" name="void"/></testsuite>' > junit.xml; printf '<coverage line-rate="0.9"/>' > coverage.xml"#;
+
+#[test]
+fn apps_are_added_listed_and_shown() {
+    let env = TestEnv::new();
+    let web = env.repo("web", false);
+    env.ok(&["project", "create", "PAY", "--name", "P", "--repo", web.to_str().unwrap()]);
+    let a = env.json(&[
+        "project",
+        "app",
+        "add",
+        "PAY",
+        "web",
+        "--repo",
+        "web",
+        "--image",
+        "registry.example.com/pay/web",
+        "--port",
+        "8080",
+        "--health",
+        "/healthz",
+        "--replicas",
+        "prod=3",
+        "--replicas",
+        "test=1",
+        "--test-cmd",
+        "make test",
+    ]);
+    assert_eq!(a["repo"], "web");
+    assert_eq!(a["replicas"]["prod"], 3);
+    let list = env.json(&["project", "app", "list", "PAY"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(env.json(&["project", "app", "show", "PAY", "web"])["health"], "/healthz");
+    env.code(5, &["project", "app", "add", "PAY", "web", "--repo", "web"])
+        .says(&["already has an app web"]);
+    env.code(3, &["project", "app", "add", "PAY", "api", "--repo", "nope"])
+        .says(&["no repository nope", "web"]);
+    env.code(2, &["project", "app", "add", "PAY", "Web", "--repo", "web"])
+        .says(&["invalid app name"]);
+    env.code(2, &["project", "app", "add", "PAY", "list", "--repo", "web"]).says(&["xone build"]);
+    env.code(
+        2,
+        &["project", "app", "add", "PAY", "api", "--repo", "web", "--image", "r.example.com/a:1"],
+    )
+    .says(&["leave out the tag"]);
+    env.code(
+        2,
+        &["project", "app", "add", "PAY", "api", "--repo", "web", "--replicas", "prod=lots"],
+    );
+    env.code(3, &["project", "app", "show", "PAY", "api"]);
+    // App names complete from the state database.
+    let r = env.run_with(&["--", "xone", "build", "w"], |c| {
+        c.env("COMPLETE", "fish");
+    });
+    assert!(r.stdout.contains("web"), "{r:?}");
+}
+
+#[test]
+fn a_local_build_is_made_from_the_commit_tagged_labelled_and_pushed() {
+    let s = services();
+    let (env, web, image) = setup(&s);
+    // Uncommitted changes in the work tree never reach the image.
+    std::fs::write(web.join("app.txt"), "dirty, uncommitted\n").unwrap();
+    let sha = git2::Repository::open(&web)
+        .unwrap()
+        .revparse_single("feature/PAY-1-refund-orders")
+        .unwrap()
+        .id()
+        .to_string();
+    let b = env.json(&[
+        "build",
+        "web",
+        "--requirement",
+        "PAY-1",
+        "--local",
+        "--push",
+        "--test-cmd",
+        TESTS_PASS,
+    ]);
+    assert_eq!(b["status"], "success", "{b}");
+    assert_eq!(b["kind"], "local");
+    assert_eq!(b["sha"], sha);
+    assert_eq!(b["ref"], "feature/PAY-1-refund-orders");
+    assert_eq!(b["tests"]["total"], 2);
+    assert_eq!(b["tests"]["passed"], 2);
+    assert_eq!(b["coverage"], 90.0);
+    let gates = b["gates"].as_array().unwrap();
+    assert!(gates.iter().all(|g| g["passed"] == true && g["forced"] == false), "{b}");
+    assert_eq!(gates.iter().find(|g| g["name"] == "coverage").unwrap()["threshold"], 80.0);
+    let short = &sha[..7];
+    assert_eq!(b["image"], format!("{image}:PAY-1-{short}"));
+    let digest = b["digest"].as_str().unwrap().to_string();
+    assert!(digest.starts_with(&format!("{image}@sha256:")), "{digest}");
+
+    // Both tags, with the labels, on the engine.
+    for tag in [format!("{image}:PAY-1-{short}"), format!("{image}:{short}")] {
+        let labels = docker(&["image", "inspect", "--format", "{{json .Config.Labels}}", &tag]);
+        let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
+        assert_eq!(labels["org.opencontainers.image.revision"], sha);
+        assert_eq!(labels["xone.requirement"], "PAY-1");
+        assert!(labels["org.opencontainers.image.created"].is_string());
+        assert!(labels["org.opencontainers.image.source"].as_str().unwrap().ends_with("web"));
+    }
+    // The registry has exactly that digest under the tag.
+    let path = image.split_once('/').unwrap().1;
+    let resp = reqwest::blocking::Client::new()
+        .head(format!("http://{}/v2/{path}/manifests/PAY-1-{short}", s.registry))
+        .basic_auth(&s.user, Some(&s.password))
+        .header("Accept", "application/vnd.docker.distribution.manifest.v2+json")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let served = resp.headers()["docker-content-digest"].to_str().unwrap().to_string();
+    assert_eq!(digest.split('@').nth(1).unwrap(), served);
+
+    // The image holds the committed file, not the work tree's change.
+    let tag = format!("{image}:{short}");
+    let inside = docker(&["run", "--rm", "--network", "none", &tag, "cat", "/app.txt"]);
+    assert_eq!(inside, "committed content\n");
+    // The build's log holds the engine's steps.
+    let id = b["id"].as_i64().unwrap().to_string();
+    let log = env.ok(&["build", "log", &id]).stdout;
+    assert!(log.contains("COPY app.txt /app.txt") && !log.contains("dirty"), "{log}");
+    // Listed, shown, and on the requirement's story.
+    let list = env.json(&["build", "list", "web"]);
+    assert_eq!(list[0]["id"], b["id"]);
+    assert_eq!(env.json(&["build", "show", &id])["digest"], digest);
+    assert!(env.ok(&["requirement", "log", "PAY-1"]).stdout.contains("web build"));
+}
+
+#[test]
+fn a_build_without_tests_passes_on_the_image_alone_and_says_so() {
+    let s = services();
+    let (env, _web, _image) = setup(&s);
+    let r = env.ok(&["build", "web", "--requirement", "PAY-1", "--json"]);
+    assert!(r.stderr.contains("measures no tests or coverage"), "{}", r.stderr);
+    let b = r.json();
+    assert_eq!(b["status"], "success");
+    assert!(b["tests"].is_null() && b["coverage"].is_null(), "{b}");
+    assert!(b["digest"].is_null(), "not pushed");
+}
+
+#[test]
+fn failed_gates_exit_4_naming_each_and_force_passes_them_on_the_record() {
+    let s = services();
+    let (env, _web, _image) = setup(&s);
+    let failing = r#"printf '<testsuite><testcase classname="pay" name="refund"><failure/></testcase><testcase name="void"/></testsuite>' > junit.xml; printf '<coverage line-rate="0.5"/>' > coverage.xml; exit 1"#;
+    let r = env.code(4, &["build", "web", "--requirement", "PAY-1", "--test-cmd", failing]);
+    r.says(&["failed its gates: tests, coverage", "coverage: 50", "threshold 80", "pay::refund"]);
+    let list = env.json(&["build", "list"]);
+    assert_eq!(list[0]["status"], "failed");
+    assert!(list[0]["image"].is_null(), "no image after a failed gate: {list}");
+    assert_eq!(list[0]["tests"]["failed"], 1);
+
+    // A lower threshold from the configuration lets the coverage through; the tests still fail.
+    env.ok(&["config", "set", "gates.coverage", "40"]);
+    let r = env.code(4, &["build", "web", "--requirement", "PAY-1", "--test-cmd", failing]);
+    r.says(&["failed its gates: tests"]);
+    assert!(!r.stderr.contains("gates: tests, coverage"));
+
+    let b = env.json(&[
+        "build",
+        "web",
+        "--requirement",
+        "PAY-1",
+        "--test-cmd",
+        failing,
+        "--force",
+        "--reason",
+        "flaky, tracked",
+    ]);
+    assert_eq!(b["status"], "success");
+    let tests =
+        b["gates"].as_array().unwrap().iter().find(|g| g["name"] == "tests").unwrap().clone();
+    assert_eq!((tests["passed"].clone(), tests["forced"].clone()), (false.into(), true.into()));
+    let log = env.ok(&["requirement", "log", "PAY-1"]).stdout;
+    assert!(log.contains("flaky, tracked"), "{log}");
+}
+
+#[test]
+fn a_failing_dockerfile_step_is_named_with_its_output() {
+    let s = services();
+    let (env, web, _image) = setup(&s);
+    let repo = git2::Repository::open(&web).unwrap();
+    let broken = format!("FROM {}\nRUN echo preparing && echo 'no such tool' && false\n", s.base);
+    commit(&repo, "Dockerfile", &broken, "break it", Some("feature/PAY-1-refund-orders"));
+    let r = env.code(4, &["build", "web", "--requirement", "PAY-1"]);
+    r.says(&["the image build failed at Step 2/", "RUN echo preparing", "no such tool"]);
+    assert_eq!(env.json(&["build", "list"])[0]["status"], "failed");
+}
+
+#[test]
+fn nothing_is_recorded_when_the_build_cannot_start() {
+    let s = services();
+    let (mut env, web, _image) = setup(&s);
+    // No Dockerfile at the commit.
+    let repo = git2::Repository::open(&web).unwrap();
+    env.ok(&[
+        "project",
+        "app",
+        "add",
+        "PAY",
+        "api",
+        "--repo",
+        "web",
+        "--dockerfile",
+        "api/Dockerfile",
+    ]);
+    env.code(4, &["build", "api", "--requirement", "PAY-1"]).says(&["has no api/Dockerfile"]);
+    // A ref that is not there.
+    env.code(3, &["build", "web", "--ref", "release/nope"]).says(&["has no ref release/nope"]);
+    // Neither a requirement nor a ref; an unknown app.
+    env.code(2, &["build", "web"]).says(&["--requirement KEY or --ref REF"]);
+    env.code(3, &["build", "nope", "--ref", "main"]);
+    // No engine where DOCKER_HOST points.
+    env.set_var("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+    env.code(6, &["build", "web", "--requirement", "PAY-1"])
+        .says(&["unix:///nonexistent/docker.sock", "DOCKER_HOST"]);
+    assert_eq!(env.json(&["build", "list"]), serde_json::json!([]));
+    drop(repo);
+}
+
+#[test]
+fn a_registry_that_refuses_the_credentials_is_exit_6_without_the_secret() {
+    let s = services();
+    let (env, _web, _image) = setup(&s);
+    login(&env, &s, "wrong-password-123");
+    let r = env.code(6, &["build", "web", "--requirement", "PAY-1", "--push"]);
+    r.says(&["refused the credentials", "docker login"]);
+    assert!(!r.stderr.contains("wrong-password-123") && !r.stdout.contains("wrong-password-123"));
+    assert_eq!(env.json(&["build", "list"])[0]["status"], "failed");
+}
+
+#[test]
+fn an_interrupted_build_is_recorded_as_interrupted() {
+    let s = services();
+    let (env, _web, _image) = setup(&s);
+    let mut child = env
+        .cmd()
+        .args(["build", "web", "--requirement", "PAY-1", "--test-cmd", "sleep 20"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    child.wait().unwrap();
+    let b = env.json(&["build", "show", "1"]);
+    assert_eq!(b["status"], "interrupted", "{b}");
+}
