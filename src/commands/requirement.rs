@@ -488,6 +488,48 @@ fn list(cx: &mut Ctx, a: ListArgs) -> Result<()> {
     Ok(())
 }
 
+/// For each app of the requirement (built from a repository that holds its branch): whether
+/// one of its builds measured tests and coverage, passed (or was forced through) its gates, and
+/// was made at the branch tip or at a commit containing it (an integration).
+fn app_builds(
+    forges: &Forges,
+    store: &Store,
+    key: &RequirementKey,
+    repos: &[store::Repo],
+    branches: &[BranchView],
+) -> Result<Vec<(String, bool)>> {
+    let c = store.conn();
+    let apps = store::apps(c, &key.project)?;
+    let builds = store::builds(c, None, None)?;
+    let mut out = Vec::new();
+    for b in branches {
+        let Some(repo) = repos.iter().find(|r| r.name == b.repo) else { continue };
+        for app in apps.iter().filter(|a| a.repo_id == repo.id) {
+            let Some(tip) = b.sha.as_deref() else {
+                out.push((app.name.clone(), false));
+                continue;
+            };
+            let candidates: Vec<&store::Build> = builds
+                .iter()
+                .filter(|x| x.app == app.name && x.project == app.project && x.status == "success")
+                .filter(|x| x.tests.is_some() && x.coverage.is_some())
+                .filter(|x| x.gates.iter().all(|g| g.passed || g.forced))
+                .collect();
+            let mut ok = candidates.iter().any(|x| x.sha == tip);
+            if !ok && !candidates.is_empty() {
+                let objects = forges.objects(repo)?;
+                let tip = git2::Oid::from_str(tip)?;
+                ok = candidates.iter().any(|x| {
+                    git2::Oid::from_str(&x.sha)
+                        .is_ok_and(|s| objects.graph_descendant_of(s, tip).unwrap_or(false))
+                });
+            }
+            out.push((app.name.clone(), ok));
+        }
+    }
+    Ok(out)
+}
+
 /// Gathers what the gates look at: documents, people, dates, reviews, sign-offs, and the
 /// feature branches as their forge reports them now (`branches`, measured by the caller).
 pub fn gather_facts(
@@ -528,6 +570,7 @@ pub fn gather_facts(
         };
         test_integration.push((b.repo.clone(), b.name.clone(), held));
     }
+    let app_builds = app_builds(forges, store, &key, &repos, branches)?;
     let branches = branches
         .iter()
         .map(|b| BranchFact { repo: b.repo.clone(), branch: b.name.clone(), ahead: b.ahead })
@@ -537,6 +580,7 @@ pub fn gather_facts(
         qa_signoff |= store::has_role(c, &project, &s.user, Role::Qa)?;
     }
     Ok(Facts {
+        app_builds,
         test_integration,
         test_integration_branch: test_branch.to_string(),
         requirement_doc_edited: matches!((latest_own, &first_sha), (Some(d), Some(first)) if d.sha256 != *first),
@@ -572,6 +616,7 @@ struct Thread {
     /// Per repository, the commits on the requirement's branch that its base lacks.
     commits: Vec<RepoCommits>,
     integrations: Vec<store::IntegrationRecord>,
+    builds: Vec<store::Build>,
     signoffs: Vec<store::Signoff>,
     events: Vec<Event>,
     next: Option<NextStep>,
@@ -626,6 +671,7 @@ fn thread(
         branches,
         commits,
         integrations: store::integrations_of(c, key)?,
+        builds: store::builds(c, None, Some(key))?,
         signoffs: store::signoffs(c, key)?,
         events: store::events(c, key)?,
         next,
@@ -746,6 +792,26 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
                 i.branch,
                 i.repo,
                 crate::ui::short_sha(&i.feature_sha)
+            ))?;
+        }
+    }
+    if !t.builds.is_empty() {
+        ui.line(format!("\n{}", ui.bold("Builds")))?;
+        for b in &t.builds {
+            let tests = b
+                .tests
+                .as_ref()
+                .map(|x| format!("{}/{} tests", x.passed, x.total))
+                .unwrap_or_else(|| "no tests".into());
+            let coverage = b.coverage.map(|c| format!(", {c:.1} %")).unwrap_or_default();
+            let image = b.digest.clone().or(b.image.clone()).unwrap_or_else(|| "-".into());
+            ui.line(format!(
+                "  #{}  {}  {} at {}  {}  {tests}{coverage}  {image}",
+                b.id,
+                b.app,
+                b.git_ref,
+                crate::ui::short_sha(&b.sha),
+                b.status
             ))?;
         }
     }

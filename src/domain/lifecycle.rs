@@ -155,6 +155,10 @@ pub struct Facts {
     pub test_integration: Vec<(String, String, bool)>,
     /// That branch's name (`release/test` unless configured otherwise).
     pub test_integration_branch: String,
+    /// For each app built from a repository holding the requirement's branch: whether a build
+    /// with tests and coverage measured passed its gates at the branch tip or at a commit
+    /// that contains it.
+    pub app_builds: Vec<(String, bool)>,
     pub qa_signoff: bool,
     pub release_plan_doc: bool,
     pub rollback_plan_doc: bool,
@@ -275,10 +279,20 @@ pub fn gate(from: Status, key: &RequirementKey, f: &Facts) -> Vec<Missing> {
                     ));
                 }
             }
-            out.push(missing(
-                "no build of its apps with tests and coverage measured passed its gates",
-                "xone build APP --requirement KEY".replace("KEY", &key.to_string()),
-            ));
+            if f.app_builds.is_empty() {
+                out.push(missing(
+                    "no app is built from the repositories of its branches",
+                    format!("xone project app add {} APP --repo REPO", key.project),
+                ));
+            }
+            for (app, built) in &f.app_builds {
+                if !*built {
+                    out.push(missing(
+                        format!("no build of {app} with tests and coverage measured passed its gates at its branch"),
+                        format!("xone build {app} --requirement {key} (with a test command)"),
+                    ));
+                }
+            }
             out.push(missing(
                 "no healthy deployment to test runs an image of such a build",
                 "xone deploy APP --env test --build ID",

@@ -318,3 +318,31 @@ fn an_interrupted_build_is_recorded_as_interrupted() {
     let b = env.json(&["build", "show", "1"]);
     assert_eq!(b["status"], "interrupted", "{b}");
 }
+
+#[test]
+fn the_testing_gate_counts_only_builds_that_measured_and_passed_at_the_branch() {
+    let s = services();
+    let (env, web, _image) = setup(&s);
+    for _ in 0..4 {
+        env.ok(&["requirement", "advance", "PAY-1", "--force", "--reason", "setup"]);
+    }
+    let wants_build = |env: &TestEnv| {
+        let show = env.json(&["requirement", "show", "PAY-1"]);
+        show["next"].to_string().contains("no build of web")
+    };
+    assert!(wants_build(&env));
+    env.ok(&["build", "web", "--requirement", "PAY-1"]);
+    assert!(wants_build(&env), "a build without tests does not count");
+    env.ok(&["build", "web", "--requirement", "PAY-1", "--test-cmd", TESTS_PASS]);
+    assert!(!wants_build(&env), "a measured, passing build at the tip counts");
+    let show = env.json(&["requirement", "show", "PAY-1"]);
+    assert_eq!(show["builds"].as_array().unwrap().len(), 2, "{show}");
+    // New work on the branch: the build no longer stands for it.
+    let repo = git2::Repository::open(&web).unwrap();
+    commit(&repo, "more.txt", "more\n", "PAY-1: more", Some("feature/PAY-1-refund-orders"));
+    assert!(wants_build(&env));
+    // An integration build that contains the new tip counts again.
+    env.ok(&["branch", "integrate", "test", "PAY-1"]);
+    env.ok(&["build", "web", "--ref", "release/test", "--test-cmd", TESTS_PASS]);
+    assert!(!wants_build(&env));
+}
