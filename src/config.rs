@@ -99,6 +99,12 @@ const KEYS: &[KeyDef] = &[
         doc: "extra attempts for a remote request that is safe to repeat (429, 502-504)",
     },
     KeyDef {
+        key: "build.start_timeout",
+        ty: Type::Duration,
+        default: Some("10m"),
+        doc: "how long `build --pipeline --wait` waits for a runner to take the pipeline up",
+    },
+    KeyDef {
         key: "ui.page_size",
         ty: Type::Int,
         default: Some("50"),

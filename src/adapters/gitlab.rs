@@ -976,3 +976,172 @@ mod tests {
         assert!(!is_gitlab_spec("./web", Some(base)));
     }
 }
+
+/// A pipeline's state as GitLab reports it.
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    pub id: i64,
+    /// created, waiting_for_resource, preparing, pending, running, success, failed, canceled,
+    /// skipped, manual, scheduled
+    pub status: String,
+    pub sha: String,
+    pub web_url: Option<String>,
+    /// Percent, as the pipeline's jobs reported it; `None` when none did.
+    pub coverage: Option<f64>,
+}
+
+/// One job of a pipeline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    pub id: i64,
+    pub name: String,
+    pub stage: String,
+    pub status: String,
+}
+
+impl Pipeline {
+    pub fn finished(&self) -> bool {
+        matches!(self.status.as_str(), "success" | "failed" | "canceled" | "skipped")
+    }
+    /// Whether a runner has taken it up yet.
+    pub fn started(&self) -> bool {
+        !matches!(
+            self.status.as_str(),
+            "created" | "waiting_for_resource" | "preparing" | "pending"
+        )
+    }
+}
+
+fn pipeline_of(v: &Value, endpoint: &str) -> Result<Pipeline> {
+    let id = v.get("id").and_then(Value::as_i64).ok_or_else(|| {
+        XoneError::new(Kind::Remote, format!("GitLab's answer to {endpoint} has no pipeline id"))
+    })?;
+    // GitLab sends coverage as a string ("87.50"), sometimes as a number, or null.
+    let coverage = match v.get("coverage") {
+        Some(Value::String(s)) => s.parse::<f64>().ok(),
+        Some(Value::Number(n)) => n.as_f64(),
+        _ => None,
+    };
+    Ok(Pipeline {
+        id,
+        status: v.get("status").and_then(Value::as_str).unwrap_or("created").to_string(),
+        sha: v.get("sha").and_then(Value::as_str).unwrap_or_default().to_string(),
+        web_url: v.get("web_url").and_then(Value::as_str).map(str::to_string),
+        coverage,
+    })
+}
+
+impl GitLab {
+    /// The commit a ref of the repository points at on GitLab; a missing ref is exit 3.
+    pub fn commit_of(&self, r: &Repo, git_ref: &str) -> Result<String> {
+        let endpoint = format!("{}/repository/commits/{}", Self::project_path(r), encode(git_ref));
+        let reply = self.api.call(Method::GET, &endpoint, None, &[404])?;
+        if reply.status == 404 {
+            return Err(XoneError::not_found(format!("{} has no ref {git_ref} on GitLab", r.name))
+                .hint("push it first, or name an existing branch, tag or commit"));
+        }
+        str_field(&reply.json()?, "id", "GET commit")
+    }
+
+    /// The newest pipeline of `git_ref`, if any.
+    fn newest_pipeline(&self, r: &Repo, git_ref: &str) -> Result<Option<Pipeline>> {
+        let endpoint = format!(
+            "{}/pipelines?ref={}&order_by=id&sort=desc&per_page=1",
+            Self::project_path(r),
+            encode(git_ref)
+        );
+        let list = self.api.get(&endpoint)?;
+        match list.as_array().and_then(|a| a.first()) {
+            Some(p) => pipeline_of(p, "GET pipelines").map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Starts a pipeline on `git_ref`: `POST /pipeline` with a personal token, the trigger
+    /// API with a CI job token. A start whose answer was lost is looked for before another.
+    pub fn create_pipeline(&self, r: &Repo, git_ref: &str) -> Result<Pipeline> {
+        let before = self.newest_pipeline(r, git_ref)?.map(|p| p.id);
+        let job = self.token.as_ref().is_some_and(|t| t.job);
+        let (endpoint, body) = if job {
+            let token = self.token.as_ref().map(|t| t.value.clone()).unwrap_or_default();
+            (
+                format!("{}/trigger/pipeline", Self::project_path(r)),
+                json!({ "ref": git_ref, "token": token }),
+            )
+        } else {
+            (format!("{}/pipeline", Self::project_path(r)), json!({ "ref": git_ref }))
+        };
+        match self.api.call(Method::POST, &endpoint, Some(&body), &[400]) {
+            Ok(reply) if reply.status == 400 => Err(XoneError::not_found(format!(
+                "GitLab did not start a pipeline on {git_ref} in {}",
+                r.name
+            ))
+            .cause(reply.message())
+            .hint("check that the ref exists on GitLab and the project has a .gitlab-ci.yml")),
+            Ok(reply) => pipeline_of(&reply.json()?, "POST pipeline"),
+            Err(e) if e.kind == Kind::Remote => match self.newest_pipeline(r, git_ref)? {
+                Some(p) if Some(p.id) != before => Ok(p),
+                _ => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn pipeline(&self, r: &Repo, id: i64) -> Result<Pipeline> {
+        let endpoint = format!("{}/pipelines/{id}", Self::project_path(r));
+        pipeline_of(&self.api.get(&endpoint)?, "GET pipeline")
+    }
+
+    pub fn jobs(&self, r: &Repo, pipeline: i64) -> Result<Vec<Job>> {
+        let endpoint = format!("{}/pipelines/{pipeline}/jobs", Self::project_path(r));
+        let s =
+            |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        Ok(self
+            .api
+            .get_all(&endpoint)?
+            .iter()
+            .map(|j| Job {
+                id: j.get("id").and_then(Value::as_i64).unwrap_or_default(),
+                name: s(j, "name"),
+                stage: s(j, "stage"),
+                status: s(j, "status"),
+            })
+            .collect())
+    }
+
+    /// A job's log (its trace), as text.
+    pub fn trace(&self, r: &Repo, job: i64) -> Result<String> {
+        let endpoint = format!("{}/jobs/{job}/trace", Self::project_path(r));
+        let reply = self.api.call(Method::GET, &endpoint, None, &[])?;
+        Ok(String::from_utf8_lossy(&reply.body).into_owned())
+    }
+
+    /// The pipeline's unit test report: totals and the names of failing tests.
+    pub fn test_report(&self, r: &Repo, pipeline: i64) -> Result<crate::store::Tests> {
+        let endpoint = format!("{}/pipelines/{pipeline}/test_report", Self::project_path(r));
+        let v = self.api.get(&endpoint)?;
+        let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let mut failures = Vec::new();
+        for suite in v.get("test_suites").and_then(Value::as_array).into_iter().flatten() {
+            for case in suite.get("test_cases").and_then(Value::as_array).into_iter().flatten() {
+                let status = case.get("status").and_then(Value::as_str).unwrap_or_default();
+                if matches!(status, "failed" | "error") {
+                    let name = case.get("name").and_then(Value::as_str).unwrap_or("?");
+                    let class = case.get("classname").and_then(Value::as_str).unwrap_or_default();
+                    failures.push(if class.is_empty() {
+                        name.to_string()
+                    } else {
+                        format!("{class}::{name}")
+                    });
+                }
+            }
+        }
+        Ok(crate::store::Tests {
+            total: n("total_count"),
+            passed: n("success_count"),
+            failed: n("failed_count") + n("error_count"),
+            skipped: n("skipped_count"),
+            failures,
+        })
+    }
+}

@@ -147,10 +147,6 @@ fn build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
         return Err(XoneError::usage("name the app to build: xone build APP --requirement KEY")
             .hint("see the apps with `xone project app list KEY`"));
     };
-    if a.pipeline {
-        return Err(XoneError::gate("pipeline builds are not available in this xone yet")
-            .hint("build locally through the Docker engine: drop --pipeline (or pass --local)"));
-    }
     let actor = cx.actor()?;
     let coverage_min =
         cx.config()?.get("gates.coverage")?.and_then(|e| e.value.as_float()).unwrap_or(80.0);
@@ -183,6 +179,21 @@ fn build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
             return Err(XoneError::usage("say what to build: --requirement KEY or --ref REF"))
         }
     };
+    if a.pipeline {
+        let start_timeout = cx.config()?.str("build.start_timeout").unwrap_or("10m").to_string();
+        let start_timeout = std::time::Duration::from_secs(
+            config::parse_duration(&start_timeout).map_err(XoneError::usage)?,
+        );
+        let p = PipelineRun {
+            app: &app,
+            repo: &repo,
+            req: req.as_ref(),
+            git_ref: &git_ref,
+            coverage_min,
+            start_timeout,
+        };
+        return pipeline_build(cx, &mut store, &forges, &p, &a, &actor);
+    }
     // Everything that can be checked is checked before anything is recorded.
     let objects = forges.objects(&repo)?;
     let commit =
@@ -382,6 +393,271 @@ fn build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
     }
     cx.ui.line(format!("build {id} succeeded: {}", digest.unwrap_or(reference)))?;
     Ok(())
+}
+
+struct PipelineRun<'a> {
+    app: &'a App,
+    repo: &'a store::Repo,
+    req: Option<&'a store::Requirement>,
+    git_ref: &'a str,
+    coverage_min: f64,
+    start_timeout: std::time::Duration,
+}
+
+/// A build on GitLab CI: the pipeline is started on the ref and, with --wait, followed to its
+/// end (one line per job state change, the failing jobs' log tails), then its test report
+/// and coverage meet the gates.
+fn pipeline_build(
+    cx: &mut Ctx,
+    store: &mut store::Store,
+    forges: &crate::adapters::Forges,
+    p: &PipelineRun,
+    a: &RunArgs,
+    actor: &str,
+) -> Result<()> {
+    if p.repo.kind != "gitlab" {
+        return Err(XoneError::gate(format!(
+            "{} is not on GitLab: pipelines run on GitLab CI",
+            p.repo.name
+        ))
+        .hint("build it locally instead: --local"));
+    }
+    let gl = forges.gitlab()?;
+    let sha = gl.commit_of(p.repo, p.git_ref)?;
+    let pipeline = gl.create_pipeline(p.repo, p.git_ref)?;
+    let key = p.req.map(|r| r.key());
+    let sha = if pipeline.sha.is_empty() { sha } else { pipeline.sha.clone() };
+    let id = store.write(|tx| {
+        let id = store::start_build(tx, p.app, key.as_ref(), p.git_ref, &sha, "pipeline", actor)?;
+        store::set_pipeline(tx, id, pipeline.id, pipeline.web_url.as_deref())?;
+        Ok(id)
+    })?;
+    let mut log = Log::open(id)?;
+    let url = pipeline.web_url.clone().unwrap_or_default();
+    log.line(&format!(
+        "xone build {id}: pipeline {} of {} at {} ({sha}) {url}",
+        pipeline.id, p.app.name, p.git_ref
+    ));
+    cx.ui.status(format!("build {id}: pipeline {} on {} {url}", pipeline.id, p.git_ref));
+    if !a.wait {
+        store.write(|tx| store::detach_build(tx, id, "running"))?;
+        let b = store::build(store.conn(), id)?;
+        if cx.ui.json {
+            return cx.ui.print_json(&b);
+        }
+        cx.ui.line(format!("build {id} started: pipeline {} {url}", pipeline.id))?;
+        cx.ui.status(format!("follow it with `xone build show {id}`, or build with --wait"));
+        return Ok(());
+    }
+    let finished = follow(&cx.ui, gl, p.repo, pipeline.id, p.start_timeout, &mut log);
+    let (done, jobs) = match finished {
+        Ok(x) => x,
+        Err(e) => {
+            // The pipeline goes on without xone: `build show` picks it up again.
+            store.write(|tx| store::detach_build(tx, id, "running"))?;
+            return Err(e.hint(format!("`xone build show {id}` follows it later")));
+        }
+    };
+    let outcome = judge(gl, p.repo, &done, &jobs, p.coverage_min, &mut log)?;
+    settle_pipeline(
+        cx,
+        store,
+        id,
+        p.app,
+        p.req,
+        actor,
+        outcome,
+        a.force.then(|| a.reason.clone().unwrap_or_default()),
+    )
+}
+
+/// What a finished pipeline measured.
+struct Judged {
+    status: &'static str,
+    tests: Option<Tests>,
+    coverage: Option<f64>,
+    gates: Vec<Gate>,
+    detail: Option<String>,
+    /// The failing jobs' log tails, for the error.
+    tails: Vec<String>,
+}
+
+fn judge(
+    gl: &crate::adapters::gitlab::GitLab,
+    repo: &store::Repo,
+    p: &crate::adapters::gitlab::Pipeline,
+    jobs: &[crate::adapters::gitlab::Job],
+    coverage_min: f64,
+    log: &mut Log,
+) -> Result<Judged> {
+    let status = match p.status.as_str() {
+        "success" => "success",
+        "failed" => "failed",
+        _ => "canceled",
+    };
+    let report = gl.test_report(repo, p.id)?;
+    let tests = (report.total > 0).then_some(report);
+    let mut gates = vec![Gate {
+        name: "pipeline".into(),
+        passed: p.status == "success",
+        actual: json!(p.status),
+        threshold: json!("success"),
+        forced: false,
+    }];
+    gates.push(match &tests {
+        Some(t) => Gate {
+            name: "tests".into(),
+            passed: t.failed == 0,
+            actual: json!(format!("{} of {} passed, {} failed", t.passed, t.total, t.failed)),
+            threshold: json!("all pass"),
+            forced: false,
+        },
+        None => Gate {
+            name: "tests".into(),
+            passed: false,
+            actual: json!("no test report (artifacts:reports:junit)"),
+            threshold: json!("all pass"),
+            forced: false,
+        },
+    });
+    gates.push(Gate {
+        name: "coverage".into(),
+        passed: p.coverage.is_some_and(|c| c >= coverage_min),
+        actual: p
+            .coverage
+            .map(|c| json!(c))
+            .unwrap_or_else(|| json!("not reported (the job's coverage regex)")),
+        threshold: json!(coverage_min),
+        forced: false,
+    });
+    let failed_jobs: Vec<&crate::adapters::gitlab::Job> =
+        jobs.iter().filter(|j| j.status == "failed").collect();
+    let mut tails = Vec::new();
+    for j in &failed_jobs {
+        let trace = gl.trace(repo, j.id).unwrap_or_default();
+        let lines: Vec<&str> = trace.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(15)..];
+        log.line(&format!("--- job {} ({}) failed; the end of its log:", j.name, j.stage));
+        for l in tail {
+            log.line(l);
+            tails.push(format!("{}: {l}", j.name));
+        }
+    }
+    let detail = (!failed_jobs.is_empty()).then(|| {
+        let names: Vec<String> =
+            failed_jobs.iter().map(|j| format!("{} ({})", j.name, j.stage)).collect();
+        format!("failed jobs: {}", names.join(", "))
+    });
+    Ok(Judged { status, tests, coverage: p.coverage, gates, detail, tails })
+}
+
+/// Records a finished pipeline's outcome; failed gates are exit 4 unless forced.
+#[allow(clippy::too_many_arguments)]
+fn settle_pipeline(
+    cx: &mut Ctx,
+    store: &mut store::Store,
+    id: i64,
+    app: &App,
+    req: Option<&store::Requirement>,
+    actor: &str,
+    mut j: Judged,
+    forced: Option<String>,
+) -> Result<()> {
+    let failed: Vec<Gate> = j.gates.iter().filter(|g| !g.passed).cloned().collect();
+    let force = forced.is_some() && !failed.is_empty();
+    if force {
+        for g in j.gates.iter_mut().filter(|g| !g.passed) {
+            g.forced = true;
+        }
+    }
+    let status = if failed.is_empty() || force { j.status } else { "failed" };
+    let status = if status == "failed" && force { "success" } else { status };
+    finish(
+        store,
+        id,
+        app,
+        req,
+        actor,
+        &BuildOutcome {
+            status,
+            tests: j.tests.as_ref(),
+            coverage: j.coverage,
+            gates: &j.gates,
+            image: None,
+            digest: None,
+            detail: j.detail.as_deref(),
+        },
+        forced.filter(|_| force),
+    )?;
+    if !failed.is_empty() && !force {
+        let mut err = gate_error(app, &failed, j.tests.as_ref());
+        if let Some(d) = &j.detail {
+            err = err.cause(d.clone());
+        }
+        for t in j.tails.iter().rev().take(10).rev() {
+            err = err.cause(format!("| {t}"));
+        }
+        return Err(err);
+    }
+    let b = store::build(store.conn(), id)?;
+    if cx.ui.json {
+        return cx.ui.print_json(&b);
+    }
+    cx.ui.line(format!(
+        "build {id} {}: pipeline {}",
+        b.status,
+        b.pipeline_url.unwrap_or_default()
+    ))?;
+    Ok(())
+}
+
+/// Polls the pipeline with backoff (GitLab has no watch) until it finishes, reporting each job
+/// state change; gives up when no runner takes it within `start_timeout`.
+fn follow(
+    ui: &crate::ui::Ui,
+    gl: &crate::adapters::gitlab::GitLab,
+    repo: &store::Repo,
+    pipeline: i64,
+    start_timeout: std::time::Duration,
+    log: &mut Log,
+) -> Result<(crate::adapters::gitlab::Pipeline, Vec<crate::adapters::gitlab::Job>)> {
+    let began = std::time::Instant::now();
+    let progress = Progress::new(ui);
+    let mut seen: Vec<crate::adapters::gitlab::Job> = Vec::new();
+    let mut pause = std::time::Duration::from_millis(200);
+    loop {
+        let p = gl.pipeline(repo, pipeline)?;
+        let jobs = gl.jobs(repo, pipeline)?;
+        for j in &jobs {
+            if !seen.iter().any(|s| s.id == j.id && s.status == j.status) {
+                let line = format!("job {} ({}): {}", j.name, j.stage, j.status);
+                log.line(&line);
+                match &progress.bar {
+                    Some(b) => b.set_message(line),
+                    None => ui.status(&line),
+                }
+            }
+        }
+        seen = jobs.clone();
+        if p.finished() {
+            log.line(&format!("pipeline {pipeline}: {}", p.status));
+            return Ok((p, jobs));
+        }
+        if !p.started() && began.elapsed() > start_timeout {
+            return Err(XoneError::new(
+                crate::ui::Kind::Remote,
+                format!(
+                    "pipeline {pipeline} has not started after {} s: no runner took it up",
+                    start_timeout.as_secs()
+                ),
+            )
+            .hint(
+                "check the project's CI/CD runners on GitLab (build.start_timeout sets the wait)",
+            ));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 3 / 2).min(std::time::Duration::from_secs(2));
+    }
 }
 
 /// Records the outcome and, for a requirement's build, an event on its story.
@@ -641,6 +917,13 @@ fn show(cx: &mut Ctx, id: i64) -> Result<()> {
     let mut store = cx.store()?;
     store.write(|tx| store::settle_interrupted(tx))?;
     let b = store::build(store.conn(), id)?;
+    // A pipeline not seen to its end is asked about again.
+    if b.kind == "pipeline" && matches!(b.status.as_str(), "running" | "interrupted") {
+        if let Some(pipeline) = b.pipeline_id {
+            refresh(cx, &mut store, &b, pipeline)?;
+        }
+    }
+    let b = store::build(store.conn(), id)?;
     if cx.ui.json {
         return cx.ui.print_json(&b);
     }
@@ -695,6 +978,54 @@ fn show(cx: &mut Ctx, id: i64) -> Result<()> {
     Ok(())
 }
 
+fn refresh(cx: &mut Ctx, store: &mut store::Store, b: &Build, pipeline: i64) -> Result<()> {
+    let coverage_min =
+        cx.config()?.get("gates.coverage")?.and_then(|e| e.value.as_float()).unwrap_or(80.0);
+    let forges = cx.forges()?;
+    let project: ProjectKey = b.project.parse().map_err(XoneError::internal)?;
+    let app = store::app(store.conn(), Some(&project), &b.app)?;
+    let repo = store::repos(store.conn(), &project)?
+        .into_iter()
+        .find(|r| r.id == app.repo_id)
+        .ok_or_else(|| XoneError::not_found(format!("app {}'s repository is gone", app.name)))?;
+    let gl = forges.gitlab()?;
+    let p = gl.pipeline(&repo, pipeline)?;
+    if !p.finished() {
+        if b.status == "interrupted" {
+            store.write(|tx| store::detach_build(tx, b.id, "running"))?;
+        }
+        return Ok(());
+    }
+    let mut log = Log::open(b.id)?;
+    let jobs = gl.jobs(&repo, pipeline)?;
+    let judged = judge(gl, &repo, &p, &jobs, coverage_min, &mut log)?;
+    let req = match &b.requirement {
+        Some(k) => {
+            Some(store::requirement(store.conn(), &k.parse().map_err(XoneError::internal)?)?)
+        }
+        None => None,
+    };
+    let failed: Vec<Gate> = judged.gates.iter().filter(|g| !g.passed).cloned().collect();
+    let status = if failed.is_empty() { judged.status } else { "failed" };
+    finish(
+        store,
+        b.id,
+        &app,
+        req.as_ref(),
+        &b.actor,
+        &BuildOutcome {
+            status,
+            tests: judged.tests.as_ref(),
+            coverage: judged.coverage,
+            gates: &judged.gates,
+            image: None,
+            digest: None,
+            detail: judged.detail.as_deref(),
+        },
+        None,
+    )
+}
+
 fn log(cx: &mut Ctx, id: i64, job: Option<String>) -> Result<()> {
     let store = cx.store()?;
     let b = store::build(store.conn(), id)?;
@@ -703,6 +1034,27 @@ fn log(cx: &mut Ctx, id: i64, job: Option<String>) -> Result<()> {
             "build {id} is a local build: it has no pipeline jobs"
         ))
         .hint(format!("its whole output: xone build log {id}")));
+    }
+    if let (Some(name), Some(pipeline)) = (&job, b.pipeline_id) {
+        let forges = cx.forges()?;
+        let project: ProjectKey = b.project.parse().map_err(XoneError::internal)?;
+        let app = store::app(store.conn(), Some(&project), &b.app)?;
+        let repo = store::repos(store.conn(), &project)?
+            .into_iter()
+            .find(|r| r.id == app.repo_id)
+            .ok_or_else(|| {
+                XoneError::not_found(format!("app {}'s repository is gone", app.name))
+            })?;
+        let gl = forges.gitlab()?;
+        let jobs = gl.jobs(&repo, pipeline)?;
+        let found = jobs.iter().find(|j| &j.name == name).ok_or_else(|| {
+            let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
+            XoneError::not_found(format!("pipeline {pipeline} has no job {name}"))
+                .hint(format!("its jobs: {}", names.join(", ")))
+        })?;
+        let trace = gl.trace(&repo, found.id)?;
+        cx.ui.out().write_all(trace.as_bytes())?;
+        return Ok(());
     }
     let text = std::fs::read(log_path(id)).map_err(|_| {
         XoneError::not_found(format!("build {id} has no log on this machine"))

@@ -165,6 +165,7 @@ pub struct Build {
     pub kind: String,
     /// running | success | failed | canceled | interrupted
     pub status: String,
+    pub pipeline_id: Option<i64>,
     pub pipeline_url: Option<String>,
     pub tests: Option<Tests>,
     pub coverage: Option<f64>,
@@ -177,11 +178,11 @@ pub struct Build {
     pub actor: String,
 }
 
-const BUILD_COLS: &str = "b.id, a.name, a.project, b.requirement, b.ref, b.sha, b.kind, b.status, b.pipeline_url, b.tests, b.coverage, b.gates, b.image, b.digest, b.detail, b.started_at, b.finished_at, b.actor";
+const BUILD_COLS: &str = "b.id, a.name, a.project, b.requirement, b.ref, b.sha, b.kind, b.status, b.pipeline_id, b.pipeline_url, b.tests, b.coverage, b.gates, b.image, b.digest, b.detail, b.started_at, b.finished_at, b.actor";
 
 fn build_row(r: &Row) -> rusqlite::Result<Build> {
-    let tests: Option<String> = r.get(9)?;
-    let gates: String = r.get(11)?;
+    let tests: Option<String> = r.get(10)?;
+    let gates: String = r.get(12)?;
     Ok(Build {
         id: r.get(0)?,
         app: r.get(1)?,
@@ -191,16 +192,17 @@ fn build_row(r: &Row) -> rusqlite::Result<Build> {
         sha: r.get(5)?,
         kind: r.get(6)?,
         status: r.get(7)?,
-        pipeline_url: r.get(8)?,
+        pipeline_id: r.get(8)?,
+        pipeline_url: r.get(9)?,
         tests: tests.and_then(|t| serde_json::from_str(&t).ok()),
-        coverage: r.get(10)?,
+        coverage: r.get(11)?,
         gates: serde_json::from_str(&gates).unwrap_or_default(),
-        image: r.get(12)?,
-        digest: r.get(13)?,
-        detail: r.get(14)?,
-        started_at: r.get(15)?,
-        finished_at: r.get(16)?,
-        actor: r.get(17)?,
+        image: r.get(13)?,
+        digest: r.get(14)?,
+        detail: r.get(15)?,
+        started_at: r.get(16)?,
+        finished_at: r.get(17)?,
+        actor: r.get(18)?,
     })
 }
 
@@ -262,11 +264,26 @@ pub fn finish_build(c: &Connection, id: i64, o: &BuildOutcome) -> Result<()> {
     Ok(())
 }
 
-/// Marks local builds whose process is gone while still `running` as `interrupted` (Ctrl-C,
-/// a closed terminal): nothing else would ever finish them.
+/// Notes the pipeline a build follows.
+pub fn set_pipeline(c: &Connection, id: i64, pipeline: i64, url: Option<&str>) -> Result<()> {
+    c.execute(
+        "UPDATE build SET pipeline_id = ?2, pipeline_url = ?3 WHERE id = ?1",
+        params![id, pipeline, url],
+    )?;
+    Ok(())
+}
+
+/// A pipeline build that xone stops following (it runs on; `build show` picks it up).
+pub fn detach_build(c: &Connection, id: i64, status: &str) -> Result<()> {
+    c.execute("UPDATE build SET pid = NULL, status = ?2 WHERE id = ?1", params![id, status])?;
+    Ok(())
+}
+
+/// Marks builds whose xone process is gone while still `running` as `interrupted` (Ctrl-C, a
+/// closed terminal). A pipeline goes on running on GitLab: `build show` picks it up again.
 pub fn settle_interrupted(c: &Connection) -> Result<usize> {
     let mut st =
-        c.prepare("SELECT id, pid FROM build WHERE status = 'running' AND kind = 'local'")?;
+        c.prepare("SELECT id, pid FROM build WHERE status = 'running' AND pid IS NOT NULL")?;
     let running: Vec<(i64, Option<i64>)> =
         st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
     let mut n = 0;

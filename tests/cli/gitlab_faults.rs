@@ -270,6 +270,14 @@ fn the_fake_answers_with_the_documented_fields_and_types() {
     );
     let listed = get(&fake, &format!("/projects/{id}/merge_requests?state=opened"));
     let single = get(&fake, &format!("/projects/{id}/merge_requests/1"));
+    let started = call(
+        &fake,
+        "POST",
+        &format!("/projects/{id}/pipeline"),
+        Some(serde_json::json!({"ref": "main"})),
+    );
+    let pipeline = started["id"].as_i64().unwrap();
+    std::thread::sleep(Duration::from_millis(600));
     let merged = call(&fake, "PUT", &format!("/projects/{id}/merge_requests/1/merge"), None);
     let cases = [
         ("version.json", get(&fake, "/version")),
@@ -296,6 +304,13 @@ fn the_fake_answers_with_the_documented_fields_and_types() {
         ("merge_request_get.json", single),
         ("merge_request_merge.json", merged),
         ("error_404.json", get(&fake, "/projects/nobody%2Fnothing")),
+        ("pipeline_create.json", started),
+        ("pipeline.json", get(&fake, &format!("/projects/{id}/pipelines/{pipeline}"))),
+        ("pipeline_jobs.json", get(&fake, &format!("/projects/{id}/pipelines/{pipeline}/jobs"))),
+        (
+            "pipeline_test_report.json",
+            get(&fake, &format!("/projects/{id}/pipelines/{pipeline}/test_report")),
+        ),
     ];
     let mut problems = Vec::new();
     for (name, answer) in &cases {

@@ -99,7 +99,7 @@ fn draft_to_submitted_through_every_gate() {
     env.code(4, &["requirement", "advance", "PAY-1"]).says(&[
         "cannot enter testing",
         "release/test in web does not hold the tip",
-        "no build",
+        "no app is built",
         "deployment to test",
         "smoke",
     ]);

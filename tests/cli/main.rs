@@ -12,6 +12,7 @@ mod gitlab_faults;
 mod integrate;
 mod lifecycle;
 mod output;
+mod pipeline;
 mod project;
 mod requirement;
 mod review;

@@ -28,6 +28,98 @@ const MR: &str = include_str!("../../fixtures/gitlab/merge_request.json");
 const MR_LISTED: &str = include_str!("../../fixtures/gitlab/merge_requests.json");
 const MR_SINGLE: &str = include_str!("../../fixtures/gitlab/merge_request_get.json");
 const VERSION: &str = include_str!("../../fixtures/gitlab/version.json");
+const PIPELINE: &str = include_str!("../../fixtures/gitlab/pipeline.json");
+const PIPELINE_CREATED: &str = include_str!("../../fixtures/gitlab/pipeline_create.json");
+const JOBS: &str = include_str!("../../fixtures/gitlab/pipeline_jobs.json");
+const TEST_REPORT: &str = include_str!("../../fixtures/gitlab/pipeline_test_report.json");
+
+/// What a pipeline does once a runner takes it: its jobs in order (each runs `job_time`; a
+/// failed job skips those after it), the coverage it reports, its test cases.
+#[derive(Clone, Debug)]
+pub struct Ci {
+    /// (stage, name, passes, log)
+    pub jobs: Vec<(String, String, bool, String)>,
+    pub coverage: Option<f64>,
+    /// (classname, name, status: success | failed | skipped | error)
+    pub tests: Vec<(String, String, String)>,
+    /// When a runner takes it up; `None`: never.
+    pub start_after: Option<Duration>,
+    pub job_time: Duration,
+}
+
+impl Default for Ci {
+    fn default() -> Ci {
+        Ci {
+            jobs: vec![
+                ("build".into(), "compile".into(), true, "compiling\nok\n".into()),
+                ("test".into(), "unit".into(), true, "running 2 tests\nok\n".into()),
+            ],
+            coverage: Some(85.5),
+            tests: vec![
+                ("pay".into(), "refund".into(), "success".into()),
+                ("pay".into(), "void".into(), "success".into()),
+            ],
+            start_after: Some(Duration::from_millis(100)),
+            job_time: Duration::from_millis(150),
+        }
+    }
+}
+
+struct Pipeline {
+    id: i64,
+    iid: i64,
+    project: i64,
+    git_ref: String,
+    sha: String,
+    created: std::time::Instant,
+    created_at: String,
+    ci: Ci,
+    job_ids: Vec<i64>,
+}
+
+impl Pipeline {
+    /// Each job's status now, and the pipeline's.
+    fn statuses(&self) -> (Vec<&'static str>, &'static str) {
+        let t = self.created.elapsed();
+        let Some(start) = self.ci.start_after.filter(|s| t >= *s) else {
+            let jobs = self
+                .ci
+                .jobs
+                .iter()
+                .enumerate()
+                .map(|(i, _)| if i == 0 { "pending" } else { "created" })
+                .collect();
+            return (jobs, "pending");
+        };
+        let run = t - start;
+        let mut jobs = Vec::new();
+        let mut broken = false;
+        for (i, (_, _, passes, _)) in self.ci.jobs.iter().enumerate() {
+            let begins = self.ci.job_time * i as u32;
+            let status = if broken {
+                "skipped"
+            } else if run < begins {
+                "created"
+            } else if run < begins + self.ci.job_time {
+                "running"
+            } else if *passes {
+                "success"
+            } else {
+                broken = true;
+                "failed"
+            };
+            jobs.push(status);
+        }
+        let overall = if jobs.iter().any(|j| *j == "running" || *j == "created") {
+            "running"
+        } else if jobs.contains(&"failed") {
+            "failed"
+        } else {
+            "success"
+        };
+        (jobs, overall)
+    }
+}
 
 /// A fault served instead of the real answer, to the next request whose path contains `path`.
 #[derive(Clone, Debug)]
@@ -106,6 +198,9 @@ struct State {
     blocker: Option<String>,
     /// Run before serving the next request whose path contains the key.
     hooks: Vec<(String, Hook)>,
+    pipelines: Vec<Pipeline>,
+    /// What pipelines of (project path, ref) do; others do `Ci::default()`.
+    ci: Vec<(String, String, Ci)>,
     log: Vec<Logged>,
     next_id: i64,
 }
@@ -374,6 +469,17 @@ impl FakeGitLab {
         std::fs::write(&hook, script).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// What the pipelines of `path` on `git_ref` do from now on.
+    pub fn set_ci(&self, path: &str, git_ref: &str, ci: Ci) {
+        let mut s = self.state.lock().unwrap();
+        s.ci.retain(|(p, r, _)| !(p == path && r == git_ref));
+        s.ci.push((path.into(), git_ref.into(), ci));
+    }
+
+    pub fn pipeline_count(&self) -> usize {
+        self.state.lock().unwrap().pipelines.len()
     }
 
     pub fn set_page_cap(&self, n: usize) {
@@ -732,7 +838,7 @@ impl FakeGitLab {
         let parts: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
         let m = req.method.as_str();
         // A CI job token reads; it does not write through the REST API.
-        if job && m != "GET" {
+        if job && m != "GET" && !rest.ends_with("/trigger/pipeline") {
             return message(403, "403 Forbidden");
         }
         match (m, parts.as_slice()) {
@@ -943,6 +1049,105 @@ impl FakeGitLab {
                     Err(_) => message(404, "404 Merge Base Not Found"),
                 }
             }
+            ("GET", ["repository", "commits", r @ ..]) => match resolve(&decode(&r.join("/"))) {
+                Some(oid) => reply(200, self.commit_json(path, &repo.find_commit(oid).unwrap())),
+                None => message(404, "404 Commit Not Found"),
+            },
+            ("POST", ["pipeline"]) | ("POST", ["trigger", "pipeline"]) => {
+                let Some(git_ref) = req.param("ref") else {
+                    return message(400, "ref is missing");
+                };
+                let Some(oid) = repo
+                    .find_branch(&git_ref, BranchType::Local)
+                    .ok()
+                    .and_then(|b| b.get().target())
+                    .or_else(|| resolve(&git_ref))
+                else {
+                    return reply(400, json!({"message": {"base": ["Reference not found"]}}));
+                };
+                let mut s = self.state.lock().unwrap();
+                let ci =
+                    s.ci.iter()
+                        .find(|(p, r, _)| p == path && *r == git_ref)
+                        .map(|(_, _, c)| c.clone())
+                        .unwrap_or_default();
+                s.next_id += 1;
+                let id = s.next_id;
+                let mut job_ids = Vec::new();
+                for _ in &ci.jobs {
+                    s.next_id += 1;
+                    job_ids.push(s.next_id);
+                }
+                let iid = s.pipelines.iter().filter(|p| p.project == pid).count() as i64 + 1;
+                s.pipelines.push(Pipeline {
+                    id,
+                    iid,
+                    project: pid,
+                    git_ref,
+                    sha: oid.to_string(),
+                    created: std::time::Instant::now(),
+                    created_at: now(),
+                    ci,
+                    job_ids,
+                });
+                let v = self.pipeline_json(s.pipelines.last().unwrap(), path, PIPELINE_CREATED);
+                reply(201, v)
+            }
+            ("GET", ["pipelines"]) => {
+                let s = self.state.lock().unwrap();
+                let mut list: Vec<&Pipeline> = s
+                    .pipelines
+                    .iter()
+                    .filter(|p| p.project == pid)
+                    .filter(|p| req.param("ref").is_none_or(|r| r == p.git_ref))
+                    .collect();
+                list.reverse();
+                let all: Vec<Value> =
+                    list.iter().map(|p| self.pipeline_json(p, path, PIPELINE)).collect();
+                drop(s);
+                self.page(req, all)
+            }
+            ("GET", ["pipelines", id, tail @ ..]) => {
+                let s = self.state.lock().unwrap();
+                let Some(p) =
+                    s.pipelines.iter().find(|p| p.project == pid && p.id.to_string() == *id)
+                else {
+                    return message(404, "404 Not found");
+                };
+                match tail {
+                    [] => reply(200, self.pipeline_json(p, path, PIPELINE)),
+                    ["jobs"] => {
+                        let all = self.jobs_json(p, path);
+                        drop(s);
+                        self.page(req, all)
+                    }
+                    ["test_report"] => reply(200, self.test_report_json(p)),
+                    _ => message(404, "404 Not Found"),
+                }
+            }
+            ("GET", ["jobs", id, "trace"]) => {
+                let s = self.state.lock().unwrap();
+                let found = s.pipelines.iter().filter(|p| p.project == pid).find_map(|p| {
+                    let i = p.job_ids.iter().position(|j| j.to_string() == *id)?;
+                    let (jobs, _) = p.statuses();
+                    Some((jobs[i], p.ci.jobs[i].3.clone()))
+                });
+                match found {
+                    Some((status, log)) => {
+                        let text = if matches!(status, "created" | "pending") {
+                            String::new()
+                        } else {
+                            log
+                        };
+                        Response {
+                            status: 200,
+                            headers: vec![("Content-Type".into(), "text/plain".into())],
+                            body: text.into_bytes(),
+                        }
+                    }
+                    None => message(404, "404 Not found"),
+                }
+            }
             ("GET", ["merge_requests"]) => {
                 let s = self.state.lock().unwrap();
                 let state = req.param("state").unwrap_or_else(|| "all".into());
@@ -1064,6 +1269,109 @@ impl FakeGitLab {
             }
             _ => message(404, "404 Not Found"),
         }
+    }
+
+    fn pipeline_json(&self, p: &Pipeline, path: &str, doc: &str) -> Value {
+        let (_, status) = p.statuses();
+        let finished = matches!(status, "success" | "failed");
+        let mut v = template(doc);
+        let fields = [
+            ("id", json!(p.id)),
+            ("iid", json!(p.iid)),
+            ("project_id", json!(p.project)),
+            ("sha", json!(p.sha)),
+            ("ref", json!(p.git_ref)),
+            ("status", json!(status)),
+            ("created_at", json!(p.created_at)),
+            ("updated_at", json!(now())),
+            ("web_url", json!(format!("{}/{path}/-/pipelines/{}", self.url, p.id))),
+            ("finished_at", if finished { json!(now()) } else { Value::Null }),
+            // GitLab reports coverage as a string, once the jobs have reported it.
+            (
+                "coverage",
+                match (finished, p.ci.coverage) {
+                    (true, Some(c)) => json!(format!("{c:.2}")),
+                    _ => Value::Null,
+                },
+            ),
+        ];
+        for (k, val) in fields {
+            set(&mut v, k, val);
+        }
+        v
+    }
+
+    fn jobs_json(&self, p: &Pipeline, path: &str) -> Vec<Value> {
+        let (statuses, _) = p.statuses();
+        let doc = template(JOBS);
+        let example = doc.as_array().and_then(|a| a.first()).cloned().expect("an example job");
+        p.ci.jobs
+            .iter()
+            .zip(&p.job_ids)
+            .zip(statuses)
+            .map(|(((stage, name, _, _), id), status)| {
+                let mut v = example.clone();
+                let fields = [
+                    ("id", json!(id)),
+                    ("name", json!(name)),
+                    ("stage", json!(stage)),
+                    ("status", json!(status)),
+                    ("ref", json!(p.git_ref)),
+                    ("web_url", json!(format!("{}/{path}/-/jobs/{id}", self.url))),
+                    (
+                        "failure_reason",
+                        if status == "failed" { json!("script_failure") } else { Value::Null },
+                    ),
+                ];
+                for (k, val) in fields {
+                    set(&mut v, k, val);
+                }
+                if let Some(pl) = v.get_mut("pipeline").and_then(Value::as_object_mut) {
+                    pl.insert("id".into(), json!(p.id));
+                    pl.insert("status".into(), json!(status));
+                    pl.insert("sha".into(), json!(p.sha));
+                    pl.insert("ref".into(), json!(p.git_ref));
+                }
+                v
+            })
+            .collect()
+    }
+
+    /// The test report once the pipeline is done (empty before, as GitLab's is).
+    fn test_report_json(&self, p: &Pipeline) -> Value {
+        let (_, status) = p.statuses();
+        let done = matches!(status, "success" | "failed");
+        let cases: Vec<&(String, String, String)> =
+            if done { p.ci.tests.iter().collect() } else { Vec::new() };
+        let count = |st: &str| cases.iter().filter(|c| c.2 == st).count();
+        let mut v = template(TEST_REPORT);
+        let example_suite = v["test_suites"][0].clone();
+        let example_case = example_suite["test_cases"][0].clone();
+        let test_cases: Vec<Value> = cases
+            .iter()
+            .map(|(class, name, st)| {
+                let mut c = example_case.clone();
+                set(&mut c, "classname", json!(class));
+                set(&mut c, "name", json!(name));
+                set(&mut c, "status", json!(st));
+                c
+            })
+            .collect();
+        let totals = [
+            ("total_count", json!(cases.len())),
+            ("success_count", json!(count("success"))),
+            ("failed_count", json!(count("failed"))),
+            ("skipped_count", json!(count("skipped"))),
+            ("error_count", json!(count("error"))),
+        ];
+        let mut suite = example_suite;
+        for (k, val) in &totals {
+            set(&mut suite, k, val.clone());
+            set(&mut v, k, val.clone());
+        }
+        set(&mut suite, "test_cases", json!(test_cases));
+        set(&mut v, "test_suites", if cases.is_empty() { json!([]) } else { json!([suite]) });
+        v
     }
 
     fn checked_once(&self) {
