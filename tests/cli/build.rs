@@ -346,3 +346,35 @@ fn the_testing_gate_counts_only_builds_that_measured_and_passed_at_the_branch() 
     env.ok(&["build", "web", "--ref", "release/test", "--test-cmd", TESTS_PASS]);
     assert!(!wants_build(&env));
 }
+
+#[test]
+fn a_credential_helper_supplies_the_registry_password() {
+    let s = services();
+    let (mut env, _web, image) = setup(&s);
+    // `docker login` with a credsStore keeps nothing in config.json but the helper's name.
+    let bin = env.root().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-xonetest");
+    let script = format!(
+        "#!/bin/sh\nread host\n[ \"$1\" = get ] && [ \"$host\" = \"{}\" ] || exit 1\nprintf '{{\"ServerURL\":\"%s\",\"Username\":\"{}\",\"Secret\":\"{}\"}}' \"$host\"\n",
+        s.registry, s.user, s.password
+    );
+    std::fs::write(&helper, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        env.home.join(".docker/config.json"),
+        r#"{"auths": {}, "credsStore": "xonetest"}"#,
+    )
+    .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    env.set_var("PATH", &path);
+    let b = env.json(&["build", "web", "--requirement", "PAY-1", "--push"]);
+    assert!(b["digest"].as_str().unwrap().starts_with(&format!("{image}@sha256:")), "{b}");
+    // DOCKER_CONFIG points elsewhere: no credentials there, and the registry says no.
+    let elsewhere = env.root().join("docker-config");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    env.set_var("DOCKER_CONFIG", &elsewhere.to_string_lossy());
+    env.code(6, &["build", "web", "--requirement", "PAY-1", "--push"])
+        .says(&["refused the credentials"]);
+}
