@@ -67,18 +67,15 @@ impl Engine {
             .build()
             .map_err(|e| XoneError::internal("cannot start the I/O runtime").cause(e))?;
         let docker = Docker::connect_with_defaults().map_err(|e| unreachable(&host, e))?;
-        let docker = rt.block_on(async {
-            let docker = docker.negotiate_version().await?;
-            docker.ping().await?;
-            Ok::<_, bollard::errors::Error>(docker)
-        });
+        // Asking for the version is the reachability check too.
+        let docker = rt.block_on(docker.negotiate_version());
         let docker = docker.map_err(|e| unreachable(&host, e))?;
         Ok(Engine { docker, rt })
     }
 
     /// Builds from a tar context fed by `feed` (written on another thread and streamed to the
-    /// engine, never held whole), reporting each line of output to `line`. A step that fails
-    /// is exit 4 naming the step and its last lines.
+    /// engine, never held whole), reporting each line of output to `line`; returns the first
+    /// tag. A step that fails is exit 4 naming the step and its last lines.
     pub fn build(
         &self,
         spec: &BuildSpec,
@@ -151,24 +148,16 @@ impl Engine {
             return Err(e.hint("fix the Dockerfile or the code it builds, commit, and build again"));
         }
         let first = spec.tags.first().cloned().unwrap_or_default();
-        let id = self.image_id(&first)?;
         for extra in spec.tags.iter().skip(1) {
             let (repo, tag) = split_tag(extra);
             #[allow(deprecated)]
             let opts =
                 bollard::image::TagImageOptions { repo: repo.to_string(), tag: tag.to_string() };
-            self.rt.block_on(self.docker.tag_image(&id, Some(opts))).map_err(|e| {
+            self.rt.block_on(self.docker.tag_image(&first, Some(opts))).map_err(|e| {
                 XoneError::new(Kind::Remote, format!("tagging {extra} failed")).cause(e)
             })?;
         }
-        Ok(id)
-    }
-
-    fn image_id(&self, reference: &str) -> Result<String> {
-        let image = self.rt.block_on(self.docker.inspect_image(reference)).map_err(|e| {
-            XoneError::new(Kind::Remote, format!("the engine lost {reference}")).cause(e)
-        })?;
-        Ok(image.id.unwrap_or_default())
+        Ok(first)
     }
 
     /// Pushes `reference` with the user's credentials for its registry and returns the digest

@@ -588,14 +588,11 @@ impl Forge for LocalForge {
         let mut out = Vec::new();
         for oid in walk.take(limit) {
             let c = repo.find_commit(oid?)?;
-            let secs = c.time().seconds();
-            let date = crate::domain::date::Date::from_days(secs.div_euclid(86_400));
-            let s = secs.rem_euclid(86_400);
             out.push(CommitInfo {
                 sha: c.id().to_string(),
                 summary: c.summary().ok().flatten().unwrap_or_default().to_string(),
                 author: c.author().name().unwrap_or_default().to_string(),
-                at: format!("{date}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60),
+                at: crate::domain::date::rfc3339(c.time().seconds()),
             });
         }
         Ok(out)

@@ -290,7 +290,9 @@ fn build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
     let source = repo.web_url.clone().unwrap_or_else(|| repo.location.clone());
     labels.insert("org.opencontainers.image.source".to_string(), source);
     labels.insert("org.opencontainers.image.revision".to_string(), sha.clone());
-    labels.insert("org.opencontainers.image.created".to_string(), crate::domain::date::now());
+    // The commit's time, not the clock's: building the same commit again gives the same
+    // image, which the engine's layer cache then serves as it does for `docker build`.
+    labels.insert("org.opencontainers.image.created".to_string(), crate::domain::date::rfc3339(commit.time().seconds()));
     if let Some(k) = key {
         labels.insert("xone.requirement".to_string(), k.to_string());
     }
@@ -624,7 +626,7 @@ fn follow(
     let began = std::time::Instant::now();
     let progress = Progress::new(ui);
     let mut seen: Vec<crate::adapters::gitlab::Job> = Vec::new();
-    let mut pause = std::time::Duration::from_millis(200);
+    let mut pause = std::time::Duration::from_millis(250);
     loop {
         let p = gl.pipeline(repo, pipeline)?;
         let jobs = gl.jobs(repo, pipeline)?;
@@ -655,8 +657,12 @@ fn follow(
                 "check the project's CI/CD runners on GitLab (build.start_timeout sets the wait)",
             ));
         }
+        // Every 250 ms while a pipeline is young (most finish or fail early), then backing
+        // off to every 2 s: GitLab has no watch, and a long pipeline need not be asked often.
         std::thread::sleep(pause);
-        pause = (pause * 3 / 2).min(std::time::Duration::from_secs(2));
+        if began.elapsed() > std::time::Duration::from_secs(30) {
+            pause = (pause * 3 / 2).min(std::time::Duration::from_secs(2));
+        }
     }
 }
 

@@ -128,6 +128,13 @@ pub fn now() -> String {
     format!("{date}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
 }
 
+/// Seconds since the Unix epoch as RFC 3339 UTC (`2026-11-30T10:00:00Z`).
+pub fn rfc3339(secs: i64) -> String {
+    let date = Date::from_days(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    format!("{date}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -534,6 +534,7 @@ impl FakeGitLab {
     // ---- HTTP ----------------------------------------------------------------------------
 
     fn serve(&self, stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         let mut writer = stream;
         loop {
@@ -617,9 +618,11 @@ impl FakeGitLab {
                 head.push_str(&format!("{k}: {v}\r\n"));
             }
             head.push_str("\r\n");
-            if writer.write_all(head.as_bytes()).and_then(|_| writer.write_all(&resp.body)).is_err()
-                || close
-            {
+            // One write per answer: a head and a body sent apart wait on the client's delayed
+            // acknowledgement (Nagle), which no real server makes its clients do.
+            let mut whole = head.into_bytes();
+            whole.extend_from_slice(&resp.body);
+            if writer.write_all(&whole).is_err() || close {
                 return;
             }
         }

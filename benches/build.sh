@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# SPEC §7 and the builds issue: a local image build through xone against `docker build` on
+# the same context and engine (median of several runs each; budget: no slower, within
+# noise), and the delay between a GitLab pipeline finishing and xone reporting it.
+#
+#   benches/build.sh            # needs root, hyperfine and what scripts/services needs
+#   RUNS=9 benches/build.sh
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here/.."
+RUNS=${RUNS:-7}
+command -v hyperfine >/dev/null || { echo "benches/build.sh needs hyperfine" >&2; exit 2; }
+cargo build --release --quiet
+cargo build --release --quiet --example fake_gitlab
+xone=$PWD/target/release/xone
+fake=$PWD/target/release/examples/fake_gitlab
+. "$here/../scripts/services"
+work=$svc/bench
+mkdir -p "$work/home"
+export HOME=$work/home XONE_HOME=$work/state XONE_USER=bench CI=1 DOCKER_BUILDKIT=0
+
+# A context of a few megabytes in a committed repository.
+repo=$work/web
+git init -q -b main "$repo"
+mkdir -p "$repo/static"
+for i in $(seq 40); do head -c 100000 /dev/urandom | od -An -tx1 >"$repo/static/f$i.txt"; done
+printf 'FROM %s\nCOPY static /static\nRUN ls /static | wc -l\n' "$XONE_TEST_BASE_IMAGE" >"$repo/Dockerfile"
+git -C "$repo" add -A
+git -C "$repo" -c user.name=bench -c user.email=bench@localhost commit -qm context
+"$xone" project create BENCH --name Bench --repo "$repo" >/dev/null 2>&1
+"$xone" project app add BENCH web --repo web --image bench/web >/dev/null 2>&1
+
+hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$work/build.json" \
+  -n "docker build" "docker build -q -t bench/docker:latest $repo" \
+  -n "xone build --local" "$xone build web --ref main --local" >/dev/null 2>&1
+python3 - "$work/build.json" <<'PY'
+import json, sys
+r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+d, x = r["docker build"]["median"] * 1000, r["xone build --local"]["median"] * 1000
+print("\n| local image build, same context and engine | median ms |\n|---|---:|")
+print(f"| docker build | {d:.0f} |")
+print(f"| xone build --local | {x:.0f} |")
+print(f"| ratio (budget ≤ 1.0, plus noise) | {x / d:.2f} |")
+PY
+
+# The pipeline: the fake's default pipeline is taken up after 100 ms and runs two jobs of
+# 150 ms each, so it finishes 400 ms after it starts.
+"$fake" --projects 1 --token glpat-bench --root "$work/gitlab" >"$work/url" 2>"$work/fake.log" </dev/null &
+pids+=($!)
+for _ in $(seq 50); do [ -s "$work/url" ] && break; sleep 0.1; done
+export XONE_GITLAB_URL=$(head -n 1 "$work/url") XONE_GITLAB_TOKEN=glpat-bench
+"$xone" project create GL --name Pipelines --repo gitlab:bench/r1 >/dev/null 2>&1
+"$xone" project app add GL r1 --repo r1 >/dev/null 2>&1
+hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$work/pipe.json" \
+  "$xone build r1 -p GL --ref main --pipeline --wait" >/dev/null 2>&1
+python3 - "$work/pipe.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"][0]
+m = r["median"] * 1000
+print("\n| pipeline (finishes 400 ms after it starts) | ms |\n|---|---:|")
+print(f"| xone build --pipeline --wait, median wall | {m:.0f} |")
+print(f"| reported after the pipeline finished (wall - 400 ms) | {m - 400:.0f} |")
+PY
