@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use git2::{BranchType, Direction, FetchOptions, Oid, PushOptions, RemoteCallbacks, Repository};
+use git2::{BranchType, Oid, Repository};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -92,6 +92,8 @@ fn path_on_server(spec: &str, base: &str) -> Option<String> {
 pub struct GitLab {
     pub api: Api,
     pub url: String,
+    /// For git over HTTP as for REST: a transfer stalled this long is given up.
+    timeout: std::time::Duration,
     token: Option<Token>,
     mirrors: PathBuf,
     workspace: PathBuf,
@@ -135,17 +137,10 @@ impl GitLab {
             value: t.value.clone(),
         });
         let api = Api::new("GitLab", &format!("{url}/api/v4"), secret, s.http.clone())?;
-        // git over HTTP keeps to the same limit as the REST calls.
-        let ms = i32::try_from(s.http.timeout.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: libgit2's global options are set before this process makes any git network
-        // call (the forge is made once, before its first fetch or push).
-        unsafe {
-            let _ = git2::opts::set_server_connect_timeout_in_milliseconds(ms);
-            let _ = git2::opts::set_server_timeout_in_milliseconds(ms);
-        }
         Ok(GitLab {
             api,
             url,
+            timeout: s.http.timeout,
             token: s.token.clone(),
             mirrors: s.mirrors.clone(),
             workspace: s.workspace.clone(),
@@ -353,27 +348,48 @@ impl GitLab {
 
     // ---- git over HTTP ---------------------------------------------------------------------
 
-    fn callbacks(&self) -> RemoteCallbacks<'_> {
-        let mut cb = RemoteCallbacks::new();
-        let mut tries = 0;
-        cb.credentials(move |_url, _user, _allowed| {
-            tries += 1;
-            match (&self.token, tries) {
-                (Some(t), 1) => {
-                    let user = if t.job { "gitlab-ci-token" } else { "oauth2" };
-                    git2::Cred::userpass_plaintext(user, &t.value)
-                }
-                _ => Err(git2::Error::from_str("GitLab refused the credentials")),
-            }
-        });
-        cb
+    /// The git program for a clone, fetch or push: the user's own git (their proxies, CA
+    /// certificates, credential helpers) with the token, if any, in an HTTP header passed
+    /// through the environment (never the command line, never a stored config), no prompts,
+    /// and a stalled transfer given up after `remote.timeout`.
+    fn git(&self) -> std::process::Command {
+        use base64::Engine as _;
+        let mut c = std::process::Command::new("git");
+        c.env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_HTTP_LOW_SPEED_LIMIT", "1")
+            .env("GIT_HTTP_LOW_SPEED_TIME", self.timeout.as_secs().max(1).to_string())
+            .stdin(std::process::Stdio::null());
+        if let Some(t) = &self.token {
+            let user = if t.job { "gitlab-ci-token" } else { "oauth2" };
+            let basic =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", t.value));
+            c.env("GIT_CONFIG_COUNT", "1")
+                .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+                .env("GIT_CONFIG_VALUE_0", format!("Authorization: Basic {basic}"));
+        }
+        c
     }
 
-    fn git_error(&self, r: &Repo, what: &str, e: git2::Error) -> XoneError {
-        let auth = e.class() == git2::ErrorClass::Http && e.message().contains("credentials")
-            || e.code() == git2::ErrorCode::Auth;
+    /// Runs git; a failure is exit 6 with git's own words, the token kept out of them.
+    fn run_git(&self, r: &Repo, what: &str, mut c: std::process::Command) -> Result<String> {
+        let out = c.output().map_err(|e| {
+            XoneError::gate("git cannot be run").cause(e).hint("install git (apt-get install git)")
+        })?;
+        let stderr = self.api.redact(&String::from_utf8_lossy(&out.stderr));
+        if out.status.success() {
+            return Ok(stderr);
+        }
+        Err(self.git_error(r, what, &stderr))
+    }
+
+    fn git_error(&self, r: &Repo, what: &str, stderr: &str) -> XoneError {
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        let tail = lines[lines.len().saturating_sub(4)..].join(" / ");
+        let auth = ["Authentication failed", "401", "403", "could not read Username", "denied"]
+            .iter()
+            .any(|w| stderr.contains(w));
         let err = XoneError::new(Kind::Remote, format!("{what} {} over git failed", r.location))
-            .cause(self.api.redact(e.message()));
+            .cause(tail);
         if auth {
             err.hint("check the token and its scopes (read_repository, write_repository): `xone auth status`")
         } else {
@@ -422,24 +438,22 @@ impl GitLab {
             }
         };
         let url = self.clone_url(r).map_err(|e| (e, true))?;
-        let mut remote = repo.remote_anonymous(&url).map_err(local)?;
-        let mut fo = FetchOptions::new();
-        fo.remote_callbacks(self.callbacks());
-        fo.prune(git2::FetchPrune::On);
-        if let Err(e) = remote.fetch(&["+refs/heads/*:refs/heads/*"], Some(&mut fo), None) {
-            let network = matches!(
-                e.class(),
-                git2::ErrorClass::Net | git2::ErrorClass::Http | git2::ErrorClass::Ssl
-            ) || e.code() == git2::ErrorCode::Auth;
-            return Err((self.git_error(r, "fetching", e), network));
+        let mut c = self.git();
+        c.arg("-C").arg(dir).args(["fetch", "--quiet", "--prune", "--no-tags", &url]);
+        c.arg("+refs/heads/*:refs/heads/*");
+        if let Err(e) = self.run_git(r, "fetching", c) {
+            // A mirror git cannot even read is rebuilt; a server that fails is reported.
+            let local_fault = e.causes.iter().any(|c| {
+                ["not a git repository", "unable to", "corrupt", "lock"].iter().any(|w| c.contains(w))
+            });
+            return Err((e, !local_fault));
         }
-        drop(remote);
         Ok(repo)
     }
 
     /// Pushes `new` to `branch` only if the server's branch is still `old` (`None`: absent):
-    /// checked against what the server advertises on the same connection, which it checks
-    /// again when it takes the push.
+    /// git's `--force-with-lease` checks what the server advertises, and the server checks
+    /// the old tip again when it takes the update.
     fn push_with_lease(
         &self,
         repo: &Repository,
@@ -449,67 +463,49 @@ impl GitLab {
         old: Option<Oid>,
     ) -> Result<()> {
         let refname = format!("refs/heads/{branch}");
-        let staging = format!("refs/xone/push/{branch}");
-        repo.reference(&staging, new, true, "xone: to push")?;
         let url = self.clone_url(r)?;
-        let mut remote = repo.remote_anonymous(&url)?;
-        let moved = || {
-            XoneError::conflict(format!(
-                "{branch} in {} moved while xone was working on it",
-                r.name
-            ))
-            .hint("run the command again")
-        };
-        let result = (|| {
-            let mut conn = remote
-                .connect_auth(Direction::Push, Some(self.callbacks()), None)
-                .map_err(|e| self.git_error(r, "pushing to", e))?;
-            let advertised = conn.list()?.iter().find(|h| h.name() == refname).map(|h| h.oid());
-            if advertised != old {
-                return Err(moved());
+        let lease = format!("--force-with-lease={refname}:{}", old.map(|o| o.to_string()).unwrap_or_default());
+        let mut c = self.git();
+        c.arg("-C").arg(repo.path()).args(["push", "--porcelain", &lease, &url]);
+        c.arg(format!("{new}:{refname}"));
+        let out = c.output().map_err(|e| {
+            XoneError::gate("git cannot be run").cause(e).hint("install git (apt-get install git)")
+        })?;
+        if !out.status.success() {
+            let text = self.api.redact(&format!(
+                "{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+            // The lease lost (here or on the server): a concurrent change. Anything else (a
+            // protected branch, a hook) will refuse again, and says so.
+            let stale = ["stale info", "failed to update ref", "cannot lock ref", "fetch first"];
+            let rejected = text.lines().find(|l| l.starts_with('!')).map(str::to_string);
+            if stale.iter().any(|w| text.contains(w)) {
+                return Err(XoneError::conflict(format!(
+                    "{branch} in {} moved while xone was working on it",
+                    r.name
+                ))
+                .cause(rejected.unwrap_or_else(|| text.trim().to_string()))
+                .hint("run the command again"));
             }
-            let rejected = std::cell::RefCell::new(None);
-            let mut cb = self.callbacks();
-            cb.push_update_reference(|_name, status| {
-                if let Some(msg) = status {
-                    *rejected.borrow_mut() = Some(msg.to_string());
-                }
-                Ok(())
-            });
-            let mut po = PushOptions::new();
-            po.remote_callbacks(cb);
-            // Pushed on the same connection: the server checks the advertised tip again.
-            conn.remote()
-                .push(&[format!("+{staging}:{refname}")], Some(&mut po))
-                .map_err(|e| self.git_error(r, "pushing to", e))?;
-            drop(po);
-            if let Some(msg) = rejected.into_inner() {
-                // A stale lease is a concurrent change; anything else (a protected branch, a
-                // hook) will refuse again, and says so.
-                let stale = [
-                    "lock",
-                    "stale",
-                    "expected",
-                    "fetch first",
-                    "non-fast-forward",
-                    "failed to update",
-                ];
-                if stale.iter().any(|w| msg.contains(w)) {
-                    return Err(moved().cause(format!("the server refused the update: {msg}")));
-                }
+            if let Some(line) = rejected {
+                let detail: Vec<&str> = text
+                    .lines()
+                    .filter(|l| l.starts_with("remote:") || l.starts_with("error:"))
+                    .collect();
                 return Err(XoneError::new(
                     Kind::Remote,
                     format!("GitLab refused the update of {branch} in {}", r.name),
                 )
-                .cause(msg)
+                .cause(line)
+                .cause(detail.join(" / "))
                 .hint(format!(
                     "{branch} may be protected against force pushes: allow it for the account of the token, or change branch.integration"
                 )));
             }
-            Ok(())
-        })();
-        let _ = repo.find_reference(&staging).and_then(|mut s| s.delete());
-        result?;
+            return Err(self.git_error(r, "pushing to", &text));
+        }
         repo.reference(&refname, new, true, "xone: pushed")?;
         Ok(())
     }
@@ -591,15 +587,11 @@ impl Forge for GitLab {
     fn checkout(&self, r: &Repo, branch: &str) -> Result<Outcome> {
         let dir = self.work_tree(r);
         let url = self.clone_url(r)?;
-        let mut fo = FetchOptions::new();
-        fo.remote_callbacks(self.callbacks());
         let (repo, cloned) = match Repository::open(&dir) {
             Ok(repo) => {
-                repo.find_remote("origin")
-                    .and_then(|mut o| {
-                        o.fetch(&["+refs/heads/*:refs/remotes/origin/*"], Some(&mut fo), None)
-                    })
-                    .map_err(|e| self.git_error(r, "fetching", e))?;
+                let mut c = self.git();
+                c.arg("-C").arg(&dir).args(["fetch", "--quiet", "origin"]);
+                self.run_git(r, "fetching", c)?;
                 (repo, false)
             }
             Err(_) => {
@@ -611,13 +603,15 @@ impl Forge for GitLab {
                     dir.file_name().and_then(|n| n.to_str()).unwrap_or("clone")
                 ));
                 let _ = std::fs::remove_dir_all(&partial);
-                std::fs::create_dir_all(&partial)?;
-                git2::build::RepoBuilder::new().fetch_options(fo).clone(&url, &partial).map_err(
-                    |e| {
-                        let _ = std::fs::remove_dir_all(&partial);
-                        self.git_error(r, "cloning", e)
-                    },
-                )?;
+                if let Some(parent) = partial.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                let mut c = self.git();
+                c.args(["clone", "--quiet", &url]).arg(&partial);
+                if let Err(e) = self.run_git(r, "cloning", c) {
+                    let _ = std::fs::remove_dir_all(&partial);
+                    return Err(e);
+                }
                 let _ = std::fs::remove_dir(&dir);
                 std::fs::rename(&partial, &dir)?;
                 (Repository::open(&dir)?, true)
