@@ -30,8 +30,12 @@ git -C "$repo" -c user.name=bench -c user.email=bench@localhost commit -qm conte
 "$xone" project create BENCH --name Bench --repo "$repo" >/dev/null 2>&1
 "$xone" project app add BENCH web --repo web --image bench/web >/dev/null 2>&1
 
+# docker build gets the same files xone sends: the commit, without .git.
+ctx=$work/ctx
+mkdir -p "$ctx"
+git -C "$repo" archive HEAD | tar -x -C "$ctx"
 hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$work/build.json" \
-  -n "docker build" "docker build -q -t bench/docker:latest $repo" \
+  -n "docker build" "docker build -q -t bench/docker:latest $ctx" \
   -n "xone build --local" "$xone build web --ref main --local" >/dev/null 2>&1
 python3 - "$work/build.json" <<'PY'
 import json, sys
@@ -59,5 +63,5 @@ r = json.load(open(sys.argv[1]))["results"][0]
 m = r["median"] * 1000
 print("\n| pipeline (finishes 400 ms after it starts) | ms |\n|---|---:|")
 print(f"| xone build --pipeline --wait, median wall | {m:.0f} |")
-print(f"| reported after the pipeline finished (wall - 400 ms) | {m - 400:.0f} |")
+print(f"| after the pipeline finished (wall - 400 ms; start-up and requests included) | {m - 400:.0f} |")
 PY

@@ -66,7 +66,10 @@ impl Engine {
             .enable_all()
             .build()
             .map_err(|e| XoneError::internal("cannot start the I/O runtime").cause(e))?;
-        let docker = Docker::connect_with_defaults().map_err(|e| unreachable(&host, e))?;
+        // Builds and pushes of big images take long: bollard's 2-minute default would cut them.
+        let docker = Docker::connect_with_defaults()
+            .map_err(|e| unreachable(&host, e))?
+            .with_timeout(std::time::Duration::from_secs(3600));
         // Asking for the version is the reachability check too.
         let docker = rt.block_on(docker.negotiate_version());
         let docker = docker.map_err(|e| unreachable(&host, e))?;
@@ -123,10 +126,14 @@ impl Engine {
                         }
                         if let Some(err) = info.error.or(info.error_detail.and_then(|d| d.message))
                         {
-                            return Some(err);
+                            return Some(Failed::Step(err));
                         }
                     }
-                    Err(e) => return Some(e.to_string()),
+                    // The engine's JSON error on the build stream is a step that failed.
+                    Err(bollard::errors::Error::DockerStreamError { error }) => {
+                        return Some(Failed::Step(error))
+                    }
+                    Err(e) => return Some(Failed::Engine(e.to_string())),
                 }
             }
             None
@@ -134,18 +141,32 @@ impl Engine {
         let fed = producer
             .join()
             .unwrap_or_else(|_| Err(XoneError::internal("the context writer panicked")));
-        fed?;
-        if let Some(err) = failure {
-            let mut e = XoneError::gate(if step.is_empty() {
-                "the image build failed".to_string()
-            } else {
-                format!("the image build failed at {step}")
-            })
-            .cause(err.trim());
-            for l in recent.iter().rev().take(8).rev() {
-                e = e.cause(format!("| {l}"));
+        // The engine's own account comes first: when it stops reading the context, that is
+        // only the writer's view of the same failure.
+        match failure {
+            Some(Failed::Step(err)) => {
+                let mut e = XoneError::gate(if step.is_empty() {
+                    "the image build failed".to_string()
+                } else {
+                    format!("the image build failed at {step}")
+                })
+                .cause(err.trim());
+                for l in recent.iter().rev().take(8).rev() {
+                    e = e.cause(format!("| {l}"));
+                }
+                return Err(
+                    e.hint("fix the Dockerfile or the code it builds, commit, and build again")
+                );
             }
-            return Err(e.hint("fix the Dockerfile or the code it builds, commit, and build again"));
+            Some(Failed::Engine(err)) => {
+                return Err(XoneError::new(
+                    Kind::Remote,
+                    format!("the Docker engine at {} broke off the build", engine_address()),
+                )
+                .cause(err)
+                .hint("check the engine (docker info) and build again"));
+            }
+            None => fed?,
         }
         let first = spec.tags.first().cloned().unwrap_or_default();
         for extra in spec.tags.iter().skip(1) {
@@ -212,6 +233,12 @@ impl Engine {
     }
 }
 
+/// Why a build stream ended early: a build step that failed, or the engine itself.
+enum Failed {
+    Step(String),
+    Engine(String),
+}
+
 const CHUNK: usize = 64 * 1024;
 
 /// Sends what is written in chunks to the engine's request body.
@@ -235,7 +262,8 @@ impl Write for ChunkWriter {
         }
         let chunk = bytes::Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
         self.tx.blocking_send(Ok(chunk)).map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the engine stopped reading")
+            // Not BrokenPipe: that would read as a closed stdout and be taken for success.
+            std::io::Error::other("the engine stopped reading the build context")
         })
     }
 }
@@ -261,7 +289,13 @@ pub fn registry_credentials(registry: &str) -> Result<Option<DockerCredentials>>
             .hint("fix it, or log in again with `docker login`")
     };
     let config: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-    let keys = [registry.to_string(), format!("https://{registry}"), format!("http://{registry}")];
+    let mut keys =
+        vec![registry.to_string(), format!("https://{registry}"), format!("http://{registry}")];
+    if registry == "docker.io" {
+        // `docker login` keeps Docker Hub's under its old index address.
+        keys.insert(0, "https://index.docker.io/v1/".to_string());
+        keys.push("index.docker.io".to_string());
+    }
     let helper = keys
         .iter()
         .find_map(|k| config.pointer(&format!("/credHelpers/{}", k.replace('/', "~1"))))
@@ -294,7 +328,7 @@ pub fn registry_credentials(registry: &str) -> Result<Option<DockerCredentials>>
         username,
         password,
         identitytoken: field("identitytoken"),
-        serveraddress: Some(registry.to_string()),
+        serveraddress: Some(keys[0].clone()),
         ..Default::default()
     }))
 }

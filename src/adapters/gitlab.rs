@@ -363,9 +363,12 @@ impl GitLab {
             let user = if t.job { "gitlab-ci-token" } else { "oauth2" };
             let basic =
                 base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", t.value));
-            c.env("GIT_CONFIG_COUNT", "1")
-                .env("GIT_CONFIG_KEY_0", "http.extraHeader")
-                .env("GIT_CONFIG_VALUE_0", format!("Authorization: Basic {basic}"));
+            // Added after any GIT_CONFIG_* settings the user or the CI job already has.
+            let n: usize =
+                std::env::var("GIT_CONFIG_COUNT").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+            c.env("GIT_CONFIG_COUNT", (n + 1).to_string())
+                .env(format!("GIT_CONFIG_KEY_{n}"), "http.extraHeader")
+                .env(format!("GIT_CONFIG_VALUE_{n}"), format!("Authorization: Basic {basic}"));
         }
         c
     }
@@ -444,7 +447,10 @@ impl GitLab {
         if let Err(e) = self.run_git(r, "fetching", c) {
             // A mirror git cannot even read is rebuilt; a server that fails is reported.
             let local_fault = e.causes.iter().any(|c| {
-                ["not a git repository", "unable to", "corrupt", "lock"].iter().any(|w| c.contains(w))
+                // git's network errors say "unable to access": not the mirror's fault.
+                ["not a git repository", "corrupt", ".lock", "bad object", "loose object"]
+                    .iter()
+                    .any(|w| c.contains(w))
             });
             return Err((e, !local_fault));
         }
@@ -464,7 +470,10 @@ impl GitLab {
     ) -> Result<()> {
         let refname = format!("refs/heads/{branch}");
         let url = self.clone_url(r)?;
-        let lease = format!("--force-with-lease={refname}:{}", old.map(|o| o.to_string()).unwrap_or_default());
+        let lease = format!(
+            "--force-with-lease={refname}:{}",
+            old.map(|o| o.to_string()).unwrap_or_default()
+        );
         let mut c = self.git();
         c.arg("-C").arg(repo.path()).args(["push", "--porcelain", &lease, &url]);
         c.arg(format!("{new}:{refname}"));
@@ -991,11 +1000,14 @@ pub struct Job {
     pub name: String,
     pub stage: String,
     pub status: String,
+    /// A failure that does not fail the pipeline.
+    pub allow_failure: bool,
 }
 
 impl Pipeline {
     pub fn finished(&self) -> bool {
-        matches!(self.status.as_str(), "success" | "failed" | "canceled" | "skipped")
+        // `manual`: it waits for a person to start a job, and xone stops following it.
+        matches!(self.status.as_str(), "success" | "failed" | "canceled" | "skipped" | "manual")
     }
     /// Whether a runner has taken it up yet.
     pub fn started(&self) -> bool {
@@ -1053,9 +1065,10 @@ impl GitLab {
 
     /// Starts a pipeline on `git_ref`: `POST /pipeline` with a personal token, the trigger
     /// API with a CI job token. A start whose answer was lost is looked for before another.
-    pub fn create_pipeline(&self, r: &Repo, git_ref: &str) -> Result<Pipeline> {
-        let before = self.newest_pipeline(r, git_ref)?.map(|p| p.id);
+    pub fn create_pipeline(&self, r: &Repo, git_ref: &str, sha: &str) -> Result<Pipeline> {
         let job = self.token.as_ref().is_some_and(|t| t.job);
+        // A job token may trigger but not list pipelines: then there is nothing to compare.
+        let before = if job { None } else { self.newest_pipeline(r, git_ref)?.map(|p| p.id) };
         let (endpoint, body) = if job {
             let token = self.token.as_ref().map(|t| t.value.clone()).unwrap_or_default();
             (
@@ -1066,15 +1079,17 @@ impl GitLab {
             (format!("{}/pipeline", Self::project_path(r)), json!({ "ref": git_ref }))
         };
         match self.api.call(Method::POST, &endpoint, Some(&body), &[400]) {
-            Ok(reply) if reply.status == 400 => Err(XoneError::not_found(format!(
+            // The ref was found a moment ago: a refusal now is about the CI configuration.
+            Ok(reply) if reply.status == 400 => Err(XoneError::gate(format!(
                 "GitLab did not start a pipeline on {git_ref} in {}",
                 r.name
             ))
             .cause(reply.message())
-            .hint("check that the ref exists on GitLab and the project has a .gitlab-ci.yml")),
+            .hint("check the project's .gitlab-ci.yml (and its workflow rules) for this ref")),
             Ok(reply) => pipeline_of(&reply.json()?, "POST pipeline"),
-            Err(e) if e.kind == Kind::Remote => match self.newest_pipeline(r, git_ref)? {
-                Some(p) if Some(p.id) != before => Ok(p),
+            // Only a new pipeline of this very commit is taken for the one asked for.
+            Err(e) if e.kind == Kind::Remote && !job => match self.newest_pipeline(r, git_ref)? {
+                Some(p) if Some(p.id) != before && p.sha == sha => Ok(p),
                 _ => Err(e),
             },
             Err(e) => Err(e),
@@ -1099,6 +1114,7 @@ impl GitLab {
                 name: s(j, "name"),
                 stage: s(j, "stage"),
                 status: s(j, "status"),
+                allow_failure: j.get("allow_failure").and_then(Value::as_bool).unwrap_or(false),
             })
             .collect())
     }

@@ -160,7 +160,7 @@ impl Api {
     pub fn redact(&self, text: &str) -> String {
         match &self.secret {
             // A real token is long; a few characters would only mangle the text around them.
-            Some(s) if s.value.len() >= 8 => text.replace(&s.value, "[REDACTED]"),
+            Some(s) if s.value.len() >= 6 => text.replace(&s.value, "[REDACTED]"),
             _ => text.to_string(),
         }
     }
@@ -314,7 +314,7 @@ impl Api {
                 format!("{} refused the CI job token ({status}) for {endpoint}", self.system),
             )
             .cause(message)
-            .hint("a job token may only read: give the job a project or personal access token with the api scope in a masked variable XONE_GITLAB_TOKEN"),
+            .hint("a CI job token reaches only a few endpoints (it can trigger a pipeline, not follow one): give the job a project or personal access token with the api scope in a masked variable XONE_GITLAB_TOKEN"),
             401 | 403 => XoneError::new(
                 Kind::Remote,
                 format!("{} refused the token ({status}) for {endpoint}", self.system),

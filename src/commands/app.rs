@@ -199,13 +199,21 @@ fn add(cx: &mut Ctx, a: AddArgs) -> Result<()> {
         )
     })?;
     if let Some(image) = &a.image {
+        // The registry part may have a port and capitals; the repository path may not.
+        let path = match image.split_once('/') {
+            Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => rest,
+            _ => image.as_str(),
+        };
         let bad = image.is_empty()
             || image.contains(char::is_whitespace)
             || image.contains('@')
-            || image.rsplit('/').next().is_some_and(|last| last.contains(':'));
+            || path.contains(':')
+            || path
+                .chars()
+                .any(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/".contains(c)));
         if bad {
             return Err(XoneError::usage(format!("--image {image} is not REGISTRY/NAME"))
-                .hint("leave out the tag: builds tag images themselves (e.g. registry.example.com/pay/web)"));
+                .hint("lower-case letters, digits, '.', '_', '-' and '/' after the registry, and no tag: builds tag images themselves (e.g. registry.example.com/pay/web)"));
         }
     }
     let app = App {

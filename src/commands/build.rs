@@ -19,6 +19,15 @@ use crate::domain::{reports, ProjectKey, RequirementKey};
 use crate::store::{self, App, Build, BuildOutcome, Gate, Tests};
 use crate::ui::{short_sha, table, Result, XoneError};
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn job_logs_lose_their_terminal_codes() {
+        let raw = "\u{1b}[0Ksection_start:1:step\r\u{1b}[0K\u{1b}[32;1mRunning\u{1b}[0;m\nprogress 10%\rprogress 100%\n\u{1b}[31mFAIL\u{1b}[0m";
+        assert_eq!(super::plain(raw), "Running\nprogress 100%\nFAIL");
+    }
+}
+
 #[derive(Args, Debug)]
 #[command(
     args_conflicts_with_subcommands = true,
@@ -61,13 +70,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub pipeline: bool,
     /// Push the image to its registry and record the digest
-    #[arg(long)]
+    #[arg(long, conflicts_with = "pipeline")]
     pub push: bool,
     /// Follow a pipeline to its end (local builds always finish before returning)
     #[arg(long)]
     pub wait: bool,
     /// Run these tests instead of the app's test command (sh -c, in a clean export)
-    #[arg(long, value_name = "CMD")]
+    #[arg(long, value_name = "CMD", conflicts_with = "pipeline")]
     pub test_cmd: Option<String>,
     /// Pass failed gates, on the record
     #[arg(long, requires = "reason")]
@@ -225,6 +234,19 @@ fn build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
         }
     };
     let engine = Engine::connect()?;
+    // The tests' export is made before the record: a failure here leaves nothing behind.
+    let test_cmd = a.test_cmd.clone().or_else(|| app.test_cmd.clone());
+    let scratch = match &test_cmd {
+        Some(_) => {
+            let dir = scratch_dir()?;
+            if let Err(e) = forge_local::export_dir(&objects, commit.id(), &dir) {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+            Some(dir)
+        }
+        None => None,
+    };
     let key = a.requirement.as_ref();
     let id =
         store.write(|tx| store::start_build(tx, &app, key, &git_ref, &sha, "local", &actor))?;
@@ -234,17 +256,13 @@ fn build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
     ui.status(format!("build {id}: {} at {git_ref} ({})", app.name, short_sha(&sha)));
 
     // Tests first: a failing gate stops before the image is built.
-    let test_cmd = a.test_cmd.clone().or_else(|| app.test_cmd.clone());
-    let (tests, coverage, mut gates) = match &test_cmd {
-        Some(cmd) => {
-            let scratch = tempfile_dir()?;
-            forge_local::export_dir(&objects, commit.id(), &scratch)?;
-            let measured =
-                run_tests(ui, &mut log, &app, cmd, &scratch, &git_ref, &sha, coverage_min);
-            let _ = std::fs::remove_dir_all(&scratch);
+    let (tests, coverage, mut gates) = match (&test_cmd, &scratch) {
+        (Some(cmd), Some(dir)) => {
+            let measured = run_tests(ui, &mut log, &app, cmd, dir, &git_ref, &sha, coverage_min);
+            let _ = std::fs::remove_dir_all(dir);
             measured
         }
-        None => {
+        _ => {
             ui.status("no test command: this build measures no tests or coverage and passes on the image alone");
             log.line("no test command: no tests or coverage measured");
             (None, None, Vec::new())
@@ -292,7 +310,10 @@ fn build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
     labels.insert("org.opencontainers.image.revision".to_string(), sha.clone());
     // The commit's time, not the clock's: building the same commit again gives the same
     // image, which the engine's layer cache then serves as it does for `docker build`.
-    labels.insert("org.opencontainers.image.created".to_string(), crate::domain::date::rfc3339(commit.time().seconds()));
+    labels.insert(
+        "org.opencontainers.image.created".to_string(),
+        crate::domain::date::rfc3339(commit.time().seconds()),
+    );
     if let Some(k) = key {
         labels.insert("xone.requirement".to_string(), k.to_string());
     }
@@ -417,6 +438,10 @@ fn pipeline_build(
     a: &RunArgs,
     actor: &str,
 ) -> Result<()> {
+    if a.force && !a.wait {
+        return Err(XoneError::usage("--force judges a finished pipeline: add --wait")
+            .hint("or look at the pipeline later with `xone build show ID`"));
+    }
     if p.repo.kind != "gitlab" {
         return Err(XoneError::gate(format!(
             "{} is not on GitLab: pipelines run on GitLab CI",
@@ -426,7 +451,7 @@ fn pipeline_build(
     }
     let gl = forges.gitlab()?;
     let sha = gl.commit_of(p.repo, p.git_ref)?;
-    let pipeline = gl.create_pipeline(p.repo, p.git_ref)?;
+    let pipeline = gl.create_pipeline(p.repo, p.git_ref, &sha)?;
     let key = p.req.map(|r| r.key());
     let sha = if pipeline.sha.is_empty() { sha } else { pipeline.sha.clone() };
     let id = store.write(|tx| {
@@ -533,10 +558,10 @@ fn judge(
         forced: false,
     });
     let failed_jobs: Vec<&crate::adapters::gitlab::Job> =
-        jobs.iter().filter(|j| j.status == "failed").collect();
+        jobs.iter().filter(|j| j.status == "failed" && !j.allow_failure).collect();
     let mut tails = Vec::new();
     for j in &failed_jobs {
-        let trace = gl.trace(repo, j.id).unwrap_or_default();
+        let trace = plain(&gl.trace(repo, j.id).unwrap_or_default());
         let lines: Vec<&str> = trace.lines().collect();
         let tail = &lines[lines.len().saturating_sub(15)..];
         log.line(&format!("--- job {} ({}) failed; the end of its log:", j.name, j.stage));
@@ -551,6 +576,33 @@ fn judge(
         format!("failed jobs: {}", names.join(", "))
     });
     Ok(Judged { status, tests, coverage: p.coverage, gates, detail, tails })
+}
+
+/// A job log as a person reads it: without the terminal colours, carriage-return progress
+/// and GitLab's collapsible section markers.
+fn plain(trace: &str) -> String {
+    let mut out = String::with_capacity(trace.len());
+    let mut chars = trace.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ … final byte
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for f in chars.by_ref() {
+                    if ('@'..='~').contains(&f) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out.lines()
+        .map(|l| l.rsplit('\r').next().unwrap_or(l))
+        .filter(|l| !l.starts_with("section_start:") && !l.starts_with("section_end:"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Records a finished pipeline's outcome; failed gates are exit 4 unless forced.
@@ -572,8 +624,13 @@ fn settle_pipeline(
             g.forced = true;
         }
     }
-    let status = if failed.is_empty() || force { j.status } else { "failed" };
-    let status = if status == "failed" && force { "success" } else { status };
+    // GitLab's word stands (success, failed, canceled); gates forced on the record make a
+    // build pass, and gates failing make a finished pipeline's build fail.
+    let status = match (failed.is_empty() || force, j.status) {
+        (true, _) => "success",
+        (false, "canceled") => "canceled",
+        (false, _) => "failed",
+    };
     finish(
         store,
         id,
@@ -691,14 +748,16 @@ fn finish(
     })
 }
 
-fn tempfile_dir() -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "xone-build-{}-{}",
-        std::process::id(),
-        crate::domain::date::now().replace(':', "")
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
+/// A new, empty directory of this build's own for the tests' export.
+fn scratch_dir() -> Result<PathBuf> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("xone-build-{}-{nanos}", std::process::id()));
+    // Made here, not found: a directory someone else put there first is refused.
+    std::fs::create_dir(&dir)
+        .map_err(|e| XoneError::internal(format!("cannot make {}", dir.display())).cause(e))?;
     Ok(dir)
 }
 
@@ -723,6 +782,11 @@ fn run_tests(
         .env("XONE_APP", &app.name)
         .env("XONE_REF", git_ref)
         .env("XONE_SHA", sha)
+        // The branch's code runs here: it gets no token of the user's.
+        .env_remove("XONE_GITLAB_TOKEN")
+        .env_remove("GITLAB_TOKEN")
+        .env_remove("CI_JOB_TOKEN")
+        .env_remove("XONE_JIRA_TOKEN")
         .stdin(std::process::Stdio::null())
         .output();
     let (code, text) = match output {
@@ -1012,7 +1076,11 @@ fn refresh(cx: &mut Ctx, store: &mut store::Store, b: &Build, pipeline: i64) -> 
         None => None,
     };
     let failed: Vec<Gate> = judged.gates.iter().filter(|g| !g.passed).cloned().collect();
-    let status = if failed.is_empty() { judged.status } else { "failed" };
+    let status = match (failed.is_empty(), judged.status) {
+        (true, _) => "success",
+        (false, "canceled") => "canceled",
+        (false, _) => "failed",
+    };
     finish(
         store,
         b.id,

@@ -497,6 +497,7 @@ fn app_builds(
     key: &RequirementKey,
     repos: &[store::Repo],
     branches: &[BranchView],
+    test_branch: &str,
 ) -> Result<Vec<(String, bool)>> {
     let c = store.conn();
     let apps = store::apps(c, &key.project)?;
@@ -516,10 +517,14 @@ fn app_builds(
                 .filter(|x| x.gates.iter().all(|g| g.passed || g.forced))
                 .collect();
             let mut ok = candidates.iter().any(|x| x.sha == tip);
-            if !ok && !candidates.is_empty() {
+            // Else a build of the test integration that holds the tip; another requirement's
+            // branch built on top of this one does not stand for it.
+            let integrations: Vec<&&store::Build> =
+                candidates.iter().filter(|x| x.git_ref == test_branch).collect();
+            if !ok && !integrations.is_empty() {
                 let objects = forges.objects(repo)?;
                 let tip = git2::Oid::from_str(tip)?;
-                ok = candidates.iter().any(|x| {
+                ok = integrations.iter().any(|x| {
                     git2::Oid::from_str(&x.sha)
                         .is_ok_and(|s| objects.graph_descendant_of(s, tip).unwrap_or(false))
                 });
@@ -570,7 +575,7 @@ pub fn gather_facts(
         };
         test_integration.push((b.repo.clone(), b.name.clone(), held));
     }
-    let app_builds = app_builds(forges, store, &key, &repos, branches)?;
+    let app_builds = app_builds(forges, store, &key, &repos, branches, test_branch)?;
     let branches = branches
         .iter()
         .map(|b| BranchFact { repo: b.repo.clone(), branch: b.name.clone(), ahead: b.ahead })

@@ -114,7 +114,33 @@ fn apps_are_added_listed_and_shown() {
         2,
         &["project", "app", "add", "PAY", "api", "--repo", "web", "--image", "r.example.com/a:1"],
     )
-    .says(&["leave out the tag"]);
+    .says(&["no tag"]);
+    // Docker refuses capitals in a repository path (the registry's own name may have them).
+    env.code(
+        2,
+        &[
+            "project",
+            "app",
+            "add",
+            "PAY",
+            "api",
+            "--repo",
+            "web",
+            "--image",
+            "r.example.com/Pay/api",
+        ],
+    );
+    env.ok(&[
+        "project",
+        "app",
+        "add",
+        "PAY",
+        "api2",
+        "--repo",
+        "web",
+        "--image",
+        "Registry.Example.com:5000/pay/api",
+    ]);
     env.code(
         2,
         &["project", "app", "add", "PAY", "api", "--repo", "web", "--replicas", "prod=lots"],

@@ -133,6 +133,16 @@ fn an_interrupted_wait_leaves_the_pipeline_running_and_show_picks_it_up() {
 }
 
 #[test]
+fn flags_that_mean_nothing_for_a_pipeline_are_refused() {
+    let (env, fake) = with_app();
+    env.code(2, &["build", "web", "--ref", "main", "--pipeline", "--push"]);
+    env.code(2, &["build", "web", "--ref", "main", "--pipeline", "--test-cmd", "true"]);
+    env.code(2, &["build", "web", "--ref", "main", "--pipeline", "--force", "--reason", "x"])
+        .says(&["--wait"]);
+    assert_eq!(fake.pipeline_count(), 0);
+}
+
+#[test]
 fn pipelines_need_gitlab_and_an_existing_ref() {
     let (env, fake) = with_app();
     env.code(3, &["build", "web", "--ref", "release/nope", "--pipeline"])
@@ -155,10 +165,13 @@ fn inside_gitlab_ci_the_job_token_triggers_the_pipeline() {
     env.set_var("GITLAB_CI", "true");
     env.set_var("CI_SERVER_URL", &fake.url);
     env.set_var("CI_JOB_TOKEN", "job-token-7");
-    let b = env.json(&["build", "web", "--ref", "main", "--pipeline", "--wait"]);
-    assert_eq!(b["status"], "success", "{b}");
+    let b = env.json(&["build", "web", "--ref", "main", "--pipeline"]);
+    assert_eq!(b["status"], "running", "{b}");
     assert!(fake
         .requests()
         .iter()
         .any(|r| r.method == "POST" && r.path.ends_with("/trigger/pipeline")));
+    // Following it needs more than a job token may read: the error says what to give the job.
+    let r = env.code(6, &["build", "web", "--ref", "main", "--pipeline", "--wait"]);
+    r.says(&["CI job token", "XONE_GITLAB_TOKEN"]);
 }

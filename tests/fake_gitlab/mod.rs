@@ -844,6 +844,10 @@ impl FakeGitLab {
         if job && m != "GET" && !rest.ends_with("/trigger/pipeline") {
             return message(403, "403 Forbidden");
         }
+        // Nor may it follow pipelines and jobs (GitLab lets it trigger one, not read it).
+        if job && (rest.contains("/pipelines") || rest.contains("/jobs/")) {
+            return message(403, "403 Forbidden");
+        }
         match (m, parts.as_slice()) {
             ("GET", ["job"]) => {
                 if !job {
