@@ -45,6 +45,18 @@ const KEYS: &[KeyDef] = &[
         doc: "minimum line coverage in percent for a build to pass",
     },
     KeyDef {
+        key: "gates.tests",
+        ty: Type::Bool,
+        default: Some("true"),
+        doc: "a build's tests must all pass (and be measured)",
+    },
+    KeyDef {
+        key: "gates.pipeline",
+        ty: Type::Bool,
+        default: Some("true"),
+        doc: "a pipeline build's pipeline must succeed",
+    },
+    KeyDef {
         key: "gates.watch_window",
         ty: Type::Duration,
         default: Some("2h"),

@@ -159,6 +159,7 @@ fn build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
     let actor = cx.actor()?;
     let coverage_min =
         cx.config()?.get("gates.coverage")?.and_then(|e| e.value.as_float()).unwrap_or(80.0);
+    let disabled = disabled_gates(cx)?;
     let mut store = cx.store()?;
     let forges = cx.forges()?;
     let project = a.project.clone().or_else(|| a.requirement.as_ref().map(|k| k.project.clone()));
@@ -199,6 +200,7 @@ fn build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
             req: req.as_ref(),
             git_ref: &git_ref,
             coverage_min,
+            disabled: disabled.clone(),
             start_timeout,
         };
         return pipeline_build(cx, &mut store, &forges, &p, &a, &actor);
@@ -268,6 +270,7 @@ fn build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
             (None, None, Vec::new())
         }
     };
+    gates.retain(|g| !disabled.contains(&g.name.as_str()));
     let failed: Vec<Gate> = gates.iter().filter(|g| !g.passed).cloned().collect();
     if !failed.is_empty() {
         if a.force {
@@ -424,6 +427,7 @@ struct PipelineRun<'a> {
     req: Option<&'a store::Requirement>,
     git_ref: &'a str,
     coverage_min: f64,
+    disabled: Vec<&'static str>,
     start_timeout: std::time::Duration,
 }
 
@@ -485,7 +489,8 @@ fn pipeline_build(
             return Err(e.hint(format!("`xone build show {id}` follows it later")));
         }
     };
-    let outcome = judge(gl, p.repo, &done, &jobs, p.coverage_min, &mut log)?;
+    let mut outcome = judge(gl, p.repo, &done, &jobs, p.coverage_min, &mut log)?;
+    outcome.gates.retain(|g| !p.disabled.contains(&g.name.as_str()));
     settle_pipeline(
         cx,
         store,
@@ -746,6 +751,26 @@ fn finish(
         }
         Ok(())
     })
+}
+
+/// The build gates the configuration turns off (`gates.tests`, `gates.pipeline`); coverage
+/// is turned off with `gates.coverage = 0`.
+fn disabled_gates(cx: &mut Ctx) -> Result<Vec<&'static str>> {
+    let cfg = cx.config()?;
+    let on = |k: &str| -> Result<bool> {
+        Ok(cfg.get(k)?.and_then(|e| e.value.as_bool()).unwrap_or(true))
+    };
+    let mut off = Vec::new();
+    if !on("gates.tests")? {
+        off.push("tests");
+    }
+    if !on("gates.pipeline")? {
+        off.push("pipeline");
+    }
+    if cfg.get("gates.coverage")?.and_then(|e| e.value.as_float()).is_some_and(|c| c <= 0.0) {
+        off.push("coverage");
+    }
+    Ok(off)
 }
 
 /// A new, empty directory of this build's own for the tests' export.
@@ -1051,6 +1076,7 @@ fn show(cx: &mut Ctx, id: i64) -> Result<()> {
 fn refresh(cx: &mut Ctx, store: &mut store::Store, b: &Build, pipeline: i64) -> Result<()> {
     let coverage_min =
         cx.config()?.get("gates.coverage")?.and_then(|e| e.value.as_float()).unwrap_or(80.0);
+    let disabled = disabled_gates(cx)?;
     let forges = cx.forges()?;
     let project: ProjectKey = b.project.parse().map_err(XoneError::internal)?;
     let app = store::app(store.conn(), Some(&project), &b.app)?;
@@ -1068,7 +1094,8 @@ fn refresh(cx: &mut Ctx, store: &mut store::Store, b: &Build, pipeline: i64) -> 
     }
     let mut log = Log::open(b.id)?;
     let jobs = gl.jobs(&repo, pipeline)?;
-    let judged = judge(gl, &repo, &p, &jobs, coverage_min, &mut log)?;
+    let mut judged = judge(gl, &repo, &p, &jobs, coverage_min, &mut log)?;
+    judged.gates.retain(|g| !disabled.contains(&g.name.as_str()));
     let req = match &b.requirement {
         Some(k) => {
             Some(store::requirement(store.conn(), &k.parse().map_err(XoneError::internal)?)?)

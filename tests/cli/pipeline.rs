@@ -89,6 +89,21 @@ fn a_failing_pipeline_names_the_job_its_log_and_the_failing_tests() {
 }
 
 #[test]
+fn gates_turned_off_in_the_configuration_are_not_applied() {
+    let (env, fake) = with_app();
+    fake.set_ci("pay/web", BRANCH, failing_ci());
+    std::fs::write(
+        env.work.join(".xone.toml"),
+        "[gates]\ntests = false\npipeline = false\ncoverage = 0\n",
+    )
+    .unwrap();
+    let b = env.json(&["build", "web", "--requirement", "PAY-1", "--pipeline", "--wait"]);
+    assert_eq!(b["gates"], serde_json::json!([]), "{b}");
+    assert_eq!(b["status"], "success");
+    assert_eq!(b["tests"]["failed"], 1, "still measured and recorded");
+}
+
+#[test]
 fn without_wait_the_build_returns_and_show_picks_it_up() {
     let (env, fake) = with_app();
     let b = env.json(&["build", "web", "--ref", "main", "--pipeline"]);
