@@ -677,6 +677,24 @@ pub fn export_tar(
     sub: &str,
     w: &mut dyn std::io::Write,
 ) -> Result<()> {
+    export_tar_filtered(repo, commit, sub, w, None)
+}
+
+/// What a build leaves out of its context: a `.dockerignore`, and the files it may not take
+/// out (the Dockerfile and the ignore file itself, as the Docker CLI keeps them).
+pub struct ContextFilter<'a> {
+    pub ignore: &'a crate::domain::ignore::Ignore,
+    pub keep: &'a [String],
+}
+
+/// `export_tar` without what `filter` leaves out.
+pub fn export_tar_filtered(
+    repo: &Repository,
+    commit: Oid,
+    sub: &str,
+    w: &mut dyn std::io::Write,
+    filter: Option<&ContextFilter>,
+) -> Result<()> {
     let c = repo.find_commit(commit)?;
     let mtime = c.time().seconds().max(0) as u64;
     let tree = subtree(repo, &c, sub)?;
@@ -684,6 +702,20 @@ pub fn export_tar(
     let mut failure = None;
     tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
         let path = format!("{dir}{}", entry.name().unwrap_or_default());
+        if let Some(f) = filter {
+            if !f.keep.contains(&path) && f.ignore.excludes(&path) {
+                let is_dir = entry.kind() == Some(git2::ObjectType::Tree);
+                // An excluded directory is still looked into when a pattern may take back
+                // something under it.
+                return if is_dir && f.ignore.has_exceptions() {
+                    git2::TreeWalkResult::Ok
+                } else if is_dir {
+                    git2::TreeWalkResult::Skip
+                } else {
+                    git2::TreeWalkResult::Ok
+                };
+            }
+        }
         let result = (|| -> Result<()> {
             let mut header = tar::Header::new_gnu();
             header.set_mtime(mtime);
@@ -742,6 +774,18 @@ fn subtree<'r>(repo: &'r Repository, c: &git2::Commit<'r>, sub: &str) -> Result<
     entry.to_object(repo)?.peel_to_tree().map_err(|_| {
         XoneError::not_found(format!("{sub} in commit {} is not a directory", short(c.id())))
     })
+}
+
+/// The content of the file at `path` in `commit`, if there is one.
+pub fn read_file(repo: &Repository, commit: Oid, path: &str) -> Result<Option<Vec<u8>>> {
+    let tree = repo.find_commit(commit)?.tree()?;
+    let Ok(entry) = tree.get_path(Path::new(path.trim_start_matches("./"))) else {
+        return Ok(None);
+    };
+    if entry.kind() != Some(git2::ObjectType::Blob) {
+        return Ok(None);
+    }
+    Ok(Some(repo.find_blob(entry.id())?.content().to_vec()))
 }
 
 /// Whether `path` (relative to the repository) is a file in `commit`.

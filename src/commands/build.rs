@@ -323,13 +323,27 @@ fn build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
     let spec = BuildSpec { dockerfile: app.dockerfile.clone(), tags: tags.clone(), labels };
     let path = objects.path().to_path_buf();
     let oid = commit.id();
+    // The context's .dockerignore, read from the commit as `docker build` reads it from disk.
+    let in_context = |f: &str| {
+        if context.is_empty() || context == "." {
+            f.to_string()
+        } else {
+            format!("{context}/{f}")
+        }
+    };
+    let ignore = forge_local::read_file(&objects, oid, &in_context(".dockerignore"))?
+        .map(|b| crate::domain::ignore::Ignore::parse(&String::from_utf8_lossy(&b)));
+    let keep =
+        vec![app.dockerfile.trim_start_matches("./").to_string(), ".dockerignore".to_string()];
     let built = {
         let progress = Progress::new(ui);
         engine.build(
             &spec,
             move |w| {
                 let repo = git2::Repository::open(&path)?;
-                forge_local::export_tar(&repo, oid, &context, w)
+                let filter =
+                    ignore.as_ref().map(|i| forge_local::ContextFilter { ignore: i, keep: &keep });
+                forge_local::export_tar_filtered(&repo, oid, &context, w, filter.as_ref())
             },
             &mut |l| {
                 log.line(l);

@@ -7,4 +7,5 @@ pub mod template;
 
 pub use lifecycle::{Facts, Status};
 pub use names::{DocKind, ProjectKey, RequirementKey, ReviewKind, Role};
+pub mod ignore;
 pub mod reports;

@@ -404,3 +404,43 @@ fn a_credential_helper_supplies_the_registry_password() {
     env.code(6, &["build", "web", "--requirement", "PAY-1", "--push"])
         .says(&["refused the credentials"]);
 }
+
+#[test]
+fn the_context_leaves_out_what_dockerignore_names() {
+    let s = services();
+    let (env, web, image) = setup(&s);
+    std::fs::write(web.join("Dockerfile"), format!("FROM {}\nCOPY . /ctx\n", s.base)).unwrap();
+    std::fs::write(web.join(".dockerignore"), "secret.txt\nlogs/\n!logs/keep.txt\n").unwrap();
+    std::fs::write(web.join("secret.txt"), "do not ship\n").unwrap();
+    std::fs::create_dir_all(web.join("logs")).unwrap();
+    std::fs::write(web.join("logs/a.log"), "noise\n").unwrap();
+    std::fs::write(web.join("logs/keep.txt"), "keep\n").unwrap();
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .args([
+                "-C",
+                web.to_str().unwrap(),
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.invalid",
+            ])
+            .args(args)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "context with ignores"]);
+    let b = env.json(&["build", "web", "--ref", "main"]);
+    let sha = b["sha"].as_str().unwrap();
+    let tag = format!("{image}:{}", &sha[..7]);
+    let files =
+        docker(&["run", "--rm", "--network", "none", &tag, "sh", "-c", "cd /ctx && ls -a . logs"]);
+    assert!(
+        files.contains("app.txt") && files.contains("keep.txt") && files.contains("Dockerfile"),
+        "{files}"
+    );
+    assert!(!files.contains("secret.txt") && !files.contains("a.log"), "{files}");
+}
