@@ -700,7 +700,16 @@ fn follow(
     log: &mut Log,
 ) -> Result<(crate::adapters::gitlab::Pipeline, Vec<crate::adapters::gitlab::Job>)> {
     let began = std::time::Instant::now();
-    let progress = Progress::new(ui);
+    // On a terminal one live line per job; elsewhere one line per job state change.
+    let live = ui.stderr_tty && !ui.json;
+    let multi = indicatif::MultiProgress::with_draw_target(if live {
+        indicatif::ProgressDrawTarget::stderr()
+    } else {
+        indicatif::ProgressDrawTarget::hidden()
+    });
+    let style = indicatif::ProgressStyle::with_template("{spinner} {prefix:<24} {wide_msg}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+    let mut bars: Vec<(i64, indicatif::ProgressBar)> = Vec::new();
     let mut seen: Vec<crate::adapters::gitlab::Job> = Vec::new();
     let mut pause = std::time::Duration::from_millis(250);
     loop {
@@ -710,9 +719,25 @@ fn follow(
             if !seen.iter().any(|s| s.id == j.id && s.status == j.status) {
                 let line = format!("job {} ({}): {}", j.name, j.stage, j.status);
                 log.line(&line);
-                match &progress.bar {
-                    Some(b) => b.set_message(line),
-                    None => ui.status(&line),
+                if !live {
+                    ui.status(&line);
+                    continue;
+                }
+                let bar = match bars.iter().find(|(id, _)| *id == j.id) {
+                    Some((_, b)) => b.clone(),
+                    None => {
+                        let b = multi.add(indicatif::ProgressBar::new_spinner());
+                        b.set_style(style.clone());
+                        b.set_prefix(format!("{} ({})", j.name, j.stage));
+                        b.enable_steady_tick(std::time::Duration::from_millis(100));
+                        bars.push((j.id, b.clone()));
+                        b
+                    }
+                };
+                if matches!(j.status.as_str(), "success" | "failed" | "canceled" | "skipped") {
+                    bar.finish_with_message(j.status.clone());
+                } else {
+                    bar.set_message(j.status.clone());
                 }
             }
         }

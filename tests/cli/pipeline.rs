@@ -190,3 +190,12 @@ fn inside_gitlab_ci_the_job_token_triggers_the_pipeline() {
     let r = env.code(6, &["build", "web", "--ref", "main", "--pipeline", "--wait"]);
     r.says(&["CI job token", "XONE_GITLAB_TOKEN"]);
 }
+
+#[test]
+fn on_a_terminal_each_job_has_its_live_line() {
+    let (env, _fake) = with_app();
+    let t = env.in_terminal("build web --requirement PAY-1 --pipeline --wait", &[]);
+    assert_eq!(t.code, 0, "{t:?}");
+    assert!(t.stdout.contains("compile (build)") && t.stdout.contains("unit (test)"), "{t:?}");
+    assert!(t.stdout.contains("build 1 success"), "{t:?}");
+}
