@@ -719,9 +719,23 @@ fn follow(
             if !seen.iter().any(|s| s.id == j.id && s.status == j.status) {
                 let line = format!("job {} ({}): {}", j.name, j.stage, j.status);
                 log.line(&line);
+                // A job that fails shows the end of its log as soon as it is known.
+                let tail = if j.status == "failed" && !j.allow_failure {
+                    let trace = plain(&gl.trace(repo, j.id).unwrap_or_default());
+                    let lines: Vec<String> = trace.lines().map(str::to_string).collect();
+                    lines[lines.len().saturating_sub(15)..].to_vec()
+                } else {
+                    Vec::new()
+                };
                 if !live {
                     ui.status(&line);
+                    for l in &tail {
+                        ui.status(format!("  | {l}"));
+                    }
                     continue;
+                }
+                for l in &tail {
+                    let _ = multi.println(format!("  {} | {l}", j.name));
                 }
                 let bar = match bars.iter().find(|(id, _)| *id == j.id) {
                     Some((_, b)) => b.clone(),

@@ -86,6 +86,9 @@ fn a_failing_pipeline_names_the_job_its_log_and_the_failing_tests() {
     assert_eq!(b["tests"]["failed"], 1);
     assert!(env.ok(&["build", "log", "1"]).stdout.contains("assertion failed"));
     assert!(r.stderr.contains("job package (deploy): skipped"), "{}", r.stderr);
+    // The failing job's log tail came as the job failed, before the verdict.
+    let tail = r.stderr.find("  | assertion failed: refund amount").expect("the tail streamed");
+    assert!(tail < r.stderr.find("Error:").unwrap(), "{}", r.stderr);
 }
 
 #[test]
