@@ -227,12 +227,16 @@ fn build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
         ))
         .hint("commit a Dockerfile there, or point the app at it (--dockerfile, --context on app add)"));
     }
-    let image = match (&app.image, a.push) {
-        (Some(i), _) => i.clone(),
+    let image = app.image.clone().or(env_image(&store, &app)?);
+    let image = match (image, a.push) {
+        (Some(i), _) => i,
         (None, false) => format!("xone/{}/{}", app.project.to_lowercase(), app.name),
         (None, true) => {
             return Err(XoneError::gate(format!("app {} has no image name to push to", app.name))
-                .hint("give it one: xone project app add … --image REGISTRY/NAME"))
+                .hint(format!(
+                    "give an environment a registry (xone project env set {} test --registry R) or the app an image (--image REGISTRY/NAME)",
+                    app.project
+                )))
         }
     };
     let engine = Engine::connect()?;
@@ -824,6 +828,20 @@ fn disabled_gates(cx: &mut Ctx) -> Result<Vec<&'static str>> {
         off.push("coverage");
     }
     Ok(off)
+}
+
+/// The image an app without its own `--image` gets: REGISTRY/APP, REGISTRY being the `test`
+/// environment's registry (builds go to test first), else the first environment's that has
+/// one.
+fn env_image(store: &store::Store, app: &App) -> Result<Option<String>> {
+    let project: ProjectKey = app.project.parse().map_err(XoneError::internal)?;
+    let envs = store::envs(store.conn(), &project)?;
+    let registry = envs
+        .iter()
+        .find(|e| e.name == "test" && e.registry.is_some())
+        .or_else(|| envs.iter().find(|e| e.registry.is_some()))
+        .and_then(|e| e.registry.clone());
+    Ok(registry.map(|r| format!("{r}/{}", app.name)))
 }
 
 /// A new, empty directory of this build's own for the tests' export.

@@ -81,3 +81,13 @@ pub fn app_names() -> Vec<CompletionCandidate> {
         candidates("app", rows.into_iter().map(|(n, p)| (n, format!("app of {p}"))).collect())
     })
 }
+
+pub fn env_names() -> Vec<CompletionCandidate> {
+    with_store(|s| {
+        let rows = store::env_names(s.conn()).unwrap_or_default();
+        candidates(
+            "environment",
+            rows.into_iter().map(|(n, p)| (n, format!("environment of {p}"))).collect(),
+        )
+    })
+}

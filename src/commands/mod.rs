@@ -6,6 +6,7 @@ pub mod auth;
 pub mod branch;
 pub mod build;
 pub mod complete;
+pub mod env;
 pub mod hook;
 pub mod project;
 pub mod quickstart;

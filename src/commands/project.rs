@@ -51,6 +51,9 @@ pub enum ProjectCommand {
     /// The project's apps: deployable services built from its repositories
     #[command(subcommand)]
     App(super::app::AppCommand),
+    /// The project's environments: Kubernetes context and namespace, Prometheus, registry
+    #[command(subcommand)]
+    Env(super::env::EnvCommand),
 }
 
 #[derive(Args, Debug)]
@@ -158,6 +161,7 @@ pub fn run(cx: &mut Ctx, cmd: ProjectCommand) -> Result<()> {
         ProjectCommand::Member(c) => member(cx, c),
         ProjectCommand::Template(a) => template_cmd(cx, a),
         ProjectCommand::App(c) => super::app::run(cx, c),
+        ProjectCommand::Env(c) => super::env::run(cx, c),
     }
 }
 

@@ -339,3 +339,67 @@ pub fn app_names(c: &Connection) -> Result<Vec<(String, String)>> {
         st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
+
+/// An environment of a project: where its apps run and what watches them.
+#[derive(Clone, Debug, Serialize)]
+pub struct Env {
+    pub project: String,
+    pub name: String,
+    pub context: String,
+    pub namespace: String,
+    pub prometheus: Option<String>,
+    pub registry: Option<String>,
+    pub smoke: Option<String>,
+    pub set_at: String,
+}
+
+pub fn envs(c: &Connection, project: &ProjectKey) -> Result<Vec<Env>> {
+    let mut st = c.prepare(
+        "SELECT project, name, context, namespace, prometheus, registry, smoke, set_at FROM env
+         WHERE project = ?1 ORDER BY CASE name WHEN 'daily' THEN 0 WHEN 'test' THEN 1 WHEN 'gray' THEN 2 WHEN 'prod' THEN 3 ELSE 4 END, name",
+    )?;
+    let rows = st
+        .query_map([project.as_str()], |r| {
+            Ok(Env {
+                project: r.get(0)?,
+                name: r.get(1)?,
+                context: r.get(2)?,
+                namespace: r.get(3)?,
+                prometheus: r.get(4)?,
+                registry: r.get(5)?,
+                smoke: r.get(6)?,
+                set_at: r.get(7)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// Sets an environment whole (a new one, or every setting of an existing one).
+pub fn set_env(c: &Connection, e: &Env) -> Result<()> {
+    c.execute(
+        "INSERT INTO env (project, name, context, namespace, prometheus, registry, smoke, set_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (project, name) DO UPDATE SET context = ?3, namespace = ?4, prometheus = ?5,
+             registry = ?6, smoke = ?7, set_at = ?8",
+        params![
+            e.project,
+            e.name,
+            e.context,
+            e.namespace,
+            e.prometheus,
+            e.registry,
+            e.smoke,
+            date::now()
+        ],
+    )?;
+    Ok(())
+}
+
+/// Environment names, for completion.
+pub fn env_names(c: &Connection) -> Result<Vec<(String, String)>> {
+    let mut st = c.prepare("SELECT DISTINCT name, project FROM env ORDER BY name")?;
+    let rows =
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}

@@ -222,4 +222,19 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX build_app ON build (app, id);
     CREATE INDEX build_requirement ON build (requirement);
     ",
+    // 5: environments: where a project's apps run (a Kubernetes context and namespace), its
+    // metrics (Prometheus), its image registry and its smoke check
+    "
+    CREATE TABLE env (
+        project TEXT NOT NULL REFERENCES project(key),
+        name TEXT NOT NULL,
+        context TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        prometheus TEXT,
+        registry TEXT,
+        smoke TEXT,
+        set_at TEXT NOT NULL,
+        PRIMARY KEY (project, name)
+    );
+    ",
 ];

@@ -444,3 +444,28 @@ fn the_context_leaves_out_what_dockerignore_names() {
     );
     assert!(!files.contains("secret.txt") && !files.contains("a.log"), "{files}");
 }
+
+#[test]
+fn an_app_without_an_image_is_pushed_to_its_environment_registry() {
+    let s = services();
+    let (env, _web, _image) = setup(&s);
+    env.ok(&["project", "app", "add", "PAY", "api", "--repo", "web"]);
+    env.code(4, &["build", "api", "--requirement", "PAY-1", "--push"])
+        .says(&["no image name", "--registry"]);
+    let registry = format!("{}/envs{}", s.registry, unique());
+    env.ok(&[
+        "project",
+        "env",
+        "set",
+        "PAY",
+        "test",
+        "--context",
+        "c",
+        "--namespace",
+        "pay",
+        "--registry",
+        &registry,
+    ]);
+    let b = env.json(&["build", "api", "--requirement", "PAY-1", "--push"]);
+    assert!(b["digest"].as_str().unwrap().starts_with(&format!("{registry}/api@sha256:")), "{b}");
+}

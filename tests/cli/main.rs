@@ -7,6 +7,7 @@ mod harness;
 mod branch;
 mod build;
 mod config;
+mod env;
 mod gitlab;
 mod gitlab_faults;
 mod integrate;
