@@ -76,6 +76,15 @@ impl Engine {
         Ok(Engine { docker, rt })
     }
 
+    /// The engine's version, as `docker version` gives it.
+    pub fn version(&self) -> Result<String> {
+        let v = self
+            .rt
+            .block_on(self.docker.version())
+            .map_err(|e| unreachable(&engine_address(), e))?;
+        Ok(v.version.unwrap_or_default())
+    }
+
     /// Builds from a tar context fed by `feed` (written on another thread and streamed to the
     /// engine, never held whole), reporting each line of output to `line`; returns the first
     /// tag. A step that fails is exit 4 naming the step and its last lines.

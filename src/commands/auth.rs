@@ -188,8 +188,8 @@ struct Check {
 
 #[derive(Args, Debug)]
 #[command(after_long_help = "\
-Checks every configured system: the state database, and GitLab (reachability, version, whose \
-token, latency). Exit 6 when a configured remote system fails. \
+Checks every configured system: the state database, GitLab (reachability, version, whose \
+token, latency) and the Docker engine (DOCKER_HOST or the default socket). Exit 6 when a configured remote system fails. \
 JSON: [{\"system\", \"target\", \"status\": ok|failed|not configured, \"version\", \"user\", \"latency_ms\", \"detail\"}]")]
 pub struct DoctorArgs {}
 
@@ -268,6 +268,7 @@ pub fn doctor(cx: &mut Ctx, _a: DoctorArgs) -> Result<()> {
             }
         }
     });
+    checks.push(docker_check());
     if cx.ui.json {
         cx.ui.print_json(&checks)?;
     } else {
@@ -298,6 +299,39 @@ pub fn doctor(cx: &mut Ctx, _a: DoctorArgs) -> Result<()> {
             Err(XoneError::new(kind, format!("{} of {} checks failed", bad.len(), checks.len()))
                 .cause(format!("{}: {}", first.system, first.detail)))
         }
+    }
+}
+
+/// The Docker engine builds use: configured when DOCKER_HOST is set or the default socket
+/// exists.
+fn docker_check() -> Check {
+    let host = crate::adapters::docker::engine_address();
+    let configured = std::env::var_os("DOCKER_HOST").is_some_and(|h| !h.is_empty())
+        || std::path::Path::new("/var/run/docker.sock").exists();
+    if !configured {
+        return Check {
+            system: "docker",
+            target: host,
+            status: "not configured",
+            version: None,
+            user: None,
+            latency_ms: None,
+            detail: "no engine at the default socket and no DOCKER_HOST: local builds need one"
+                .into(),
+        };
+    }
+    let started = Instant::now();
+    match crate::adapters::docker::Engine::connect().and_then(|e| e.version()) {
+        Ok(v) => Check {
+            system: "docker",
+            target: host,
+            status: "ok",
+            version: Some(v),
+            user: None,
+            latency_ms: Some(started.elapsed().as_millis() as u64),
+            detail: "the engine answers".into(),
+        },
+        Err(e) => failed("docker", host, &e),
     }
 }
 

@@ -469,3 +469,21 @@ fn an_app_without_an_image_is_pushed_to_its_environment_registry() {
     let b = env.json(&["build", "api", "--requirement", "PAY-1", "--push"]);
     assert!(b["digest"].as_str().unwrap().starts_with(&format!("{registry}/api@sha256:")), "{b}");
 }
+
+#[test]
+fn doctor_reports_the_docker_engine() {
+    let _s = services();
+    let mut env = TestEnv::new();
+    env.set_var("DOCKER_HOST", &std::env::var("DOCKER_HOST").unwrap());
+    let d = env.json(&["doctor"]);
+    let docker = d.as_array().unwrap().iter().find(|c| c["system"] == "docker").unwrap().clone();
+    assert_eq!(docker["status"], "ok", "{d}");
+    assert!(docker["version"].as_str().unwrap().starts_with(|c: char| c.is_ascii_digit()), "{d}");
+    env.set_var("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+    let r = env.run(&["doctor", "--json"]);
+    assert_eq!(r.code, 6, "{r:?}");
+    let row =
+        r.json().as_array().unwrap().iter().find(|c| c["system"] == "docker").unwrap().clone();
+    assert_eq!(row["status"], "failed");
+    assert!(row["detail"].as_str().unwrap().contains("cannot be reached"), "{row}");
+}
