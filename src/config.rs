@@ -155,6 +155,8 @@ pub struct Config {
     entries: BTreeMap<&'static str, Entry>,
     pub user_file: PathBuf,
     pub project_file: Option<PathBuf>,
+    /// The GitLab token `auth login` stored in the user file, read with the rest of it.
+    pub stored_gitlab_token: Option<String>,
 }
 
 fn env_nonempty(name: &str) -> Option<String> {
@@ -337,11 +339,18 @@ impl Config {
         }
         let layers =
             [(Some(user_file.clone()), Origin::User), (project_file.clone(), Origin::Project)];
+        let mut stored_gitlab_token = None;
         for (path, origin) in layers {
             let Some(path) = path else { continue };
             let Some(table) = read_table(&path)? else {
                 continue;
             };
+            if origin == Origin::User {
+                stored_gitlab_token = lookup(&table, "gitlab.token")
+                    .and_then(|v| v.as_str())
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string);
+            }
             if origin == Origin::Project {
                 if let Some(secret) = SECRETS.iter().find(|k| lookup(&table, k).is_some()) {
                     return Err(XoneError::usage(format!(
@@ -378,7 +387,7 @@ impl Config {
                     .insert("gitlab.url", Entry { key: "gitlab.url", value, origin: Origin::Env });
             }
         }
-        Ok(Config { entries, user_file, project_file })
+        Ok(Config { entries, user_file, project_file, stored_gitlab_token })
     }
 
     pub fn get(&self, key: &str) -> Result<Option<&Entry>> {

@@ -46,26 +46,19 @@ pub struct Settings {
 /// The token, from the first source that has one (SPEC §5): `XONE_GITLAB_TOKEN`,
 /// `GITLAB_TOKEN`, the user config's `[gitlab] token` (written by `auth login`), then GitLab
 /// CI's `CI_JOB_TOKEN`.
-pub fn find_token(user_config: &Path) -> Result<Option<Token>> {
+pub fn find_token(config: &crate::config::Config) -> Option<Token> {
     let env =
         |k: &str| std::env::var(k).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
     for var in ["XONE_GITLAB_TOKEN", "GITLAB_TOKEN"] {
         if let Some(value) = env(var) {
-            return Ok(Some(Token { value, source: var.to_string(), job: false }));
+            return Some(Token { value, source: var.to_string(), job: false });
         }
     }
-    let stored = crate::config::read_table(user_config)?
-        .and_then(|t| t.get("gitlab")?.get("token")?.as_str().map(str::to_string))
-        .filter(|t| !t.is_empty());
-    if let Some(value) = stored {
-        let source = format!("{} (xone auth login)", user_config.display());
-        return Ok(Some(Token { value, source, job: false }));
+    if let Some(value) = config.stored_gitlab_token.clone() {
+        let source = format!("{} (xone auth login)", config.user_file.display());
+        return Some(Token { value, source, job: false });
     }
-    Ok(env("CI_JOB_TOKEN").map(|value| Token {
-        value,
-        source: "CI_JOB_TOKEN".to_string(),
-        job: true,
-    }))
+    env("CI_JOB_TOKEN").map(|value| Token { value, source: "CI_JOB_TOKEN".to_string(), job: true })
 }
 
 /// Whether a repository given on the command line lives on GitLab: `gitlab:PATH`, or an
@@ -102,6 +95,14 @@ pub struct GitLab {
 /// GitLab's `detailed_merge_status` values while it is still working mergeability out.
 const CHECKING: &[&str] =
     &["checking", "unchecked", "preparing", "approvals_syncing", "cannot_be_merged_recheck"];
+
+/// A merge request's state in xone's words: open (GitLab's opened or locked), merged, closed.
+fn mr_state(mr: &Value) -> String {
+    match mr.get("state").and_then(Value::as_str).unwrap_or("opened") {
+        "opened" | "locked" => "open".to_string(),
+        other => other.to_string(),
+    }
+}
 
 /// Commit fields GitLab puts in branches, compares and commit lists.
 fn commit_info(c: &Value) -> CommitInfo {
@@ -749,10 +750,7 @@ impl Forge for GitLab {
 
     fn find_merge_request(&self, r: &Repo, branch: &str, base: &str) -> Result<Option<MrSummary>> {
         Ok(self.find_mr(r, branch, base)?.map(|mr| MrSummary {
-            state: match mr.get("state").and_then(Value::as_str).unwrap_or("opened") {
-                "opened" | "locked" => "open".to_string(),
-                other => other.to_string(),
-            },
+            state: mr_state(&mr),
             url: mr.get("web_url").and_then(Value::as_str).map(str::to_string),
         }))
     }
@@ -893,11 +891,7 @@ impl GitLab {
         mr: &Value,
         commits: usize,
     ) -> Result<MergeRequest> {
-        let state = match mr.get("state").and_then(Value::as_str).unwrap_or("opened") {
-            "opened" | "locked" => "open",
-            other => other,
-        }
-        .to_string();
+        let state = mr_state(mr);
         let detailed = mr.get("detailed_merge_status").and_then(Value::as_str);
         let status = mr.get("merge_status").and_then(Value::as_str);
         let has_conflicts = mr.get("has_conflicts").and_then(Value::as_bool).unwrap_or(false);

@@ -157,9 +157,7 @@ fn build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
             .hint("see the apps with `xone project app list KEY`"));
     };
     let actor = cx.actor()?;
-    let coverage_min =
-        cx.config()?.get("gates.coverage")?.and_then(|e| e.value.as_float()).unwrap_or(80.0);
-    let disabled = disabled_gates(cx)?;
+    let policy = Policy::read(cx)?;
     let mut store = cx.store()?;
     let forges = cx.forges()?;
     let project = a.project.clone().or_else(|| a.requirement.as_ref().map(|k| k.project.clone()));
@@ -199,8 +197,7 @@ fn build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
             repo: &repo,
             req: req.as_ref(),
             git_ref: &git_ref,
-            coverage_min,
-            disabled: disabled.clone(),
+            policy: policy.clone(),
             start_timeout,
         };
         return pipeline_build(cx, &mut store, &forges, &p, &a, &actor);
@@ -214,11 +211,12 @@ fn build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
         })?;
     let sha = commit.id().to_string();
     let context = app.context.trim_matches('/').to_string();
-    let dockerfile_path = if context.is_empty() || context == "." {
-        app.dockerfile.clone()
-    } else {
-        format!("{context}/{}", app.dockerfile)
+    // A path inside the context, as a path of the repository.
+    let in_context = |f: &str| match context.as_str() {
+        "" | "." => f.to_string(),
+        dir => format!("{dir}/{f}"),
     };
+    let dockerfile_path = in_context(&app.dockerfile);
     if !forge_local::has_file(&objects, commit.id(), &dockerfile_path)? {
         return Err(XoneError::gate(format!(
             "commit {} of {} has no {dockerfile_path}",
@@ -264,7 +262,8 @@ fn build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
     // Tests first: a failing gate stops before the image is built.
     let (tests, coverage, mut gates) = match (&test_cmd, &scratch) {
         (Some(cmd), Some(dir)) => {
-            let measured = run_tests(ui, &mut log, &app, cmd, dir, &git_ref, &sha, coverage_min);
+            let measured =
+                run_tests(ui, &mut log, &app, cmd, dir, &git_ref, &sha, policy.coverage_min);
             let _ = std::fs::remove_dir_all(dir);
             measured
         }
@@ -274,34 +273,29 @@ fn build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
             (None, None, Vec::new())
         }
     };
-    gates.retain(|g| !disabled.contains(&g.name.as_str()));
+    policy.apply(&mut gates);
     let failed: Vec<Gate> = gates.iter().filter(|g| !g.passed).cloned().collect();
-    if !failed.is_empty() {
-        if a.force {
-            for g in gates.iter_mut().filter(|g| !g.passed) {
-                g.forced = true;
-            }
-        } else {
-            let err = gate_error(&app, &failed, tests.as_ref());
-            finish(
-                &mut store,
-                id,
-                &app,
-                req.as_ref(),
-                &actor,
-                &BuildOutcome {
-                    status: "failed",
-                    tests: tests.as_ref(),
-                    coverage,
-                    gates: &gates,
-                    image: None,
-                    digest: None,
-                    detail: Some(&err.message),
-                },
-                None,
-            )?;
-            return Err(err);
+    if a.force {
+        for g in gates.iter_mut().filter(|g| !g.passed) {
+            g.forced = true;
         }
+    }
+    // Every way this build can fail from here on is recorded the same way, then reported.
+    let fail = |store: &mut store::Store, e: XoneError, image: Option<&str>| -> Result<()> {
+        let outcome = BuildOutcome {
+            status: "failed",
+            tests: tests.as_ref(),
+            coverage,
+            gates: &gates,
+            image,
+            digest: None,
+            detail: Some(&e.message),
+        };
+        finish(store, id, &app, req.as_ref(), &actor, &outcome, None)?;
+        Err(e)
+    };
+    if !failed.is_empty() && !a.force {
+        return fail(&mut store, gate_error(&app, &failed, tests.as_ref()), None);
     }
 
     // The image, from a clean export of the commit streamed to the engine.
@@ -328,13 +322,6 @@ fn build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
     let path = objects.path().to_path_buf();
     let oid = commit.id();
     // The context's .dockerignore, read from the commit as `docker build` reads it from disk.
-    let in_context = |f: &str| {
-        if context.is_empty() || context == "." {
-            f.to_string()
-        } else {
-            format!("{context}/{f}")
-        }
-    };
     let ignore = forge_local::read_file(&objects, oid, &in_context(".dockerignore"))?
         .map(|b| crate::domain::ignore::Ignore::parse(&String::from_utf8_lossy(&b)));
     let keep =
@@ -356,24 +343,7 @@ fn build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
         )
     };
     if let Err(e) = built {
-        finish(
-            &mut store,
-            id,
-            &app,
-            req.as_ref(),
-            &actor,
-            &BuildOutcome {
-                status: "failed",
-                tests: tests.as_ref(),
-                coverage,
-                gates: &gates,
-                image: None,
-                digest: None,
-                detail: Some(&e.message),
-            },
-            None,
-        )?;
-        return Err(e);
+        return fail(&mut store, e, None);
     }
     let reference = tags.first().cloned().unwrap_or_default();
     let mut digest = None;
@@ -391,26 +361,7 @@ fn build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
         }
         match pushed {
             Ok(d) => digest = Some(d),
-            Err(e) => {
-                finish(
-                    &mut store,
-                    id,
-                    &app,
-                    req.as_ref(),
-                    &actor,
-                    &BuildOutcome {
-                        status: "failed",
-                        tests: tests.as_ref(),
-                        coverage,
-                        gates: &gates,
-                        image: Some(&reference),
-                        digest: None,
-                        detail: Some(&e.message),
-                    },
-                    None,
-                )?;
-                return Err(e);
-            }
+            Err(e) => return fail(&mut store, e, Some(&reference)),
         }
     }
     let forced = a.force.then(|| a.reason.clone().unwrap_or_default());
@@ -444,8 +395,7 @@ struct PipelineRun<'a> {
     repo: &'a store::Repo,
     req: Option<&'a store::Requirement>,
     git_ref: &'a str,
-    coverage_min: f64,
-    disabled: Vec<&'static str>,
+    policy: Policy,
     start_timeout: std::time::Duration,
 }
 
@@ -507,8 +457,8 @@ fn pipeline_build(
             return Err(e.hint(format!("`xone build show {id}` follows it later")));
         }
     };
-    let mut outcome = judge(gl, p.repo, &done, &jobs, p.coverage_min, &mut log)?;
-    outcome.gates.retain(|g| !p.disabled.contains(&g.name.as_str()));
+    let mut outcome = judge(gl, p.repo, &done, &jobs, p.policy.coverage_min, &mut log)?;
+    p.policy.apply(&mut outcome.gates);
     settle_pipeline(
         cx,
         store,
@@ -628,6 +578,46 @@ fn plain(trace: &str) -> String {
         .join("\n")
 }
 
+/// Records a finished pipeline's outcome; returns the gates that failed and were not forced.
+/// GitLab's word stands (success, failed, canceled); gates forced on the record make a build
+/// pass, and gates failing make a finished pipeline's build fail.
+fn record_pipeline(
+    store: &mut store::Store,
+    id: i64,
+    app: &App,
+    req: Option<&store::Requirement>,
+    actor: &str,
+    j: &mut Judged,
+    forced: Option<String>,
+) -> Result<Vec<Gate>> {
+    let mut failed: Vec<Gate> = j.gates.iter().filter(|g| !g.passed).cloned().collect();
+    let force = forced.is_some() && !failed.is_empty();
+    if force {
+        for g in j.gates.iter_mut().filter(|g| !g.passed) {
+            g.forced = true;
+        }
+    }
+    let status = match (failed.is_empty() || force, j.status) {
+        (true, _) => "success",
+        (false, "canceled") => "canceled",
+        (false, _) => "failed",
+    };
+    let outcome = BuildOutcome {
+        status,
+        tests: j.tests.as_ref(),
+        coverage: j.coverage,
+        gates: &j.gates,
+        image: None,
+        digest: None,
+        detail: j.detail.as_deref(),
+    };
+    finish(store, id, app, req, actor, &outcome, forced.filter(|_| force))?;
+    if force {
+        failed.clear();
+    }
+    Ok(failed)
+}
+
 /// Records a finished pipeline's outcome; failed gates are exit 4 unless forced.
 #[allow(clippy::too_many_arguments)]
 fn settle_pipeline(
@@ -640,38 +630,8 @@ fn settle_pipeline(
     mut j: Judged,
     forced: Option<String>,
 ) -> Result<()> {
-    let failed: Vec<Gate> = j.gates.iter().filter(|g| !g.passed).cloned().collect();
-    let force = forced.is_some() && !failed.is_empty();
-    if force {
-        for g in j.gates.iter_mut().filter(|g| !g.passed) {
-            g.forced = true;
-        }
-    }
-    // GitLab's word stands (success, failed, canceled); gates forced on the record make a
-    // build pass, and gates failing make a finished pipeline's build fail.
-    let status = match (failed.is_empty() || force, j.status) {
-        (true, _) => "success",
-        (false, "canceled") => "canceled",
-        (false, _) => "failed",
-    };
-    finish(
-        store,
-        id,
-        app,
-        req,
-        actor,
-        &BuildOutcome {
-            status,
-            tests: j.tests.as_ref(),
-            coverage: j.coverage,
-            gates: &j.gates,
-            image: None,
-            digest: None,
-            detail: j.detail.as_deref(),
-        },
-        forced.filter(|_| force),
-    )?;
-    if !failed.is_empty() && !force {
+    let failed = record_pipeline(store, id, app, req, actor, &mut j, forced)?;
+    if !failed.is_empty() {
         let mut err = gate_error(app, &failed, j.tests.as_ref());
         if let Some(d) = &j.detail {
             err = err.cause(d.clone());
@@ -810,24 +770,39 @@ fn finish(
     })
 }
 
-/// The build gates the configuration turns off (`gates.tests`, `gates.pipeline`); coverage
-/// is turned off with `gates.coverage = 0`.
-fn disabled_gates(cx: &mut Ctx) -> Result<Vec<&'static str>> {
-    let cfg = cx.config()?;
-    let on = |k: &str| -> Result<bool> {
-        Ok(cfg.get(k)?.and_then(|e| e.value.as_bool()).unwrap_or(true))
-    };
-    let mut off = Vec::new();
-    if !on("gates.tests")? {
-        off.push("tests");
+/// The build gates as configured under `[gates]`.
+#[derive(Clone)]
+struct Policy {
+    coverage_min: f64,
+    /// Gates turned off: `gates.tests = false`, `gates.pipeline = false`, `gates.coverage = 0`.
+    disabled: Vec<&'static str>,
+}
+
+impl Policy {
+    fn read(cx: &mut Ctx) -> Result<Policy> {
+        let cfg = cx.config()?;
+        let on = |k: &str| -> Result<bool> {
+            Ok(cfg.get(k)?.and_then(|e| e.value.as_bool()).unwrap_or(true))
+        };
+        let coverage_min =
+            cfg.get("gates.coverage")?.and_then(|e| e.value.as_float()).unwrap_or(80.0);
+        let mut disabled = Vec::new();
+        if !on("gates.tests")? {
+            disabled.push("tests");
+        }
+        if !on("gates.pipeline")? {
+            disabled.push("pipeline");
+        }
+        if coverage_min <= 0.0 {
+            disabled.push("coverage");
+        }
+        Ok(Policy { coverage_min, disabled })
     }
-    if !on("gates.pipeline")? {
-        off.push("pipeline");
+
+    /// Drops the gates that are turned off.
+    fn apply(&self, gates: &mut Vec<Gate>) {
+        gates.retain(|g| !self.disabled.contains(&g.name.as_str()));
     }
-    if cfg.get("gates.coverage")?.and_then(|e| e.value.as_float()).is_some_and(|c| c <= 0.0) {
-        off.push("coverage");
-    }
-    Ok(off)
 }
 
 /// The image an app without its own `--image` gets: REGISTRY/APP, REGISTRY being the `test`
@@ -1144,17 +1119,21 @@ fn show(cx: &mut Ctx, id: i64) -> Result<()> {
     Ok(())
 }
 
-fn refresh(cx: &mut Ctx, store: &mut store::Store, b: &Build, pipeline: i64) -> Result<()> {
-    let coverage_min =
-        cx.config()?.get("gates.coverage")?.and_then(|e| e.value.as_float()).unwrap_or(80.0);
-    let disabled = disabled_gates(cx)?;
-    let forges = cx.forges()?;
+/// A build's app and the repository it is built from.
+fn app_and_repo(store: &store::Store, b: &Build) -> Result<(App, store::Repo)> {
     let project: ProjectKey = b.project.parse().map_err(XoneError::internal)?;
     let app = store::app(store.conn(), Some(&project), &b.app)?;
     let repo = store::repos(store.conn(), &project)?
         .into_iter()
         .find(|r| r.id == app.repo_id)
         .ok_or_else(|| XoneError::not_found(format!("app {}'s repository is gone", app.name)))?;
+    Ok((app, repo))
+}
+
+fn refresh(cx: &mut Ctx, store: &mut store::Store, b: &Build, pipeline: i64) -> Result<()> {
+    let policy = Policy::read(cx)?;
+    let forges = cx.forges()?;
+    let (app, repo) = app_and_repo(store, b)?;
     let gl = forges.gitlab()?;
     let p = gl.pipeline(&repo, pipeline)?;
     if !p.finished() {
@@ -1165,37 +1144,16 @@ fn refresh(cx: &mut Ctx, store: &mut store::Store, b: &Build, pipeline: i64) -> 
     }
     let mut log = Log::open(b.id)?;
     let jobs = gl.jobs(&repo, pipeline)?;
-    let mut judged = judge(gl, &repo, &p, &jobs, coverage_min, &mut log)?;
-    judged.gates.retain(|g| !disabled.contains(&g.name.as_str()));
+    let mut judged = judge(gl, &repo, &p, &jobs, policy.coverage_min, &mut log)?;
+    policy.apply(&mut judged.gates);
     let req = match &b.requirement {
         Some(k) => {
             Some(store::requirement(store.conn(), &k.parse().map_err(XoneError::internal)?)?)
         }
         None => None,
     };
-    let failed: Vec<Gate> = judged.gates.iter().filter(|g| !g.passed).cloned().collect();
-    let status = match (failed.is_empty(), judged.status) {
-        (true, _) => "success",
-        (false, "canceled") => "canceled",
-        (false, _) => "failed",
-    };
-    finish(
-        store,
-        b.id,
-        &app,
-        req.as_ref(),
-        &b.actor,
-        &BuildOutcome {
-            status,
-            tests: judged.tests.as_ref(),
-            coverage: judged.coverage,
-            gates: &judged.gates,
-            image: None,
-            digest: None,
-            detail: judged.detail.as_deref(),
-        },
-        None,
-    )
+    record_pipeline(store, b.id, &app, req.as_ref(), &b.actor, &mut judged, None)?;
+    Ok(())
 }
 
 fn log(cx: &mut Ctx, id: i64, job: Option<String>) -> Result<()> {
@@ -1209,14 +1167,7 @@ fn log(cx: &mut Ctx, id: i64, job: Option<String>) -> Result<()> {
     }
     if let (Some(name), Some(pipeline)) = (&job, b.pipeline_id) {
         let forges = cx.forges()?;
-        let project: ProjectKey = b.project.parse().map_err(XoneError::internal)?;
-        let app = store::app(store.conn(), Some(&project), &b.app)?;
-        let repo = store::repos(store.conn(), &project)?
-            .into_iter()
-            .find(|r| r.id == app.repo_id)
-            .ok_or_else(|| {
-                XoneError::not_found(format!("app {}'s repository is gone", app.name))
-            })?;
+        let (_, repo) = app_and_repo(&store, &b)?;
         let gl = forges.gitlab()?;
         let jobs = gl.jobs(&repo, pipeline)?;
         let found = jobs.iter().find(|j| &j.name == name).ok_or_else(|| {

@@ -58,7 +58,7 @@ impl Ctx {
             .unwrap_or_else(|| config::home_dir().join("xone"));
         let settings = gitlab::Settings {
             url: cfg.str("gitlab.url").map(str::to_string),
-            token: gitlab::find_token(&cfg.user_file)?,
+            token: gitlab::find_token(cfg),
             http: http::Settings {
                 timeout: std::time::Duration::from_secs(timeout.max(1)),
                 retries: cfg.int("remote.retries").unwrap_or(3) as u32,

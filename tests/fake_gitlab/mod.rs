@@ -751,16 +751,7 @@ impl FakeGitLab {
 
     fn project_json(&self, id: i64, path: &str) -> Value {
         let repo = Repository::open_bare(self.repo_dir(path)).unwrap();
-        let default = repo
-            .find_reference("HEAD")
-            .ok()
-            .and_then(|h| {
-                h.symbolic_target()
-                    .ok()
-                    .flatten()
-                    .map(|t| t.trim_start_matches("refs/heads/").to_string())
-            })
-            .unwrap_or_else(|| "main".into());
+        let default = default_branch(&repo).unwrap_or_else(|| "main".into());
         let (ns, name) = path.rsplit_once('/').unwrap_or(("", path));
         let mut v = template(PROJECT);
         set(&mut v, "id", json!(id));
@@ -806,16 +797,7 @@ impl FakeGitLab {
     fn branch_json(&self, path: &str, repo: &Repository, name: &str) -> Option<Value> {
         let b = repo.find_branch(name, BranchType::Local).ok()?;
         let c = b.get().peel_to_commit().ok()?;
-        let default = repo
-            .find_reference("HEAD")
-            .ok()
-            .and_then(|h| {
-                h.symbolic_target()
-                    .ok()
-                    .flatten()
-                    .map(|t| t.trim_start_matches("refs/heads/").to_string())
-            })
-            .unwrap_or_default();
+        let default = default_branch(repo).unwrap_or_default();
         let merged = name != default
             && repo
                 .find_branch(&default, BranchType::Local)
@@ -1585,6 +1567,13 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Request> {
         })
         .collect();
     Some(Request { method, path, query, headers, body })
+}
+
+/// The branch HEAD names.
+fn default_branch(repo: &Repository) -> Option<String> {
+    let head = repo.find_reference("HEAD").ok()?;
+    let target = head.symbolic_target().ok().flatten()?;
+    Some(target.trim_start_matches("refs/heads/").to_string())
 }
 
 /// Commits `files` on `branch` of a bare repository.
