@@ -167,7 +167,7 @@ impl Api {
 
     fn log(&self, line: &str) {
         if self.settings.verbose {
-            let _ = writeln!(std::io::stderr(), "{}", self.redact(line));
+            let _ = writeln!(std::io::stderr(), "{} {}", self.system, self.redact(line));
         }
     }
 
@@ -205,7 +205,8 @@ impl Api {
         repeatable: bool,
     ) -> Result<Reply> {
         let url = format!("{}{path}", self.base);
-        let endpoint = format!("{} {method} {}", self.system, self.redact(&strip_base(&url)));
+        // `GET /api/v4/projects/…`: messages name the system once, beside it.
+        let endpoint = format!("{method} {}", self.redact(&strip_base(&url)));
         let mut attempt = 0;
         loop {
             match self.attempt(&method, &url, body, expect, &endpoint) {
@@ -224,7 +225,7 @@ impl Api {
                         return Err(error);
                     }
                     let wait = backoff(attempt, pause);
-                    self.log(&format!("retrying {endpoint} in {} ms", wait.as_millis()));
+                    self.log(&format!("{endpoint}: retrying in {} ms", wait.as_millis()));
                     std::thread::sleep(wait);
                     attempt += 1;
                 }
@@ -287,14 +288,14 @@ impl Api {
             Err(e) => {
                 let error = XoneError::new(
                     Kind::Remote,
-                    format!("{endpoint} broke off in the middle of its answer"),
+                    format!("{} broke off its answer to {endpoint}", self.system),
                 )
                 .cause(self.redact(&describe(&e)))
                 .hint("retry; if it persists, the server or a proxy in between is at fault");
                 return Err(Failure::Transient { error, pause: None, sent: true });
             }
         };
-        let reply = Reply { status, body, next, endpoint: endpoint.to_string() };
+        let reply = Reply { status, body, next, endpoint: format!("{} {endpoint}", self.system) };
         if (200..300).contains(&status) || expect.contains(&status) {
             return Ok(reply);
         }
@@ -323,7 +324,7 @@ impl Api {
             .hint(
                 "check the token and its scopes (GitLab: api; `xone auth status`), or log in again with `xone auth login`",
             ),
-            404 => XoneError::not_found(format!("{endpoint}: not found")).cause(message),
+            404 => XoneError::not_found(format!("{} has no {endpoint}", self.system)).cause(message),
             429 | 502 | 503 | 504 => {
                 let error = XoneError::new(
                     Kind::Remote,
@@ -334,7 +335,7 @@ impl Api {
                 // 429 means the request was turned away before it did anything.
                 return Err(Failure::Transient { error, pause, sent: status != 429 });
             }
-            _ => XoneError::new(Kind::Remote, format!("{endpoint} failed with {status}"))
+            _ => XoneError::new(Kind::Remote, format!("{} {endpoint} failed with {status}", self.system))
                 .cause(message)
                 .hint(format!("retry; if it persists, ask the {} administrators", self.system)),
         };
