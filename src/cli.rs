@@ -57,6 +57,10 @@ pub enum Command {
     Branch(branch::BranchCommand),
     /// Build an app at a commit: tests, gates, image, push; and the builds' records
     Build(crate::commands::build::BuildArgs),
+    /// Deploy an app's image to an environment's cluster, follow the rollout, and read what runs
+    Deploy(crate::commands::deploy::DeployArgs),
+    /// Roll an app back to an earlier revision, or everything a requirement deployed
+    Rollback(crate::commands::deploy::RollbackArgs),
     /// Log in to GitLab, see who the token belongs to, log out
     #[command(subcommand)]
     Auth(crate::commands::auth::AuthCommand),

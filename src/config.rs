@@ -117,6 +117,18 @@ const KEYS: &[KeyDef] = &[
         doc: "how long `build --pipeline --wait` waits for a runner to take the pipeline up",
     },
     KeyDef {
+        key: "deploy.progress_deadline",
+        ty: Type::Duration,
+        default: Some("10m"),
+        doc: "a rollout that makes no progress this long fails (the Deployment's progressDeadlineSeconds)",
+    },
+    KeyDef {
+        key: "watch.interval",
+        ty: Type::Duration,
+        default: Some("30s"),
+        doc: "how often the post-release watch asks Prometheus",
+    },
+    KeyDef {
         key: "ui.page_size",
         ty: Type::Int,
         default: Some("50"),

@@ -1,10 +1,12 @@
 //! The systems xone talks to, behind small traits so that the embedded defaults and the real
 //! systems swap without the commands noticing.
 
+pub mod cluster;
 pub mod docker;
 pub mod forge_local;
 pub mod gitlab;
 pub mod http;
+pub mod prometheus;
 
 use std::sync::OnceLock;
 

@@ -22,7 +22,7 @@ Dockerfile and the test reports are paths inside the context and the repository.
     Add(Box<AddArgs>),
     /// The project's apps
     #[command(
-        after_long_help = "JSON: [{\"project\", \"name\", \"repo\", \"image\", \"dockerfile\", \"context\", \"port\", \"health\", \"replicas\": {ENV: N}, \"test_cmd\", \"junit\", \"cobertura\", \"added_at\"}]"
+        after_long_help = "JSON: [{\"project\", \"name\", \"repo\", \"image\", \"dockerfile\", \"context\", \"port\", \"health\", \"replicas\": {ENV: N}, \"test_cmd\", \"junit\", \"cobertura\", \"manifests\", \"alert_labels\", \"error_query\", \"added_at\"}]"
     )]
     List {
         #[arg(add = ArgValueCandidates::new(complete::project_keys))]
@@ -75,10 +75,21 @@ pub struct AddArgs {
     /// Where the test command writes its Cobertura XML coverage report
     #[arg(long, value_name = "PATH", default_value = "coverage.xml")]
     pub cobertura: String,
+    /// A directory of the repository holding its own Kubernetes manifests (YAML); xone sets
+    /// the app container's image in its Deployment instead of rendering one
+    #[arg(long, value_name = "DIR")]
+    pub manifests: Option<String>,
+    /// PromQL label matchers of its alerts and series for the release watch, overriding the
+    /// environment's ({app}, {namespace}, {env} are filled in)
+    #[arg(long, value_name = "MATCHERS")]
+    pub alert_labels: Option<String>,
+    /// PromQL of its HTTP error ratio for the release watch, overriding the environment's
+    #[arg(long, value_name = "PROMQL")]
+    pub error_query: Option<String>,
 }
 
-/// Words that `xone build` takes as its own subcommands.
-const RESERVED: &[&str] = &["list", "show", "log", "help"];
+/// Words that `xone build` and `xone deploy` take as their own subcommands.
+const RESERVED: &[&str] = &["list", "show", "log", "help", "status", "history", "watch"];
 
 pub fn check_app_name(s: &str) -> std::result::Result<String, String> {
     let ok = !s.is_empty()
@@ -92,7 +103,9 @@ pub fn check_app_name(s: &str) -> std::result::Result<String, String> {
         ));
     }
     if RESERVED.contains(&s) {
-        return Err(format!("'{s}' is a word of `xone build`; pick another app name"));
+        return Err(format!(
+            "'{s}' is a word of `xone build` or `xone deploy`; pick another app name"
+        ));
     }
     Ok(s.to_string())
 }
@@ -231,6 +244,9 @@ fn add(cx: &mut Ctx, a: AddArgs) -> Result<()> {
         test_cmd: a.test_cmd.clone(),
         junit: a.junit.clone(),
         cobertura: a.cobertura.clone(),
+        manifests: a.manifests.clone(),
+        alert_labels: a.alert_labels.clone(),
+        error_query: a.error_query.clone(),
         added_at: String::new(),
     };
     store.write(|tx| {

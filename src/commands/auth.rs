@@ -189,7 +189,8 @@ struct Check {
 #[derive(Args, Debug)]
 #[command(after_long_help = "\
 Checks every configured system: the state database, GitLab (reachability, version, whose \
-token, latency) and the Docker engine (DOCKER_HOST or the default socket). Exit 6 when a configured remote system fails. \
+token, latency), the Docker engine (DOCKER_HOST or the default socket), and each environment's \
+Kubernetes context and namespace and Prometheus. Exit 6 when a configured remote system fails. \
 JSON: [{\"system\", \"target\", \"status\": ok|failed|not configured, \"version\", \"user\", \"latency_ms\", \"detail\"}]")]
 pub struct DoctorArgs {}
 
@@ -269,6 +270,7 @@ pub fn doctor(cx: &mut Ctx, _a: DoctorArgs) -> Result<()> {
         }
     });
     checks.push(docker_check());
+    checks.extend(cluster_checks(cx)?);
     if cx.ui.json {
         cx.ui.print_json(&checks)?;
     } else {
@@ -300,6 +302,77 @@ pub fn doctor(cx: &mut Ctx, _a: DoctorArgs) -> Result<()> {
                 .cause(format!("{}: {}", first.system, first.detail)))
         }
     }
+}
+
+/// Each environment's cluster (once per context and namespace) and Prometheus.
+fn cluster_checks(cx: &mut Ctx) -> Result<Vec<Check>> {
+    let Ok(store) = cx.store() else { return Ok(Vec::new()) };
+    let mut envs = Vec::new();
+    for p in crate::store::projects(store.conn(), false)? {
+        let key: crate::domain::ProjectKey = p.key.parse().map_err(XoneError::internal)?;
+        envs.extend(crate::store::envs(store.conn(), &key)?);
+    }
+    drop(store);
+    let mut checks = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for env in &envs {
+        if !seen.insert((env.context.clone(), env.namespace.clone())) {
+            continue;
+        }
+        let target = format!("{}/{}", env.context, env.namespace);
+        let started = Instant::now();
+        let checked = super::deploy::connect(cx, env).and_then(|cl| {
+            let v = cl.version()?;
+            let ns = cl.namespace_exists()?;
+            Ok((v, ns, cl.server.clone()))
+        });
+        checks.push(match checked {
+            Ok((version, ns, server)) => Check {
+                system: "kubernetes",
+                target,
+                status: "ok",
+                version: Some(version),
+                user: None,
+                latency_ms: Some(started.elapsed().as_millis() as u64),
+                detail: if ns {
+                    format!("{server}, namespace present ({} {})", env.project, env.name)
+                } else {
+                    format!(
+                        "{server}, namespace missing: deploy --create-namespace ({} {})",
+                        env.project, env.name
+                    )
+                },
+            },
+            Err(e) => failed("kubernetes", target, &e),
+        });
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for url in envs.iter().filter_map(|e| e.prometheus.clone()) {
+        if !seen.insert(url.clone()) {
+            continue;
+        }
+        let started = Instant::now();
+        let settings = crate::adapters::http::Settings {
+            timeout: std::time::Duration::from_secs(10),
+            retries: 0,
+            verbose: cx.ui.verbose,
+        };
+        let asked = crate::adapters::prometheus::Prometheus::new(&url, settings)
+            .and_then(|p| p.query("vector(1)"));
+        checks.push(match asked {
+            Ok(_) => Check {
+                system: "prometheus",
+                target: url,
+                status: "ok",
+                version: None,
+                user: None,
+                latency_ms: Some(started.elapsed().as_millis() as u64),
+                detail: "answers queries".into(),
+            },
+            Err(e) => failed("prometheus", url, &e),
+        });
+    }
+    Ok(checks)
 }
 
 /// The Docker engine builds use: configured when DOCKER_HOST is set or the default socket

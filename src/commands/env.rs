@@ -22,7 +22,7 @@ XONE_NAMESPACE and XONE_IMAGE set. JSON: as one entry of list")]
     Set(SetArgs),
     /// The project's environments
     #[command(
-        after_long_help = "JSON: [{\"project\", \"name\", \"context\", \"namespace\", \"prometheus\", \"registry\", \"smoke\", \"set_at\"}]"
+        after_long_help = "JSON: [{\"project\", \"name\", \"context\", \"namespace\", \"prometheus\", \"registry\", \"smoke\", \"alert_labels\", \"error_query\", \"set_at\"}]"
     )]
     List {
         #[arg(add = ArgValueCandidates::new(complete::project_keys))]
@@ -52,6 +52,14 @@ pub struct SetArgs {
     /// The smoke check run after a deploy (sh -c)
     #[arg(long, value_name = "CMD")]
     pub smoke: Option<String>,
+    /// PromQL label matchers of an app's alerts and series for the release watch
+    /// (default app="{app}",namespace="{namespace}"; {app}, {namespace}, {env} are filled in)
+    #[arg(long, value_name = "MATCHERS")]
+    pub alert_labels: Option<String>,
+    /// PromQL of an app's HTTP error ratio (default: Micrometer's
+    /// http_server_requests_seconds_count with a 5xx status over all of it, rate over 5m)
+    #[arg(long, value_name = "PROMQL")]
+    pub error_query: Option<String>,
 }
 
 /// A Kubernetes namespace: a DNS-1123 label.
@@ -137,6 +145,18 @@ fn set(cx: &mut Ctx, a: SetArgs) -> Result<()> {
         (None, Some(o)) => o.context.clone(),
         (None, None) => return Err(needs("context")),
     };
+    // A context is checked against the kubeconfig in effect; on a machine without one (a
+    // laptop setting up what CI deploys with) it is taken as given, with a warning.
+    if a.context.is_some() {
+        let found = crate::adapters::cluster::kubeconfig()?.is_some();
+        if found || context == crate::adapters::cluster::IN_CLUSTER {
+            crate::adapters::cluster::check_context(&context)?;
+        } else {
+            cx.ui.warn(format!(
+                "no kubeconfig here (KUBECONFIG, ~/.kube/config): context {context} is not checked"
+            ));
+        }
+    }
     let namespace = match (&a.namespace, &old) {
         (Some(n), _) => n.clone(),
         (None, Some(o)) => o.namespace.clone(),
@@ -153,6 +173,8 @@ fn set(cx: &mut Ctx, a: SetArgs) -> Result<()> {
         prometheus: keep(&a.prometheus, old.as_ref().map(|o| &o.prometheus)),
         registry: keep(&a.registry, old.as_ref().map(|o| &o.registry)),
         smoke: keep(&a.smoke, old.as_ref().map(|o| &o.smoke)),
+        alert_labels: keep(&a.alert_labels, old.as_ref().map(|o| &o.alert_labels)),
+        error_query: keep(&a.error_query, old.as_ref().map(|o| &o.error_query)),
         set_at: String::new(),
     };
     store.write(|tx| {

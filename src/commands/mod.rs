@@ -6,6 +6,7 @@ pub mod auth;
 pub mod branch;
 pub mod build;
 pub mod complete;
+pub mod deploy;
 pub mod env;
 pub mod hook;
 pub mod project;
@@ -13,6 +14,7 @@ pub mod quickstart;
 pub mod requirement;
 pub mod review;
 pub mod setup;
+pub mod watch;
 
 use crate::adapters::{gitlab, http, Forges, Outcome};
 use crate::cli::{Cli, Command};
@@ -130,6 +132,8 @@ pub fn dispatch(cx: &mut Ctx, cli: Cli) -> Result<()> {
         Command::Hook(c) => hook::run(cx, c),
         Command::Auth(c) => auth::run(cx, c),
         Command::Build(a) => build::run(cx, a),
+        Command::Deploy(a) => deploy::run(cx, a),
+        Command::Rollback(a) => deploy::rollback(cx, a),
         Command::Doctor(a) => auth::doctor(cx, a),
         Command::Completion(a) => setup::completion(cx, a),
         Command::Man(a) => setup::man(cx, a),

@@ -488,9 +488,11 @@ fn list(cx: &mut Ctx, a: ListArgs) -> Result<()> {
     Ok(())
 }
 
-/// For each app of the requirement (built from a repository that holds its branch): whether
-/// one of its builds measured tests and coverage, passed (or was forced through) its gates, and
-/// was made at the branch tip or at a commit containing it (an integration).
+/// For each app of the requirement (built from a repository that holds its branch): the
+/// builds that stand for it. `at_tip`: builds that measured tests and coverage, passed (or
+/// were forced through) their gates, and were made at the branch tip or at a test
+/// integration commit containing it. Otherwise (for prod): passing builds of any commit that
+/// contains the tip.
 fn app_builds(
     forges: &Forges,
     store: &Store,
@@ -498,7 +500,8 @@ fn app_builds(
     repos: &[store::Repo],
     branches: &[BranchView],
     test_branch: &str,
-) -> Result<Vec<(String, bool)>> {
+    at_tip: bool,
+) -> Result<Vec<(store::App, Vec<store::Build>)>> {
     let c = store.conn();
     let apps = store::apps(c, &key.project)?;
     let builds = store::builds(c, None, None)?;
@@ -507,32 +510,220 @@ fn app_builds(
         let Some(repo) = repos.iter().find(|r| r.name == b.repo) else { continue };
         for app in apps.iter().filter(|a| a.repo_id == repo.id) {
             let Some(tip) = b.sha.as_deref() else {
-                out.push((app.name.clone(), false));
+                out.push((app.clone(), Vec::new()));
                 continue;
             };
             let candidates: Vec<&store::Build> = builds
                 .iter()
                 .filter(|x| x.app == app.name && x.project == app.project && x.status == "success")
-                .filter(|x| x.tests.is_some() && x.coverage.is_some())
+                .filter(|x| !at_tip || (x.tests.is_some() && x.coverage.is_some()))
                 .filter(|x| x.gates.iter().all(|g| g.passed || g.forced))
                 .collect();
-            let mut ok = candidates.iter().any(|x| x.sha == tip);
-            // Else a build of the test integration that holds the tip; another requirement's
-            // branch built on top of this one does not stand for it.
-            let integrations: Vec<&&store::Build> =
-                candidates.iter().filter(|x| x.git_ref == test_branch).collect();
-            if !ok && !integrations.is_empty() {
+            // At the tip, or (for test) a build of the test integration that holds the tip;
+            // another requirement's branch built on top of this one does not stand for it.
+            let mut ok: Vec<store::Build> =
+                candidates.iter().filter(|x| x.sha == tip).map(|x| (*x).clone()).collect();
+            let wider: Vec<&&store::Build> = candidates
+                .iter()
+                .filter(|x| x.sha != tip && (!at_tip || x.git_ref == test_branch))
+                .collect();
+            if !wider.is_empty() {
                 let objects = forges.objects(repo)?;
                 let tip = git2::Oid::from_str(tip)?;
-                ok = integrations.iter().any(|x| {
-                    git2::Oid::from_str(&x.sha)
-                        .is_ok_and(|s| objects.graph_descendant_of(s, tip).unwrap_or(false))
-                });
+                ok.extend(
+                    wider
+                        .into_iter()
+                        .filter(|x| {
+                            git2::Oid::from_str(&x.sha)
+                                .is_ok_and(|s| objects.graph_descendant_of(s, tip).unwrap_or(false))
+                        })
+                        .map(|x| (**x).clone()),
+                );
             }
-            out.push((app.name.clone(), ok));
+            out.push((app.clone(), ok));
         }
     }
     Ok(out)
+}
+
+/// What is wrong with an app's deployment to an environment, read from the cluster: not
+/// there, not healthy, or not running the image of one of `builds`. `None`: all is well.
+fn deployment_problem(
+    cx: &mut Ctx,
+    store: &Store,
+    app: &store::App,
+    env_name: &str,
+    builds: &[store::Build],
+) -> Result<(Option<String>, Option<(store::Env, String)>)> {
+    let project: ProjectKey = app.project.parse().map_err(XoneError::internal)?;
+    let Ok(env) = super::deploy::find_env(store, &project, env_name) else {
+        return Ok((Some(format!("project {project} has no {env_name} environment")), None));
+    };
+    let cl = super::deploy::connect(cx, &env)?;
+    let Some(st) = super::deploy::read_status(&cl, app, &env)? else {
+        return Ok((Some(format!("{} is not deployed to {env_name}", app.name)), None));
+    };
+    let image = st.image.clone().unwrap_or_default();
+    if st.rollout != "complete" {
+        return Ok((
+            Some(format!(
+                "{} in {env_name} is not healthy: its rollout is {} ({})",
+                app.name, st.rollout, st.replicas
+            )),
+            None,
+        ));
+    }
+    let build = st.build.and_then(|id| builds.iter().find(|b| b.id == id));
+    let runs_it = build.is_some_and(|b| match &b.digest {
+        Some(d) => image.ends_with(d.as_str()) || st.digest.as_deref() == Some(d.as_str()),
+        None => b.image.as_deref() == Some(image.as_str()),
+    });
+    if !runs_it {
+        let which = if builds.is_empty() {
+            "no build stands for its branch".to_string()
+        } else {
+            let ids: Vec<String> = builds.iter().map(|b| format!("#{}", b.id)).collect();
+            format!("builds standing for its branch: {}", ids.join(", "))
+        };
+        return Ok((
+            Some(format!(
+                "{} in {env_name} runs {image}, not the image of such a build ({which})",
+                app.name
+            )),
+            None,
+        ));
+    }
+    Ok((None, Some((env, image))))
+}
+
+/// The facts only the clusters and the release records tell, for the step out of
+/// `submitted`, `gray` or `released`. Returns the smoke checks to run when the gate is
+/// otherwise open: (app, environment, image).
+fn release_facts(
+    cx: &mut Ctx,
+    forges: &Forges,
+    store: &Store,
+    req: &Requirement,
+    branches: &[BranchView],
+    test_branch: &str,
+    facts: &mut Facts,
+) -> Result<Vec<(store::App, store::Env, String)>> {
+    let key = req.key();
+    let repos = store::repos(store.conn(), &key.project)?;
+    let mut smoke = Vec::new();
+    match req.status {
+        Status::Submitted => {
+            facts.clusters_checked = true;
+            for (app, builds) in
+                app_builds(forges, store, &key, &repos, branches, test_branch, true)?
+            {
+                let (problem, healthy) = deployment_problem(cx, store, &app, "test", &builds)?;
+                if let Some((env, image)) = healthy {
+                    facts.smoke_configured = env.smoke.is_some();
+                    smoke.push((app.clone(), env, image));
+                }
+                facts.test_deploys.push((app.name.clone(), problem));
+            }
+        }
+        Status::Gray => {
+            facts.clusters_checked = true;
+            let require_gray = cx
+                .config()?
+                .get("gates.require_gray")?
+                .and_then(|e| e.value.as_bool())
+                .unwrap_or(false);
+            for (app, builds) in
+                app_builds(forges, store, &key, &repos, branches, test_branch, false)?
+            {
+                let (problem, _) = deployment_problem(cx, store, &app, "prod", &builds)?;
+                facts.prod_deploys.push((app.name.clone(), problem));
+                if require_gray {
+                    facts.gray_missing.push(app.name.clone());
+                }
+            }
+        }
+        Status::Released => {
+            let window = crate::config::parse_duration(
+                cx.config()?.str("gates.watch_window").unwrap_or("2h"),
+            )
+            .map_err(XoneError::usage)? as i64;
+            let apps = app_builds(forges, store, &key, &repos, branches, test_branch, false)?;
+            for (app, _) in apps {
+                let released = store::deploys(
+                    store.conn(),
+                    Some(&app.project),
+                    Some(&app.name),
+                    Some("prod"),
+                    Some(key.to_string().as_str()),
+                )?
+                .into_iter()
+                .find(|d| d.kind == "deploy" && d.status == "succeeded");
+                let problem = match released {
+                    None => Some(format!(
+                        "{} was not released to prod by {key} (a deployment that rolled out)",
+                        app.name
+                    )),
+                    Some(d) => {
+                        let passed = store::watches(
+                            store.conn(),
+                            &app.project,
+                            Some(&app.name),
+                            Some("prod"),
+                        )?
+                        .into_iter()
+                        .any(|w| {
+                            w.status == "passed"
+                                && w.window_secs >= window
+                                && w.started_at >= d.started_at
+                        });
+                        (!passed).then(|| {
+                            format!(
+                                "no post-release watch of {} on prod at least {} long passed since its release (gates.watch_window)",
+                                app.name,
+                                crate::ui::human_secs(window)
+                            )
+                        })
+                    }
+                };
+                facts.watches.push((app.name.clone(), problem));
+            }
+        }
+        _ => {}
+    }
+    Ok(smoke)
+}
+
+/// Runs the test environment's smoke command for each app; the first failure's output.
+fn run_smoke(cx: &Ctx, runs: &[(store::App, store::Env, String)]) -> Result<Option<String>> {
+    for (app, env, image) in runs {
+        let Some(cmd) = &env.smoke else { continue };
+        cx.ui.status(format!("smoke check of {} on {}: {cmd}", app.name, env.name));
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .env("XONE_APP", &app.name)
+            .env("XONE_ENV", &env.name)
+            .env("XONE_NAMESPACE", &env.namespace)
+            .env("XONE_IMAGE", image)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| XoneError::internal("cannot run the smoke command with sh").cause(e))?;
+        if !out.status.success() {
+            let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&out.stderr));
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+            let code =
+                out.status.code().map(|c| c.to_string()).unwrap_or_else(|| "a signal".into());
+            return Ok(Some(format!(
+                "smoke check of {} on {} failed (exit {code}): {}",
+                app.name,
+                env.name,
+                tail.trim()
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// Gathers what the gates look at: documents, people, dates, reviews, sign-offs, and the
@@ -575,7 +766,10 @@ pub fn gather_facts(
         };
         test_integration.push((b.repo.clone(), b.name.clone(), held));
     }
-    let app_builds = app_builds(forges, store, &key, &repos, branches, test_branch)?;
+    let app_builds = app_builds(forges, store, &key, &repos, branches, test_branch, true)?
+        .into_iter()
+        .map(|(app, builds)| (app.name, !builds.is_empty()))
+        .collect();
     let branches = branches
         .iter()
         .map(|b| BranchFact { repo: b.repo.clone(), branch: b.name.clone(), ahead: b.ahead })
@@ -601,6 +795,7 @@ pub fn gather_facts(
         qa_signoff,
         release_plan_doc: has_doc(DocKind::ReleasePlan),
         rollback_plan_doc: has_doc(DocKind::RollbackPlan),
+        ..Facts::default()
     })
 }
 
@@ -622,6 +817,9 @@ struct Thread {
     commits: Vec<RepoCommits>,
     integrations: Vec<store::IntegrationRecord>,
     builds: Vec<store::Build>,
+    /// Deployments and rollbacks made for it, newest first.
+    deploys: Vec<store::Deploy>,
+    watches: Vec<store::Watch>,
     signoffs: Vec<store::Signoff>,
     events: Vec<Event>,
     next: Option<NextStep>,
@@ -677,6 +875,29 @@ fn thread(
         commits,
         integrations: store::integrations_of(c, key)?,
         builds: store::builds(c, None, Some(key))?,
+        deploys: store::deploys(
+            c,
+            Some(key.project.as_str()),
+            None,
+            None,
+            Some(key.to_string().as_str()),
+        )?,
+        watches: {
+            let deployed: Vec<(String, String)> = store::deploys(
+                c,
+                Some(key.project.as_str()),
+                None,
+                None,
+                Some(key.to_string().as_str()),
+            )?
+            .into_iter()
+            .map(|d| (d.app, d.env))
+            .collect();
+            store::watches(c, key.project.as_str(), None, None)?
+                .into_iter()
+                .filter(|w| deployed.contains(&(w.app.clone(), w.env.clone())))
+                .collect()
+        },
         signoffs: store::signoffs(c, key)?,
         events: store::events(c, key)?,
         next,
@@ -817,6 +1038,31 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
                 b.git_ref,
                 crate::ui::short_sha(&b.sha),
                 b.status
+            ))?;
+        }
+    }
+    if !t.deploys.is_empty() {
+        ui.line(format!("\n{}", ui.bold("Deployments")))?;
+        for d in &t.deploys {
+            let revision =
+                d.revision.map(|r| format!("revision {r}")).unwrap_or_else(|| "-".into());
+            ui.line(format!(
+                "  #{}  {} {} to {}  {}  {revision}  {}  {}",
+                d.id, d.kind, d.app, d.env, d.status, d.image, d.started_at
+            ))?;
+        }
+    }
+    if !t.watches.is_empty() {
+        ui.line(format!("\n{}", ui.bold("Release watches")))?;
+        for w in &t.watches {
+            ui.line(format!(
+                "  #{}  {} in {}  {}  {} window  {}",
+                w.id,
+                w.app,
+                w.env,
+                w.status,
+                crate::ui::human_secs(w.window_secs),
+                w.detail.clone().unwrap_or_default()
             ))?;
         }
     }
@@ -1157,8 +1403,28 @@ fn advance(cx: &mut Ctx, key: &RequirementKey, force: bool, reason: Option<Strin
     let forges = cx.forges()?;
     let branches = super::branch::views(&forges, store.conn(), Some(key), None)?;
     let test_branch = super::branch::integration_branch(cx, "test")?;
-    let facts = gather_facts(&forges, &store, &req, &branches, &test_branch)?;
+    let mut facts = gather_facts(&forges, &store, &req, &branches, &test_branch)?;
+    let smoke = release_facts(cx, &forges, &store, &req, &branches, &test_branch, &mut facts)?;
     let missing = lifecycle::gate(req.status, key, &facts);
+    // The smoke check runs last, on a deployment the gate found right: only its failure
+    // sends the requirement back to development.
+    if missing.is_empty() && req.status == Status::Submitted {
+        if let Some(output) = run_smoke(cx, &smoke)? {
+            transition(
+                &mut store,
+                &req,
+                Status::Developing,
+                Event { reason: Some(output.clone()), ..event(&req, &actor, "reject") },
+            )?;
+            return Err(XoneError::gate(format!(
+                "{key} failed its smoke check: rejected back to developing"
+            ))
+            .cause(output)
+            .hint(format!(
+                "fix it, deploy again and advance: xone requirement log {key} has the output"
+            )));
+        }
+    }
     if !missing.is_empty() && !force {
         let mut err =
             XoneError::gate(format!("{key} cannot enter {to}: {} missing", missing.len()));

@@ -162,6 +162,32 @@ pub struct Facts {
     pub qa_signoff: bool,
     pub release_plan_doc: bool,
     pub rollback_plan_doc: bool,
+    /// Whether the clusters were asked (only `advance` asks them).
+    pub clusters_checked: bool,
+    /// For each app: what is wrong with its deployment to `test` (`None`: healthy, running
+    /// an image of a passing build that holds the branch).
+    pub test_deploys: Vec<(String, Option<String>)>,
+    /// Whether the `test` environment has a smoke command.
+    pub smoke_configured: bool,
+    /// For each app: what is wrong with what runs in `prod`.
+    pub prod_deploys: Vec<(String, Option<String>)>,
+    /// `gates.require_gray`, with the apps that went through no promoted gray release.
+    pub gray_missing: Vec<String>,
+    /// For each app: what is missing of a passed post-release watch on `prod`.
+    pub watches: Vec<(String, Option<String>)>,
+}
+
+/// Pushes one item per app whose fact names a problem.
+fn per_app(
+    out: &mut Vec<Missing>,
+    facts: &[(String, Option<String>)],
+    hint: impl Fn(&str) -> String,
+) {
+    for (app, problem) in facts {
+        if let Some(p) = problem {
+            out.push(missing(p.clone(), hint(app)));
+        }
+    }
 }
 
 /// One thing a gate wants and did not find, with the command that would provide it.
@@ -293,14 +319,22 @@ pub fn gate(from: Status, key: &RequirementKey, f: &Facts) -> Vec<Missing> {
                     ));
                 }
             }
-            out.push(missing(
-                "no healthy deployment to test runs an image of such a build",
-                "xone deploy APP --env test --build ID",
-            ));
-            out.push(missing(
-                "no smoke check passed on test",
-                "set the test environment's smoke command",
-            ));
+            if !f.clusters_checked {
+                out.push(missing(
+                    "the deployment to test and its smoke check are not checked yet",
+                    format!("xone requirement advance {key} checks them"),
+                ));
+            } else {
+                per_app(&mut out, &f.test_deploys, |app| {
+                    format!("xone deploy {app} --env test --build ID")
+                });
+                if !f.smoke_configured {
+                    out.push(missing(
+                        "the test environment has no smoke command",
+                        format!("xone project env set {} test --smoke CMD", key.project),
+                    ));
+                }
+            }
         }
         Status::Testing => {
             if !f.qa_signoff {
@@ -322,14 +356,38 @@ pub fn gate(from: Status, key: &RequirementKey, f: &Facts) -> Vec<Missing> {
                 ));
             }
         }
-        Status::Gray => out.push(missing(
-            "no app of the requirement runs healthy in prod with an image containing its branch",
-            "xone deploy APP --env prod --build ID",
-        )),
-        Status::Released => out.push(missing(
-            "no post-release watch on prod passed (gates.watch_window)",
-            "xone deploy watch APP --env prod",
-        )),
+        Status::Gray => {
+            if !f.clusters_checked {
+                out.push(missing(
+                    "what runs in prod is not checked yet",
+                    format!("xone requirement advance {key} checks it"),
+                ));
+            }
+            if f.clusters_checked && f.prod_deploys.is_empty() {
+                out.push(missing(
+                    "no app is built from the repositories of its branches",
+                    format!("xone project app add {} APP --repo REPO", key.project),
+                ));
+            }
+            per_app(&mut out, &f.prod_deploys, |app| {
+                format!("xone deploy {app} --env prod --build ID")
+            });
+            for app in &f.gray_missing {
+                out.push(missing(
+                    format!("gates.require_gray: {app} went through no promoted gray release"),
+                    format!("release {app} through a gray release, or xone config set gates.require_gray false"),
+                ));
+            }
+        }
+        Status::Released => {
+            if f.watches.is_empty() {
+                out.push(missing(
+                    "no app of the requirement was released to prod",
+                    "xone deploy APP --env prod --build ID",
+                ));
+            }
+            per_app(&mut out, &f.watches, |app| format!("xone deploy watch {app} --env prod"));
+        }
         Status::Done | Status::Cancelled => {}
     }
     out
@@ -423,18 +481,28 @@ mod tests {
     }
 
     #[test]
-    fn later_gates_need_what_does_not_exist_yet() {
-        assert_eq!(items(Status::Submitted, &Facts::default()).len(), 4);
+    fn later_gates_name_each_missing_fact() {
+        assert_eq!(items(Status::Submitted, &Facts::default()).len(), 3);
         let mut f = Facts { test_integration_branch: "release/test".into(), ..Facts::default() };
         f.test_integration = vec![
             ("web".into(), "feature/PAY-1".into(), true),
             ("api".into(), "feature/PAY-1".into(), false),
         ];
+        f.app_builds = vec![("web".into(), true)];
         let got = items(Status::Submitted, &f);
         assert_eq!(got[0], "release/test in api does not hold the tip of feature/PAY-1");
-        assert_eq!(got.len(), 4, "builds, deployment and smoke are still missing: {got:?}");
+        assert_eq!(got.len(), 2, "the clusters are still unchecked: {got:?}");
         f.test_integration.pop();
-        assert_eq!(items(Status::Submitted, &f).len(), 3);
+        f.clusters_checked = true;
+        f.test_deploys = vec![("web".into(), Some("web is not deployed to test".into()))];
+        assert_eq!(
+            items(Status::Submitted, &f),
+            ["web is not deployed to test", "the test environment has no smoke command"]
+        );
+        f.test_deploys[0].1 = None;
+        f.smoke_configured = true;
+        assert!(items(Status::Submitted, &f).is_empty());
+
         assert_eq!(items(Status::Testing, &Facts::default()).len(), 3);
         let f = Facts {
             qa_signoff: true,
@@ -443,7 +511,14 @@ mod tests {
             ..Facts::default()
         };
         assert!(items(Status::Testing, &f).is_empty());
+        let mut f = Facts { clusters_checked: true, ..f };
+        f.prod_deploys = vec![("web".into(), None)];
+        assert!(items(Status::Gray, &f).is_empty());
+        f.gray_missing = vec!["web".into()];
         assert_eq!(items(Status::Gray, &f).len(), 1);
-        assert_eq!(items(Status::Released, &f).len(), 1);
+        assert_eq!(items(Status::Released, &f), ["no app of the requirement was released to prod"]);
+        f.watches =
+            vec![("web".into(), Some("no passed watch of web".into())), ("api".into(), None)];
+        assert_eq!(items(Status::Released, &f), ["no passed watch of web"]);
     }
 }

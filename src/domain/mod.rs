@@ -8,4 +8,6 @@ pub mod template;
 pub use lifecycle::{Facts, Status};
 pub use names::{DocKind, ProjectKey, RequirementKey, ReviewKind, Role};
 pub mod ignore;
+pub mod manifest;
 pub mod reports;
+pub mod rollout;

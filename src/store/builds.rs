@@ -9,7 +9,7 @@ use crate::domain::{date, ProjectKey, RequirementKey};
 use crate::ui::{Result, XoneError};
 
 /// A deployable service of a project, built from one of its repositories.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct App {
     #[serde(skip)]
     pub id: i64,
@@ -31,10 +31,16 @@ pub struct App {
     pub junit: String,
     /// Where the test command leaves its Cobertura XML coverage report.
     pub cobertura: String,
+    /// A directory of the repository with the app's own Kubernetes manifests.
+    pub manifests: Option<String>,
+    /// PromQL label matchers of its alerts and series, overriding the environment's.
+    pub alert_labels: Option<String>,
+    /// PromQL of its HTTP error ratio, overriding the environment's.
+    pub error_query: Option<String>,
     pub added_at: String,
 }
 
-const APP_COLS: &str = "a.id, a.project, a.name, r.name, a.repo, a.image, a.dockerfile, a.context, a.port, a.health, a.replicas, a.test_cmd, a.junit, a.cobertura, a.added_at";
+const APP_COLS: &str = "a.id, a.project, a.name, r.name, a.repo, a.image, a.dockerfile, a.context, a.port, a.health, a.replicas, a.test_cmd, a.junit, a.cobertura, a.added_at, a.manifests, a.alert_labels, a.error_query";
 
 fn app_row(r: &Row) -> rusqlite::Result<App> {
     let replicas: String = r.get(10)?;
@@ -54,6 +60,9 @@ fn app_row(r: &Row) -> rusqlite::Result<App> {
         junit: r.get(12)?,
         cobertura: r.get(13)?,
         added_at: r.get(14)?,
+        manifests: r.get(15)?,
+        alert_labels: r.get(16)?,
+        error_query: r.get(17)?,
     })
 }
 
@@ -109,8 +118,8 @@ pub fn insert_app(c: &Connection, a: &App) -> Result<()> {
         .hint("pick another name, or see it with `xone project app show`"));
     }
     c.execute(
-        "INSERT INTO app (project, name, repo, image, dockerfile, context, port, health, replicas, test_cmd, junit, cobertura, added_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        "INSERT INTO app (project, name, repo, image, dockerfile, context, port, health, replicas, test_cmd, junit, cobertura, added_at, manifests, alert_labels, error_query)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         params![
             a.project,
             a.name,
@@ -124,7 +133,10 @@ pub fn insert_app(c: &Connection, a: &App) -> Result<()> {
             a.test_cmd,
             a.junit,
             a.cobertura,
-            date::now()
+            date::now(),
+            a.manifests,
+            a.alert_labels,
+            a.error_query
         ],
     )?;
     Ok(())
@@ -341,7 +353,7 @@ pub fn app_names(c: &Connection) -> Result<Vec<(String, String)>> {
 }
 
 /// An environment of a project: where its apps run and what watches them.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Env {
     pub project: String,
     pub name: String,
@@ -350,12 +362,17 @@ pub struct Env {
     pub prometheus: Option<String>,
     pub registry: Option<String>,
     pub smoke: Option<String>,
+    /// PromQL label matchers of its apps' alerts and series (`{app}`, `{namespace}`, `{env}`
+    /// are filled in); `None`: `app="{app}",namespace="{namespace}"`.
+    pub alert_labels: Option<String>,
+    /// PromQL of an app's HTTP error ratio; `None`: Micrometer's 5xx share.
+    pub error_query: Option<String>,
     pub set_at: String,
 }
 
 pub fn envs(c: &Connection, project: &ProjectKey) -> Result<Vec<Env>> {
     let mut st = c.prepare(
-        "SELECT project, name, context, namespace, prometheus, registry, smoke, set_at FROM env
+        "SELECT project, name, context, namespace, prometheus, registry, smoke, set_at, alert_labels, error_query FROM env
          WHERE project = ?1 ORDER BY CASE name WHEN 'daily' THEN 0 WHEN 'test' THEN 1 WHEN 'gray' THEN 2 WHEN 'prod' THEN 3 ELSE 4 END, name",
     )?;
     let rows = st
@@ -369,6 +386,8 @@ pub fn envs(c: &Connection, project: &ProjectKey) -> Result<Vec<Env>> {
                 registry: r.get(5)?,
                 smoke: r.get(6)?,
                 set_at: r.get(7)?,
+                alert_labels: r.get(8)?,
+                error_query: r.get(9)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -378,10 +397,10 @@ pub fn envs(c: &Connection, project: &ProjectKey) -> Result<Vec<Env>> {
 /// Sets an environment whole (a new one, or every setting of an existing one).
 pub fn set_env(c: &Connection, e: &Env) -> Result<()> {
     c.execute(
-        "INSERT INTO env (project, name, context, namespace, prometheus, registry, smoke, set_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+        "INSERT INTO env (project, name, context, namespace, prometheus, registry, smoke, set_at, alert_labels, error_query)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT (project, name) DO UPDATE SET context = ?3, namespace = ?4, prometheus = ?5,
-             registry = ?6, smoke = ?7, set_at = ?8",
+             registry = ?6, smoke = ?7, set_at = ?8, alert_labels = ?9, error_query = ?10",
         params![
             e.project,
             e.name,
@@ -390,7 +409,9 @@ pub fn set_env(c: &Connection, e: &Env) -> Result<()> {
             e.prometheus,
             e.registry,
             e.smoke,
-            date::now()
+            date::now(),
+            e.alert_labels,
+            e.error_query
         ],
     )?;
     Ok(())

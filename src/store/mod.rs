@@ -2,6 +2,7 @@
 //! fast local index and journal of everything xone did.
 
 mod builds;
+mod deploys;
 mod queries;
 mod schema;
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 pub use builds::*;
+pub use deploys::*;
 pub use queries::*;
 use schema::{APPLICATION_ID, MIGRATIONS};
 

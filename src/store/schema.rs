@@ -237,4 +237,55 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project, name)
     );
     ",
+    // 6: deployments (one rollout of an image of an app to an environment, or a rollback,
+    // with the Kubernetes revisions before and after), post-release watches, and the
+    // Prometheus selectors an environment or app overrides
+    "
+    ALTER TABLE app ADD COLUMN manifests TEXT;
+    ALTER TABLE app ADD COLUMN alert_labels TEXT;
+    ALTER TABLE app ADD COLUMN error_query TEXT;
+    ALTER TABLE env ADD COLUMN alert_labels TEXT;
+    ALTER TABLE env ADD COLUMN error_query TEXT;
+    CREATE TABLE deploy (
+        id INTEGER PRIMARY KEY,
+        project TEXT NOT NULL REFERENCES project(key),
+        app TEXT NOT NULL,
+        env TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        requirement TEXT REFERENCES requirement(key),
+        build INTEGER REFERENCES build(id),
+        image TEXT NOT NULL,
+        sha TEXT,
+        context TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        status TEXT NOT NULL,
+        revision INTEGER,
+        prev_revision INTEGER,
+        prev_rs TEXT,
+        detail TEXT,
+        pid INTEGER,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        actor TEXT NOT NULL
+    );
+    CREATE INDEX deploy_app ON deploy (project, app, env, id);
+    CREATE INDEX deploy_requirement ON deploy (requirement);
+    CREATE TABLE watch (
+        id INTEGER PRIMARY KEY,
+        project TEXT NOT NULL REFERENCES project(key),
+        app TEXT NOT NULL,
+        env TEXT NOT NULL,
+        revision INTEGER,
+        image TEXT,
+        window_secs INTEGER NOT NULL,
+        error_rate REAL NOT NULL,
+        status TEXT NOT NULL,
+        detail TEXT,
+        started_at TEXT NOT NULL,
+        started_unix INTEGER NOT NULL,
+        finished_at TEXT,
+        actor TEXT NOT NULL
+    );
+    CREATE INDEX watch_app ON watch (project, app, env, id);
+    ",
 ];

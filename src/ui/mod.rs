@@ -10,6 +10,16 @@ pub use error::{Kind, Result, XoneError, BROKEN_PIPE};
 
 /// The first seven characters of a commit id, as people read them; a shorter id (from a
 /// server that sent one) is shown whole.
+/// A duration for people: `2h05m`, `4m30s`, `12s`.
+pub fn human_secs(secs: i64) -> String {
+    let secs = secs.max(0);
+    match secs {
+        s if s >= 3600 => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+        s if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
 pub fn short_sha(sha: &str) -> &str {
     sha.get(..7).unwrap_or(sha)
 }
