@@ -7,7 +7,8 @@
 #   benches/run.sh            # release build, 10 000 requirements
 #   N=2000 benches/run.sh     # fewer rows, for a quick look
 #
-# Then runs benches/gitlab.sh (branch create across 20 GitLab repositories at 50 ms each).
+# Then runs benches/gitlab.sh (branch create across 20 GitLab repositories at 50 ms each) and
+# benches/rollout.sh (how soon a completed rollout is noticed, and what it costs in requests).
 # Needs hyperfine and GNU time (apt-get install hyperfine time); gh is compared when installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,3 +65,6 @@ done
 
 # The GitLab fan-out: branch create across 20 repositories against a 50 ms server.
 benches/gitlab.sh
+
+# Rollouts: how soon xone notices one completed, and how many requests it costs.
+benches/rollout.sh

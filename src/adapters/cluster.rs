@@ -472,7 +472,7 @@ impl Cluster {
         self.list("pods", Pod::url_path(&(), Some(&self.namespace)), &lp)
     }
 
-    /// A pod's last few events, oldest first, as `reason: message`.
+    /// A pod's last five distinct events, oldest first, as `reason: message`.
     pub fn pod_events(&self, pod: &str) -> Result<Vec<String>> {
         let lp = ListParams::default().fields(&format!("involvedObject.name={pod}"));
         let mut events: Vec<KubeEvent> =
@@ -480,19 +480,22 @@ impl Cluster {
         events.sort_by_key(|e| {
             e.last_timestamp.as_ref().map(|t| t.0.to_string()).unwrap_or_default()
         });
-        Ok(events
-            .iter()
-            .rev()
-            .take(3)
-            .rev()
-            .map(|e| {
-                format!(
-                    "{}: {}",
-                    e.reason.clone().unwrap_or_default(),
-                    e.message.clone().unwrap_or_default()
-                )
-            })
-            .collect())
+        let mut lines: Vec<String> = Vec::new();
+        for e in events.iter().rev() {
+            let line = format!(
+                "{}: {}",
+                e.reason.clone().unwrap_or_default(),
+                e.message.clone().unwrap_or_default()
+            );
+            if !lines.contains(&line) {
+                lines.push(line);
+            }
+            if lines.len() == 5 {
+                break;
+            }
+        }
+        lines.reverse();
+        Ok(lines)
     }
 
     /// Follows a rollout through watches on the Deployment and its pods until it completes,
@@ -610,7 +613,9 @@ impl Cluster {
             match rollout::judge(d, f.generation) {
                 Rollout::Pending => {}
                 Rollout::Complete(counts) => {
-                    progress(&counts);
+                    if last_counts != Some(counts) {
+                        progress(&counts);
+                    }
                     return Ok(End::Complete { revision, counts });
                 }
                 Rollout::DeadlineExceeded(message) => {

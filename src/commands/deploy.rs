@@ -259,7 +259,9 @@ fn deploy(cx: &mut Ctx, a: RunArgs) -> Result<()> {
                     .cause("pipeline builds build what the CI file builds")
                     .hint("deploy it with --image IMAGE"));
             };
+            // The digest is recorded as the registry's reference (REPO@sha256:…).
             let image = match &b.digest {
+                Some(d) if d.contains('@') => d.clone(),
                 Some(d) => format!("{}@{d}", image_repo(&tagged)),
                 None => tagged,
             };

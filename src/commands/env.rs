@@ -17,7 +17,8 @@ pub enum EnvCommand {
     #[command(after_long_help = "\
 A new environment needs --context (a context of the kubeconfig; KUBECONFIG honoured) and \
 --namespace. --registry is where images for it go (REGISTRY[/PATH], no scheme); an app without \
-its own --image is built as REGISTRY/APP. --smoke runs after a deploy with XONE_APP, XONE_ENV, \
+its own --image is built as REGISTRY/APP. --smoke is run by the submitted -> testing gate on the \
+test deployment, with XONE_APP, XONE_ENV, \
 XONE_NAMESPACE and XONE_IMAGE set. JSON: as one entry of list")]
     Set(SetArgs),
     /// The project's environments
@@ -49,7 +50,7 @@ pub struct SetArgs {
     /// The image registry, REGISTRY[/PATH] without a scheme
     #[arg(long, value_name = "REGISTRY", value_parser = check_registry)]
     pub registry: Option<String>,
-    /// The smoke check run after a deploy (sh -c)
+    /// The smoke check of a deployment, run by the release gate (sh -c)
     #[arg(long, value_name = "CMD")]
     pub smoke: Option<String>,
     /// PromQL label matchers of an app's alerts and series for the release watch

@@ -546,32 +546,39 @@ fn app_builds(
     Ok(out)
 }
 
-/// What is wrong with an app's deployment to an environment, read from the cluster: not
-/// there, not healthy, or not running the image of one of `builds`. `None`: all is well.
+/// What a gate finds of an app's deployment to an environment.
+enum Found {
+    /// Not there, not healthy, or not running the image of a build that stands for it.
+    Problem(String),
+    Healthy {
+        env: Box<store::Env>,
+        image: String,
+    },
+}
+
+/// An app's deployment to an environment, read from the cluster, against the builds that
+/// stand for the requirement's branch.
 fn deployment_problem(
     cx: &mut Ctx,
     store: &Store,
     app: &store::App,
     env_name: &str,
     builds: &[store::Build],
-) -> Result<(Option<String>, Option<(store::Env, String)>)> {
+) -> Result<Found> {
     let project: ProjectKey = app.project.parse().map_err(XoneError::internal)?;
     let Ok(env) = super::deploy::find_env(store, &project, env_name) else {
-        return Ok((Some(format!("project {project} has no {env_name} environment")), None));
+        return Ok(Found::Problem(format!("project {project} has no {env_name} environment")));
     };
     let cl = super::deploy::connect(cx, &env)?;
     let Some(st) = super::deploy::read_status(&cl, app, &env)? else {
-        return Ok((Some(format!("{} is not deployed to {env_name}", app.name)), None));
+        return Ok(Found::Problem(format!("{} is not deployed to {env_name}", app.name)));
     };
     let image = st.image.clone().unwrap_or_default();
     if st.rollout != "complete" {
-        return Ok((
-            Some(format!(
-                "{} in {env_name} is not healthy: its rollout is {} ({})",
-                app.name, st.rollout, st.replicas
-            )),
-            None,
-        ));
+        return Ok(Found::Problem(format!(
+            "{} in {env_name} is not healthy: its rollout is {} ({})",
+            app.name, st.rollout, st.replicas
+        )));
     }
     let build = st.build.and_then(|id| builds.iter().find(|b| b.id == id));
     let runs_it = build.is_some_and(|b| match &b.digest {
@@ -585,15 +592,12 @@ fn deployment_problem(
             let ids: Vec<String> = builds.iter().map(|b| format!("#{}", b.id)).collect();
             format!("builds standing for its branch: {}", ids.join(", "))
         };
-        return Ok((
-            Some(format!(
-                "{} in {env_name} runs {image}, not the image of such a build ({which})",
-                app.name
-            )),
-            None,
-        ));
+        return Ok(Found::Problem(format!(
+            "{} in {env_name} runs {image}, not the image of such a build ({which})",
+            app.name
+        )));
     }
-    Ok((None, Some((env, image))))
+    Ok(Found::Healthy { env: Box::new(env), image })
 }
 
 /// The facts only the clusters and the release records tell, for the step out of
@@ -617,11 +621,14 @@ fn release_facts(
             for (app, builds) in
                 app_builds(forges, store, &key, &repos, branches, test_branch, true)?
             {
-                let (problem, healthy) = deployment_problem(cx, store, &app, "test", &builds)?;
-                if let Some((env, image)) = healthy {
-                    facts.smoke_configured = env.smoke.is_some();
-                    smoke.push((app.clone(), env, image));
-                }
+                let problem = match deployment_problem(cx, store, &app, "test", &builds)? {
+                    Found::Problem(p) => Some(p),
+                    Found::Healthy { env, image } => {
+                        facts.smoke_configured = env.smoke.is_some();
+                        smoke.push((app.clone(), *env, image));
+                        None
+                    }
+                };
                 facts.test_deploys.push((app.name.clone(), problem));
             }
         }
@@ -635,7 +642,10 @@ fn release_facts(
             for (app, builds) in
                 app_builds(forges, store, &key, &repos, branches, test_branch, false)?
             {
-                let (problem, _) = deployment_problem(cx, store, &app, "prod", &builds)?;
+                let problem = match deployment_problem(cx, store, &app, "prod", &builds)? {
+                    Found::Problem(p) => Some(p),
+                    Found::Healthy { .. } => None,
+                };
                 facts.prod_deploys.push((app.name.clone(), problem));
                 if require_gray {
                     facts.gray_missing.push(app.name.clone());

@@ -4,14 +4,14 @@
 use crate::harness::*;
 
 /// The services scripts/test started; a run without them fails saying how to get them.
-struct Services {
+pub struct Services {
     registry: String,
     user: String,
     password: String,
     base: String,
 }
 
-fn services() -> Services {
+pub fn services() -> Services {
     let var = |k: &str| {
         std::env::var(k).unwrap_or_else(|_| {
             panic!("{k} is not set: the build tests need a Docker engine and a registry; run them through scripts/test, which starts both")
@@ -35,7 +35,7 @@ fn docker(args: &[&str]) -> String {
 /// PAY with a repository `web` holding a Dockerfile, an app `web` pushing to the test
 /// registry, and PAY-1 with its feature branch and one commit. `docker login` credentials
 /// are in the test home's ~/.docker/config.json.
-fn setup(s: &Services) -> (TestEnv, std::path::PathBuf, String) {
+pub fn setup(s: &Services) -> (TestEnv, std::path::PathBuf, String) {
     let mut env = TestEnv::new();
     env.set_var("DOCKER_HOST", &std::env::var("DOCKER_HOST").unwrap());
     let web = env.repo("web", false);
@@ -70,7 +70,7 @@ fn login(env: &TestEnv, s: &Services, password: &str) {
     std::fs::write(env.home.join(".docker/config.json"), config.to_string()).unwrap();
 }
 
-const TESTS_PASS: &str = r#"printf '<testsuite><testcase classname="pay" name="refund"/><testcase classname="pay" name="void"/></testsuite>' > junit.xml; printf '<coverage line-rate="0.9"/>' > coverage.xml"#;
+pub const TESTS_PASS: &str = r#"printf '<testsuite><testcase classname="pay" name="refund"/><testcase classname="pay" name="void"/></testsuite>' > junit.xml; printf '<coverage line-rate="0.9"/>' > coverage.xml"#;
 
 #[test]
 fn apps_are_added_listed_and_shown() {

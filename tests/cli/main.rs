@@ -2,11 +2,14 @@
 
 #[path = "../fake_gitlab/mod.rs"]
 mod fake_gitlab;
+#[path = "../fake_kube/mod.rs"]
+mod fake_kube;
 mod harness;
 
 mod branch;
 mod build;
 mod config;
+mod deploy;
 mod env;
 mod gitlab;
 mod gitlab_faults;
@@ -15,7 +18,9 @@ mod lifecycle;
 mod output;
 mod pipeline;
 mod project;
+mod release;
 mod requirement;
 mod review;
 mod shell;
 mod store;
+mod watch;

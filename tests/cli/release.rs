@@ -1,0 +1,159 @@
+//! The lifecycle from submitted to done, for real: a build on the Docker engine pushed to the
+//! registry, deployed by digest to the fake cluster, smoked, signed off, released to prod and
+//! watched on the real Prometheus.
+
+use crate::build::{services, setup, TESTS_PASS};
+use crate::fake_kube::FakeKube;
+use crate::harness::*;
+
+fn status(env: &TestEnv) -> String {
+    env.json(&["requirement", "show", "PAY-1"])["status"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn submitted_to_done_through_the_release_gates() {
+    let s = services();
+    let (mut env, _web, image) = setup(&s);
+    let kube = FakeKube::start();
+    let kc = env.root().join("kubeconfig");
+    kube.write_kubeconfig(&kc, &[("test-ctx", "default"), ("prod-ctx", "default")]);
+    env.set_var("KUBECONFIG", kc.to_str().unwrap());
+    kube.add_namespace("life-test");
+    kube.add_namespace("life-prod");
+    let prometheus = std::env::var("XONE_TEST_PROMETHEUS").expect("scripts/test starts Prometheus");
+    env.ok(&["project", "member", "add", "PAY", "quinn", "--role", "qa"]);
+    let failing_smoke =
+        r#"echo "smoke: $XONE_APP $XONE_ENV $XONE_NAMESPACE"; echo "GET /health 503"; exit 1"#;
+    env.ok(&[
+        "project",
+        "env",
+        "set",
+        "PAY",
+        "test",
+        "--context",
+        "test-ctx",
+        "--namespace",
+        "life-test",
+        "--smoke",
+        failing_smoke,
+    ]);
+    env.ok(&[
+        "project",
+        "env",
+        "set",
+        "PAY",
+        "prod",
+        "--context",
+        "prod-ctx",
+        "--namespace",
+        "life-prod",
+        "--prometheus",
+        &prometheus,
+    ]);
+    for _ in 0..4 {
+        env.ok(&[
+            "requirement",
+            "advance",
+            "PAY-1",
+            "--force",
+            "--reason",
+            "earlier gates are tested elsewhere",
+        ]);
+    }
+    assert_eq!(status(&env), "submitted");
+
+    // submitted -> testing: integration, a measured build, a healthy deploy of its image.
+    env.code(4, &["requirement", "advance", "PAY-1"]).says(&[
+        "release/test in web does not hold the tip",
+        "no build of web",
+        "web is not deployed to test",
+    ]);
+    env.ok(&["branch", "integrate", "test", "PAY-1"]);
+    let b =
+        env.json(&["build", "web", "--requirement", "PAY-1", "--test-cmd", TESTS_PASS, "--push"]);
+    let id = b["id"].to_string();
+    let digest = b["digest"].as_str().expect("a pushed build has a digest").to_string();
+    env.code(4, &["requirement", "advance", "PAY-1"]).says(&["web is not deployed to test"]);
+    // Deployed by a tag that is not the build's: it does not count.
+    env.ok(&["deploy", "web", "--env", "test", "--image", "reg.example.com/other:1"]);
+    env.code(4, &["requirement", "advance", "PAY-1"])
+        .says(&["runs reg.example.com/other:1, not the image of such a build"]);
+    let d = env.json(&["deploy", "web", "--env", "test", "--build", &id]);
+    assert_eq!(d["requirement"], "PAY-1", "the build's requirement: {d}");
+    let running = kube.deployment("life-test", "web").unwrap();
+    let pinned =
+        running["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap().to_string();
+    assert!(digest.starts_with(&format!("{image}@sha256:")), "{digest}");
+    assert_eq!(pinned, digest, "pinned by digest");
+    // The smoke check fails: back to developing, its output the reason.
+    env.code(4, &["requirement", "advance", "PAY-1"]).says(&[
+        "failed its smoke check",
+        "rejected back to developing",
+        "GET /health 503",
+    ]);
+    assert_eq!(status(&env), "developing");
+    let log = env.ok(&["requirement", "log", "PAY-1"]).stdout;
+    assert!(log.contains("smoke: web test life-test"), "the smoke output is the reason: {log}");
+    env.ok(&["requirement", "advance", "PAY-1", "--force", "--reason", "fixed the health check"]);
+    env.ok(&[
+        "project",
+        "env",
+        "set",
+        "PAY",
+        "test",
+        "--smoke",
+        r#"test "$XONE_IMAGE" = "$EXPECTED""#,
+    ]);
+    let mut with_expected = env.as_user("tester");
+    with_expected.set_var("EXPECTED", &pinned);
+    with_expected.ok(&["requirement", "advance", "PAY-1"]);
+    assert_eq!(status(&env), "testing");
+
+    // testing -> gray: a qa sign-off by the acting user, release and rollback plans.
+    env.code(4, &["requirement", "advance", "PAY-1"]).says(&[
+        "no qa sign-off",
+        "no release-plan",
+        "no rollback-plan",
+    ]);
+    env.code(4, &["requirement", "signoff", "PAY-1"]).says(&["not a qa member"]);
+    env.as_user("quinn").ok(&["requirement", "signoff", "PAY-1", "--note", "all cases pass"]);
+    env.ok(&[
+        "requirement",
+        "doc",
+        "PAY-1",
+        "release-plan",
+        "--attach",
+        &write(&env, "rp.md", b"# Release\n"),
+    ]);
+    env.ok(&[
+        "requirement",
+        "doc",
+        "PAY-1",
+        "rollback-plan",
+        "--attach",
+        &write(&env, "rb.md", b"# Rollback\n"),
+    ]);
+    env.ok(&["requirement", "advance", "PAY-1"]);
+    assert_eq!(status(&env), "gray");
+
+    // gray -> released: prod runs the build's image, healthy.
+    env.code(4, &["requirement", "advance", "PAY-1"]).says(&["web is not deployed to prod"]);
+    env.ok(&["deploy", "web", "--env", "prod", "--build", &id]);
+    env.ok(&["requirement", "advance", "PAY-1"]);
+    assert_eq!(status(&env), "released");
+
+    // released -> done: a passed watch at least gates.watch_window long.
+    env.code(4, &["requirement", "advance", "PAY-1"])
+        .says(&["no post-release watch of web on prod", "xone deploy watch web --env prod"]);
+    env.ok(&["config", "set", "gates.watch_window", "3s"]);
+    env.ok(&["deploy", "watch", "web", "--env", "prod", "--window", "2s", "--interval", "1s"]);
+    env.code(4, &["requirement", "advance", "PAY-1"]).says(&["at least 3s long"]);
+    env.ok(&["deploy", "watch", "web", "--env", "prod", "--window", "3s", "--interval", "1s"]);
+    env.ok(&["requirement", "advance", "PAY-1"]);
+    assert_eq!(status(&env), "done");
+    let show = env.json(&["requirement", "show", "PAY-1"]);
+    let deploys: Vec<&str> =
+        show["deploys"].as_array().unwrap().iter().map(|d| d["env"].as_str().unwrap()).collect();
+    assert_eq!(deploys, ["prod", "test"], "the requirement's deployments, newest first: {show}");
+    assert!(show["watches"].as_array().unwrap().iter().any(|w| w["status"] == "passed"), "{show}");
+}
