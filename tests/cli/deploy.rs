@@ -541,3 +541,24 @@ fn an_app_with_its_own_manifests_gets_its_image_set() {
     env.code(3, &["deploy", "bad", "--env", "test", "--image", "x:1"])
         .says(&["no directory nowhere"]);
 }
+
+#[test]
+fn doctor_checks_each_environment_cluster_and_a_bad_token_is_refused() {
+    let (mut env, kube) = cluster();
+    let checks = env.json(&["doctor"]);
+    let k8s: Vec<&Value> =
+        checks.as_array().unwrap().iter().filter(|c| c["system"] == "kubernetes").collect();
+    assert_eq!(k8s.len(), 1, "{checks}");
+    assert_eq!(k8s[0]["status"], "ok", "{checks}");
+    assert_eq!(k8s[0]["target"], "test-ctx/pay-test");
+    assert!(k8s[0]["version"].as_str().unwrap().starts_with('v'), "{checks}");
+    // A kubeconfig whose token the server does not know: exit 6 naming the context.
+    let kc = env.root().join("kubeconfig");
+    let text = std::fs::read_to_string(&kc).unwrap().replace(&kube.token(), "not-the-token");
+    let bad = env.root().join("bad-kubeconfig");
+    std::fs::write(&bad, text).unwrap();
+    env.set_var("KUBECONFIG", bad.to_str().unwrap());
+    env.code(6, &["deploy", "web", "--env", "test", "--image", "reg.example.com/web:1"])
+        .says(&["refused the credentials of context test-ctx (401)"]);
+    env.code(6, &["doctor"]).says(&["kubernetes"]);
+}
