@@ -11,6 +11,7 @@ mod build;
 mod config;
 mod deploy;
 mod env;
+mod fake_kube_check;
 mod gitlab;
 mod gitlab_faults;
 mod integrate;

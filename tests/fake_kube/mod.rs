@@ -309,25 +309,32 @@ impl FakeKube {
     }
 
     /// Writes a kubeconfig (YAML) with one cluster, one user and one context per
-    /// `(name, namespace)`; the first is the current context.
+    /// `(name, namespace)`; the first is the current context. The cluster and user entries
+    /// are named after this server's address, so that the kubeconfigs of several fakes merge
+    /// (KUBECONFIG=a:b) as those of different clusters do.
     pub fn write_kubeconfig(&self, path: &Path, contexts: &[(&str, &str)]) {
         let q = |s: &str| Value::String(s.to_string()).to_string();
+        let host = self.url.trim_start_matches("http://");
+        let cluster = format!("fake-kube-{}", host.replace([':', '.'], "-"));
+        let user = format!("{USER}@{cluster}");
         let mut y = String::from("apiVersion: v1\nkind: Config\npreferences: {}\n");
         y.push_str(&format!(
-            "clusters:\n- name: fake-kube\n  cluster:\n    server: {}\n",
+            "clusters:\n- name: {}\n  cluster:\n    server: {}\n",
+            q(&cluster),
             q(&self.url)
         ));
         y.push_str(&format!(
             "users:\n- name: {}\n  user:\n    token: {}\n",
-            q(USER),
+            q(&user),
             q(&self.shared.token)
         ));
         y.push_str("contexts:\n");
         for (name, ns) in contexts {
             y.push_str(&format!(
-                "- name: {}\n  context:\n    cluster: fake-kube\n    user: {}\n    namespace: {}\n",
+                "- name: {}\n  context:\n    cluster: {}\n    user: {}\n    namespace: {}\n",
                 q(name),
-                q(USER),
+                q(&cluster),
+                q(&user),
                 q(ns)
             ));
         }
