@@ -550,6 +550,8 @@ fn app_builds(
 enum Found {
     /// Not there, not healthy, or not running the image of a build that stands for it.
     Problem(String),
+    /// The project has no such environment.
+    NoEnv,
     Healthy {
         env: Box<store::Env>,
         image: String,
@@ -567,7 +569,7 @@ fn deployment_problem(
 ) -> Result<Found> {
     let project: ProjectKey = app.project.parse().map_err(XoneError::internal)?;
     let Ok(env) = super::deploy::find_env(store, &project, env_name) else {
-        return Ok(Found::Problem(format!("project {project} has no {env_name} environment")));
+        return Ok(Found::NoEnv);
     };
     let cl = super::deploy::connect(cx, &env)?;
     let Some(st) = super::deploy::read_status(&cl, app, &env)? else {
@@ -618,16 +620,20 @@ fn release_facts(
     match req.status {
         Status::Submitted => {
             facts.clusters_checked = true;
+            facts.test_env_smoke = super::deploy::find_env(store, &key.project, "test")
+                .ok()
+                .map(|e| e.smoke.is_some());
             for (app, builds) in
                 app_builds(forges, store, &key, &repos, branches, test_branch, true)?
             {
                 let problem = match deployment_problem(cx, store, &app, "test", &builds)? {
                     Found::Problem(p) => Some(p),
                     Found::Healthy { env, image } => {
-                        facts.smoke_configured = env.smoke.is_some();
                         smoke.push((app.clone(), *env, image));
                         None
                     }
+                    // The environment's absence is one item of its own.
+                    Found::NoEnv => None,
                 };
                 facts.test_deploys.push((app.name.clone(), problem));
             }
@@ -644,6 +650,9 @@ fn release_facts(
             {
                 let problem = match deployment_problem(cx, store, &app, "prod", &builds)? {
                     Found::Problem(p) => Some(p),
+                    Found::NoEnv => {
+                        Some(format!("project {} has no prod environment", key.project))
+                    }
                     Found::Healthy { .. } => None,
                 };
                 facts.prod_deploys.push((app.name.clone(), problem));

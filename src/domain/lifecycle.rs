@@ -167,8 +167,8 @@ pub struct Facts {
     /// For each app: what is wrong with its deployment to `test` (`None`: healthy, running
     /// an image of a passing build that holds the branch).
     pub test_deploys: Vec<(String, Option<String>)>,
-    /// Whether the `test` environment has a smoke command.
-    pub smoke_configured: bool,
+    /// The `test` environment, if the project has one: whether it has a smoke command.
+    pub test_env_smoke: Option<bool>,
     /// For each app: what is wrong with what runs in `prod`.
     pub prod_deploys: Vec<(String, Option<String>)>,
     /// `gates.require_gray`, with the apps that went through no promoted gray release.
@@ -325,15 +325,23 @@ pub fn gate(from: Status, key: &RequirementKey, f: &Facts) -> Vec<Missing> {
                     format!("xone requirement advance {key} checks them"),
                 ));
             } else {
+                match f.test_env_smoke {
+                    None => out.push(missing(
+                        format!("project {} has no test environment", key.project),
+                        format!(
+                            "xone project env set {} test --context C --namespace NS --smoke CMD",
+                            key.project
+                        ),
+                    )),
+                    Some(false) => out.push(missing(
+                        "the test environment has no smoke command",
+                        format!("xone project env set {} test --smoke CMD", key.project),
+                    )),
+                    Some(true) => {}
+                }
                 per_app(&mut out, &f.test_deploys, |app| {
                     format!("xone deploy {app} --env test --build ID")
                 });
-                if !f.smoke_configured {
-                    out.push(missing(
-                        "the test environment has no smoke command",
-                        format!("xone project env set {} test --smoke CMD", key.project),
-                    ));
-                }
             }
         }
         Status::Testing => {
@@ -365,7 +373,7 @@ pub fn gate(from: Status, key: &RequirementKey, f: &Facts) -> Vec<Missing> {
             }
             if f.clusters_checked && f.prod_deploys.is_empty() {
                 out.push(missing(
-                    "no app is built from the repositories of its branches",
+                    "no app to release to prod: none is built from the repositories of its branches",
                     format!("xone project app add {} APP --repo REPO", key.project),
                 ));
             }
@@ -382,7 +390,7 @@ pub fn gate(from: Status, key: &RequirementKey, f: &Facts) -> Vec<Missing> {
         Status::Released => {
             if f.watches.is_empty() {
                 out.push(missing(
-                    "no app of the requirement was released to prod",
+                    "no app of the requirement was released to prod, so no post-release watch passed",
                     "xone deploy APP --env prod --build ID",
                 ));
             }
@@ -497,10 +505,15 @@ mod tests {
         f.test_deploys = vec![("web".into(), Some("web is not deployed to test".into()))];
         assert_eq!(
             items(Status::Submitted, &f),
-            ["web is not deployed to test", "the test environment has no smoke command"]
+            ["project PAY has no test environment", "web is not deployed to test"]
+        );
+        f.test_env_smoke = Some(false);
+        assert_eq!(
+            items(Status::Submitted, &f),
+            ["the test environment has no smoke command", "web is not deployed to test"]
         );
         f.test_deploys[0].1 = None;
-        f.smoke_configured = true;
+        f.test_env_smoke = Some(true);
         assert!(items(Status::Submitted, &f).is_empty());
 
         assert_eq!(items(Status::Testing, &Facts::default()).len(), 3);
@@ -516,7 +529,10 @@ mod tests {
         assert!(items(Status::Gray, &f).is_empty());
         f.gray_missing = vec!["web".into()];
         assert_eq!(items(Status::Gray, &f).len(), 1);
-        assert_eq!(items(Status::Released, &f), ["no app of the requirement was released to prod"]);
+        assert_eq!(
+            items(Status::Released, &f),
+            ["no app of the requirement was released to prod, so no post-release watch passed"]
+        );
         f.watches =
             vec![("web".into(), Some("no passed watch of web".into())), ("api".into(), None)];
         assert_eq!(items(Status::Released, &f), ["no passed watch of web"]);

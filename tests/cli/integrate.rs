@@ -108,7 +108,7 @@ fn the_submit_gate_checks_the_test_integration() {
     env.ok(&["branch", "integrate", "test"]);
     let r = env.code(4, &["requirement", "advance", "PAY-1"]);
     assert!(!r.stderr.contains("does not hold"), "{}", r.stderr);
-    r.says(&["3 missing", "no app is built"]);
+    r.says(&["2 missing", "no app is built", "no test environment"]);
     // A configured pattern is followed.
     env.ok(&["config", "set", "branch.integration", "int/{env}"]);
     env.code(4, &["requirement", "advance", "PAY-1"]).says(&["int/test in web"]);

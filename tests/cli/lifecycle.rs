@@ -95,13 +95,12 @@ fn draft_to_submitted_through_every_gate() {
     env.ok(&["requirement", "advance", "PAY-1"]);
     assert_eq!(status(&env, "PAY-1"), "submitted");
 
-    // submitted -> testing needs builds and deployments that xone cannot make yet.
+    // submitted -> testing needs the integration, builds, a test deployment and its smoke.
     env.code(4, &["requirement", "advance", "PAY-1"]).says(&[
         "cannot enter testing",
         "release/test in web does not hold the tip",
         "no app is built",
-        "deployment to test",
-        "smoke",
+        "project PAY has no test environment",
     ]);
     env.code(2, &["requirement", "advance", "PAY-1", "--force"]).says(&["--reason"]);
     let j = env.json(&[
@@ -115,8 +114,8 @@ fn draft_to_submitted_through_every_gate() {
     assert_eq!(j["forced"], true);
     assert_eq!(
         j["missing"].as_array().unwrap().len(),
-        5,
-        "two repositories to integrate, build, deploy, smoke"
+        4,
+        "two repositories to integrate, an app to build, a test environment"
     );
 
     // testing -> gray: QA's sign-off, by a qa member only, and the plans.
@@ -176,7 +175,7 @@ fn draft_to_submitted_through_every_gate() {
     let forced = log.as_array().unwrap().iter().find(|e| e["forced"] == true).unwrap();
     assert_eq!(forced["reason"], "tested by hand on staging");
     assert_eq!(forced["actor"], "tester");
-    assert!(forced["detail"].as_str().unwrap().contains("no smoke check"));
+    assert!(forced["detail"].as_str().unwrap().contains("no test environment"));
     assert!(forced["at"].as_str().unwrap().ends_with('Z'));
     let signoff = log.as_array().unwrap().iter().find(|e| e["action"] == "signoff").unwrap();
     assert_eq!(signoff["actor"], "quinn");
