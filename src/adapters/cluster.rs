@@ -263,15 +263,20 @@ impl Cluster {
                 "{} not found in namespace {ns}",
                 c.resource
             ))),
-            409 if reason == "Conflict" && message.contains("conflict with") => {
-                let manager = message
-                    .split("conflict with \"")
-                    .nth(1)
-                    .and_then(|r| r.split('"').next())
-                    .unwrap_or("another field manager");
+            409 if reason == "Conflict" && message.contains(" with \"") => {
+                // `conflict with "m" …` for one field, `conflicts with "m": …` for several.
+                let mut managers: Vec<&str> = Vec::new();
+                for part in message.split(" with \"").skip(1) {
+                    if let Some(m) = part.split('"').next() {
+                        if !managers.contains(&m) {
+                            managers.push(m);
+                        }
+                    }
+                }
                 XoneError::conflict(format!(
-                    "{} is also managed by {manager}: it owns fields xone would change",
-                    c.resource
+                    "{} is also managed by {}: it owns fields xone would change",
+                    c.resource,
+                    managers.join(", ")
                 ))
                 .cause(&message)
                 .hint("take them over with --force-conflicts, or change them through their owner")
@@ -375,6 +380,8 @@ impl Cluster {
         match self.block_on(self.send(&c, &make)) {
             Ok(_) => Ok(true),
             Err(e) if e.kind == Kind::NotFound || e.kind == Kind::Gate => Ok(false),
+            // Many deployers may not read namespaces: the apply will say if it is missing.
+            Err(e) if e.message.contains("(403)") => Ok(true),
             Err(e) => Err(e),
         }
     }
@@ -538,6 +545,8 @@ impl Cluster {
         let mut errors = 0u32;
         let interrupt = tokio::signal::ctrl_c();
         tokio::pin!(interrupt);
+        // Re-armed at every change of the counts: like the progress deadline, it measures a
+        // rollout that stopped moving, not a slow one.
         let limit = tokio::time::sleep(f.limit);
         tokio::pin!(limit);
         loop {
@@ -549,11 +558,15 @@ impl Cluster {
                 }
                 _ = &mut limit => {
                     let revision = current.as_ref().and_then(|d| rollout::revision(&d.metadata));
+                    let pod = seen_pods
+                        .values()
+                        .filter(|p| runs(p, f.image) && !rollout::ready(p))
+                        .find_map(|p| p.metadata.name.clone());
                     return Ok(End::Failed(Failure {
                         revision,
                         reason: "Timeout".into(),
-                        message: format!("the rollout did not finish within {} s", f.limit.as_secs()),
-                        pod: None,
+                        message: format!("the rollout made no progress for {} s", f.limit.as_secs()),
+                        pod,
                         events: Vec::new(),
                     }));
                 }
@@ -587,22 +600,8 @@ impl Cluster {
                 }
                 Seen::Deployment(Err(e)) | Seen::Pod(Err(e)) => {
                     errors += 1;
-                    if let watcher::Error::InitialListFailed(kube::Error::Api(ae))
-                    | watcher::Error::WatchStartFailed(kube::Error::Api(ae))
-                    | watcher::Error::WatchFailed(kube::Error::Api(ae))
-                    | watcher::Error::WatchError(ae) = &e
-                    {
-                        if matches!(ae.code, 401 | 403) {
-                            let body = json!({ "message": ae.message, "reason": ae.reason });
-                            return Err(self.refused(
-                                &call("watch", "deployments"),
-                                ae.code,
-                                body.to_string().as_bytes(),
-                            ));
-                        }
-                    }
-                    if errors > self.settings.retries.max(1) * 3 {
-                        return Err(self.unreachable(&call("watch", "deployments"), e));
+                    if let Some(err) = self.watch_failure(&e, errors) {
+                        return Err(err);
                     }
                     tokio::time::sleep(Duration::from_millis(100 << errors.min(5))).await;
                     continue;
@@ -623,7 +622,16 @@ impl Cluster {
                         seen_pods.values().filter(|p| runs(p, f.image)).find_map(rollout::stuck);
                     let (pod, reason, message) = match stuck {
                         Some((pod, reason, m)) => (Some(pod), reason, format!("{message} {m}")),
-                        None => (None, "ProgressDeadlineExceeded".to_string(), message),
+                        // A pod of the new revision that never became ready (a failing
+                        // readiness probe): its events say why.
+                        None => (
+                            seen_pods
+                                .values()
+                                .filter(|p| runs(p, f.image) && !rollout::ready(p))
+                                .find_map(|p| p.metadata.name.clone()),
+                            "ProgressDeadlineExceeded".to_string(),
+                            message,
+                        ),
                     };
                     return Ok(End::Failed(Failure {
                         revision,
@@ -637,6 +645,7 @@ impl Cluster {
                     if last_counts != Some(counts) {
                         progress(&counts);
                         last_counts = Some(counts);
+                        limit.as_mut().reset(tokio::time::Instant::now() + f.limit);
                     }
                 }
             }
@@ -654,10 +663,36 @@ impl Cluster {
         }
     }
 
+    /// Whether a watch error ends the follow: a refusal at once (naming what was refused),
+    /// anything else once it keeps happening.
+    fn watch_failure(&self, e: &watcher::Error, errors: u32) -> Option<XoneError> {
+        let verb = match e {
+            watcher::Error::InitialListFailed(_) => "list",
+            _ => "watch",
+        };
+        let refusal = |ae: &kube::core::ErrorResponse| {
+            // The API server's message starts with the resource it refused.
+            let resource = if ae.message.starts_with("pods") { "pods" } else { "deployments" };
+            let body = json!({ "message": ae.message, "reason": ae.reason });
+            self.refused(&call(verb, resource), ae.code, body.to_string().as_bytes())
+        };
+        if let watcher::Error::InitialListFailed(kube::Error::Api(ae))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(ae))
+        | watcher::Error::WatchFailed(kube::Error::Api(ae))
+        | watcher::Error::WatchError(ae) = e
+        {
+            if matches!(ae.code, 401 | 403) {
+                return Some(refusal(ae));
+            }
+        }
+        (errors > self.settings.retries.max(1) * 3)
+            .then(|| self.unreachable(&call(verb, "deployments and pods"), e))
+    }
+
     /// Plans `rollout undo`: the pod template of revision `to` (default: the one before the
     /// current) applied again, so that it becomes the newest revision. Applies it and returns
     /// the plan with the generation to follow.
-    pub fn undo(&self, name: &str, to: Option<i64>, cause: &str) -> Result<Undo> {
+    pub fn undo(&self, name: &str, app: &str, to: Option<i64>, cause: &str) -> Result<Undo> {
         let d = self.deployment(name)?.ok_or_else(|| {
             XoneError::not_found(format!(
                 "there is no Deployment {name} in namespace {} of context {}",
@@ -692,8 +727,10 @@ impl Cluster {
         let to = rollout::revision(&target.metadata).unwrap_or(0);
         let template = serde_json::to_value(target.spec.as_ref().and_then(|s| s.template.clone()))?;
         let template = manifest::template_of(&template);
-        let image =
-            template["spec"]["containers"][0]["image"].as_str().unwrap_or_default().to_string();
+        let image = manifest::app_container(&template["spec"]["containers"], app)
+            .and_then(|c| c["image"].as_str())
+            .unwrap_or_default()
+            .to_string();
         let mut story: BTreeMap<String, String> = target
             .metadata
             .annotations
@@ -703,12 +740,20 @@ impl Cluster {
             .filter(|(k, _)| k.starts_with("xone.dev/"))
             .collect();
         story.insert(manifest::CHANGE_CAUSE.into(), cause.to_string());
+        // The whole object as it stands, with the old template: fields xone applied before
+        // and left out now would be removed by the server.
         let mut spec = serde_json::to_value(&d.spec)?;
         spec["template"] = template;
+        let labels = d.metadata.labels.clone().unwrap_or_default();
         let obj = json!({
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": { "name": name, "namespace": self.namespace, "annotations": story },
+            "metadata": {
+                "name": name,
+                "namespace": self.namespace,
+                "labels": labels,
+                "annotations": story,
+            },
             "spec": spec,
         });
         let applied = self.apply(&obj, true)?;

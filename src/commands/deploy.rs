@@ -488,11 +488,32 @@ fn deploy(cx: &mut Ctx, a: RunArgs) -> Result<()> {
                     cx,
                     &cl,
                     &deployment,
+                    &app.name,
                     prev_rs.as_deref(),
                     &selector,
                     deadline,
                 ) {
                     Ok(line) => ("rolled-back", line),
+                    Err(e) if e.kind == Kind::Interrupted => {
+                        let detail = format!(
+                            "{what}; interrupted while rolling back: the cluster keeps rolling back"
+                        );
+                        store.write(|tx| {
+                            store::finish_deploy(
+                                tx,
+                                id,
+                                "interrupted",
+                                failure.revision,
+                                Some(&detail),
+                            )
+                        })?;
+                        return Err(XoneError::new(
+                            Kind::Interrupted,
+                            format!("the rollout of {} to {} failed: {what}", app.name, env.name),
+                        )
+                        .cause("interrupted while rolling back; the cluster keeps rolling back")
+                        .hint(format!("xone deploy status {} --env {}", app.name, env.name)));
+                    }
                     Err(e) => ("failed", format!("the rollback failed too: {}", e.message)),
                 }
             };
@@ -528,6 +549,7 @@ fn roll_back_after_failure(
     cx: &mut Ctx,
     cl: &Cluster,
     deployment: &str,
+    app: &str,
     prev_rs: Option<&str>,
     selector: &str,
     deadline: u64,
@@ -543,6 +565,7 @@ fn roll_back_after_failure(
     let actor = cx.actor()?;
     let undo = cl.undo(
         deployment,
+        app,
         to,
         &format!("xone: automatic rollback after a failed rollout, by {actor}"),
     )?;
@@ -831,13 +854,16 @@ fn history(cx: &mut Ctx, app_name: &str, at: &Target) -> Result<()> {
         .map(|rs| {
             let ann = rs.metadata.annotations.clone().unwrap_or_default();
             let revision = rollout::revision(&rs.metadata);
-            let image = rs
+            let containers = rs
                 .spec
                 .as_ref()
                 .and_then(|s| s.template.as_ref())
                 .and_then(|t| t.spec.as_ref())
-                .and_then(|s| s.containers.first())
-                .and_then(|c| c.image.clone());
+                .map(|s| serde_json::to_value(&s.containers).unwrap_or_default())
+                .unwrap_or_default();
+            let image = manifest::app_container(&containers, &app.name)
+                .and_then(|c| c["image"].as_str())
+                .map(str::to_string);
             Revision {
                 revision,
                 image,
@@ -899,7 +925,7 @@ pub fn rollback(cx: &mut Ctx, a: RollbackArgs) -> Result<()> {
     }
     let record = undo_one(cx, &cl, &app, &env, &name, a.to_revision, None, wait)?;
     if cx.ui.json {
-        return cx.ui.print_json(&vec![&record]);
+        cx.ui.print_json(&vec![&record])?;
     }
     if record.status == "failed" {
         return Err(XoneError::new(
@@ -929,7 +955,7 @@ fn undo_one(
         Some(k) => format!("xone rollback --requirement {k} by {actor}"),
         None => format!("xone rollback {} --env {} by {actor}", app.name, env.name),
     };
-    let undo = cl.undo(deployment, to, &cause)?;
+    let undo = cl.undo(deployment, &app.name, to, &cause)?;
     let mut store = cx.store()?;
     let record = Deploy {
         project: app.project.clone(),

@@ -150,7 +150,9 @@ fn set(cx: &mut Ctx, a: SetArgs) -> Result<()> {
     // laptop setting up what CI deploys with) it is taken as given, with a warning.
     if a.context.is_some() {
         let found = crate::adapters::cluster::kubeconfig()?.is_some();
-        if found || context == crate::adapters::cluster::IN_CLUSTER {
+        if context == crate::adapters::cluster::IN_CLUSTER {
+            // Set up on a laptop for the jobs that deploy from inside the cluster.
+        } else if found {
             crate::adapters::cluster::check_context(&context)?;
         } else {
             cx.ui.warn(format!(

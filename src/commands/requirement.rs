@@ -571,8 +571,19 @@ fn deployment_problem(
     let Ok(env) = super::deploy::find_env(store, &project, env_name) else {
         return Ok(Found::NoEnv);
     };
-    let cl = super::deploy::connect(cx, &env)?;
-    let Some(st) = super::deploy::read_status(&cl, app, &env)? else {
+    // A cluster that cannot be read is a missing fact, which --force can pass.
+    let read =
+        super::deploy::connect(cx, &env).and_then(|cl| super::deploy::read_status(&cl, app, &env));
+    let st = match read {
+        Ok(st) => st,
+        Err(e) => {
+            return Ok(Found::Problem(format!(
+                "{} in {env_name} cannot be read: {}",
+                app.name, e.message
+            )))
+        }
+    };
+    let Some(st) = st else {
         return Ok(Found::Problem(format!("{} is not deployed to {env_name}", app.name)));
     };
     let image = st.image.clone().unwrap_or_default();
@@ -582,9 +593,13 @@ fn deployment_problem(
             app.name, st.rollout, st.replicas
         )));
     }
-    let build = st.build.and_then(|id| builds.iter().find(|b| b.id == id));
-    let runs_it = build.is_some_and(|b| match &b.digest {
-        Some(d) => image.ends_with(d.as_str()) || st.digest.as_deref() == Some(d.as_str()),
+    // By what runs, not by the annotation's build number: that is this machine's record,
+    // and another machine's build of the same commit has another.
+    let runs_it = builds.iter().any(|b| match &b.digest {
+        Some(d) => {
+            let digest = d.rsplit('@').next().unwrap_or(d);
+            image.ends_with(digest) || st.digest.as_deref() == Some(digest)
+        }
         None => b.image.as_deref() == Some(image.as_str()),
     });
     if !runs_it {

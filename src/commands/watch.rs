@@ -24,8 +24,10 @@ Asks Prometheus every watch.interval for firing alerts labelled with the app (AL
 environment's or app's --alert-labels, by default app=\"APP\",namespace=\"NS\") and for its \
 HTTP error ratio (by default Micrometer's http_server_requests_seconds_count with a 5xx status \
 over all of it, rate over 5m). Exits 0 when the window passes clean; 7 when an alert fires or \
-the ratio crosses --error-rate, rolling back first with --rollback-on-alert; 6 when Prometheus \
-cannot be asked. Started again, a watch of the same revision goes on from its recorded start. \
+the ratio crosses --error-rate (rolling back first with --rollback-on-alert), when the \
+Deployment moves to another revision, or when Prometheus has no series with the app's labels \
+at all; 6 when Prometheus or the cluster cannot be asked. Each check covers the time since the \
+previous one. Started again, a watch of the same revision goes on from its recorded start. \
 JSON: {\"id\", \"project\", \"app\", \"env\", \"revision\", \"image\", \"window_secs\", \"error_rate\", \
 \"status\": watching|passed|failed, \"detail\", \"started_at\", \"finished_at\", \"actor\"}")]
 pub struct WatchArgs {
@@ -155,30 +157,54 @@ pub fn run(cx: &mut Ctx, a: WatchArgs) -> Result<()> {
         b
     });
     let end = watch.started_unix + watch.window_secs;
-    // Each check covers the time since the previous one (since the start on the first).
+    // Each check covers the time since the previous one (since the start on the first), so
+    // the gap while no watch ran is checked too. The watch must see the app at least once: a
+    // selector that matches nothing would otherwise pass by seeing nothing.
     let mut last = watch.started_unix;
+    let mut seen = false;
+    let step = interval.clamp(1, 15);
     let verdict: std::result::Result<String, String> = loop {
         let now = now_unix();
         let span = (now - last).max(interval as i64).max(1);
-        let alerts = match prom
-            .query(&format!(r#"max_over_time(ALERTS{{alertstate="firing",{labels}}}[{span}s])"#))
-        {
-            Ok(a) => a,
-            Err(e) => break Err(format!("prometheus: {}", e.message)),
-        };
-        if !alerts.is_empty() {
-            let names: Vec<String> = alerts
+        match deploy::read_status(&cl, &app, &env) {
+            Ok(Some(now_st)) if now_st.revision == st.revision => {}
+            Ok(Some(now_st)) => {
+                break Err(format!(
+                    "the Deployment moved from revision {} to {} during the watch",
+                    st.revision.unwrap_or(0),
+                    now_st.revision.unwrap_or(0)
+                ))
+            }
+            Ok(None) => break Err("the Deployment is gone".to_string()),
+            Err(e) => break Err(format!("kubernetes: {}", e.message)),
+        }
+        let asked = (|| -> Result<(Vec<String>, f64, bool)> {
+            let alerts = prom.query(&format!(
+                r#"max_over_time(ALERTS{{alertstate="firing",{labels}}}[{span}s])"#
+            ))?;
+            let names = alerts
                 .iter()
                 .map(|s| {
                     s.labels.get("alertname").and_then(|v| v.as_str()).unwrap_or("?").to_string()
                 })
                 .collect();
-            break Err(format!("alert firing: {}", names.join(", ")));
-        }
-        let ratio = match prom.query(&error_query) {
-            Ok(v) => v.first().map(|s| s.value).filter(|v| v.is_finite()).unwrap_or(0.0),
+            let ratio = prom
+                .query(&format!("max_over_time(({error_query})[{span}s:{step}s])"))?
+                .iter()
+                .map(|s| s.value)
+                .filter(|v| v.is_finite())
+                .fold(0.0, f64::max);
+            let series = !prom.query(&format!("count({{{labels}}})"))?.is_empty();
+            Ok((names, ratio, series))
+        })();
+        let (alerts, ratio, series) = match asked {
+            Ok(a) => a,
             Err(e) => break Err(format!("prometheus: {}", e.message)),
         };
+        seen |= series;
+        if !alerts.is_empty() {
+            break Err(format!("alert firing: {}", alerts.join(", ")));
+        }
         if ratio > a.error_rate {
             break Err(format!("error ratio {ratio:.4} above {}", a.error_rate));
         }
@@ -197,6 +223,11 @@ pub fn run(cx: &mut Ctx, a: WatchArgs) -> Result<()> {
                 let _ = writeln!(std::io::stderr(), "{line}");
             }
         }
+        if left <= 0 && !seen {
+            break Err(format!(
+                "Prometheus has no series labelled {labels}: the watch saw nothing of the app"
+            ));
+        }
         if left <= 0 {
             break Ok(format!("clean for {}", human_secs(watch.window_secs)));
         }
@@ -210,6 +241,15 @@ pub fn run(cx: &mut Ctx, a: WatchArgs) -> Result<()> {
             store.write(|tx| store::finish_watch(tx, watch.id, "passed", &detail))?;
             cx.ui.status(format!("{} in {}: the watch passed ({detail})", app.name, env.name));
             print(cx, &store, &app, &env, watch.id)
+        }
+        Err(detail) if detail.starts_with("kubernetes: ") => {
+            store.write(|tx| store::finish_watch(tx, watch.id, "failed", &detail))?;
+            Err(XoneError::new(
+                Kind::Remote,
+                format!("the watch of {} in {} cannot read the cluster", app.name, env.name),
+            )
+            .cause(detail.trim_start_matches("kubernetes: "))
+            .hint("the watch did not pass; start it again when the cluster answers"))
         }
         Err(detail) if detail.starts_with("prometheus: ") => {
             store.write(|tx| store::finish_watch(tx, watch.id, "failed", &detail))?;

@@ -156,6 +156,15 @@ pub fn adopt(docs: &[(String, String)], s: &Spec) -> Result<(Vec<Value>, String)
     Ok((out, name))
 }
 
+/// The app's container among a pod template's: the only one, or the one named like the app.
+pub fn app_container<'a>(containers: &'a Value, app: &str) -> Option<&'a Value> {
+    let list = containers.as_array()?;
+    if list.len() == 1 {
+        return list.first();
+    }
+    list.iter().find(|c| c["name"] == app)
+}
+
 /// The objects as one YAML stream, for `--dry-run`.
 pub fn to_yaml(objects: &[Value]) -> String {
     let mut out = String::new();

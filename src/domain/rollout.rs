@@ -103,6 +103,14 @@ pub fn stuck(pod: &Pod) -> Option<(String, String, String)> {
     None
 }
 
+/// Whether the pod's Ready condition is true.
+pub fn ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
 /// A revision number as the Deployment controller writes it in its annotation.
 pub fn revision(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<i64> {
     meta.annotations.as_ref()?.get(REVISION)?.parse().ok()

@@ -151,6 +151,16 @@ fn status_history_and_rollback_read_the_cluster() {
     let revs: Vec<i64> =
         h.as_array().unwrap().iter().map(|r| r["revision"].as_i64().unwrap()).collect();
     assert_eq!(revs, [2, 3], "the reused ReplicaSet moved to revision 3: {h}");
+    let d = kube.deployment("pay-test", "web").unwrap();
+    assert_eq!(d["metadata"]["labels"]["app.kubernetes.io/name"], "web", "labels kept: {d}");
+    assert_eq!(d["metadata"]["labels"]["app.kubernetes.io/managed-by"], "xone");
+    assert!(
+        d["metadata"]["annotations"]["kubernetes.io/change-cause"]
+            .as_str()
+            .unwrap()
+            .starts_with("xone rollback web --env test"),
+        "{d}"
+    );
     // Back to a chosen revision, and a revision that does not exist.
     let rb = env.json(&["rollback", "web", "--env", "test", "--to-revision", "2"]);
     assert_eq!(rb[0]["image"], "reg.example.com/web:2");
@@ -395,7 +405,11 @@ fn server_errors_are_retried_and_conflicts_named() {
     // A field another manager owns: exit 5 naming it; --force-conflicts takes it.
     kube.set_field_owner("pay-test", "web", "kubectl-scale", ".spec.replicas", json!(5));
     env.code(5, &["deploy", "web", "--env", "test", "--image", "reg.example.com/web:2"])
-        .says(&["kubectl-scale", "--force-conflicts"]);
+        .says(&["deployments/web is also managed by kubectl-scale", "--force-conflicts"]);
+    // Several fields: the API server words it in the plural.
+    kube.set_field_owner("pay-test", "web", "kubectl-edit", ".spec.revisionHistoryLimit", json!(3));
+    env.code(5, &["deploy", "web", "--env", "test", "--image", "reg.example.com/web:2"])
+        .says(&["also managed by kubectl-edit, kubectl-scale", "2 conflicts"]);
     env.ok(&[
         "deploy",
         "web",
@@ -536,6 +550,19 @@ fn an_app_with_its_own_manifests_gets_its_image_set() {
         .map(|c| c["image"].as_str().unwrap())
         .collect();
     assert_eq!(images, ["envoy:1", "reg.example.com/shop:7"]);
+    // History, status and rollback take the app's container, not the sidecar listed first.
+    env.ok(&["deploy", "shop", "--env", "test", "--image", "reg.example.com/shop:8"]);
+    let h = env.json(&["deploy", "history", "shop", "--env", "test"]);
+    assert_eq!(h[1]["image"], "reg.example.com/shop:8", "{h}");
+    let rb = env.json(&["rollback", "shop", "--env", "test"]);
+    assert_eq!(
+        (rb[0]["status"].as_str(), rb[0]["image"].as_str()),
+        (Some("succeeded"), Some("reg.example.com/shop:7")),
+        "{rb}"
+    );
+    let st = env.json(&["deploy", "status", "shop", "--env", "test"]);
+    assert_eq!(st["image"], "reg.example.com/shop:7");
+    assert_eq!(st["deployment"], "shop");
     assert_eq!(d["metadata"]["labels"]["app.kubernetes.io/managed-by"], "xone");
     env.ok(&["project", "app", "add", "PAY", "bad", "--repo", "web", "--manifests", "nowhere"]);
     env.code(3, &["deploy", "bad", "--env", "test", "--image", "x:1"])

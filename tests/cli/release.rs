@@ -5,6 +5,7 @@
 use crate::build::{services, setup, TESTS_PASS};
 use crate::fake_kube::FakeKube;
 use crate::harness::*;
+use crate::watch::{traffic, Metrics};
 
 fn status(env: &TestEnv) -> String {
     env.json(&["requirement", "show", "PAY-1"])["status"].as_str().unwrap().to_string()
@@ -145,6 +146,7 @@ fn submitted_to_done_through_the_release_gates() {
     // released -> done: a passed watch at least gates.watch_window long.
     env.code(4, &["requirement", "advance", "PAY-1"])
         .says(&["no post-release watch of web on prod", "xone deploy watch web --env prod"]);
+    let _metrics = Metrics::serve("life-prod", traffic("web", "life-prod", 30.0, 0.0));
     env.ok(&["config", "set", "gates.watch_window", "3s"]);
     env.ok(&["deploy", "watch", "web", "--env", "prod", "--window", "2s", "--interval", "1s"]);
     env.code(4, &["requirement", "advance", "PAY-1"]).says(&["at least 3s long"]);

@@ -46,6 +46,21 @@ impl Metrics {
         let target =
             std::path::Path::new(&targets).join(format!("{name}-{}.json", std::process::id()));
         std::fs::write(&target, format!(r#"[{{"targets": ["127.0.0.1:{port}"]}}]"#)).unwrap();
+        // Scraped at least once before the test goes on.
+        let (url, _) = prometheus();
+        let query = format!("{url}/api/v1/query?query=up%7Binstance%3D%22127.0.0.1%3A{port}%22%7D");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let up = reqwest::blocking::get(&query)
+                .ok()
+                .and_then(|r| r.text().ok())
+                .is_some_and(|t| t.contains(r#""value":["#) && t.contains(r#""1"]"#));
+            if up {
+                break;
+            }
+            assert!(Instant::now() < deadline, "Prometheus did not scrape 127.0.0.1:{port}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
         Metrics { target }
     }
 }
@@ -211,6 +226,7 @@ fn labels_and_the_ratio_can_be_set_per_environment() {
 #[test]
 fn a_watch_started_again_goes_on_from_its_recorded_start() {
     let (env, _kube) = released("w-resume");
+    let _m = Metrics::serve("w-resume", traffic("web", "w-resume", 20.0, 0.0));
     let mut child = env
         .cmd()
         .args(["deploy", "watch", "web", "--env", "prod", "--window", "8s", "--interval", "1s"])
@@ -261,4 +277,29 @@ fn a_watch_that_cannot_ask_prometheus_fails_rather_than_passes() {
     env.ok(&["deploy", "web", "--env", "test", "--image", "reg.example.com/web:1"]);
     env.code(4, &["deploy", "watch", "web", "--env", "test"])
         .says(&["no Prometheus", "--prometheus URL"]);
+}
+
+#[test]
+fn a_watch_that_sees_nothing_of_the_app_does_not_pass() {
+    let (env, _kube) = released("w-nothing");
+    env.code(7, &["deploy", "watch", "web", "--env", "prod", "--window", "2s", "--interval", "1s"])
+        .says(&["no series labelled app=\"web\",namespace=\"w-nothing\"", "saw nothing"]);
+}
+
+#[test]
+fn a_release_replaced_during_the_watch_fails_it() {
+    let (env, _kube) = released("w-moved");
+    let _m = Metrics::serve("w-moved", traffic("web", "w-moved", 20.0, 0.0));
+    let child = env
+        .cmd()
+        .args(["deploy", "watch", "web", "--env", "prod", "--window", "30s", "--interval", "1s"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    env.ok(&["deploy", "web", "--env", "prod", "--image", "reg.example.com/web:3"]);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    assert!(err.contains("moved from revision 2 to 3"), "{err}");
 }
