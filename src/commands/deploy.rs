@@ -972,9 +972,21 @@ fn undo_one(
         actor,
         ..Deploy::default()
     };
-    // The requirement named on the record is the one rolled back, when there is one.
-    let record =
-        Deploy { requirement: requirement.map(str::to_string).or(record.requirement), ..record };
+    // The requirement named on the record is the one rolled back, when there is one. The
+    // annotations may name another machine's requirement or build: the record keeps only
+    // those this machine knows (the build only when it made this very image).
+    let requirement = requirement.map(str::to_string).or(record.requirement.clone()).filter(|k| {
+        k.parse::<RequirementKey>().is_ok_and(|k| store::requirement(store.conn(), &k).is_ok())
+    });
+    let build = record.build.filter(|id| {
+        store::build(store.conn(), *id).is_ok_and(|b| {
+            b.image.as_deref() == Some(undo.image.as_str())
+                || b.digest
+                    .as_deref()
+                    .is_some_and(|d| undo.image.ends_with(d.rsplit('@').next().unwrap_or(d)))
+        })
+    });
+    let record = Deploy { requirement, build, ..record };
     let id = store.write(|tx| store::start_deploy(tx, &record))?;
     let from = undo.from.map(|r| r.to_string()).unwrap_or_else(|| "-".into());
     if !wait {
@@ -1056,7 +1068,8 @@ pub fn rollback_for_watch(
 
 fn rollback_requirement(cx: &mut Ctx, key: &RequirementKey, at: &Target, wait: bool) -> Result<()> {
     let store = cx.store()?;
-    store::requirement(store.conn(), key)?;
+    // The requirement may be another machine's: its deployments are found in the clusters.
+    store::project(store.conn(), &key.project)?;
     let key_text = key.to_string();
     let records = store::deploys(
         store.conn(),
@@ -1075,43 +1088,54 @@ fn rollback_requirement(cx: &mut Ctx, key: &RequirementKey, at: &Target, wait: b
         }
         first.insert(k, r.clone());
     }
-    if order.is_empty() {
-        return Err(XoneError::not_found(format!("{key} deployed nothing that xone recorded"))
-            .hint("roll back one app with: xone rollback APP --env ENV"));
-    }
+    let mut plans: Vec<(String, String, Before)> = order
+        .iter()
+        .map(|k| (k.0.clone(), k.1.clone(), Before::Rs(first[k].prev_rs.clone())))
+        .collect();
     drop(store);
+    if plans.is_empty() {
+        // Deployed from another machine: the clusters' ReplicaSets carry the requirement.
+        plans = plans_from_clusters(cx, key, at)?;
+    }
+    if plans.is_empty() {
+        return Err(XoneError::not_found(format!(
+            "{key} deployed nothing: no record here and no revision in its environments carries it"
+        ))
+        .hint("roll back one app with: xone rollback APP --env ENV"));
+    }
     let mut failed = 0;
     let mut done = Vec::new();
-    for (app_name, env_name) in &order {
-        let base = &first[&(app_name.clone(), env_name.clone())];
+    for (app_name, env_name, before) in &plans {
         let line = (|| -> Result<(bool, String, Option<Deploy>)> {
             let store = cx.store()?;
-            let project: ProjectKey = base.project.parse().map_err(XoneError::internal)?;
-            let app = store::app(store.conn(), Some(&project), app_name)?;
-            let env = find_env(&store, &project, env_name)?;
+            let app = store::app(store.conn(), Some(&key.project), app_name)?;
+            let env = find_env(&store, &key.project, env_name)?;
             drop(store);
-            let Some(prev_rs) = &base.prev_rs else {
-                return Ok((
-                    false,
-                    format!("no revision before {key}'s first deploy; left as is"),
-                    None,
-                ));
+            let none_before = || {
+                Ok((false, format!("no revision before {key}'s first deploy; left as is"), None))
             };
             let cl = connect(cx, &env)?;
             let d =
                 find_deployment(&cl, &app.name)?.ok_or_else(|| not_deployed(&app.name, &env))?;
             let name = d.metadata.name.clone().unwrap_or_default();
-            let target = cl
-                .replicasets(&d)?
-                .into_iter()
-                .find(|rs| rs.metadata.name.as_deref() == Some(prev_rs.as_str()))
-                .and_then(|rs| rollout::revision(&rs.metadata));
-            let Some(to) = target else {
-                return Ok((
-                    false,
-                    format!("the revision before {key} ({prev_rs}) is no longer kept"),
-                    None,
-                ));
+            let to = match before {
+                Before::Rs(None) | Before::Revision(None) => return none_before(),
+                Before::Revision(Some(n)) => *n,
+                Before::Rs(Some(prev_rs)) => {
+                    let target = cl
+                        .replicasets(&d)?
+                        .into_iter()
+                        .find(|rs| rs.metadata.name.as_deref() == Some(prev_rs.as_str()))
+                        .and_then(|rs| rollout::revision(&rs.metadata));
+                    let Some(to) = target else {
+                        return Ok((
+                            false,
+                            format!("the revision before {key} ({prev_rs}) is no longer kept"),
+                            None,
+                        ));
+                    };
+                    to
+                }
             };
             if rollout::revision(&d.metadata) == Some(to) {
                 return Ok((true, format!("already at revision {to}, from before {key}"), None));
@@ -1139,11 +1163,70 @@ fn rollback_requirement(cx: &mut Ctx, key: &RequirementKey, at: &Target, wait: b
     if failed > 0 {
         return Err(XoneError::new(
             Kind::Rollout,
-            format!("{failed} of {} rollbacks of {key} failed", order.len()),
+            format!("{failed} of {} rollbacks of {key} failed", plans.len()),
         )
         .hint("see each line above; `xone deploy status APP --env ENV` shows what runs"));
     }
     Ok(())
+}
+
+/// Where a requirement's rollback goes back to in one app and environment.
+enum Before {
+    /// The ReplicaSet that ran before its first deploy, as recorded here.
+    Rs(Option<String>),
+    /// The revision before the oldest one carrying the requirement, read from the cluster.
+    Revision(Option<i64>),
+}
+
+/// A requirement's deployments as the clusters tell them: in every environment of its
+/// project, the ReplicaSets annotated with it. Newest first.
+fn plans_from_clusters(
+    cx: &mut Ctx,
+    key: &RequirementKey,
+    at: &Target,
+) -> Result<Vec<(String, String, Before)>> {
+    let store = cx.store()?;
+    let apps = store::apps(store.conn(), &key.project)?;
+    let envs: Vec<Env> = store::envs(store.conn(), &key.project)?
+        .into_iter()
+        .filter(|e| at.env.as_ref().is_none_or(|n| *n == e.name))
+        .collect();
+    drop(store);
+    let mut found = Vec::new();
+    for env in &envs {
+        let Ok(cl) = connect(cx, env) else {
+            cx.ui.warn(format!("environment {}: its cluster cannot be read; skipped", env.name));
+            continue;
+        };
+        for app in &apps {
+            let Ok(Some(d)) = find_deployment(&cl, &app.name) else { continue };
+            let sets = cl.replicasets(&d)?;
+            let ours: Vec<_> = sets
+                .iter()
+                .filter(|rs| {
+                    rs.metadata.annotations.as_ref().and_then(|a| a.get(manifest::REQUIREMENT))
+                        == Some(&key.to_string())
+                })
+                .collect();
+            let Some(first) = ours.iter().filter_map(|rs| rollout::revision(&rs.metadata)).min()
+            else {
+                continue;
+            };
+            let newest = ours
+                .iter()
+                .filter_map(|rs| rs.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()))
+                .max()
+                .unwrap_or_default();
+            let before = sets
+                .iter()
+                .filter_map(|rs| rollout::revision(&rs.metadata))
+                .filter(|r| *r < first)
+                .max();
+            found.push((newest, app.name.clone(), env.name.clone(), Before::Revision(before)));
+        }
+    }
+    found.sort_by(|a, b| b.0.cmp(&a.0));
+    Ok(found.into_iter().map(|(_, app, env, before)| (app, env, before)).collect())
 }
 
 #[cfg(test)]

@@ -175,8 +175,9 @@ fn status_history_and_rollback_read_the_cluster() {
 
 #[test]
 fn another_machine_reads_the_same_story_from_the_cluster() {
-    let (env, _kube) = cluster();
+    let (env, kube) = cluster();
     env.ok(&["requirement", "create", "-p", "PAY", "Refunds"]);
+    deploy(&env, "reg.example.com/web:0", &[]);
     deploy(&env, "reg.example.com/web:1", &["--requirement", "PAY-1"]);
     // A colleague with a fresh home: the same project set up, no local records.
     let mut other = TestEnv::new();
@@ -198,12 +199,17 @@ fn another_machine_reads_the_same_story_from_the_cluster() {
         "pay-test",
     ]);
     let h = other.json(&["deploy", "history", "web", "--env", "test"]);
-    assert_eq!(h[0]["requirement"], "PAY-1", "{h}");
-    assert_eq!(h[0]["deployed_by"], "tester");
-    assert!(h[0]["change_cause"].as_str().unwrap().contains("xone deploy web"), "{h}");
+    assert_eq!(h[1]["requirement"], "PAY-1", "{h}");
+    assert_eq!(h[1]["deployed_by"], "tester");
+    assert!(h[1]["change_cause"].as_str().unwrap().contains("xone deploy web"), "{h}");
     let st = other.json(&["deploy", "status", "web", "--env", "test"]);
     assert_eq!(st["deployed_by"], "tester");
     assert_eq!(st["record"], Value::Null, "no local record on this machine");
+    // Everything PAY-1 deployed is found in the cluster and rolled back from here too.
+    let r = other.ok(&["rollback", "--requirement", "PAY-1"]);
+    assert!(r.stderr.contains("web in test: ok"), "{r:?}");
+    assert_eq!(image_of(&kube.deployment("pay-test", "web").unwrap()), "reg.example.com/web:0");
+    other.code(3, &["rollback", "--requirement", "PAY-7"]).says(&["PAY-7 deployed nothing"]);
 }
 
 #[test]
