@@ -595,3 +595,60 @@ fn doctor_checks_each_environment_cluster_and_a_bad_token_is_refused() {
         .says(&["refused the credentials of context test-ctx (401)"]);
     env.code(6, &["doctor"]).says(&["kubernetes"]);
 }
+
+/// kubectl, run against the same cluster as xone (`.ci/run` installs one where none is).
+fn kubectl(env: &TestEnv, args: &[&str]) -> String {
+    let kc = env.vars.iter().find(|(k, _)| k == "KUBECONFIG").unwrap().1.clone();
+    let out = std::process::Command::new("kubectl")
+        .args(args)
+        .args(["--namespace", "pay-test", "--context", "test-ctx"])
+        .env_clear()
+        .env("KUBECONFIG", kc)
+        .env("HOME", &env.home)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .output()
+        .expect("kubectl is installed (apt-get install kubernetes-client)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[test]
+fn kubectl_and_xone_tell_the_same_rollouts() {
+    let (env, kube) = cluster();
+    // kubectl sends no bearer token over plain HTTP.
+    kube.allow_anonymous();
+    deploy(&env, "reg.example.com/web:1", &[]);
+    deploy(&env, "reg.example.com/web:2", &[]);
+    let status = kubectl(&env, &["rollout", "status", "deployment/web", "--timeout=20s"]);
+    assert!(status.contains("successfully rolled out"), "{status}");
+    let history = kubectl(&env, &["rollout", "history", "deployment/web"]);
+    assert!(
+        history.contains("xone deploy web --env test: reg.example.com/web:2 by tester"),
+        "{history}"
+    );
+    // kubectl's undo is seen by xone as revision 3 running the first image...
+    kubectl(&env, &["rollout", "undo", "deployment/web"]);
+    kubectl(&env, &["rollout", "status", "deployment/web", "--timeout=20s"]);
+    let st = env.json(&["deploy", "status", "web", "--env", "test"]);
+    assert_eq!(
+        (st["revision"].as_i64(), st["image"].as_str()),
+        (Some(3), Some("reg.example.com/web:1")),
+        "{st}"
+    );
+    // ...and xone's rollback is seen by kubectl as revision 4.
+    env.ok(&["rollback", "web", "--env", "test"]);
+    let history = kubectl(&env, &["rollout", "history", "deployment/web"]);
+    let revisions: Vec<&str> = history
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.parse::<u32>().is_ok())
+        .collect();
+    assert_eq!(revisions, ["3", "4"], "{history}");
+    let detail = kubectl(&env, &["rollout", "history", "deployment/web", "--revision=4"]);
+    assert!(detail.contains("reg.example.com/web:2"), "{detail}");
+}

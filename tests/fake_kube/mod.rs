@@ -252,6 +252,8 @@ struct State {
     next_ip: u32,
     last_event: u64,
     stopped: bool,
+    /// Requests without credentials are let in (a cluster with anonymous auth allowed).
+    anonymous: bool,
 }
 
 impl FakeKube {
@@ -278,6 +280,7 @@ impl FakeKube {
             next_ip: 2,
             last_event: 0,
             stopped: false,
+            anonymous: false,
         };
         for ns in ["default", "kube-node-lease", "kube-public", "kube-system"] {
             state.create_namespace(ns);
@@ -345,6 +348,12 @@ impl FakeKube {
             std::fs::create_dir_all(dir).expect("create the kubeconfig's folder");
         }
         std::fs::write(path, y).expect("write the kubeconfig");
+    }
+
+    /// Lets requests without credentials in, as a cluster that allows anonymous requests
+    /// does: kubectl sends no bearer token over plain HTTP.
+    pub fn allow_anonymous(&self) {
+        self.with(|s| s.anonymous = true);
     }
 
     pub fn add_namespace(&self, ns: &str) {
@@ -877,6 +886,144 @@ struct Target {
     name: Option<String>,
 }
 
+/// Applies RFC 6902 operations (add, replace, remove, test) to `obj`. Returns the touched
+/// fields as an object, the shape a merge patch of the same change would have.
+fn apply_json_patch(obj: &mut Value, ops: &[Value]) -> Result<Value, String> {
+    let mut touched = json!({});
+    for op in ops {
+        let kind = op["op"].as_str().unwrap_or_default();
+        let path = op["path"].as_str().ok_or("a JSON patch operation without a path")?;
+        let segs: Vec<String> =
+            path.split('/').skip(1).map(|s| s.replace("~1", "/").replace("~0", "~")).collect();
+        let (last, parents) =
+            segs.split_last().ok_or("a JSON patch may not replace the whole object")?;
+        let mut cur = &mut *obj;
+        for seg in parents {
+            cur = match cur {
+                Value::Object(m) => m.get_mut(seg),
+                Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get_mut(i)),
+                _ => None,
+            }
+            .ok_or_else(|| format!("doc is missing path: {path}"))?;
+        }
+        let value = op.get("value").cloned();
+        match (kind, cur) {
+            ("test", parent) => {
+                let have = match parent {
+                    Value::Object(m) => m.get(last).cloned(),
+                    Value::Array(a) => last.parse::<usize>().ok().and_then(|i| a.get(i).cloned()),
+                    _ => None,
+                };
+                if have != value {
+                    return Err(format!("testing value {path} failed"));
+                }
+                continue;
+            }
+            ("add" | "replace", Value::Object(m)) => {
+                if kind == "replace" && !m.contains_key(last) {
+                    return Err(format!("doc is missing key: {path}"));
+                }
+                m.insert(last.clone(), value.clone().unwrap_or(Value::Null));
+            }
+            ("add", Value::Array(a)) if last == "-" => a.push(value.clone().unwrap_or(Value::Null)),
+            ("add" | "replace", Value::Array(a)) => {
+                let i: usize = last.parse().map_err(|_| format!("invalid index in {path}"))?;
+                if i > a.len() || (kind == "replace" && i == a.len()) {
+                    return Err(format!("index out of range: {path}"));
+                }
+                let v = value.clone().unwrap_or(Value::Null);
+                if kind == "add" {
+                    a.insert(i, v);
+                } else {
+                    a[i] = v;
+                }
+            }
+            ("remove", Value::Object(m)) => {
+                m.remove(last).ok_or_else(|| format!("doc is missing key: {path}"))?;
+            }
+            ("remove", Value::Array(a)) => {
+                let i: usize = last.parse().map_err(|_| format!("invalid index in {path}"))?;
+                if i >= a.len() {
+                    return Err(format!("index out of range: {path}"));
+                }
+                a.remove(i);
+            }
+            (other, _) => {
+                return Err(format!("unsupported JSON patch operation {other:?} at {path}"))
+            }
+        }
+        // Record the touched field; a list counts whole, as elsewhere in the fake.
+        let prefix: Vec<&String> =
+            segs.iter().take_while(|seg| seg.parse::<usize>().is_err() && *seg != "-").collect();
+        let pointer: String = prefix
+            .iter()
+            .map(|seg| format!("/{}", seg.replace('~', "~0").replace('/', "~1")))
+            .collect();
+        let now = obj.pointer(&pointer).cloned().unwrap_or(Value::Null);
+        let mut t = &mut touched;
+        for seg in &prefix {
+            if !t.is_object() {
+                *t = json!({});
+            }
+            t = t
+                .as_object_mut()
+                .expect("an object")
+                .entry(seg.to_string())
+                .or_insert_with(|| json!({}));
+        }
+        *t = now;
+    }
+    Ok(touched)
+}
+
+/// Legacy (unaggregated) API discovery, which kubectl reads to map kinds to paths:
+/// `/api`, `/apis`, `/api/v1`, `/apis/apps/v1`.
+fn discovery(path: &str) -> Option<Value> {
+    let kinds = [
+        Kind::Namespace,
+        Kind::Deployment,
+        Kind::ReplicaSet,
+        Kind::Pod,
+        Kind::Service,
+        Kind::Event,
+    ];
+    let resources = |group: &str, gv: &str| {
+        let list: Vec<Value> = kinds
+            .iter()
+            .filter(|k| k.group() == group)
+            .map(|k| {
+                json!({
+                    "name": k.plural(),
+                    "singularName": k.kind().to_ascii_lowercase(),
+                    "namespaced": k.namespaced(),
+                    "kind": k.kind(),
+                    "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
+                })
+            })
+            .collect();
+        json!({ "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": list })
+    };
+    Some(match path {
+        "/api" => json!({
+            "kind": "APIVersions",
+            "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{ "clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1" }],
+        }),
+        "/apis" => json!({
+            "kind": "APIGroupList",
+            "apiVersion": "v1",
+            "groups": [{
+                "name": "apps",
+                "versions": [{ "groupVersion": "apps/v1", "version": "v1" }],
+                "preferredVersion": { "groupVersion": "apps/v1", "version": "v1" },
+            }],
+        }),
+        "/api/v1" => resources("", "v1"),
+        "/apis/apps/v1" => resources("apps", "apps/v1"),
+        _ => return None,
+    })
+}
+
 fn handle(sh: &Shared, req: &Request) -> Reply {
     let mut s = sh.lock();
     s.log.push((req.method.clone(), req.target.clone()));
@@ -889,7 +1036,8 @@ fn handle(sh: &Shared, req: &Request) -> Reply {
         .header("authorization")
         .and_then(|a| a.strip_prefix("Bearer "))
         .is_some_and(|t| t.trim() == sh.token);
-    if !authorized {
+    let anonymous = s.anonymous && req.header("authorization").is_none();
+    if !authorized && !anonymous {
         return status(401, "Unauthorized", "Unauthorized", None);
     }
     s.route(req)
@@ -926,6 +1074,9 @@ impl State {
         let path = req.path.trim_end_matches('/');
         if path == "/version" {
             return if req.method == "GET" { reply(200, &version()) } else { method_not_allowed() };
+        }
+        if let Some(doc) = discovery(path) {
+            return if req.method == "GET" { reply(200, &doc) } else { method_not_allowed() };
         }
         let (group, rest) = if let Some(r) = path.strip_prefix("/api/v1") {
             ("", r)
@@ -1203,12 +1354,14 @@ impl State {
             .trim();
         match ctype {
             "application/apply-patch+yaml" | "application/apply-patch+cbor" => self.apply(t, req),
-            "application/merge-patch+json" | "application/strategic-merge-patch+json" => self.merge_patch(t, req),
+            "application/merge-patch+json"
+            | "application/strategic-merge-patch+json"
+            | "application/json-patch+json" => self.merge_patch(t, req),
             _ => status(
                 415,
                 "UnsupportedMediaType",
                 &format!(
-                    "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml; got {ctype:?}"
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml; got {ctype:?}"
                 ),
                 None,
             ),
@@ -1326,13 +1479,22 @@ impl State {
         let strategic = req
             .header("content-type")
             .is_some_and(|c| c.starts_with("application/strategic-merge-patch+json"));
+        let json_patch = req
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("application/json-patch+json"));
         let kind = t.kind;
         let ns = t.ns.clone().unwrap_or_default();
         let name = t.name.clone().unwrap_or_default();
-        let Ok(patch @ Value::Object(_)) = serde_json::from_slice::<Value>(&req.body) else {
-            return bad_request(
-                "the body of the request could not be decoded as a JSON merge patch",
-            );
+        let decoded = serde_json::from_slice::<Value>(&req.body);
+        let patch = match decoded {
+            Ok(p @ Value::Object(_)) if !json_patch => p,
+            Ok(Value::Array(_)) if json_patch => Value::Null,
+            _ => {
+                return bad_request(&format!(
+                    "the body of the request could not be decoded as a JSON {}patch",
+                    if json_patch { "" } else { "merge " }
+                ))
+            }
         };
         let Some(st) = self.objects.get(&(kind, ns.clone(), name.clone())) else {
             return not_found(kind, &name);
@@ -1340,10 +1502,20 @@ impl State {
         let mut obj = st.obj.clone();
         let mut managers = st.managers.clone();
         let mut patch = patch;
-        if strategic {
-            strip_directives(&mut patch);
+        if json_patch {
+            // RFC 6902 (`kubectl rollout undo` sends one): the fields it touches stand for the
+            // patch when ownership changes hands.
+            let ops: Vec<Value> = serde_json::from_slice(&req.body).unwrap_or_default();
+            match apply_json_patch(&mut obj, &ops) {
+                Ok(touched) => patch = touched,
+                Err(e) => return status(422, "Invalid", &e, None),
+            }
+        } else {
+            if strategic {
+                strip_directives(&mut patch);
+            }
+            json_merge_patch(&mut obj, &patch, strategic);
         }
-        json_merge_patch(&mut obj, &patch, strategic);
         for k in ["kind", "apiVersion"] {
             obj[k] = st.obj[k].clone();
         }
