@@ -711,12 +711,24 @@ pub fn read_status(cl: &Cluster, app: &App, env: &Env) -> Result<Option<Status>>
     let generation = d.metadata.generation.unwrap_or(0);
     let judged = rollout::judge(&d, generation);
     if digest.is_none() {
-        // The digest the nodes resolved the tag to, from a running pod of this image.
-        let pods = cl.pods(&cluster::selector_of(&d)).unwrap_or_default();
+        // The digest the nodes resolved the tag to, from a pod of the current revision (not
+        // an old one still terminating), in the app's container.
+        let revision = rollout::revision(&d.metadata);
+        let hash = cl
+            .replicasets(&d)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|rs| rollout::revision(&rs.metadata) == revision)
+            .and_then(|rs| rs.metadata.labels.and_then(|l| l.get("pod-template-hash").cloned()));
+        let selector = match &hash {
+            Some(h) => format!("{},pod-template-hash={h}", cluster::selector_of(&d)),
+            None => cluster::selector_of(&d),
+        };
+        let pods = cl.pods(&selector).unwrap_or_default();
         digest = pods
             .iter()
             .flat_map(|p| p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()))
-            .filter(|c| Some(&c.image) == image.as_ref() || only)
+            .filter(|c| only || c.name == app.name)
             .find_map(|c| c.image_id.split_once('@').map(|(_, d)| d.to_string()));
     }
     let conditions = d
@@ -916,11 +928,13 @@ pub fn rollback(cx: &mut Ctx, a: RollbackArgs) -> Result<()> {
     let d = find_deployment(&cl, &app.name)?.ok_or_else(|| not_deployed(&app.name, &env))?;
     let name = d.metadata.name.clone().unwrap_or_default();
     if let (Some(to), Some(now)) = (a.to_revision, rollout::revision(&d.metadata)) {
+        // As kubectl: nothing to do is not a failure.
         if to == now {
-            return Err(XoneError::gate(format!(
-                "{} in {} already runs revision {to}",
+            cx.ui.status(format!(
+                "{} in {}: skipped, it already runs revision {to}",
                 app.name, env.name
-            )));
+            ));
+            return if cx.ui.json { cx.ui.print_json(&Vec::<Deploy>::new()) } else { Ok(()) };
         }
     }
     let record = undo_one(cx, &cl, &app, &env, &name, a.to_revision, None, wait)?;

@@ -164,6 +164,8 @@ fn status_history_and_rollback_read_the_cluster() {
     // Back to a chosen revision, and a revision that does not exist.
     let rb = env.json(&["rollback", "web", "--env", "test", "--to-revision", "2"]);
     assert_eq!(rb[0]["image"], "reg.example.com/web:2");
+    let r = env.ok(&["rollback", "web", "--env", "test", "--to-revision", "4"]);
+    assert!(r.stderr.contains("skipped, it already runs revision 4"), "{r:?}");
     env.code(3, &["rollback", "web", "--env", "test", "--to-revision", "9"])
         .says(&["no revision 9", "3, 4"]);
     // The human forms.
