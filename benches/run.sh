@@ -19,6 +19,7 @@ cargo build --release --quiet
 xone=$PWD/target/release/xone
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
+real_home=$HOME
 export HOME=$scratch/home XONE_HOME=$scratch/state XONE_USER=bench CI=1
 mkdir -p "$HOME"
 
@@ -64,7 +65,7 @@ for c in "${cases[@]}"; do
 done
 
 # The GitLab fan-out: branch create across 20 repositories against a 50 ms server.
-benches/gitlab.sh
+HOME=$real_home benches/gitlab.sh
 
 # Rollouts: how soon xone notices one completed, and how many requests it costs.
-benches/rollout.sh
+HOME=$real_home benches/rollout.sh
