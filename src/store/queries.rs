@@ -545,6 +545,8 @@ pub fn requirement_keys(
     prefix: &str,
     titles: bool,
 ) -> Result<Vec<(String, String)>> {
+    // Without titles, only (project, seq) is read: the index alone answers, with no lookup
+    // of each row in the table. The key is made from them, as it was when stored.
     let title = if titles { "title" } else { "''" };
     // Both shapes walk the (project, seq) index in order, so nothing is sorted afterwards:
     // `PAY-1` is project PAY with numbers starting "1"; `PA` is every project from PA.
@@ -553,25 +555,52 @@ pub fn requirement_keys(
             if !number.bytes().all(|b| b.is_ascii_digit()) {
                 return Ok(Vec::new());
             }
+            // No digits yet: every number of the project, with no test per row.
+            let filter =
+                if number.is_empty() { "?2 = ''" } else { "CAST(seq AS TEXT) GLOB ?2 || '*'" };
             let sql = format!(
-                "SELECT key, {title} FROM requirement WHERE project = ?1 \
-                 AND (?2 = '' OR CAST(seq AS TEXT) GLOB ?2 || '*') ORDER BY seq"
+                "SELECT project, seq, {title} FROM requirement WHERE project = ?1 \
+                 AND {filter} ORDER BY seq"
             );
             (sql, project, number)
         }
         None => {
             let sql = format!(
-                "SELECT key, {title} FROM requirement WHERE project >= ?1 AND project < ?1 || '~' \
+                "SELECT project, seq, {title} FROM requirement WHERE project >= ?1 AND project < ?1 || '~' \
                  AND ?2 = '' ORDER BY project, seq"
             );
             (sql, prefix, "")
         }
     };
     let mut st = c.prepare(&sql)?;
-    let rows = st
-        .query_map([project, number], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows)
+    let mut out = Vec::new();
+    let mut rows = st.query([project, number])?;
+    while let Some(r) = rows.next()? {
+        let project = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+        let seq: i64 = r.get(1)?;
+        let title = if titles { r.get(2)? } else { String::new() };
+        // Built by hand: `format!` costs more than the rest of the row for 10 000 keys.
+        let mut key = String::with_capacity(project.len() + 12);
+        key.push_str(project);
+        key.push('-');
+        push_number(&mut key, seq.unsigned_abs());
+        out.push((key, title));
+    }
+    Ok(out)
+}
+
+fn push_number(s: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    s.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
 }
 
 // ---- people on a requirement --------------------------------------------------------------
