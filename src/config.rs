@@ -415,6 +415,14 @@ impl Config {
         self.entries.get(key).and_then(|e| e.value.as_str())
     }
 
+    /// A duration setting. Values are checked when they are loaded, and every duration key
+    /// has a default, so this cannot fail for a key of `KEYS`.
+    pub fn duration(&self, key: &str) -> std::time::Duration {
+        let secs = self.str(key).and_then(|s| parse_duration(s).ok());
+        debug_assert!(secs.is_some(), "{key} is not a duration key");
+        std::time::Duration::from_secs(secs.unwrap_or(0))
+    }
+
     pub fn int(&self, key: &str) -> Option<i64> {
         self.entries.get(key).and_then(|e| e.value.as_integer())
     }

@@ -22,6 +22,7 @@ use kube::runtime::watcher;
 use kube::Resource;
 use serde_json::{json, Value};
 
+use super::http::Settings;
 use crate::domain::manifest;
 use crate::domain::rollout::{self, Counts, Rollout};
 use crate::ui::{Kind, Result, XoneError};
@@ -29,13 +30,6 @@ use crate::ui::{Kind, Result, XoneError};
 /// The context name that means the pod's own service account.
 pub const IN_CLUSTER: &str = "in-cluster";
 pub const FIELD_MANAGER: &str = "xone";
-
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub timeout: Duration,
-    pub retries: u32,
-    pub verbose: bool,
-}
 
 /// The kubeconfig files in effect: `KUBECONFIG`'s list (missing files skipped, as kubectl
 /// does), else `~/.kube/config` when it exists.

@@ -352,11 +352,8 @@ fn cluster_checks(cx: &mut Ctx) -> Result<Vec<Check>> {
             continue;
         }
         let started = Instant::now();
-        let settings = crate::adapters::http::Settings {
-            timeout: std::time::Duration::from_secs(10),
-            retries: 0,
-            verbose: cx.ui.verbose,
-        };
+        // A check answers once: a retried failure would only make doctor slower.
+        let settings = crate::adapters::http::Settings { retries: 0, ..cx.remote()? };
         let asked = crate::adapters::prometheus::Prometheus::new(&url, settings)
             .and_then(|p| p.query("vector(1)"));
         checks.push(match asked {

@@ -188,10 +188,7 @@ fn build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
         }
     };
     if a.pipeline {
-        let start_timeout = cx.config()?.str("build.start_timeout").unwrap_or("10m").to_string();
-        let start_timeout = std::time::Duration::from_secs(
-            config::parse_duration(&start_timeout).map_err(XoneError::usage)?,
-        );
+        let start_timeout = cx.config()?.duration("build.start_timeout");
         let p = PipelineRun {
             app: &app,
             repo: &repo,

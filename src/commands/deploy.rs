@@ -14,7 +14,6 @@ use serde_json::Value;
 
 use super::{complete, Ctx};
 use crate::adapters::cluster::{self, Cluster, End, Failure, Follow};
-use crate::config;
 use crate::domain::manifest::{self, Spec};
 use crate::domain::rollout::{self, Counts, Rollout};
 use crate::domain::{ProjectKey, RequirementKey};
@@ -194,22 +193,14 @@ pub fn find_env(store: &store::Store, project: &ProjectKey, name: &str) -> Resul
 }
 
 pub fn connect(cx: &mut Ctx, env: &Env) -> Result<Cluster> {
-    let verbose =
-        cx.ui.verbose || std::env::var("XONE_LOG").is_ok_and(|v| v.eq_ignore_ascii_case("debug"));
-    let cfg = cx.config()?;
-    let timeout = config::parse_duration(cfg.str("remote.timeout").unwrap_or("30s"))
-        .map_err(XoneError::usage)?;
-    let settings = cluster::Settings {
-        timeout: Duration::from_secs(timeout.max(1)),
-        retries: cfg.int("remote.retries").unwrap_or(3) as u32,
-        verbose,
-    };
+    let settings = cx.remote()?;
     Cluster::connect(&env.context, &env.namespace, settings)
 }
 
-fn duration_key(cx: &mut Ctx, key: &str, default: &str) -> Result<u64> {
-    let raw = cx.config()?.str(key).unwrap_or(default).to_string();
-    config::parse_duration(&raw).map_err(XoneError::usage)
+/// How long a rollout may make no visible progress before xone gives up on it: the
+/// Deployment's own deadline, and a minute for the controller to say so.
+fn stall_limit(deadline: u64) -> Duration {
+    Duration::from_secs(deadline + 60)
 }
 
 /// The repository part of an image reference: no tag, no digest.
@@ -283,7 +274,7 @@ fn deploy(cx: &mut Ctx, a: RunArgs) -> Result<()> {
         }
         None => None,
     };
-    let deadline = duration_key(cx, "deploy.progress_deadline", "10m")?;
+    let deadline = cx.config()?.duration("deploy.progress_deadline").as_secs().max(1);
     let mut annotations = BTreeMap::new();
     let what = match (&requirement, build) {
         (Some(r), Some(b)) => format!(" ({r}, build #{b})"),
@@ -314,7 +305,7 @@ fn deploy(cx: &mut Ctx, a: RunArgs) -> Result<()> {
             Strategy::Rolling => "RollingUpdate",
             Strategy::Recreate => "Recreate",
         },
-        progress_deadline: deadline.max(1) as i64,
+        progress_deadline: deadline as i64,
         annotations,
     };
     let (objects, deployment) = match &app.manifests {
@@ -440,7 +431,7 @@ fn deploy(cx: &mut Ctx, a: RunArgs) -> Result<()> {
         generation,
         selector: selector.clone(),
         image: &image,
-        limit: Duration::from_secs(deadline + 60),
+        limit: stall_limit(deadline),
     };
     let end = follow_shown(cx, &cl, &app.name, &follow)?;
     match end {
@@ -574,7 +565,7 @@ fn roll_back_after_failure(
         generation: undo.generation,
         selector: selector.to_string(),
         image: &undo.image,
-        limit: Duration::from_secs(deadline + 60),
+        limit: stall_limit(deadline),
     };
     match follow_shown(cx, cl, deployment, &follow)? {
         End::Complete { revision, .. } => Ok(format!(
@@ -1013,13 +1004,13 @@ fn undo_one(
     }
     let d = cl.deployment(deployment)?;
     let selector = d.as_ref().map(cluster::selector_of).unwrap_or_default();
-    let deadline = duration_key(cx, "deploy.progress_deadline", "10m")?;
+    let deadline = cx.config()?.duration("deploy.progress_deadline").as_secs().max(1);
     let follow = Follow {
         name: deployment,
         generation: undo.generation,
         selector,
         image: &undo.image,
-        limit: Duration::from_secs(deadline + 60),
+        limit: stall_limit(deadline),
     };
     match follow_shown(cx, cl, &app.name, &follow)? {
         End::Complete { revision, .. } => {

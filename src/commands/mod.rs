@@ -43,14 +43,24 @@ impl Ctx {
         Ok(self.config.as_ref().expect("loaded above"))
     }
 
-    /// The forges, configured from the settings: `gitlab.url`, the token (SPEC §5) and the
-    /// remote-call limits.
-    pub fn forges(&mut self) -> Result<Forges> {
+    /// How every remote system is reached: `remote.timeout`, `remote.retries`, and whether
+    /// each request is logged (`--verbose`, `XONE_LOG=debug`).
+    pub fn remote(&mut self) -> Result<http::Settings> {
         let verbose = self.ui.verbose
             || std::env::var("XONE_LOG").is_ok_and(|v| v.eq_ignore_ascii_case("debug"));
         let cfg = self.config()?;
-        let timeout = cfg.str("remote.timeout").unwrap_or("30s");
-        let timeout = config::parse_duration(timeout).map_err(XoneError::usage)?;
+        Ok(http::Settings {
+            timeout: cfg.duration("remote.timeout").max(std::time::Duration::from_secs(1)),
+            retries: cfg.int("remote.retries").unwrap_or(3) as u32,
+            verbose,
+        })
+    }
+
+    /// The forges, configured from the settings: `gitlab.url`, the token (SPEC §5) and the
+    /// remote-call limits.
+    pub fn forges(&mut self) -> Result<Forges> {
+        let http = self.remote()?;
+        let cfg = self.config()?;
         let workspace = cfg
             .str("workspace.dir")
             .map(|d| match d.strip_prefix("~/") {
@@ -61,11 +71,7 @@ impl Ctx {
         let settings = gitlab::Settings {
             url: cfg.str("gitlab.url").map(str::to_string),
             token: gitlab::find_token(cfg),
-            http: http::Settings {
-                timeout: std::time::Duration::from_secs(timeout.max(1)),
-                retries: cfg.int("remote.retries").unwrap_or(3) as u32,
-                verbose,
-            },
+            http,
             mirrors: config::state_dir().join("mirrors"),
             workspace,
         };

@@ -677,10 +677,7 @@ fn release_facts(
             }
         }
         Status::Released => {
-            let window = crate::config::parse_duration(
-                cx.config()?.str("gates.watch_window").unwrap_or("2h"),
-            )
-            .map_err(XoneError::usage)? as i64;
+            let window = cx.config()?.duration("gates.watch_window").as_secs() as i64;
             let apps = app_builds(forges, store, &key, &repos, branches, test_branch, false)?;
             for (app, _) in apps {
                 let released = store::deploys(

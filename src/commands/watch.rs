@@ -12,7 +12,6 @@ use clap_complete::ArgValueCandidates;
 
 use super::deploy::{self, Target};
 use super::{complete, Ctx};
-use crate::adapters::http;
 use crate::adapters::prometheus::Prometheus;
 use crate::config;
 use crate::store::{self, App, Env, Watch};
@@ -100,8 +99,7 @@ pub fn run(cx: &mut Ctx, a: WatchArgs) -> Result<()> {
     let actor = cx.actor()?;
     let interval = match a.interval {
         Some(i) => i,
-        None => config::parse_duration(cx.config()?.str("watch.interval").unwrap_or("30s"))
-            .map_err(XoneError::usage)?,
+        None => cx.config()?.duration("watch.interval").as_secs(),
     }
     .max(1);
     let cl = deploy::connect(cx, &env)?;
@@ -111,16 +109,7 @@ pub fn run(cx: &mut Ctx, a: WatchArgs) -> Result<()> {
             app.name, env.name
         ))
     })?;
-    let timeout = config::parse_duration(cx.config()?.str("remote.timeout").unwrap_or("30s"))
-        .map_err(XoneError::usage)?;
-    let prom = Prometheus::new(
-        &url,
-        http::Settings {
-            timeout: Duration::from_secs(timeout.max(1)),
-            retries: cx.config()?.int("remote.retries").unwrap_or(3) as u32,
-            verbose: cx.ui.verbose,
-        },
-    )?;
+    let prom = Prometheus::new(&url, cx.remote()?)?;
     let (labels, error_query) = queries(&app, &env);
     // Go on with an unfinished watch of the same revision, from its recorded start.
     let mut store = cx.store()?;
