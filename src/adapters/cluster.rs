@@ -292,6 +292,19 @@ impl Cluster {
     /// Sends a request, retrying on 429 and 5xx (honouring `Retry-After`) and on connection
     /// failures: only requests that are safe to repeat come here.
     async fn send(&self, c: &Call, make: &dyn Fn() -> http::Request<Vec<u8>>) -> Result<Vec<u8>> {
+        match self.exchange(c, make).await? {
+            (code, body) if (200..300).contains(&code) => Ok(body),
+            (code, body) => Err(self.refused(c, code, &body)),
+        }
+    }
+
+    /// As `send`, but an answer the server gave (after the retries) is the caller's to read,
+    /// whatever its status: `(status, body)`.
+    async fn exchange(
+        &self,
+        c: &Call,
+        make: &dyn Fn() -> http::Request<Vec<u8>>,
+    ) -> Result<(u16, Vec<u8>)> {
         let mut attempt = 0u32;
         loop {
             let started = Instant::now();
@@ -300,9 +313,10 @@ impl Cluster {
             let sent =
                 tokio::time::timeout(self.settings.timeout, self.client.send(req.map(Body::from)))
                     .await;
-            let (retry, wait, err) = match sent {
-                Err(_) => (true, None, self.unreachable(c, "no answer in time")),
-                Ok(Err(e)) => (true, None, self.unreachable(c, e)),
+            // What is left to retry: no answer, or 429/5xx (with the server's Retry-After).
+            let (wait, err) = match sent {
+                Err(_) => (None, self.unreachable(c, "no answer in time")),
+                Ok(Err(e)) => (None, self.unreachable(c, e)),
                 Ok(Ok(resp)) => {
                     let code = resp.status().as_u16();
                     let after = resp
@@ -320,14 +334,14 @@ impl Cluster {
                             started.elapsed().as_millis()
                         ));
                     }
-                    if (200..300).contains(&code) {
-                        return Ok(body);
+                    // 429 and 5xx are retried below; any other answer is the caller's.
+                    if code != 429 && code < 500 {
+                        return Ok((code, body));
                     }
-                    let err = self.refused(c, code, &body);
-                    (code == 429 || code >= 500, after, err)
+                    (after, self.refused(c, code, &body))
                 }
             };
-            if !retry || attempt >= self.settings.retries {
+            if attempt >= self.settings.retries {
                 return Err(if attempt > 0 {
                     err.cause(format!("after {} attempts", attempt + 1))
                 } else {
@@ -371,12 +385,11 @@ impl Cluster {
         let path = k8s_openapi::api::core::v1::Namespace::url_path(&(), None);
         let req = kube::core::Request::new(path);
         let make = || req.get(&ns, &Default::default()).expect("valid request");
-        match self.block_on(self.send(&c, &make)) {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind == Kind::NotFound || e.kind == Kind::Gate => Ok(false),
+        match self.block_on(self.exchange(&c, &make))? {
+            (404, _) => Ok(false),
             // Many deployers may not read namespaces: the apply will say if it is missing.
-            Err(e) if e.message.contains("(403)") => Ok(true),
-            Err(e) => Err(e),
+            (code, _) if (200..300).contains(&code) || code == 403 => Ok(true),
+            (code, body) => Err(self.refused(&c, code, &body)),
         }
     }
 

@@ -384,6 +384,9 @@ fn contexts_namespaces_and_refusals_get_clear_errors() {
         "--create-namespace",
     ]);
     assert!(kube.deployment("pay-daily", "web").is_some());
+    // A deployer that may not read namespaces still deploys: the apply tells a missing one.
+    kube.refuse("get", "namespaces", "pay-daily");
+    env.ok(&["deploy", "web", "--env", "daily", "--image", "reg.example.com/web:2"]);
     // RBAC refusal: exit 6 naming the verb, the resource and the namespace.
     kube.refuse("patch", "deployments", "pay-test");
     env.code(6, &["deploy", "web", "--env", "test", "--image", "reg.example.com/web:1"])
