@@ -10,6 +10,8 @@
 
 #![allow(clippy::print_stdout)] // a benchmark: its table is its output
 
+#[path = "../tests/fake_http/mod.rs"]
+mod fake_http;
 #[path = "../tests/fake_kube/mod.rs"]
 mod fake_kube;
 

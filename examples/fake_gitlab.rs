@@ -7,6 +7,8 @@
 
 #[path = "../tests/fake_gitlab/mod.rs"]
 mod fake_gitlab;
+#[path = "../tests/fake_http/mod.rs"]
+mod fake_http;
 
 use std::io::Write;
 

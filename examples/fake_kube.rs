@@ -8,6 +8,8 @@
 //! `--anonymous` lets requests without credentials in, for kubectl, which sends no bearer
 //! token over plain HTTP.
 
+#[path = "../tests/fake_http/mod.rs"]
+mod fake_http;
 #[path = "../tests/fake_kube/mod.rs"]
 mod fake_kube;
 

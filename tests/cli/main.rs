@@ -2,6 +2,8 @@
 
 #[path = "../fake_gitlab/mod.rs"]
 mod fake_gitlab;
+#[path = "../fake_http/mod.rs"]
+mod fake_http;
 #[path = "../fake_kube/mod.rs"]
 mod fake_kube;
 mod harness;

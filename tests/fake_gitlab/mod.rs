@@ -11,7 +11,7 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -19,6 +19,9 @@ use std::time::Duration;
 
 use git2::{BranchType, Oid, Repository};
 use serde_json::{json, Value};
+
+use crate::fake_http as wire;
+use wire::{decode, Request, Response};
 
 const PROJECT: &str = include_str!("../../fixtures/gitlab/project.json");
 const USER: &str = include_str!("../../fixtures/gitlab/user.json");
@@ -212,18 +215,8 @@ pub struct FakeGitLab {
     state: Arc<Mutex<State>>,
 }
 
-struct Request {
-    method: String,
-    path: String,
-    query: Vec<(String, String)>,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
+/// GitLab takes a parameter from the query or from a JSON body.
 impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
     fn param(&self, name: &str) -> Option<String> {
         if let Some((_, v)) = self.query.iter().find(|(k, _)| k == name) {
             return Some(v.clone());
@@ -240,12 +233,6 @@ impl Request {
     }
 }
 
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
 fn reply(status: u16, body: Value) -> Response {
     Response {
         status,
@@ -256,38 +243,6 @@ fn reply(status: u16, body: Value) -> Response {
 
 fn message(status: u16, text: &str) -> Response {
     reply(status, json!({ "message": text }))
-}
-
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    Err(_) => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
@@ -308,26 +263,11 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 
 /// `2026-11-30T10:00:00.000Z` from seconds since the epoch.
 fn iso(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000Z", rem / 3600, rem / 60 % 60, rem % 60)
+    format!("{}.000Z", wire::date_time(secs))
 }
 
 fn now() -> String {
-    iso(std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0))
+    iso(wire::now_secs())
 }
 
 fn template(text: &str) -> Value {
@@ -538,7 +478,7 @@ impl FakeGitLab {
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         let mut writer = stream;
         loop {
-            let Some(req) = read_request(&mut reader) else {
+            let Some(req) = wire::read_request(&mut reader) else {
                 return;
             };
             let close = req.header("connection").is_some_and(|c| c.eq_ignore_ascii_case("close"));
@@ -612,17 +552,7 @@ impl FakeGitLab {
                 }
                 None => self.route(&req),
             };
-            let mut head =
-                format!("HTTP/1.1 {} X\r\nContent-Length: {}\r\n", resp.status, resp.body.len());
-            for (k, v) in &resp.headers {
-                head.push_str(&format!("{k}: {v}\r\n"));
-            }
-            head.push_str("\r\n");
-            // One write per answer: a head and a body sent apart wait on the client's delayed
-            // acknowledgement (Nagle), which no real server makes its clients do.
-            let mut whole = head.into_bytes();
-            whole.extend_from_slice(&resp.body);
-            if writer.write_all(&whole).is_err() || close {
+            if wire::write_response(&mut writer, &resp).is_err() || close {
                 return;
             }
         }
@@ -1508,65 +1438,6 @@ fn query_string(q: &[(String, String)]) -> String {
         })
         .collect::<Vec<_>>()
         .join("&")
-}
-
-fn read_request(r: &mut BufReader<TcpStream>) -> Option<Request> {
-    let mut line = String::new();
-    if r.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut it = line.split_whitespace();
-    let method = it.next()?.to_string();
-    let target = it.next()?.to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h).ok()? == 0 {
-            return None;
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    let get =
-        |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
-    let mut body = Vec::new();
-    if get("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
-        loop {
-            let mut size = String::new();
-            r.read_line(&mut size).ok()?;
-            let n = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
-            let mut chunk = vec![0; n + 2];
-            r.read_exact(&mut chunk).ok()?;
-            if n == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..n]);
-        }
-    } else if let Some(n) = get("content-length").and_then(|n| n.parse::<usize>().ok()) {
-        body = vec![0; n];
-        r.read_exact(&mut body).ok()?;
-    }
-    if get("expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue")) {
-        // Not sent by the clients used here; a body already read needs no go-ahead.
-    }
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_string(), q),
-        None => (target.clone(), ""),
-    };
-    let query = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect();
-    Some(Request { method, path, query, headers, body })
 }
 
 /// The branch HEAD names.

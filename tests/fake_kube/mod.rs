@@ -18,7 +18,7 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +27,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
+
+use crate::fake_http as wire;
+use wire::{Request, Response};
 
 const VERSION: &str = include_str!("../../fixtures/kubernetes/version.json");
 
@@ -579,7 +582,7 @@ fn serve(sh: &Shared, stream: TcpStream) {
     let Ok(read_half) = stream.try_clone() else { return };
     let mut reader = BufReader::new(read_half);
     let mut writer = stream;
-    while let Some(req) = read_request(&mut reader) {
+    while let Some(req) = wire::read_request(&mut reader) {
         if sh.lock().stopped {
             return;
         }
@@ -587,7 +590,10 @@ fn serve(sh: &Shared, stream: TcpStream) {
         let reply = handle(sh, &req);
         sh.changed.notify_all();
         let ok = match reply {
-            Reply::Full(resp) => write_response(&mut writer, &resp),
+            Reply::Full(mut resp) => {
+                resp.headers.push(("Cache-Control".into(), "no-cache, private".into()));
+                wire::write_response(&mut writer, &resp).is_ok()
+            }
             Reply::Watch(w) => stream_watch(sh, &mut writer, *w),
         };
         if !ok || close {
@@ -634,32 +640,11 @@ fn controller(sh: Arc<Shared>) {
 // HTTP
 // ---------------------------------------------------------------------------------------------
 
-struct Request {
-    method: String,
-    /// The request target as sent: path and query.
-    target: String,
-    path: String,
-    query: Vec<(String, String)>,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
+/// The kube fake's reading of a request's query.
 impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-    fn q(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
     fn flag(&self, name: &str) -> bool {
         matches!(self.q(name), Some("true") | Some("1"))
     }
-}
-
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
 }
 
 enum Reply {
@@ -673,133 +658,6 @@ fn reply(status: u16, body: &Value) -> Reply {
         headers: vec![("Content-Type".into(), "application/json".into())],
         body: body.to_string().into_bytes(),
     })
-}
-
-fn reason_phrase(code: u16) -> &'static str {
-    match code {
-        200 => "OK",
-        201 => "Created",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        409 => "Conflict",
-        410 => "Gone",
-        415 => "Unsupported Media Type",
-        422 => "Unprocessable Entity",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Unknown",
-    }
-}
-
-fn write_response(w: &mut TcpStream, resp: &Response) -> bool {
-    let mut head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Length: {}\r\nCache-Control: no-cache, private\r\n",
-        resp.status,
-        reason_phrase(resp.status),
-        resp.body.len()
-    );
-    for (k, v) in &resp.headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    // One write per answer: a head and a body sent apart would wait on the client's delayed
-    // acknowledgement (Nagle).
-    let mut whole = head.into_bytes();
-    whole.extend_from_slice(&resp.body);
-    w.write_all(&whole).and_then(|_| w.flush()).is_ok()
-}
-
-fn read_request(r: &mut BufReader<TcpStream>) -> Option<Request> {
-    let mut line = String::new();
-    if r.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut it = line.split_whitespace();
-    let method = it.next()?.to_string();
-    let target = it.next()?.to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h).ok()? == 0 {
-            return None;
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    let get =
-        |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
-    let mut body = Vec::new();
-    if get("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
-        loop {
-            let mut size = String::new();
-            r.read_line(&mut size).ok()?;
-            let n = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
-            let mut chunk = vec![0; n + 2];
-            r.read_exact(&mut chunk).ok()?;
-            if n == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..n]);
-        }
-    } else if let Some(n) = get("content-length").and_then(|n| n.parse::<usize>().ok()) {
-        body = vec![0; n];
-        r.read_exact(&mut body).ok()?;
-    }
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    let query = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect();
-    Some(Request { method, path: decode(path), target: target.clone(), query, headers, body })
-}
-
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(
-                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or(""),
-                    16,
-                ) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    Err(_) => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1071,7 +929,8 @@ impl State {
     }
 
     fn route(&mut self, req: &Request) -> Reply {
-        let path = req.path.trim_end_matches('/');
+        let path = wire::decode(&req.path);
+        let path = path.trim_end_matches('/');
         if path == "/version" {
             return if req.method == "GET" { reply(200, &version()) } else { method_not_allowed() };
         }
@@ -3715,21 +3574,9 @@ fn num(v: &Value, pointer: &str) -> i64 {
 
 /// `2026-11-30T10:00:00Z` from seconds since the epoch.
 fn iso(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+    format!("{}Z", wire::date_time(secs))
 }
 
 fn now_iso() -> String {
-    iso(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0))
+    iso(wire::now_secs())
 }
