@@ -53,6 +53,7 @@ pub enum Strategy {
 }
 
 #[derive(Args, Debug)]
+#[group(id = "what", required = true, multiple = false, args = ["build", "image"])]
 pub struct RunArgs {
     /// The app to deploy
     #[arg(add = ArgValueCandidates::new(complete::app_names))]
@@ -60,7 +61,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub at: Target,
     /// Deploy the image of this build (pinned by its digest when it was pushed)
-    #[arg(long, value_name = "ID", conflicts_with = "image", required_unless_present = "image")]
+    #[arg(long, value_name = "ID")]
     pub build: Option<i64>,
     /// Deploy this image reference
     #[arg(long, value_name = "IMAGE")]
@@ -773,61 +774,51 @@ fn status(cx: &mut Ctx, app_name: &str, at: &Target) -> Result<()> {
     let (app, env) = locate(cx, app_name, at)?;
     let cl = connect(cx, &env)?;
     let mut st = read_status(&cl, &app, &env)?.ok_or_else(|| not_deployed(&app.name, &env))?;
-    // Settle the records of rollouts nobody followed to the end.
+    // Settle the record of a rollout nobody followed to the end, from what the cluster says.
     let mut store = cx.store()?;
     store.write(|tx| store::settle_abandoned_deploys(tx))?;
-    let records =
-        store::deploys(store.conn(), Some(&app.project), Some(&app.name), Some(&env.name), None)?;
-    if let Some(last) = records.first() {
-        let open = matches!(last.status.as_str(), "interrupted" | "applied" | "rolling");
-        let same = st.image.as_deref() == Some(last.image.as_str());
-        if open && same && last.status != "rolling" {
-            let outcome = match st.rollout.as_str() {
-                "complete" => Some("succeeded"),
-                "failed" => Some("failed"),
-                _ => None,
-            };
-            if let Some(o) = outcome {
-                let detail = format!("settled by deploy status: the rollout {}", st.rollout);
-                store
-                    .write(|tx| store::finish_deploy(tx, last.id, o, st.revision, Some(&detail)))?;
-            }
-        }
-    }
-    st.record =
+    let mut last =
         store::deploys(store.conn(), Some(&app.project), Some(&app.name), Some(&env.name), None)?
             .into_iter()
             .next();
+    if let Some(rec) = &last {
+        let unsettled = matches!(rec.status.as_str(), "interrupted" | "applied");
+        let outcome = match st.rollout.as_str() {
+            "complete" => Some("succeeded"),
+            "failed" => Some("failed"),
+            _ => None,
+        };
+        let same = st.image.as_deref() == Some(rec.image.as_str());
+        if let Some(o) = outcome.filter(|_| unsettled && same) {
+            let detail = format!("settled by deploy status: the rollout {}", st.rollout);
+            store.write(|tx| store::finish_deploy(tx, rec.id, o, st.revision, Some(&detail)))?;
+            last = Some(store::deploy(store.conn(), rec.id)?);
+        }
+    }
+    st.record = last;
     if cx.ui.json {
         return cx.ui.print_json(&st);
     }
-    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    let mut out = String::new();
-    out.push_str(&format!("{} in {} ({}/{})\n", st.app, st.env, st.context, st.namespace));
-    out.push_str(&format!(
-        "  revision   {}\n",
-        st.revision.map(|r| r.to_string()).unwrap_or_else(|| "-".into())
-    ));
-    out.push_str(&format!("  image      {}\n", dash(&st.image)));
-    out.push_str(&format!("  digest     {}\n", dash(&st.digest)));
-    out.push_str(&format!("  requirement {}\n", dash(&st.requirement)));
-    out.push_str(&format!(
-        "  build      {}\n",
-        st.build.map(|b| format!("#{b}")).unwrap_or_else(|| "-".into())
-    ));
-    out.push_str(&format!("  deployed by {}\n", dash(&st.deployed_by)));
-    out.push_str(&format!("  rollout    {} ({})\n", st.rollout, st.replicas));
+    let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    let mut rows = vec![
+        ("revision", dash(st.revision.map(|r| r.to_string()))),
+        ("image", dash(st.image.clone())),
+        ("digest", dash(st.digest.clone())),
+        ("requirement", dash(st.requirement.clone())),
+        ("build", dash(st.build.map(|b| format!("#{b}")))),
+        ("deployed by", dash(st.deployed_by.clone())),
+        ("rollout", format!("{} ({})", st.rollout, st.replicas)),
+    ];
     for c in &st.conditions {
-        out.push_str(&format!(
-            "  {:<11}{} {} {}\n",
-            c.kind,
-            c.status,
-            c.reason.clone().unwrap_or_default(),
-            c.message.clone().unwrap_or_default()
-        ));
+        let text = [Some(c.status.clone()), c.reason.clone(), c.message.clone()];
+        rows.push((c.kind.as_str(), text.into_iter().flatten().collect::<Vec<_>>().join(" ")));
     }
     if let Some(r) = &st.record {
-        out.push_str(&format!("  last record #{} {} {} by {}\n", r.id, r.kind, r.status, r.actor));
+        rows.push(("last record", format!("#{} {} {} by {}", r.id, r.kind, r.status, r.actor)));
+    }
+    let mut out = format!("{} in {} ({}/{})\n", st.app, st.env, st.context, st.namespace);
+    for (label, value) in rows {
+        out.push_str(&format!("  {label:<12}{value}\n"));
     }
     write!(cx.ui.out(), "{out}")?;
     Ok(())
