@@ -14,6 +14,7 @@ use super::deploy::{self, Target};
 use super::{complete, Ctx};
 use crate::adapters::prometheus::Prometheus;
 use crate::config;
+use crate::domain::rollout;
 use crate::store::{self, App, Env, Watch};
 use crate::ui::{human_secs, Kind, Result, XoneError};
 
@@ -155,13 +156,14 @@ pub fn run(cx: &mut Ctx, a: WatchArgs) -> Result<()> {
     let verdict: std::result::Result<String, String> = loop {
         let now = now_unix();
         let span = (now - last).max(interval as i64).max(1);
-        match deploy::read_status(&cl, &app, &env) {
-            Ok(Some(now_st)) if now_st.revision == st.revision => {}
-            Ok(Some(now_st)) => {
+        // One read of the Deployment: still the revision being watched?
+        match cl.deployment(&st.deployment).map(|d| d.map(|d| rollout::revision(&d.metadata))) {
+            Ok(Some(now)) if now == st.revision => {}
+            Ok(Some(now)) => {
                 break Err(format!(
                     "the Deployment moved from revision {} to {} during the watch",
                     st.revision.unwrap_or(0),
-                    now_st.revision.unwrap_or(0)
+                    now.unwrap_or(0)
                 ))
             }
             Ok(None) => break Err("the Deployment is gone".to_string()),
