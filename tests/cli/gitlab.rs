@@ -292,29 +292,31 @@ fn an_integration_conflict_leaves_that_repository_as_it_was() {
     assert!(fake.branch_sha("pay/sub/api", "release/test").is_some(), "api still integrated");
 }
 
-#[test]
-fn a_branch_that_moves_during_an_integration_is_not_overwritten() {
+/// New work on PAY-1, then release/test moved by hand at `hook` of xone's push: the
+/// integration is exit 5 and the hand-made commit stays release/test's tip.
+fn integration_racing_a_hotfix_at(hook: &str) -> (TestEnv, FakeGitLab) {
     let (env, fake) = lab();
     pay(&env, &fake);
     two_features(&env, &fake);
     env.ok(&["branch", "integrate", "test"]);
-    // More work arrives; someone else moves release/test just as xone is about to push.
     fake.commit("pay/web", BRANCH, &[("more.txt", "more\n")], "PAY-1: more");
     let other = fake.clone();
-    fake.before("pay/web.git/info/refs?service=git-receive-pack", move || {
+    fake.before(hook, move || {
         other.commit("pay/web", "release/test", &[("hotfix.txt", "x\n")], "hotfix by hand");
     });
     env.code(5, &["branch", "integrate", "test"]).says(&["moved while xone was working"]);
     let tip = fake.branch_sha("pay/web", "release/test").unwrap();
     let repo = git2::Repository::open_bare(fake.repo_dir("pay/web")).unwrap();
-    let msg = repo
-        .find_commit(git2::Oid::from_str(&tip).unwrap())
-        .unwrap()
-        .summary()
-        .unwrap()
-        .unwrap()
-        .to_string();
-    assert_eq!(msg, "hotfix by hand", "the other change survives");
+    let head = repo.find_commit(git2::Oid::from_str(&tip).unwrap()).unwrap();
+    assert_eq!(head.summary().unwrap().unwrap(), "hotfix by hand", "the other change survives");
+    (env, fake)
+}
+
+#[test]
+fn a_branch_that_moves_during_an_integration_is_not_overwritten() {
+    // Someone moves release/test just as xone is about to push (before the server advertises).
+    let (env, fake) =
+        integration_racing_a_hotfix_at("pay/web.git/info/refs?service=git-receive-pack");
     // Run again: finishes the job on top of what is there now.
     env.ok(&["branch", "integrate", "test"]);
     let more = fake.branch_sha("pay/web", BRANCH).unwrap();
@@ -323,22 +325,9 @@ fn a_branch_that_moves_during_an_integration_is_not_overwritten() {
 
 #[test]
 fn a_push_that_loses_the_race_on_the_server_is_refused_there() {
-    let (env, fake) = lab();
-    pay(&env, &fake);
-    two_features(&env, &fake);
-    env.ok(&["branch", "integrate", "test"]);
-    fake.commit("pay/web", BRANCH, &[("more.txt", "more\n")], "PAY-1: more");
     // The branch moves after the server advertised it and before the push arrives: the
     // server's own check of the old tip refuses the update.
-    let other = fake.clone();
-    fake.before("pay/web.git/git-receive-pack", move || {
-        other.commit("pay/web", "release/test", &[("hotfix.txt", "x\n")], "hotfix by hand");
-    });
-    env.code(5, &["branch", "integrate", "test"]).says(&["moved while xone was working"]);
-    let tip = fake.branch_sha("pay/web", "release/test").unwrap();
-    let repo = git2::Repository::open_bare(fake.repo_dir("pay/web")).unwrap();
-    let head = repo.find_commit(git2::Oid::from_str(&tip).unwrap()).unwrap();
-    assert_eq!(head.summary().unwrap().unwrap(), "hotfix by hand");
+    integration_racing_a_hotfix_at("pay/web.git/git-receive-pack");
 }
 
 #[test]
