@@ -262,18 +262,7 @@ fn a_watch_that_cannot_ask_prometheus_fails_rather_than_passes() {
     env.ok(&["project", "env", "set", "PAY", "prod", "--prometheus", "http://127.0.0.1:9"]);
     env.code(6, &["deploy", "watch", "web", "--env", "prod", "--window", "2s", "--interval", "1s"])
         .says(&["cannot ask Prometheus", "did not pass"]);
-    // An environment without a Prometheus: exit 4 saying how to set one.
-    env.ok(&[
-        "project",
-        "env",
-        "set",
-        "PAY",
-        "test",
-        "--context",
-        "test-ctx",
-        "--namespace",
-        "pay-test",
-    ]);
+    // An environment without a Prometheus (test, as cluster() set it): exit 4 saying how to set one.
     env.ok(&["deploy", "web", "--env", "test", "--image", "reg.example.com/web:1"]);
     env.code(4, &["deploy", "watch", "web", "--env", "test"])
         .says(&["no Prometheus", "--prometheus URL"]);
