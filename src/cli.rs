@@ -60,7 +60,7 @@ pub enum Command {
     /// Deploy an app's image to an environment's cluster, follow the rollout, and read what runs
     Deploy(crate::commands::deploy::DeployArgs),
     /// Roll an app back to an earlier revision, or everything a requirement deployed
-    Rollback(crate::commands::deploy::RollbackArgs),
+    Rollback(crate::commands::rollback::RollbackArgs),
     /// Log in to GitLab, see who the token belongs to, log out
     #[command(subcommand)]
     Auth(crate::commands::auth::AuthCommand),

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod config;
 mod domain;
+mod ops;
 mod store;
 mod ui;
 
@@ -40,7 +41,7 @@ fn main() -> ExitCode {
         commands::dispatch(&mut cx, cli).and_then(|()| cx.ui.flush()).map_err(store::name_the_file);
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.message == ui::BROKEN_PIPE => ExitCode::SUCCESS,
+        Err(e) if e.is(ui::Tag::StdoutClosed) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = cx.ui.flush();
             cx.ui.print_error(&e);

@@ -11,7 +11,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::ui::{Kind, Result, XoneError};
+use crate::ui::{Kind, Result, Tag, XoneError};
 
 /// How a remote system is reached, as read from the configuration.
 #[derive(Clone, Debug)]
@@ -314,12 +314,14 @@ impl Api {
                 Kind::Remote,
                 format!("{} refused the CI job token ({status}) for {endpoint}", self.system),
             )
+            .tagged(Tag::Refused)
             .cause(message)
             .hint("a CI job token reaches only a few endpoints (it can trigger a pipeline, not follow one): give the job a project or personal access token with the api scope in a masked variable XONE_GITLAB_TOKEN"),
             401 | 403 => XoneError::new(
                 Kind::Remote,
                 format!("{} refused the token ({status}) for {endpoint}", self.system),
             )
+            .tagged(Tag::Refused)
             .cause(message)
             .hint(
                 "check the token and its scopes (GitLab: api; `xone auth status`), or log in again with `xone auth login`",

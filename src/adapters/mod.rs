@@ -7,6 +7,8 @@ pub mod forge_local;
 pub mod gitlab;
 pub mod http;
 pub mod prometheus;
+pub mod tracker;
+pub mod tracker_local;
 
 use std::sync::OnceLock;
 

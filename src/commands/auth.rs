@@ -233,19 +233,17 @@ pub fn doctor(cx: &mut Ctx, _a: DoctorArgs) -> Result<()> {
             let started = Instant::now();
             match gl.version() {
                 // GitLab answers /version only to a token: answering at all shows it is up.
-                Err(e) if gl.token().is_none() && e.message.contains("refused the token") => {
-                    Check {
-                        system: "gitlab",
-                        target: gl.url.clone(),
-                        status: "failed",
-                        version: None,
-                        user: None,
-                        latency_ms: Some(started.elapsed().as_millis() as u64),
-                        detail:
-                            "reachable, but no token is set: `xone auth login` or XONE_GITLAB_TOKEN"
-                                .into(),
-                    }
-                }
+                Err(e) if gl.token().is_none() && e.is(crate::ui::Tag::Refused) => Check {
+                    system: "gitlab",
+                    target: gl.url.clone(),
+                    status: "failed",
+                    version: None,
+                    user: None,
+                    latency_ms: Some(started.elapsed().as_millis() as u64),
+                    detail:
+                        "reachable, but no token is set: `xone auth login` or XONE_GITLAB_TOKEN"
+                            .into(),
+                },
                 Err(e) => failed("gitlab", gl.url.clone(), &e),
                 Ok(version) => {
                     let latency = started.elapsed().as_millis() as u64;
@@ -321,7 +319,8 @@ fn cluster_checks(cx: &mut Ctx) -> Result<Vec<Check>> {
         }
         let target = format!("{}/{}", env.context, env.namespace);
         let started = Instant::now();
-        let checked = super::deploy::connect(cx, env).and_then(|cl| {
+        let checked = cx.remote().and_then(|remote| {
+            let cl = crate::ops::target::connect(env, remote)?;
             let v = cl.version()?;
             let ns = cl.namespace_exists()?;
             Ok((v, ns, cl.server.clone()))

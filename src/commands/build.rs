@@ -10,12 +10,12 @@ use clap::{Args, Subcommand};
 use clap_complete::{ArgValueCandidates, ArgValueCompleter};
 use serde_json::json;
 
-use super::requirement::event;
 use super::{complete, Ctx};
 use crate::adapters::docker::{BuildSpec, Engine};
 use crate::adapters::forge_local;
 use crate::config;
 use crate::domain::{reports, ProjectKey, RequirementKey};
+use crate::ops::events::requirement as event;
 use crate::store::{self, App, Build, BuildOutcome, Gate, Tests};
 use crate::ui::{short_sha, table, Result, XoneError};
 

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use clap_complete::ArgValueCandidates;
 
-use super::{complete, report_repos, Ctx, RepoReport};
+use super::{complete, report_repos, Ctx};
 use crate::adapters::Outcome;
 use crate::domain::ProjectKey;
+use crate::ops::fan_out::RepoReport;
 use crate::store;
 use crate::ui::{Result, XoneError};
 
@@ -102,7 +103,7 @@ fn write_executable(path: &Path, body: &str) -> Result<()> {
 
 fn install(cx: &mut Ctx, project: Option<ProjectKey>, force: bool) -> Result<()> {
     let store = cx.store()?;
-    let project = super::branch::which_project(&store, project.as_ref(), &[])?;
+    let project = crate::ops::branches::which_project(&store, project.as_ref(), &[])?;
     let repos = store::repos(store.conn(), &project)?;
     if repos.is_empty() {
         return Err(XoneError::gate(format!("project {project} has no repositories"))

@@ -13,15 +13,23 @@ pub mod project;
 pub mod quickstart;
 pub mod requirement;
 pub mod review;
+pub mod rollback;
 pub mod setup;
-pub mod watch;
 
-use crate::adapters::{gitlab, http, Forges, Outcome};
+use clap::Args;
+use clap_complete::ArgValueCandidates;
+
+use crate::adapters::tracker::Tracker;
+use crate::adapters::tracker_local::BuiltinTracker;
+use crate::adapters::{gitlab, http, Forges};
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config};
 use crate::domain::names::check_user;
+use crate::domain::ProjectKey;
+use crate::ops::fan_out::{fail_if_any, RepoReport};
+use crate::ops::Scope;
 use crate::store::Store;
-use crate::ui::{Kind, Result, Ui, XoneError};
+use crate::ui::{Result, Ui, XoneError};
 
 /// What every command may need, each part made only when first asked for: `xone completion`
 /// never reads the config, `xone man` never opens the database.
@@ -76,6 +84,24 @@ impl Ctx {
             workspace,
         };
         Ok(Forges::new(settings))
+    }
+
+    /// What an operation is lent: the settings, the remote-call limits and the `Ui`.
+    pub fn scope(&mut self) -> Result<Scope<'_>> {
+        let remote = self.remote()?;
+        self.config()?;
+        let config = self.config.as_ref().expect("loaded above");
+        Ok(Scope { config, remote, ui: &self.ui })
+    }
+
+    /// Whether to follow a rollout: asked for, or by default on a terminal and in CI.
+    pub fn waits(&self, wait: bool, no_wait: bool) -> bool {
+        wait || (!no_wait && (self.ui.stderr_tty || std::env::var_os("CI").is_some()))
+    }
+
+    /// The tracker requirements live in: the built-in one, the state database itself.
+    pub fn tracker(&self) -> Box<dyn Tracker> {
+        Box::new(BuiltinTracker)
     }
 
     pub fn store(&mut self) -> Result<Store> {
@@ -139,7 +165,7 @@ pub fn dispatch(cx: &mut Ctx, cli: Cli) -> Result<()> {
         Command::Auth(c) => auth::run(cx, c),
         Command::Build(a) => build::run(cx, a),
         Command::Deploy(a) => deploy::run(cx, a),
-        Command::Rollback(a) => deploy::rollback(cx, a),
+        Command::Rollback(a) => rollback::run(cx, a),
         Command::Doctor(a) => auth::doctor(cx, a),
         Command::Completion(a) => setup::completion(cx, a),
         Command::Man(a) => setup::man(cx, a),
@@ -147,102 +173,15 @@ pub fn dispatch(cx: &mut Ctx, cli: Cli) -> Result<()> {
     }
 }
 
-/// How many repositories are worked on at once: most of the time is spent waiting on a
-/// server, so the bound is about politeness to it, not about cores.
-const FAN_OUT: usize = 32;
-
-/// Runs `f` on every item at once (at most `FAN_OUT` at a time), keeping the items' order in
-/// the results: repositories are independent, so one slow one does not hold up the rest.
-pub fn fan_out<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let mut results = Vec::with_capacity(items.len());
-    for chunk in items.chunks(FAN_OUT) {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = chunk.iter().map(|item| s.spawn(|| f(item))).collect();
-            for h in handles {
-                results.push(h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
-            }
-        });
-    }
-    results
-}
-
-/// `fan_out` with progress on stderr: on a terminal one live indicatif line per repository;
-/// elsewhere one line per repository as it finishes, so a CI log shows where time goes.
-pub fn fan_out_shown<T: Sync, R: Send>(
-    ui: &Ui,
-    what: &str,
-    items: &[T],
-    label: impl Fn(&T) -> String + Sync,
-    f: impl Fn(&T) -> Result<R> + Sync,
-) -> Vec<Result<R>> {
-    use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let live = ui.stderr_tty && !ui.json;
-    let multi = MultiProgress::with_draw_target(if live {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    });
-    let style = ProgressStyle::with_template("{spinner} {prefix:<12} {wide_msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_spinner());
-    let bars: Vec<ProgressBar> = items
-        .iter()
-        .map(|item| {
-            let bar = multi.add(ProgressBar::new_spinner());
-            bar.set_style(style.clone());
-            bar.set_prefix(label(item));
-            bar.set_message(format!("{what}…"));
-            if live {
-                bar.enable_steady_tick(std::time::Duration::from_millis(100));
-            }
-            bar
-        })
-        .collect();
-    let finished = AtomicUsize::new(0);
-    let indexed: Vec<(usize, &T)> = items.iter().enumerate().collect();
-    fan_out(&indexed, |(i, item)| {
-        let result = f(item);
-        let state = match &result {
-            Ok(_) => "finished".to_string(),
-            Err(e) => format!("failed: {}", e.message),
-        };
-        let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
-        if live {
-            bars[*i].finish_with_message(state);
-        } else {
-            ui.status(format!("[{n}/{}] {} {what}: {state}", items.len(), label(item)));
-        }
-        result
-    })
-}
-
-/// The result of one operation in a fan-out across repositories.
-#[derive(serde::Serialize)]
-pub struct RepoReport {
-    pub repo: String,
-    pub status: &'static str,
-    pub detail: String,
-    #[serde(skip)]
-    pub error: Option<XoneError>,
-}
-
-impl RepoReport {
-    pub fn new(repo: &str, result: Result<Outcome>) -> RepoReport {
-        let (status, detail, error) = match result {
-            Ok(Outcome::Done(d)) => ("done", d, None),
-            Ok(Outcome::Already(d)) => ("unchanged", d, None),
-            Ok(Outcome::Skipped(d)) => ("skipped", d, None),
-            Err(e) => {
-                let mut d = e.message.clone();
-                for c in &e.causes {
-                    d.push_str(": ");
-                    d.push_str(c);
-                }
-                ("failed", d, Some(e))
-            }
-        };
-        RepoReport { repo: repo.to_string(), status, detail, error }
-    }
+/// Where: the environment, and the project when the app's name is not enough.
+#[derive(Args, Debug, Clone)]
+pub struct AtEnv {
+    /// The environment (daily, test, gray, prod, …)
+    #[arg(long, value_name = "ENV", add = ArgValueCandidates::new(complete::env_names))]
+    pub env: Option<String>,
+    /// The app's project (default: the only one with such an app)
+    #[arg(short, long = "project", value_name = "KEY", add = ArgValueCandidates::new(complete::project_keys))]
+    pub project: Option<ProjectKey>,
 }
 
 /// Prints one line (or one JSON entry) per repository, then fails with the most telling
@@ -265,32 +204,4 @@ pub fn report_repos(cx: &mut Ctx, what: &str, reports: Vec<RepoReport>) -> Resul
         write!(cx.ui.out(), "{}", crate::ui::table(&rows)).map_err(XoneError::from)?;
     }
     fail_if_any(what, reports)
-}
-
-/// Fails with the most telling error if any repository failed (a conflict before the rest);
-/// the others' work stands.
-pub fn fail_if_any(what: &str, reports: Vec<RepoReport>) -> Result<()> {
-    let failed: Vec<&RepoReport> = reports.iter().filter(|r| r.error.is_some()).collect();
-    let Some(first) = failed.first() else {
-        return Ok(());
-    };
-    let kind = failed
-        .iter()
-        .filter_map(|r| r.error.as_ref())
-        .map(|e| e.kind)
-        .find(|k| *k == Kind::Conflict)
-        .unwrap_or(first.error.as_ref().map(|e| e.kind).unwrap_or(Kind::Internal));
-    let mut err = XoneError::new(
-        kind,
-        format!("{what} failed in {} of {} repositories", failed.len(), reports.len()),
-    );
-    for r in &failed {
-        err = err.cause(format!("{}: {}", r.repo, r.detail));
-        if let Some(e) = &r.error {
-            for h in &e.hints {
-                err = err.hint(h.clone());
-            }
-        }
-    }
-    Err(err.hint("running the same command again finishes what is left"))
 }

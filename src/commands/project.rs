@@ -10,7 +10,7 @@ use super::{complete, Ctx};
 use crate::adapters::forge_local::init_repository;
 use crate::adapters::{Forges, RepoInfo};
 use crate::domain::names::check_user;
-use crate::domain::{template, DocKind, ProjectKey, Role};
+use crate::domain::{DocKind, ProjectKey, Role};
 use crate::store::{self, Event, Repo};
 use crate::ui::{table, Result, XoneError};
 
@@ -494,22 +494,12 @@ fn member(cx: &mut Ctx, cmd: MemberCommand) -> Result<()> {
     }
 }
 
-/// The template a new document of `kind` starts from in `project`.
-pub fn template_for(
-    c: &rusqlite::Connection,
-    project: &ProjectKey,
-    kind: DocKind,
-) -> Result<Option<String>> {
-    Ok(store::template(c, project, kind)?
-        .or_else(|| (kind == DocKind::Requirement).then(|| template::REQUIREMENT.to_string())))
-}
-
 fn template_cmd(cx: &mut Ctx, a: TemplateArgs) -> Result<()> {
     let actor = cx.actor()?;
     let mut store = cx.store()?;
     store::project(store.conn(), &a.key)?;
     if a.set.is_none() && !a.reset {
-        let body = template_for(store.conn(), &a.key, a.kind)?;
+        let body = crate::ops::docs::template_for(store.conn(), &a.key, a.kind)?;
         return match body {
             Some(b) if cx.ui.json => {
                 cx.ui.print_json(&serde_json::json!({"kind": a.kind, "body": b}))
@@ -527,12 +517,12 @@ fn template_cmd(cx: &mut Ctx, a: TemplateArgs) -> Result<()> {
         };
     }
     let body = match &a.set {
-        Some(file) => Some(
-            String::from_utf8(super::requirement::read_input(file, 1 << 20)?).map_err(|_| {
+        Some(file) => {
+            Some(String::from_utf8(crate::ops::docs::read_input(file, 1 << 20)?).map_err(|_| {
                 XoneError::usage(format!("{file} is not UTF-8 text"))
                     .hint("a template is a text file")
-            })?,
-        ),
+            })?)
+        }
         None => None,
     };
     store.write(|tx| {

@@ -4,11 +4,13 @@
 use clap::{Subcommand, ValueEnum};
 use clap_complete::{ArgValueCandidates, ArgValueCompleter};
 
-use super::requirement::{event, is_text, open_requirement};
 use super::{complete, Ctx};
 use crate::domain::date::{self, parse_datetime};
 use crate::domain::names::check_user;
 use crate::domain::{RequirementKey, ReviewKind};
+use crate::ops::docs::is_text;
+use crate::ops::events::requirement as event;
+use crate::ops::requirement::open_requirement;
 use crate::store::{self, Event, Review};
 use crate::ui::{table, Result, XoneError};
 

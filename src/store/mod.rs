@@ -32,7 +32,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Names the database file in an error that found it corrupt while a command ran.
 pub fn name_the_file(e: XoneError) -> XoneError {
-    if e.message != crate::ui::error::CORRUPT {
+    if !e.is(crate::ui::Tag::CorruptState) {
         return e;
     }
     let path = crate::config::state_dir().join(FILE_NAME);

@@ -1182,3 +1182,19 @@ pub fn requirements_in(
         st.query_map([project.as_str()], requirement_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows.into_iter().filter(|r| statuses.contains(&r.status)).collect())
 }
+
+/// The project's requirements updated at or after `since` (RFC 3339 UTC), oldest first.
+pub fn requirements_changed_since(
+    c: &Connection,
+    project: &ProjectKey,
+    since: &str,
+) -> Result<Vec<RequirementKey>> {
+    let mut st = c.prepare(
+        "SELECT key FROM requirement WHERE project = ?1 AND updated_at >= ?2
+         ORDER BY updated_at, seq",
+    )?;
+    let keys = st
+        .query_map(params![project.as_str(), since], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    keys.into_iter().map(|k| k.parse().map_err(XoneError::internal)).collect()
+}

@@ -19,6 +19,19 @@ pub enum Kind {
     Interrupted = 130,
 }
 
+/// What a caller may recognise an error by, so that none is recognised by its message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tag {
+    /// Standard output was closed (`xone requirement list | head -1`): not a failure worth a
+    /// message.
+    StdoutClosed,
+    /// The state database was found corrupt in the middle of a command; `store::name_the_file`
+    /// says which file and how to recover.
+    CorruptState,
+    /// A remote system refused the credentials (401 or 403).
+    Refused,
+}
+
 /// An error for a user: what happened (`message`), why (`causes`), what to do next (`hints`).
 #[derive(Clone, Debug)]
 pub struct XoneError {
@@ -26,16 +39,20 @@ pub struct XoneError {
     pub message: String,
     pub causes: Vec<String>,
     pub hints: Vec<String>,
+    pub tag: Option<Tag>,
 }
-
-/// The message of a corruption found in the middle of a command.
-pub const CORRUPT: &str = "the state database is corrupt";
 
 pub type Result<T, E = XoneError> = std::result::Result<T, E>;
 
 impl XoneError {
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
-        XoneError { kind, message: message.into(), causes: Vec::new(), hints: Vec::new() }
+        XoneError {
+            kind,
+            message: message.into(),
+            causes: Vec::new(),
+            hints: Vec::new(),
+            tag: None,
+        }
     }
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(Kind::Internal, message)
@@ -60,6 +77,13 @@ impl XoneError {
         self.hints.push(hint.into());
         self
     }
+    pub fn tagged(mut self, tag: Tag) -> Self {
+        self.tag = Some(tag);
+        self
+    }
+    pub fn is(&self, tag: Tag) -> bool {
+        self.tag == Some(tag)
+    }
     pub fn exit_code(&self) -> u8 {
         self.kind as u8
     }
@@ -73,14 +97,14 @@ impl fmt::Display for XoneError {
 
 impl std::error::Error for XoneError {}
 
-/// Marks an error that only says stdout was closed (`xone requirement list | head -1`): not a
-/// failure worth a message.
-pub const BROKEN_PIPE: &str = "standard output was closed";
+fn stdout_closed() -> XoneError {
+    XoneError::internal("standard output was closed").tagged(Tag::StdoutClosed)
+}
 
 impl From<std::io::Error> for XoneError {
     fn from(e: std::io::Error) -> Self {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
-            return XoneError::internal(BROKEN_PIPE);
+            return stdout_closed();
         }
         XoneError::internal(format!("I/O error: {e}"))
     }
@@ -97,7 +121,9 @@ impl From<rusqlite::Error> for XoneError {
             }
             // `store::name_the_file` adds which file and how to recover, once it is known.
             Some(C::DatabaseCorrupt | C::NotADatabase) => {
-                XoneError::new(Kind::Gate, CORRUPT).cause(e)
+                XoneError::new(Kind::Gate, "the state database is corrupt")
+                    .cause(e)
+                    .tagged(Tag::CorruptState)
             }
             Some(C::DiskFull) => XoneError::internal("the disk is full").cause(e),
             Some(C::ReadOnly | C::CannotOpen | C::PermissionDenied) => {
@@ -119,7 +145,7 @@ impl From<git2::Error> for XoneError {
 impl From<serde_json::Error> for XoneError {
     fn from(e: serde_json::Error) -> Self {
         if e.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe) {
-            return XoneError::internal(BROKEN_PIPE);
+            return stdout_closed();
         }
         XoneError::internal("JSON encoding failed").cause(e)
     }

@@ -1,12 +1,13 @@
 //! Everything a person sees: where output goes, colour, prompts and tables. Decided once, here.
 
 pub mod error;
+pub mod progress;
 
 use std::io::{self, IsTerminal, Write};
 
 use serde::Serialize;
 
-pub use error::{Kind, Result, XoneError, BROKEN_PIPE};
+pub use error::{Kind, Result, Tag, XoneError};
 
 /// The first seven characters of a commit id, as people read them; a shorter id (from a
 /// server that sent one) is shown whole.

@@ -1,207 +1,50 @@
-//! `xone deploy` and `xone rollback`: an app's image rolled out to an environment's cluster by
+//! Releases on Kubernetes: an app's image rolled out to an environment's cluster by
 //! server-side apply, followed through watches until it is available, rolled back when it
-//! fails; `deploy status|history` read the cluster itself, so another machine tells the same
-//! story.
+//! fails; what runs and each revision read from the cluster itself, so that another machine
+//! tells the same story; rollbacks by revision and by requirement.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::time::Duration;
 
-use clap::{Args, Subcommand, ValueEnum};
-use clap_complete::{ArgValueCandidates, ArgValueCompleter};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{complete, Ctx};
+use super::target::{self, Target};
+use super::{events, Scope};
 use crate::adapters::cluster::{self, Cluster, End, Failure, Follow};
+use crate::adapters::Forges;
 use crate::domain::manifest::{self, Spec};
 use crate::domain::rollout::{self, Counts, Rollout};
 use crate::domain::{ProjectKey, RequirementKey};
-use crate::store::{self, App, Deploy, Env, Event};
-use crate::ui::{short_sha, table, Kind, Result, XoneError};
+use crate::store::{self, App, Deploy, Env, Store};
+use crate::ui::{short_sha, Kind, Result, Ui, XoneError};
 
-#[derive(Args, Debug)]
-#[command(
-    args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true,
-    after_long_help = "\
-Renders APP's Deployment (image pinned by digest when the build pushed one, the app's port, \
-replicas for ENV, readiness and liveness probes on its health path) and Service, or takes the \
-app's own manifests and sets its container's image, and applies them server-side as field \
-manager xone. The objects carry app.kubernetes.io/name, app.kubernetes.io/managed-by=xone and \
-annotations naming the requirement, build, image and deployer (kubernetes.io/change-cause \
-too). --wait (the default on a terminal and in CI) follows the rollout through watches; a \
-rollout that fails (progress deadline, pods in ImagePullBackOff or CrashLoopBackOff) is rolled \
-back to the previous revision unless --no-rollback, and xone exits 7 saying what failed and \
-what it did. --dry-run prints the manifests as YAML and touches nothing. \
-JSON: {\"id\", \"project\", \"app\", \"env\", \"kind\": deploy|rollback, \"requirement\", \"build\", \
-\"image\", \"sha\", \"context\", \"namespace\", \"status\": rolling|succeeded|failed|rolled-back|applied|interrupted, \
-\"revision\", \"prev_revision\", \"prev_rs\", \"detail\", \"started_at\", \"finished_at\", \"actor\"}; \
-with --dry-run, the objects"
-)]
-pub struct DeployArgs {
-    #[command(subcommand)]
-    pub cmd: Option<DeployCommand>,
-    #[command(flatten)]
-    pub run: RunArgs,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
+/// How pods are replaced.
+#[derive(Clone, Copy, Debug)]
 pub enum Strategy {
     Rolling,
     Recreate,
 }
 
-#[derive(Args, Debug)]
-#[group(id = "what", required = true, multiple = false, args = ["build", "image"])]
-pub struct RunArgs {
-    /// The app to deploy
-    #[arg(add = ArgValueCandidates::new(complete::app_names))]
-    pub app: Option<String>,
-    #[command(flatten)]
-    pub at: Target,
-    /// Deploy the image of this build (pinned by its digest when it was pushed)
-    #[arg(long, value_name = "ID")]
+/// What to deploy: a build's image (by digest when it was pushed), or an image reference.
+pub enum Source<'a> {
+    Build(i64),
+    Image(&'a str),
+}
+
+/// A deployment worked out and not yet applied: the objects and what they stand for.
+pub struct Plan {
+    pub app: App,
+    pub env: Env,
+    pub image: String,
     pub build: Option<i64>,
-    /// Deploy this image reference
-    #[arg(long, value_name = "IMAGE")]
-    pub image: Option<String>,
-    /// The requirement this deployment serves (default: the build's)
-    #[arg(long, value_name = "KEY", add = ArgValueCompleter::new(complete::requirement_keys))]
-    pub requirement: Option<RequirementKey>,
-    /// How pods are replaced
-    #[arg(long, value_enum, default_value = "rolling")]
-    pub strategy: Strategy,
-    /// Follow the rollout to its end (the default on a terminal and in CI)
-    #[arg(long, conflicts_with = "no_wait")]
-    pub wait: bool,
-    /// Apply and return without following the rollout
-    #[arg(long)]
-    pub no_wait: bool,
-    /// Print the manifests and change nothing
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Create the namespace when it does not exist
-    #[arg(long)]
-    pub create_namespace: bool,
-    /// Leave a failed rollout as it is instead of rolling back
-    #[arg(long)]
-    pub no_rollback: bool,
-    /// Take over fields another field manager owns
-    #[arg(long)]
-    pub force_conflicts: bool,
-}
-
-/// Where: the environment, and the project when the app's name is not enough.
-#[derive(Args, Debug, Clone)]
-pub struct Target {
-    /// The environment (daily, test, gray, prod, …)
-    #[arg(long, value_name = "ENV", add = ArgValueCandidates::new(complete::env_names))]
-    pub env: Option<String>,
-    /// The app's project (default: the only one with such an app)
-    #[arg(short, long = "project", value_name = "KEY", add = ArgValueCandidates::new(complete::project_keys))]
-    pub project: Option<ProjectKey>,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum DeployCommand {
-    /// What runs now, read from the cluster: revision, image and digest, requirement,
-    /// replicas, conditions
-    #[command(after_long_help = "\
-Settles the local record of a rollout that was interrupted or not waited for. JSON: {\"app\", \
-\"env\", \"context\", \"namespace\", \"deployment\", \"revision\", \"image\", \"digest\", \"requirement\", \
-\"build\", \"deployed_by\", \"change_cause\", \"rollout\": complete|progressing|failed|pending, \
-\"replicas\": {\"desired\", \"updated\", \"ready\", \"available\", \"total\"}, \"conditions\": [{\"type\", \
-\"status\", \"reason\", \"message\"}], \"record\": the latest deployment record or null}")]
-    Status {
-        #[arg(add = ArgValueCandidates::new(complete::app_names))]
-        app: String,
-        #[command(flatten)]
-        at: Target,
-    },
-    /// One row per revision, from the Deployment's ReplicaSets and their annotations
-    #[command(after_long_help = "\
-JSON: [{\"revision\", \"image\", \"requirement\", \"build\", \"deployed_by\", \"change_cause\", \
-\"created\", \"replicas\", \"current\"}], oldest first")]
-    History {
-        #[arg(add = ArgValueCandidates::new(complete::app_names))]
-        app: String,
-        #[command(flatten)]
-        at: Target,
-    },
-    /// The post-release watch: firing alerts and the HTTP error ratio on Prometheus
-    Watch(super::watch::WatchArgs),
-}
-
-#[derive(Args, Debug)]
-#[command(after_long_help = "\
-APP --env ENV: as `kubectl rollout undo`, the pod template of the previous revision (or \
---to-revision N) is applied again and becomes the newest revision. --requirement KEY: every \
-app and environment that requirement deployed to, newest first, back to the revision before \
-its first deploy there; one line per app, exit 7 if any failed. JSON: [the rollback records]")]
-pub struct RollbackArgs {
-    /// The app to roll back
-    #[arg(add = ArgValueCandidates::new(complete::app_names), required_unless_present = "requirement", conflicts_with = "requirement")]
-    pub app: Option<String>,
-    #[command(flatten)]
-    pub at: Target,
-    /// The revision to go back to (default: the one before the current)
-    #[arg(long, value_name = "N")]
-    pub to_revision: Option<i64>,
-    /// Roll back everything this requirement deployed
-    #[arg(long, value_name = "KEY", add = ArgValueCompleter::new(complete::requirement_keys))]
-    pub requirement: Option<RequirementKey>,
-    /// Follow the rollback's rollout (the default on a terminal and in CI)
-    #[arg(long, conflicts_with = "no_wait")]
-    pub wait: bool,
-    /// Return once the old revision is applied
-    #[arg(long)]
-    pub no_wait: bool,
-}
-
-pub fn run(cx: &mut Ctx, a: DeployArgs) -> Result<()> {
-    match a.cmd {
-        Some(DeployCommand::Status { app, at }) => status(cx, &app, &at),
-        Some(DeployCommand::History { app, at }) => history(cx, &app, &at),
-        Some(DeployCommand::Watch(w)) => super::watch::run(cx, w),
-        None => deploy(cx, a.run),
-    }
-}
-
-/// Whether to follow a rollout: asked for, or by default on a terminal and in CI.
-fn waits(cx: &Ctx, wait: bool, no_wait: bool) -> bool {
-    wait || (!no_wait && (cx.ui.stderr_tty || std::env::var_os("CI").is_some()))
-}
-
-/// The app and its environment.
-pub fn locate(cx: &mut Ctx, app: &str, at: &Target) -> Result<(App, Env)> {
-    let store = cx.store()?;
-    let app = store::app(store.conn(), at.project.as_ref(), app)?;
-    let env_name = at
-        .env
-        .clone()
-        .ok_or_else(|| XoneError::usage("which environment? --env ENV is required"))?;
-    let project: ProjectKey = app.project.parse().map_err(XoneError::internal)?;
-    let env = find_env(&store, &project, &env_name)?;
-    Ok((app, env))
-}
-
-pub fn find_env(store: &store::Store, project: &ProjectKey, name: &str) -> Result<Env> {
-    store::envs(store.conn(), project)?.into_iter().find(|e| e.name == name).ok_or_else(|| {
-        XoneError::not_found(format!("project {project} has no environment {name}"))
-            .hint(format!("xone project env set {project} {name} --context CONTEXT --namespace NS"))
-    })
-}
-
-pub fn connect(cx: &mut Ctx, env: &Env) -> Result<Cluster> {
-    let settings = cx.remote()?;
-    Cluster::connect(&env.context, &env.namespace, settings)
-}
-
-/// How long a rollout may make no visible progress before xone gives up on it: the
-/// Deployment's own deadline, and a minute for the controller to say so.
-fn stall_limit(deadline: u64) -> Duration {
-    Duration::from_secs(deadline + 60)
+    pub sha: Option<String>,
+    pub requirement: Option<String>,
+    pub objects: Vec<Value>,
+    /// The name of the app's Deployment among the objects.
+    pub deployment: String,
+    /// The Deployment's progress deadline, in seconds.
+    pub deadline: u64,
 }
 
 /// The repository part of an image reference: no tag, no digest.
@@ -213,28 +56,31 @@ pub fn image_repo(image: &str) -> &str {
     }
 }
 
-/// The Deployment of an app in a namespace: named like the app, else the one labelled with
-/// its name (an app with its own manifests).
-fn find_deployment(
-    cl: &Cluster,
-    app: &str,
-) -> Result<Option<k8s_openapi::api::apps::v1::Deployment>> {
-    if let Some(d) = cl.deployment(app)? {
-        return Ok(Some(d));
-    }
-    let labelled = cl.deployments(&format!("{}={app}", manifest::NAME_LABEL))?;
-    Ok(labelled.into_iter().next())
+/// How long a rollout may make no visible progress before xone gives up on it: the
+/// Deployment's own deadline, and a minute for the controller to say so.
+fn stall_limit(deadline: u64) -> Duration {
+    Duration::from_secs(deadline + 60)
 }
 
-fn deploy(cx: &mut Ctx, a: RunArgs) -> Result<()> {
-    let app_name =
-        a.app.clone().ok_or_else(|| XoneError::usage("which app? xone deploy APP --env ENV"))?;
-    let (app, env) = locate(cx, &app_name, &a.at)?;
-    let actor = cx.actor()?;
-    let store = cx.store()?;
-    // The image: a build's (by digest when pushed), or the one given.
-    let (image, build, sha, build_req) = match (a.build, &a.image) {
-        (Some(id), _) => {
+fn deadline(scope: &Scope) -> u64 {
+    scope.config.duration("deploy.progress_deadline").as_secs().max(1)
+}
+
+/// Works out what deploying `source` of `app` to `env` applies, touching no cluster.
+#[allow(clippy::too_many_arguments)]
+pub fn plan(
+    scope: &Scope,
+    store: &Store,
+    forges: &Forges,
+    app: App,
+    env: Env,
+    source: Source,
+    requirement: Option<&RequirementKey>,
+    strategy: Strategy,
+    actor: &str,
+) -> Result<Plan> {
+    let (image, build, sha, build_req) = match source {
+        Source::Build(id) => {
             let b = store::build(store.conn(), id)?;
             if b.app != app.name || b.project != app.project {
                 return Err(XoneError::usage(format!(
@@ -259,15 +105,14 @@ fn deploy(cx: &mut Ctx, a: RunArgs) -> Result<()> {
             };
             (image, Some(id), Some(b.sha.clone()), b.requirement.clone())
         }
-        (None, Some(i)) => {
+        Source::Image(i) => {
             if i.is_empty() || i.contains(char::is_whitespace) {
                 return Err(XoneError::usage(format!("--image '{i}' is not an image reference")));
             }
-            (i.clone(), None, None, None)
+            (i.to_string(), None, None, None)
         }
-        (None, None) => return Err(XoneError::usage("deploy what? --build ID or --image IMAGE")),
     };
-    let requirement = match a.requirement.as_ref().map(|k| k.to_string()).or(build_req) {
+    let requirement = match requirement.map(|k| k.to_string()).or(build_req) {
         Some(k) => {
             let key: RequirementKey = k.parse().map_err(XoneError::usage)?;
             store::requirement(store.conn(), &key)?;
@@ -275,7 +120,7 @@ fn deploy(cx: &mut Ctx, a: RunArgs) -> Result<()> {
         }
         None => None,
     };
-    let deadline = cx.config()?.duration("deploy.progress_deadline").as_secs().max(1);
+    let deadline = deadline(scope);
     let mut annotations = BTreeMap::new();
     let what = match (&requirement, build) {
         (Some(r), Some(b)) => format!(" ({r}, build #{b})"),
@@ -294,7 +139,7 @@ fn deploy(cx: &mut Ctx, a: RunArgs) -> Result<()> {
         annotations.insert(manifest::BUILD.to_string(), b.to_string());
     }
     annotations.insert(manifest::IMAGE.to_string(), image.clone());
-    annotations.insert(manifest::DEPLOYED_BY.to_string(), actor.clone());
+    annotations.insert(manifest::DEPLOYED_BY.to_string(), actor.to_string());
     let spec = Spec {
         app: &app.name,
         namespace: &env.namespace,
@@ -302,7 +147,7 @@ fn deploy(cx: &mut Ctx, a: RunArgs) -> Result<()> {
         replicas: app.replicas.get(&env.name).copied().unwrap_or(1),
         port: app.port,
         health: app.health.as_deref(),
-        strategy: match a.strategy {
+        strategy: match strategy {
             Strategy::Rolling => "RollingUpdate",
             Strategy::Recreate => "Recreate",
         },
@@ -311,7 +156,7 @@ fn deploy(cx: &mut Ctx, a: RunArgs) -> Result<()> {
     };
     let (objects, deployment) = match &app.manifests {
         Some(dir) => {
-            let docs = own_manifests(cx, &app, dir, sha.as_deref())?;
+            let docs = own_manifests(store, forges, &app, dir, sha.as_deref())?;
             manifest::adopt(&docs, &spec).map_err(|e| {
                 XoneError::usage(format!("the manifests of {} in {dir} cannot be used", app.name))
                     .cause(e)
@@ -319,17 +164,34 @@ fn deploy(cx: &mut Ctx, a: RunArgs) -> Result<()> {
         }
         None => (manifest::render(&spec), app.name.clone()),
     };
-    if a.dry_run {
-        if cx.ui.json {
-            return cx.ui.print_json(&objects);
-        }
-        write!(cx.ui.out(), "{}", manifest::to_yaml(&objects))?;
-        return Ok(());
-    }
-    drop(store);
-    let cl = connect(cx, &env)?;
+    Ok(Plan { app, env, image, build, sha, requirement, objects, deployment, deadline })
+}
+
+/// How a plan is applied.
+pub struct Options {
+    /// Follow the rollout to its end.
+    pub wait: bool,
+    pub create_namespace: bool,
+    /// Leave a failed rollout as it is.
+    pub no_rollback: bool,
+    /// Take over fields another field manager owns.
+    pub force_conflicts: bool,
+}
+
+/// Applies a plan and, when asked, follows the rollout; a rollout that fails is rolled back
+/// to the revision before unless `no_rollback`. Returns the deployment's record; a failure
+/// is recorded, then returned as the error.
+pub fn deploy(
+    scope: &Scope,
+    store: &mut Store,
+    plan: &Plan,
+    o: &Options,
+    actor: &str,
+) -> Result<Deploy> {
+    let (app, env) = (&plan.app, &plan.env);
+    let cl = target::connect(env, scope.remote.clone())?;
     if !cl.namespace_exists()? {
-        if !a.create_namespace {
+        if !o.create_namespace {
             return Err(XoneError::gate(format!(
                 "namespace {} does not exist in context {}",
                 env.namespace, env.context
@@ -340,10 +202,10 @@ fn deploy(cx: &mut Ctx, a: RunArgs) -> Result<()> {
             )));
         }
         cl.create_namespace()?;
-        cx.ui.status(format!("created namespace {}", env.namespace));
+        scope.ui.status(format!("created namespace {}", env.namespace));
     }
     // Where the Deployment stands before: the revision a failure goes back to.
-    let before = cl.deployment(&deployment)?;
+    let before = cl.deployment(&plan.deployment)?;
     let prev_revision = before.as_ref().and_then(|d| rollout::revision(&d.metadata));
     let prev_rs = match &before {
         Some(d) => cl
@@ -353,32 +215,34 @@ fn deploy(cx: &mut Ctx, a: RunArgs) -> Result<()> {
             .and_then(|rs| rs.metadata.name),
         None => None,
     };
-    let mut store = cx.store()?;
     let record = Deploy {
         project: app.project.clone(),
         app: app.name.clone(),
         env: env.name.clone(),
         kind: "deploy".into(),
-        requirement: requirement.clone(),
-        build,
-        image: image.clone(),
-        sha: sha.clone(),
+        requirement: plan.requirement.clone(),
+        build: plan.build,
+        image: plan.image.clone(),
+        sha: plan.sha.clone(),
         context: env.context.clone(),
         namespace: env.namespace.clone(),
         prev_revision,
         prev_rs: prev_rs.clone(),
-        actor: actor.clone(),
+        actor: actor.to_string(),
         ..Deploy::default()
     };
     let id = store.write(|tx| store::start_deploy(tx, &record))?;
     // Everything else first, so that what the pods read exists before they start.
     let mut applied_deployment = Value::Null;
-    let mut ordered: Vec<&Value> = objects.iter().filter(|o| o["kind"] != "Deployment").collect();
-    ordered.extend(objects.iter().filter(|o| o["kind"] == "Deployment"));
-    for o in ordered {
-        match cl.apply(o, a.force_conflicts) {
+    let mut ordered: Vec<&Value> =
+        plan.objects.iter().filter(|o| o["kind"] != "Deployment").collect();
+    ordered.extend(plan.objects.iter().filter(|o| o["kind"] == "Deployment"));
+    for obj in ordered {
+        match cl.apply(obj, o.force_conflicts) {
             Ok(v) => {
-                if o["kind"] == "Deployment" && o["metadata"]["name"] == deployment.as_str() {
+                if obj["kind"] == "Deployment"
+                    && obj["metadata"]["name"] == plan.deployment.as_str()
+                {
                     applied_deployment = v;
                 }
             }
@@ -396,27 +260,23 @@ fn deploy(cx: &mut Ctx, a: RunArgs) -> Result<()> {
             }
         }
     }
-    if let Some(r) = &requirement {
+    if let Some(r) = &plan.requirement {
         let key: RequirementKey = r.parse().map_err(XoneError::usage)?;
         let req = store::requirement(store.conn(), &key)?;
-        store.write(|tx| {
-            store::record(
-                tx,
-                &Event {
-                    detail: Some(format!("{} to {}: {image}", app.name, env.name)),
-                    ..super::requirement::event(&req, &actor, "deploy")
-                },
-            )
-        })?;
+        let e = store::Event {
+            detail: Some(format!("{} to {}: {}", app.name, env.name, plan.image)),
+            ..events::requirement(&req, actor, "deploy")
+        };
+        store.write(|tx| store::record(tx, &e))?;
     }
     let generation = applied_deployment["metadata"]["generation"].as_i64().unwrap_or(0);
-    if !waits(cx, a.wait, a.no_wait) {
+    if !o.wait {
         store.write(|tx| store::finish_deploy(tx, id, "applied", None, None))?;
-        cx.ui.status(format!(
+        scope.ui.status(format!(
             "applied {} to {} ({}/{}); follow it with `xone deploy status {} --env {}`",
             app.name, env.name, env.context, env.namespace, app.name, env.name
         ));
-        return print_record(cx, &store, id);
+        return store::deploy(store.conn(), id);
     }
     let selector = applied_deployment["spec"]["selector"]["matchLabels"]
         .as_object()
@@ -427,26 +287,26 @@ fn deploy(cx: &mut Ctx, a: RunArgs) -> Result<()> {
                 .join(",")
         })
         .unwrap_or_else(|| format!("{}={}", manifest::NAME_LABEL, app.name));
-    let follow = Follow {
-        name: &deployment,
+    let follow_it = Follow {
+        name: &plan.deployment,
         generation,
         selector: selector.clone(),
-        image: &image,
-        limit: stall_limit(deadline),
+        image: &plan.image,
+        limit: stall_limit(plan.deadline),
     };
-    let end = follow_shown(cx, &cl, &app.name, &follow)?;
-    match end {
+    match follow(scope.ui, &cl, &app.name, &follow_it)? {
         End::Complete { revision, counts } => {
             store.write(|tx| store::finish_deploy(tx, id, "succeeded", revision, None))?;
-            cx.ui.status(format!(
-                "{} rolled out to {} (revision {}): {image}; {} of {} available",
+            scope.ui.status(format!(
+                "{} rolled out to {} (revision {}): {}; {} of {} available",
                 app.name,
                 env.name,
                 revision.map(|r| r.to_string()).unwrap_or_else(|| "?".into()),
+                plan.image,
                 counts.available,
                 counts.desired
             ));
-            print_record(cx, &store, id)
+            store::deploy(store.conn(), id)
         }
         End::Interrupted { revision } => {
             let detail = "interrupted: the cluster keeps rolling out; `xone deploy status` settles this record";
@@ -461,7 +321,7 @@ fn deploy(cx: &mut Ctx, a: RunArgs) -> Result<()> {
         }
         End::Failed(failure) => {
             let what = describe(&failure);
-            let (status, did) = if a.no_rollback {
+            let (status, did) = if o.no_rollback {
                 (
                     "failed",
                     format!(
@@ -476,15 +336,14 @@ fn deploy(cx: &mut Ctx, a: RunArgs) -> Result<()> {
                         .to_string(),
                 )
             } else {
-                match roll_back_after_failure(
-                    cx,
-                    &cl,
-                    &deployment,
-                    &app.name,
-                    prev_rs.as_deref(),
-                    &selector,
-                    deadline,
-                ) {
+                let back = AfterFailure {
+                    deployment: &plan.deployment,
+                    app: &app.name,
+                    prev_rs: prev_rs.as_deref(),
+                    selector: &selector,
+                    deadline: plan.deadline,
+                };
+                match roll_back_after_failure(scope.ui, &cl, &back, actor) {
                     Ok(line) => ("rolled-back", line),
                     Err(e) if e.kind == Kind::Interrupted => {
                         let detail = format!(
@@ -536,17 +395,23 @@ fn describe(f: &Failure) -> String {
     }
 }
 
+/// Where an automatic rollback goes: the ReplicaSet that ran before a failed rollout.
+struct AfterFailure<'a> {
+    deployment: &'a str,
+    app: &'a str,
+    prev_rs: Option<&'a str>,
+    selector: &'a str,
+    deadline: u64,
+}
+
 /// After a failed rollout: the previous revision's template applied again and followed.
 fn roll_back_after_failure(
-    cx: &mut Ctx,
+    ui: &Ui,
     cl: &Cluster,
-    deployment: &str,
-    app: &str,
-    prev_rs: Option<&str>,
-    selector: &str,
-    deadline: u64,
+    back: &AfterFailure,
+    actor: &str,
 ) -> Result<String> {
-    let to = match (prev_rs, cl.deployment(deployment)?) {
+    let to = match (back.prev_rs, cl.deployment(back.deployment)?) {
         (Some(rs), Some(d)) => cl
             .replicasets(&d)?
             .into_iter()
@@ -554,21 +419,20 @@ fn roll_back_after_failure(
             .and_then(|r| rollout::revision(&r.metadata)),
         _ => None,
     };
-    let actor = cx.actor()?;
     let undo = cl.undo(
-        deployment,
-        app,
+        back.deployment,
+        back.app,
         to,
         &format!("xone: automatic rollback after a failed rollout, by {actor}"),
     )?;
-    let follow = Follow {
-        name: deployment,
+    let follow_it = Follow {
+        name: back.deployment,
         generation: undo.generation,
-        selector: selector.to_string(),
+        selector: back.selector.to_string(),
         image: &undo.image,
-        limit: stall_limit(deadline),
+        limit: stall_limit(back.deadline),
     };
-    match follow_shown(cx, cl, deployment, &follow)? {
+    match follow(ui, cl, back.deployment, &follow_it)? {
         End::Complete { revision, .. } => Ok(format!(
             "rolled back to the previous revision (now revision {}, {}), which is healthy",
             revision.unwrap_or(undo.to),
@@ -581,50 +445,27 @@ fn roll_back_after_failure(
     }
 }
 
-/// Follows a rollout with a live line on a terminal, or one line per change elsewhere.
-pub fn follow_shown(cx: &Ctx, cl: &Cluster, app: &str, f: &Follow) -> Result<End> {
-    let bar = (cx.ui.stderr_tty && !cx.ui.json).then(|| {
-        let b = indicatif::ProgressBar::new_spinner();
-        b.enable_steady_tick(Duration::from_millis(100));
-        b.set_message(format!("{app}: waiting for the controller"));
-        b
-    });
-    let mut show = |c: &Counts| match &bar {
-        Some(b) => b.set_message(format!("{app}: {c}")),
-        None => {
-            let _ = writeln!(std::io::stderr(), "{app}: {c}");
-        }
-    };
-    let end = cl.follow(f, &mut show);
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    end
-}
-
-fn print_record(cx: &mut Ctx, store: &store::Store, id: i64) -> Result<()> {
-    let d = store::deploy(store.conn(), id)?;
-    if cx.ui.json {
-        return cx.ui.print_json(&d);
-    }
-    Ok(())
+/// Follows a rollout, its progress shown through `ui`.
+pub fn follow(ui: &Ui, cl: &Cluster, app: &str, f: &Follow) -> Result<End> {
+    let progress = ui.progress(Duration::from_millis(100));
+    progress.hint(&format!("{app}: waiting for the controller"));
+    cl.follow(f, &mut |c: &Counts| progress.say(format!("{app}: {c}")))
 }
 
 /// The files of an app's own manifests directory at the build's commit (else the
 /// repository's default branch).
 fn own_manifests(
-    cx: &mut Ctx,
+    store: &Store,
+    forges: &Forges,
     app: &App,
     dir: &str,
     sha: Option<&str>,
 ) -> Result<Vec<(String, String)>> {
-    let store = cx.store()?;
     let project: ProjectKey = app.project.parse().map_err(XoneError::internal)?;
     let repo = store::repos(store.conn(), &project)?
         .into_iter()
         .find(|r| r.id == app.repo_id)
         .ok_or_else(|| XoneError::not_found(format!("the repository of {} is gone", app.name)))?;
-    let forges = cx.forges()?;
     let objects = forges.objects(&repo)?;
     let commit = match sha {
         Some(s) => objects.find_commit(git2::Oid::from_str(s)?)?,
@@ -657,14 +498,15 @@ fn own_manifests(
 }
 
 #[derive(Serialize)]
-struct Condition {
+pub struct Condition {
     #[serde(rename = "type")]
-    kind: String,
-    status: String,
-    reason: Option<String>,
-    message: Option<String>,
+    pub kind: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub message: Option<String>,
 }
 
+/// What runs now, as the cluster tells it.
 #[derive(Serialize)]
 pub struct Status {
     pub app: String,
@@ -681,13 +523,14 @@ pub struct Status {
     pub change_cause: Option<String>,
     pub rollout: String,
     pub replicas: Counts,
-    conditions: Vec<Condition>,
+    pub conditions: Vec<Condition>,
+    /// The latest local record of a rollout of this app to this environment.
     pub record: Option<Deploy>,
 }
 
 /// What runs now, read from the cluster. `None`: the app is not deployed there.
 pub fn read_status(cl: &Cluster, app: &App, env: &Env) -> Result<Option<Status>> {
-    let Some(d) = find_deployment(cl, &app.name)? else { return Ok(None) };
+    let Some(d) = target::find_deployment(cl, &app.name)? else { return Ok(None) };
     let ann = d.metadata.annotations.clone().unwrap_or_default();
     let name = d.metadata.name.clone().unwrap_or_default();
     let containers = d
@@ -762,20 +605,12 @@ pub fn read_status(cl: &Cluster, app: &App, env: &Env) -> Result<Option<Status>>
     }))
 }
 
-fn not_deployed(app: &str, env: &Env) -> XoneError {
-    XoneError::not_found(format!(
-        "{app} is not deployed to {} (no Deployment in namespace {} of context {})",
-        env.name, env.namespace, env.context
-    ))
-    .hint(format!("xone deploy {app} --env {} --build ID", env.name))
-}
-
-fn status(cx: &mut Ctx, app_name: &str, at: &Target) -> Result<()> {
-    let (app, env) = locate(cx, app_name, at)?;
-    let cl = connect(cx, &env)?;
-    let mut st = read_status(&cl, &app, &env)?.ok_or_else(|| not_deployed(&app.name, &env))?;
-    // Settle the record of a rollout nobody followed to the end, from what the cluster says.
-    let mut store = cx.store()?;
+/// What runs now, with the latest local record of a rollout there; a record of a rollout
+/// nobody followed to its end is settled from what the cluster says.
+pub fn status(store: &mut Store, t: &Target) -> Result<Status> {
+    let (app, env) = (&t.app, &t.env);
+    let mut st =
+        read_status(&t.cluster, app, env)?.ok_or_else(|| target::not_deployed(&app.name, env))?;
     store.write(|tx| store::settle_abandoned_deploys(tx))?;
     let mut last =
         store::deploys(store.conn(), Some(&app.project), Some(&app.name), Some(&env.name), None)?
@@ -796,53 +631,28 @@ fn status(cx: &mut Ctx, app_name: &str, at: &Target) -> Result<()> {
         }
     }
     st.record = last;
-    if cx.ui.json {
-        return cx.ui.print_json(&st);
-    }
-    let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
-    let mut rows = vec![
-        ("revision", dash(st.revision.map(|r| r.to_string()))),
-        ("image", dash(st.image.clone())),
-        ("digest", dash(st.digest.clone())),
-        ("requirement", dash(st.requirement.clone())),
-        ("build", dash(st.build.map(|b| format!("#{b}")))),
-        ("deployed by", dash(st.deployed_by.clone())),
-        ("rollout", format!("{} ({})", st.rollout, st.replicas)),
-    ];
-    for c in &st.conditions {
-        let text = [Some(c.status.clone()), c.reason.clone(), c.message.clone()];
-        rows.push((c.kind.as_str(), text.into_iter().flatten().collect::<Vec<_>>().join(" ")));
-    }
-    if let Some(r) = &st.record {
-        rows.push(("last record", format!("#{} {} {} by {}", r.id, r.kind, r.status, r.actor)));
-    }
-    let mut out = format!("{} in {} ({}/{})\n", st.app, st.env, st.context, st.namespace);
-    for (label, value) in rows {
-        out.push_str(&format!("  {label:<12}{value}\n"));
-    }
-    write!(cx.ui.out(), "{out}")?;
-    Ok(())
+    Ok(st)
 }
 
+/// One revision of an app's Deployment, from its ReplicaSet.
 #[derive(Serialize)]
-struct Revision {
-    revision: Option<i64>,
-    image: Option<String>,
-    requirement: Option<String>,
-    build: Option<i64>,
-    deployed_by: Option<String>,
-    change_cause: Option<String>,
-    created: Option<String>,
-    replicas: i32,
-    current: bool,
+pub struct Revision {
+    pub revision: Option<i64>,
+    pub image: Option<String>,
+    pub requirement: Option<String>,
+    pub build: Option<i64>,
+    pub deployed_by: Option<String>,
+    pub change_cause: Option<String>,
+    pub created: Option<String>,
+    pub replicas: i32,
+    pub current: bool,
 }
 
-fn history(cx: &mut Ctx, app_name: &str, at: &Target) -> Result<()> {
-    let (app, env) = locate(cx, app_name, at)?;
-    let cl = connect(cx, &env)?;
-    let d = find_deployment(&cl, &app.name)?.ok_or_else(|| not_deployed(&app.name, &env))?;
+/// The app's revisions, as its Deployment's ReplicaSets and their annotations tell them.
+pub fn history(t: &Target) -> Result<Vec<Revision>> {
+    let d = t.deployment()?;
     let current = rollout::revision(&d.metadata);
-    let rows: Vec<Revision> = cl
+    Ok(t.cluster
         .replicasets(&d)?
         .into_iter()
         .map(|rs| {
@@ -855,7 +665,7 @@ fn history(cx: &mut Ctx, app_name: &str, at: &Target) -> Result<()> {
                 .and_then(|t| t.spec.as_ref())
                 .map(|s| serde_json::to_value(&s.containers).unwrap_or_default())
                 .unwrap_or_default();
-            let image = manifest::app_container(&containers, &app.name)
+            let image = manifest::app_container(&containers, &t.app.name)
                 .and_then(|c| c["image"].as_str())
                 .map(str::to_string);
             Revision {
@@ -870,89 +680,56 @@ fn history(cx: &mut Ctx, app_name: &str, at: &Target) -> Result<()> {
                 current: revision.is_some() && revision == current,
             }
         })
-        .collect();
-    if cx.ui.json {
-        return cx.ui.print_json(&rows);
-    }
-    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    let mut t = vec![vec![
-        "REVISION".into(),
-        "IMAGE".into(),
-        "REQUIREMENT".into(),
-        "BUILD".into(),
-        "BY".into(),
-        "CHANGE-CAUSE".into(),
-    ]];
-    for r in &rows {
-        let mark = if r.current { "*" } else { "" };
-        t.push(vec![
-            format!("{}{mark}", r.revision.map(|n| n.to_string()).unwrap_or_else(|| "-".into())),
-            dash(&r.image),
-            dash(&r.requirement),
-            r.build.map(|b| format!("#{b}")).unwrap_or_else(|| "-".into()),
-            dash(&r.deployed_by),
-            dash(&r.change_cause),
-        ]);
-    }
-    write!(cx.ui.out(), "{}", table(&t))?;
-    Ok(())
+        .collect())
 }
 
-/// `xone rollback`: one app, or everything a requirement deployed.
-pub fn rollback(cx: &mut Ctx, a: RollbackArgs) -> Result<()> {
-    let wait = waits(cx, a.wait, a.no_wait);
-    if let Some(key) = &a.requirement {
-        return rollback_requirement(cx, key, &a.at, wait);
-    }
-    let app_name = a.app.clone().expect("clap requires app or --requirement");
-    let (app, env) = locate(cx, &app_name, &a.at)?;
-    let cl = connect(cx, &env)?;
-    let d = find_deployment(&cl, &app.name)?.ok_or_else(|| not_deployed(&app.name, &env))?;
+/// What a rollback of one app did.
+pub enum Rollback {
+    /// The revision asked for already runs: as with kubectl, nothing to do.
+    Skipped { revision: i64 },
+    /// The record of the rollback; its status says whether it rolled out.
+    Done(Deploy),
+}
+
+/// Rolls an app back as `kubectl rollout undo` does: the pod template of the previous
+/// revision (or `to`) applied again, becoming the newest revision.
+pub fn rollback(
+    scope: &Scope,
+    store: &mut Store,
+    t: &Target,
+    to: Option<i64>,
+    wait: bool,
+    actor: &str,
+) -> Result<Rollback> {
+    let d = t.deployment()?;
     let name = d.metadata.name.clone().unwrap_or_default();
-    if let (Some(to), Some(now)) = (a.to_revision, rollout::revision(&d.metadata)) {
-        // As kubectl: nothing to do is not a failure.
+    if let (Some(to), Some(now)) = (to, rollout::revision(&d.metadata)) {
         if to == now {
-            cx.ui.status(format!(
-                "{} in {}: skipped, it already runs revision {to}",
-                app.name, env.name
-            ));
-            return if cx.ui.json { cx.ui.print_json(&Vec::<Deploy>::new()) } else { Ok(()) };
+            return Ok(Rollback::Skipped { revision: to });
         }
     }
-    let record = undo_one(cx, &cl, &app, &env, &name, a.to_revision, None, wait)?;
-    if cx.ui.json {
-        cx.ui.print_json(&vec![&record])?;
-    }
-    if record.status == "failed" {
-        return Err(XoneError::new(
-            Kind::Rollout,
-            format!("the rollback of {} in {} failed", app.name, env.name),
-        )
-        .cause(record.detail.unwrap_or_default()));
-    }
-    Ok(())
+    let undo = Undo { deployment: &name, to, requirement: None, wait };
+    undo_one(scope, store, t, &undo, actor).map(Rollback::Done)
+}
+
+/// One rollback to make: of which Deployment, to which revision (default: the previous), for
+/// which requirement, and whether to follow it.
+struct Undo<'a> {
+    deployment: &'a str,
+    to: Option<i64>,
+    requirement: Option<&'a str>,
+    wait: bool,
 }
 
 /// Rolls one Deployment back and records it; a failed rollout is a record with status
 /// `failed`, other errors are errors.
-#[allow(clippy::too_many_arguments)]
-fn undo_one(
-    cx: &mut Ctx,
-    cl: &Cluster,
-    app: &App,
-    env: &Env,
-    deployment: &str,
-    to: Option<i64>,
-    requirement: Option<&str>,
-    wait: bool,
-) -> Result<Deploy> {
-    let actor = cx.actor()?;
-    let cause = match requirement {
+fn undo_one(scope: &Scope, store: &mut Store, t: &Target, u: &Undo, actor: &str) -> Result<Deploy> {
+    let (cl, app, env) = (&t.cluster, &t.app, &t.env);
+    let cause = match u.requirement {
         Some(k) => format!("xone rollback --requirement {k} by {actor}"),
         None => format!("xone rollback {} --env {} by {actor}", app.name, env.name),
     };
-    let undo = cl.undo(deployment, &app.name, to, &cause)?;
-    let mut store = cx.store()?;
+    let undo = cl.undo(u.deployment, &app.name, u.to, &cause)?;
     let record = Deploy {
         project: app.project.clone(),
         app: app.name.clone(),
@@ -965,15 +742,16 @@ fn undo_one(
         namespace: env.namespace.clone(),
         prev_revision: undo.from,
         detail: Some(format!("back to revision {}", undo.to)),
-        actor,
+        actor: actor.to_string(),
         ..Deploy::default()
     };
     // The requirement named on the record is the one rolled back, when there is one. The
     // annotations may name another machine's requirement or build: the record keeps only
     // those this machine knows (the build only when it made this very image).
-    let requirement = requirement.map(str::to_string).or(record.requirement.clone()).filter(|k| {
-        k.parse::<RequirementKey>().is_ok_and(|k| store::requirement(store.conn(), &k).is_ok())
-    });
+    let requirement =
+        u.requirement.map(str::to_string).or(record.requirement.clone()).filter(|k| {
+            k.parse::<RequirementKey>().is_ok_and(|k| store::requirement(store.conn(), &k).is_ok())
+        });
     let build = record.build.filter(|id| {
         store::build(store.conn(), *id).is_ok_and(|b| {
             b.image.as_deref() == Some(undo.image.as_str())
@@ -985,25 +763,24 @@ fn undo_one(
     let record = Deploy { requirement, build, ..record };
     let id = store.write(|tx| store::start_deploy(tx, &record))?;
     let from = undo.from.map(|r| r.to_string()).unwrap_or_else(|| "-".into());
-    if !wait {
+    if !u.wait {
         store.write(|tx| store::finish_deploy(tx, id, "applied", None, None))?;
-        cx.ui.status(format!(
+        scope.ui.status(format!(
             "{} in {}: revision {from} -> revision {}'s template applied ({})",
             app.name, env.name, undo.to, undo.image
         ));
         return store::deploy(store.conn(), id);
     }
-    let d = cl.deployment(deployment)?;
+    let d = cl.deployment(u.deployment)?;
     let selector = d.as_ref().map(cluster::selector_of).unwrap_or_default();
-    let deadline = cx.config()?.duration("deploy.progress_deadline").as_secs().max(1);
-    let follow = Follow {
-        name: deployment,
+    let follow_it = Follow {
+        name: u.deployment,
         generation: undo.generation,
         selector,
         image: &undo.image,
-        limit: stall_limit(deadline),
+        limit: stall_limit(deadline(scope)),
     };
-    match follow_shown(cx, cl, &app.name, &follow)? {
+    match follow(scope.ui, cl, &app.name, &follow_it)? {
         End::Complete { revision, .. } => {
             let detail = format!(
                 "back to revision {} ({}), now revision {}",
@@ -1012,7 +789,7 @@ fn undo_one(
                 revision.unwrap_or(0)
             );
             store.write(|tx| store::finish_deploy(tx, id, "succeeded", revision, Some(&detail)))?;
-            cx.ui.status(format!(
+            scope.ui.status(format!(
                 "{} in {}: rolled back from revision {from} to revision {}'s template ({}), healthy",
                 app.name, env.name, undo.to, undo.image
             ));
@@ -1020,7 +797,7 @@ fn undo_one(
         End::Failed(f) => {
             let detail = format!("back to revision {}: {}", undo.to, describe(&f));
             store.write(|tx| store::finish_deploy(tx, id, "failed", f.revision, Some(&detail)))?;
-            cx.ui.warn(format!(
+            scope.ui.warn(format!(
                 "{} in {}: the rollback failed: {}",
                 app.name,
                 env.name,
@@ -1047,33 +824,57 @@ fn undo_one(
     store::deploy(store.conn(), id)
 }
 
-/// The watch's rollback: the revision before the current one, followed to its end.
-pub fn rollback_for_watch(
-    cx: &mut Ctx,
-    cl: &Cluster,
-    app: &App,
-    env: &Env,
+/// The release watch's rollback: the revision before the current one, followed to its end.
+/// Returns what was done, for the watch's record.
+pub fn rollback_after_watch(
+    scope: &Scope,
+    store: &mut Store,
+    t: &Target,
     deployment: &str,
+    actor: &str,
 ) -> Result<String> {
-    let rec = undo_one(cx, cl, app, env, deployment, None, None, true)?;
+    let undo = Undo { deployment, to: None, requirement: None, wait: true };
+    let rec = undo_one(scope, store, t, &undo, actor)?;
     if rec.status == "failed" {
         return Err(XoneError::new(Kind::Rollout, rec.detail.unwrap_or_default()));
     }
     Ok(format!("rolled back: {}", rec.detail.unwrap_or_default()))
 }
 
-fn rollback_requirement(cx: &mut Ctx, key: &RequirementKey, at: &Target, wait: bool) -> Result<()> {
-    let store = cx.store()?;
+/// Where a requirement's rollback goes back to in one app and environment.
+enum Before {
+    /// The ReplicaSet that ran before its first deploy, as recorded here.
+    Rs(Option<String>),
+    /// The revision before the oldest one carrying the requirement, read from the cluster.
+    Revision(Option<i64>),
+}
+
+/// What a requirement's rollback did: the records it made, and how many of its apps and
+/// environments were tried and failed.
+pub struct Rollbacks {
+    pub records: Vec<Deploy>,
+    pub tried: usize,
+    pub failed: usize,
+}
+
+/// Rolls back every app and environment a requirement deployed to, newest first, each to
+/// the revision before the requirement's first deploy there. The plan comes from this
+/// machine's records, else (the requirement deployed from another machine) from the
+/// clusters' ReplicaSets annotated with it. Each line is shown through the scope's `Ui` as it
+/// is done.
+pub fn rollback_requirement(
+    scope: &Scope,
+    store: &mut Store,
+    key: &RequirementKey,
+    env: Option<&str>,
+    wait: bool,
+    actor: &str,
+) -> Result<Rollbacks> {
     // The requirement may be another machine's: its deployments are found in the clusters.
     store::project(store.conn(), &key.project)?;
     let key_text = key.to_string();
-    let records = store::deploys(
-        store.conn(),
-        Some(key.project.as_str()),
-        None,
-        at.env.as_deref(),
-        Some(&key_text),
-    )?;
+    let records =
+        store::deploys(store.conn(), Some(key.project.as_str()), None, env, Some(&key_text))?;
     // (app, env) in the order of their newest deploy; each keeps the requirement's first one.
     let mut order: Vec<(String, String)> = Vec::new();
     let mut first: BTreeMap<(String, String), Deploy> = BTreeMap::new();
@@ -1088,10 +889,8 @@ fn rollback_requirement(cx: &mut Ctx, key: &RequirementKey, at: &Target, wait: b
         .iter()
         .map(|k| (k.0.clone(), k.1.clone(), Before::Rs(first[k].prev_rs.clone())))
         .collect();
-    drop(store);
     if plans.is_empty() {
-        // Deployed from another machine: the clusters' ReplicaSets carry the requirement.
-        plans = plans_from_clusters(cx, key, at)?;
+        plans = plans_from_clusters(scope, store, key, env)?;
     }
     if plans.is_empty() {
         return Err(XoneError::not_found(format!(
@@ -1099,31 +898,28 @@ fn rollback_requirement(cx: &mut Ctx, key: &RequirementKey, at: &Target, wait: b
         ))
         .hint("roll back one app with: xone rollback APP --env ENV"));
     }
-    let mut failed = 0;
-    let mut done = Vec::new();
+    let mut done = Rollbacks { records: Vec::new(), tried: plans.len(), failed: 0 };
     for (app_name, env_name, before) in &plans {
         let line = (|| -> Result<(bool, String, Option<Deploy>)> {
-            let store = cx.store()?;
             let app = store::app(store.conn(), Some(&key.project), app_name)?;
-            let env = find_env(&store, &key.project, env_name)?;
-            drop(store);
+            let env = target::find_env(store, &key.project, env_name)?;
             let none_before = || {
                 Ok((false, format!("no revision before {key}'s first deploy; left as is"), None))
             };
-            let cl = connect(cx, &env)?;
-            let d =
-                find_deployment(&cl, &app.name)?.ok_or_else(|| not_deployed(&app.name, &env))?;
+            let t = Target::connect(app, env, scope.remote.clone())?;
+            let d = t.deployment()?;
             let name = d.metadata.name.clone().unwrap_or_default();
             let to = match before {
                 Before::Rs(None) | Before::Revision(None) => return none_before(),
                 Before::Revision(Some(n)) => *n,
                 Before::Rs(Some(prev_rs)) => {
-                    let target = cl
+                    let found = t
+                        .cluster
                         .replicasets(&d)?
                         .into_iter()
                         .find(|rs| rs.metadata.name.as_deref() == Some(prev_rs.as_str()))
                         .and_then(|rs| rollout::revision(&rs.metadata));
-                    let Some(to) = target else {
+                    let Some(to) = found else {
                         return Ok((
                             false,
                             format!("the revision before {key} ({prev_rs}) is no longer kept"),
@@ -1136,66 +932,48 @@ fn rollback_requirement(cx: &mut Ctx, key: &RequirementKey, at: &Target, wait: b
             if rollout::revision(&d.metadata) == Some(to) {
                 return Ok((true, format!("already at revision {to}, from before {key}"), None));
             }
-            let rec = undo_one(cx, &cl, &app, &env, &name, Some(to), Some(&key_text), wait)?;
+            let undo = Undo { deployment: &name, to: Some(to), requirement: Some(&key_text), wait };
+            let rec = undo_one(scope, store, &t, &undo, actor)?;
             let ok = rec.status != "failed";
             Ok((ok, rec.detail.clone().unwrap_or_default(), Some(rec)))
         })();
         let (ok, text) = match line {
             Ok((ok, text, rec)) => {
-                done.extend(rec);
+                done.records.extend(rec);
                 (ok, text)
             }
             Err(e) => (false, e.message),
         };
         if !ok {
-            failed += 1;
+            done.failed += 1;
         }
-        let mark = if ok { cx.ui.green("ok") } else { cx.ui.red("failed") };
-        cx.ui.status(format!("{app_name} in {env_name}: {mark} {text}"));
+        let mark = if ok { scope.ui.green("ok") } else { scope.ui.red("failed") };
+        scope.ui.status(format!("{app_name} in {env_name}: {mark} {text}"));
     }
-    if cx.ui.json {
-        cx.ui.print_json(&done)?;
-    }
-    if failed > 0 {
-        return Err(XoneError::new(
-            Kind::Rollout,
-            format!("{failed} of {} rollbacks of {key} failed", plans.len()),
-        )
-        .hint("see each line above; `xone deploy status APP --env ENV` shows what runs"));
-    }
-    Ok(())
-}
-
-/// Where a requirement's rollback goes back to in one app and environment.
-enum Before {
-    /// The ReplicaSet that ran before its first deploy, as recorded here.
-    Rs(Option<String>),
-    /// The revision before the oldest one carrying the requirement, read from the cluster.
-    Revision(Option<i64>),
+    Ok(done)
 }
 
 /// A requirement's deployments as the clusters tell them: in every environment of its
 /// project, the ReplicaSets annotated with it. Newest first.
 fn plans_from_clusters(
-    cx: &mut Ctx,
+    scope: &Scope,
+    store: &Store,
     key: &RequirementKey,
-    at: &Target,
+    env: Option<&str>,
 ) -> Result<Vec<(String, String, Before)>> {
-    let store = cx.store()?;
     let apps = store::apps(store.conn(), &key.project)?;
     let envs: Vec<Env> = store::envs(store.conn(), &key.project)?
         .into_iter()
-        .filter(|e| at.env.as_ref().is_none_or(|n| *n == e.name))
+        .filter(|e| env.is_none_or(|n| n == e.name))
         .collect();
-    drop(store);
     let mut found = Vec::new();
     for env in &envs {
-        let Ok(cl) = connect(cx, env) else {
-            cx.ui.warn(format!("environment {}: its cluster cannot be read; skipped", env.name));
+        let Ok(cl) = target::connect(env, scope.remote.clone()) else {
+            scope.ui.warn(format!("environment {}: its cluster cannot be read; skipped", env.name));
             continue;
         };
         for app in &apps {
-            let Ok(Some(d)) = find_deployment(&cl, &app.name) else { continue };
+            let Ok(Some(d)) = target::find_deployment(&cl, &app.name) else { continue };
             let sets = cl.replicasets(&d)?;
             let ours: Vec<_> = sets
                 .iter()

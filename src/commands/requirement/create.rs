@@ -1,0 +1,83 @@
+//! `xone requirement create`.
+
+use clap::Args;
+use clap_complete::ArgValueCandidates;
+
+use super::super::{complete, Ctx};
+use super::show;
+use crate::domain::date::Date;
+use crate::domain::names::Assignment;
+use crate::domain::ProjectKey;
+use crate::ops::docs;
+use crate::ops::requirement::{self, NewRequirement};
+use crate::store::Store;
+use crate::ui::{Result, XoneError};
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// The project
+    #[arg(short, long = "project", value_name = "KEY", add = ArgValueCandidates::new(complete::project_keys))]
+    pub project: ProjectKey,
+    pub title: String,
+    #[arg(long, value_name = "DATE")]
+    pub start: Option<Date>,
+    #[arg(long, value_name = "DATE")]
+    pub end: Option<Date>,
+    /// The requirement document's first edit, from FILE (- for standard input)
+    #[arg(long, value_name = "FILE")]
+    pub doc: Option<String>,
+    /// ROLE=USER; repeat for more people
+    #[arg(long = "assign", value_name = "ROLE=USER")]
+    pub assign: Vec<Assignment>,
+}
+
+pub fn run(cx: &mut Ctx, a: CreateArgs) -> Result<()> {
+    let actor = cx.actor()?;
+    let limit = docs::max_bytes(cx.config()?);
+    let title = a.title.trim();
+    if title.is_empty() {
+        return Err(
+            XoneError::usage("the title is empty").hint("give the requirement a title in quotes")
+        );
+    }
+    requirement::check_span(a.start, a.end)?;
+    let first_edit = match &a.doc {
+        Some(f) => Some((docs::read_input(f, limit)?, f.clone())),
+        None => None,
+    };
+    let mut store = cx.store()?;
+    let new = NewRequirement {
+        project: &a.project,
+        title,
+        start: a.start,
+        end: a.end,
+        first_edit,
+        assign: &a.assign,
+    };
+    let key = requirement::create(&mut store, cx.tracker().as_ref(), &new, &actor)?;
+    warn_unknown_people(cx, &store, &a.project, &a.assign)?;
+    if cx.ui.json {
+        return show::show(cx, &key);
+    }
+    cx.ui.status(format!(
+        "created {key} in draft: fill in its document with `xone requirement doc {key} --edit`"
+    ));
+    cx.ui.line(&key)
+}
+
+/// People need not be members to be assigned, but a gate that needs a role looks at
+/// membership: say so now rather than at the gate.
+pub fn warn_unknown_people(
+    cx: &Ctx,
+    store: &Store,
+    project: &ProjectKey,
+    assigned: &[Assignment],
+) -> Result<()> {
+    for a in requirement::unknown_people(store, project, assigned)? {
+        cx.ui.warn(format!(
+            "{} is not a {} member of {project}: xone project member add {project} {} --role {}",
+            a.user, a.role, a.user, a.role
+        ));
+    }
+    Ok(())
+}

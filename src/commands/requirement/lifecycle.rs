@@ -1,0 +1,79 @@
+//! `xone requirement advance|reject|cancel|signoff`: the lifecycle's moves.
+
+use super::super::Ctx;
+use crate::domain::RequirementKey;
+use crate::ops::lifecycle;
+use crate::ops::requirement::open_requirement;
+use crate::ops::Work;
+use crate::ui::{Result, XoneError};
+
+/// A reason for a change that needs one: the flag, else a prompt on a terminal.
+fn need_reason(cx: &Ctx, reason: Option<String>, what: &str) -> Result<String> {
+    let reason = match reason {
+        Some(r) => Some(r),
+        None => cx.ui.ask(&format!("Why {what}?"))?,
+    };
+    match reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty()) {
+        Some(r) => Ok(r),
+        None => Err(XoneError::usage(format!("{what} needs a reason")).hint("pass --reason \"…\"")),
+    }
+}
+
+pub fn advance(
+    cx: &mut Ctx,
+    key: &RequirementKey,
+    force: bool,
+    reason: Option<String>,
+) -> Result<()> {
+    let actor = cx.actor()?;
+    let mut store = cx.store()?;
+    let forges = cx.forges()?;
+    let tracker = cx.tracker();
+    let scope = cx.scope()?;
+    let w = Work { ui: scope.ui, forges: &forges, tracker: tracker.as_ref(), actor: &actor };
+    let t = lifecycle::advance(&scope, &w, &mut store, key, force, reason)?;
+    drop(scope);
+    if cx.ui.json {
+        return cx.ui.print_json(&t);
+    }
+    let note = if t.forced { " (gate forced)" } else { "" };
+    cx.ui.status(format!("{key}: {} -> {}{note}", t.from, t.to));
+    Ok(())
+}
+
+pub fn reject(cx: &mut Ctx, key: &RequirementKey, reason: Option<String>) -> Result<()> {
+    let actor = cx.actor()?;
+    let mut store = cx.store()?;
+    let req = lifecycle::check_rejectable(&store, key)?;
+    let reason = need_reason(cx, reason, "reject")?;
+    let forges = cx.forges()?;
+    let tracker = cx.tracker();
+    let w = Work { ui: &cx.ui, forges: &forges, tracker: tracker.as_ref(), actor: &actor };
+    lifecycle::reject(&w, &mut store, &req, reason)?;
+    cx.ui.status(format!("{key}: {} -> developing (rejected)", req.status));
+    Ok(())
+}
+
+pub fn cancel(cx: &mut Ctx, key: &RequirementKey, reason: Option<String>) -> Result<()> {
+    let actor = cx.actor()?;
+    let mut store = cx.store()?;
+    let req = open_requirement(store.conn(), key)?;
+    let reason = need_reason(cx, reason, "cancel")?;
+    let forges = cx.forges()?;
+    let tracker = cx.tracker();
+    let w = Work { ui: &cx.ui, forges: &forges, tracker: tracker.as_ref(), actor: &actor };
+    lifecycle::cancel(&w, &mut store, &req, reason)?;
+    cx.ui.status(format!("{key}: {} -> cancelled", req.status));
+    Ok(())
+}
+
+pub fn signoff(cx: &mut Ctx, key: &RequirementKey, note: Option<String>) -> Result<()> {
+    let actor = cx.actor()?;
+    let mut store = cx.store()?;
+    let forges = cx.forges()?;
+    let tracker = cx.tracker();
+    let w = Work { ui: &cx.ui, forges: &forges, tracker: tracker.as_ref(), actor: &actor };
+    lifecycle::signoff(&w, &mut store, key, note)?;
+    cx.ui.status(format!("{key}: signed off by {actor}"));
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! `xone requirement`: a requirement's people, dates, documents and lifecycle.
+
+mod create;
+mod doc;
+mod lifecycle;
+mod list;
+mod people;
+mod show;
+
+use clap::Subcommand;
+use clap_complete::ArgValueCompleter;
+
+use super::{complete, Ctx};
+use crate::domain::names::Assignment;
+use crate::domain::RequirementKey;
+use crate::ui::Result;
+
+#[derive(Subcommand, Debug)]
+pub enum RequirementCommand {
+    /// Create a requirement; prints its key (PROJECT-N)
+    Create(create::CreateArgs),
+    /// List requirements, newest first, one page at a time
+    #[command(
+        after_long_help = "JSON: [{\"key\", \"project\", \"title\", \"status\", \"updated_at\", \"end\"}] (the page asked for; --all for every row)"
+    )]
+    List(list::ListArgs),
+    /// The whole thread: people, dates, documents, reviews, branches, sign-offs, events
+    #[command(
+        after_long_help = "JSON: {\"key\", \"project\", \"title\", \"status\", \"branch\", \"created_at\", \"created_by\", \"updated_at\", \
+\"dates\": {\"start\", \"end\", \"dev_end\", \"test_submit\", \"smoke\", \"test_end\", \"release\"}, \
+\"people\": [{\"role\", \"user\"}], \
+\"documents\": [{\"kind\", \"version\", \"sha256\", \"size\", \"media_type\", \"file_name\", \"created_at\", \"created_by\", \"note\"}] (every version), \
+\"reviews\": [{\"id\", \"kind\", \"at\", \"verdict\", \"verdict_at\", \"verdict_by\", \"note\", \"doc_version\", \"attendees\", \"comments\": [{\"id\", \"author\", \"section\", \"body\", \"resolved_at\", \"resolved_by\"}]}], \
+\"branches\": [{\"repo\", \"name\", \"base\", \"created_at\", \"exists\", \"sha\", \"ahead\", \"behind\"}], \
+\"signoffs\": [{\"user\", \"at\", \"note\"}], \
+\"events\": [{\"id\", \"at\", \"actor\", \"action\", \"from\", \"to\", \"detail\", \"reason\", \"forced\"}], \
+\"next\": {\"status\", \"missing\": [{\"item\", \"hint\"}]} or null"
+    )]
+    Show {
+        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
+        key: RequirementKey,
+    },
+    /// Give people roles on the requirement: ROLE=USER (pm=alice qa=quinn)
+    Assign {
+        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
+        key: RequirementKey,
+        #[arg(value_name = "ROLE=USER", required = true)]
+        assignments: Vec<Assignment>,
+        /// Take these assignments away instead
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Print, attach or edit a document; every change is a new version
+    Doc(doc::DocArgs),
+    /// Set the requirement's dates (YYYY-MM-DD, today, or +N days; "none" clears)
+    Schedule(people::ScheduleArgs),
+    /// Move one step on in the lifecycle, checking that step's gate
+    #[command(
+        after_long_help = "A failed gate exits 4 and names everything missing. JSON: {\"key\", \"from\", \"to\", \"forced\", \"missing\": [{\"item\", \"hint\"}]}"
+    )]
+    Advance {
+        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
+        key: RequirementKey,
+        /// Pass a failed gate; recorded as forced, with the reason
+        #[arg(long, requires = "reason")]
+        force: bool,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Send a submitted or testing requirement back to developing
+    Reject {
+        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
+        key: RequirementKey,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Record QA's sign-off by the acting user, who must be a qa member
+    Signoff {
+        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
+        key: RequirementKey,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Cancel a requirement that is not done
+    Cancel {
+        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
+        key: RequirementKey,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// The requirement's timeline: every change, who made it, when and why
+    #[command(
+        after_long_help = "JSON: [{\"id\", \"project\", \"requirement\", \"at\", \"actor\", \"action\", \"from\", \"to\", \"detail\", \"reason\", \"forced\"}]"
+    )]
+    Log {
+        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
+        key: RequirementKey,
+    },
+}
+
+pub fn run(cx: &mut Ctx, cmd: RequirementCommand) -> Result<()> {
+    match cmd {
+        RequirementCommand::Create(a) => create::run(cx, a),
+        RequirementCommand::List(a) => list::run(cx, a),
+        RequirementCommand::Show { key } => show::show(cx, &key),
+        RequirementCommand::Assign { key, assignments, remove } => {
+            people::assign(cx, &key, &assignments, remove)
+        }
+        RequirementCommand::Doc(a) => doc::run(cx, a),
+        RequirementCommand::Schedule(a) => people::schedule(cx, a),
+        RequirementCommand::Advance { key, force, reason } => {
+            lifecycle::advance(cx, &key, force, reason)
+        }
+        RequirementCommand::Reject { key, reason } => lifecycle::reject(cx, &key, reason),
+        RequirementCommand::Signoff { key, note } => lifecycle::signoff(cx, &key, note),
+        RequirementCommand::Cancel { key, reason } => lifecycle::cancel(cx, &key, reason),
+        RequirementCommand::Log { key } => show::log(cx, &key),
+    }
+}

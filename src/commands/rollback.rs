@@ -1,0 +1,94 @@
+//! `xone rollback`: an app back to an earlier revision, or everything a requirement deployed.
+
+use clap::Args;
+use clap_complete::{ArgValueCandidates, ArgValueCompleter};
+
+use super::{complete, AtEnv, Ctx};
+use crate::domain::RequirementKey;
+use crate::ops::release::{self, Rollback};
+use crate::ops::target::{self, Target};
+use crate::store::Deploy;
+use crate::ui::{Kind, Result, XoneError};
+
+#[derive(Args, Debug)]
+#[command(after_long_help = "\
+APP --env ENV: as `kubectl rollout undo`, the pod template of the previous revision (or \
+--to-revision N) is applied again and becomes the newest revision. --requirement KEY: every \
+app and environment that requirement deployed to, newest first, back to the revision before \
+its first deploy there; one line per app, exit 7 if any failed. JSON: [the rollback records]")]
+pub struct RollbackArgs {
+    /// The app to roll back
+    #[arg(add = ArgValueCandidates::new(complete::app_names), required_unless_present = "requirement", conflicts_with = "requirement")]
+    pub app: Option<String>,
+    #[command(flatten)]
+    pub at: AtEnv,
+    /// The revision to go back to (default: the one before the current)
+    #[arg(long, value_name = "N")]
+    pub to_revision: Option<i64>,
+    /// Roll back everything this requirement deployed
+    #[arg(long, value_name = "KEY", add = ArgValueCompleter::new(complete::requirement_keys))]
+    pub requirement: Option<RequirementKey>,
+    /// Follow the rollback's rollout (the default on a terminal and in CI)
+    #[arg(long, conflicts_with = "no_wait")]
+    pub wait: bool,
+    /// Return once the old revision is applied
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+pub fn run(cx: &mut Ctx, a: RollbackArgs) -> Result<()> {
+    let wait = cx.waits(a.wait, a.no_wait);
+    if let Some(key) = &a.requirement {
+        return requirement(cx, key, &a.at, wait);
+    }
+    let app_name = a.app.clone().expect("clap requires app or --requirement");
+    let mut store = cx.store()?;
+    let (app, env) = target::locate(&store, &app_name, a.at.project.as_ref(), a.at.env.as_deref())?;
+    let t = Target::connect(app, env, cx.remote()?)?;
+    let actor = cx.actor()?;
+    let scope = cx.scope()?;
+    let done = release::rollback(&scope, &mut store, &t, a.to_revision, wait, &actor)?;
+    drop(scope);
+    let record = match done {
+        Rollback::Skipped { revision } => {
+            // As kubectl: nothing to do is not a failure.
+            cx.ui.status(format!(
+                "{} in {}: skipped, it already runs revision {revision}",
+                t.app.name, t.env.name
+            ));
+            return if cx.ui.json { cx.ui.print_json(&Vec::<Deploy>::new()) } else { Ok(()) };
+        }
+        Rollback::Done(record) => record,
+    };
+    if cx.ui.json {
+        cx.ui.print_json(&vec![&record])?;
+    }
+    if record.status == "failed" {
+        return Err(XoneError::new(
+            Kind::Rollout,
+            format!("the rollback of {} in {} failed", t.app.name, t.env.name),
+        )
+        .cause(record.detail.unwrap_or_default()));
+    }
+    Ok(())
+}
+
+fn requirement(cx: &mut Ctx, key: &RequirementKey, at: &AtEnv, wait: bool) -> Result<()> {
+    let mut store = cx.store()?;
+    let actor = cx.actor()?;
+    let scope = cx.scope()?;
+    let done =
+        release::rollback_requirement(&scope, &mut store, key, at.env.as_deref(), wait, &actor)?;
+    drop(scope);
+    if cx.ui.json {
+        cx.ui.print_json(&done.records)?;
+    }
+    if done.failed > 0 {
+        return Err(XoneError::new(
+            Kind::Rollout,
+            format!("{} of {} rollbacks of {key} failed", done.failed, done.tried),
+        )
+        .hint("see each line above; `xone deploy status APP --env ENV` shows what runs"));
+    }
+    Ok(())
+}

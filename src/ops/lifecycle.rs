@@ -1,0 +1,528 @@
+//! The requirement lifecycle: the facts each gate looks at, gathered from the store, the
+//! forges and the clusters; the smoke check; and the moves (advance, reject, cancel) and
+//! sign-offs, each in one transaction with its event, through the tracker.
+
+use serde::Serialize;
+
+use super::branches::BranchView;
+use super::requirement::open_requirement;
+use super::{events, release, target, Scope, Work};
+use crate::adapters::tracker::Tracker;
+use crate::adapters::Forges;
+use crate::domain::lifecycle::{self, BranchFact, ReviewFact};
+use crate::domain::{DocKind, Facts, ProjectKey, RequirementKey, Role, Status};
+use crate::store::{self, Event, Requirement, Store};
+use crate::ui::{human_secs, Result, Ui, XoneError};
+
+/// For each app of the requirement (built from a repository that holds its branch): the
+/// builds that stand for it. `at_tip`: builds that measured tests and coverage, passed (or
+/// were forced through) their gates, and were made at the branch tip or at a test
+/// integration commit containing it. Otherwise (for prod): passing builds of any commit that
+/// contains the tip.
+fn app_builds(
+    forges: &Forges,
+    store: &Store,
+    key: &RequirementKey,
+    repos: &[store::Repo],
+    branches: &[BranchView],
+    test_branch: &str,
+    at_tip: bool,
+) -> Result<Vec<(store::App, Vec<store::Build>)>> {
+    let c = store.conn();
+    let apps = store::apps(c, &key.project)?;
+    let builds = store::builds(c, None, None)?;
+    let mut out = Vec::new();
+    for b in branches {
+        let Some(repo) = repos.iter().find(|r| r.name == b.repo) else { continue };
+        for app in apps.iter().filter(|a| a.repo_id == repo.id) {
+            let Some(tip) = b.sha.as_deref() else {
+                out.push((app.clone(), Vec::new()));
+                continue;
+            };
+            let candidates: Vec<&store::Build> = builds
+                .iter()
+                .filter(|x| x.app == app.name && x.project == app.project && x.status == "success")
+                .filter(|x| !at_tip || (x.tests.is_some() && x.coverage.is_some()))
+                .filter(|x| x.gates.iter().all(|g| g.passed || g.forced))
+                .collect();
+            // At the tip, or (for test) a build of the test integration that holds the tip;
+            // another requirement's branch built on top of this one does not stand for it.
+            let mut ok: Vec<store::Build> =
+                candidates.iter().filter(|x| x.sha == tip).map(|x| (*x).clone()).collect();
+            let wider: Vec<&&store::Build> = candidates
+                .iter()
+                .filter(|x| x.sha != tip && (!at_tip || x.git_ref == test_branch))
+                .collect();
+            if !wider.is_empty() {
+                let objects = forges.objects(repo)?;
+                let tip = git2::Oid::from_str(tip)?;
+                ok.extend(
+                    wider
+                        .into_iter()
+                        .filter(|x| {
+                            git2::Oid::from_str(&x.sha)
+                                .is_ok_and(|s| objects.graph_descendant_of(s, tip).unwrap_or(false))
+                        })
+                        .map(|x| (**x).clone()),
+                );
+            }
+            out.push((app.clone(), ok));
+        }
+    }
+    Ok(out)
+}
+
+/// What a gate finds of an app's deployment to an environment.
+enum Found {
+    /// Not there, not healthy, or not running the image of a build that stands for it.
+    Problem(String),
+    /// The project has no such environment.
+    NoEnv,
+    Healthy {
+        env: Box<store::Env>,
+        image: String,
+    },
+}
+
+/// An app's deployment to an environment, read from the cluster, against the builds that
+/// stand for the requirement's branch.
+fn deployment_problem(
+    scope: &Scope,
+    store: &Store,
+    app: &store::App,
+    env_name: &str,
+    builds: &[store::Build],
+) -> Result<Found> {
+    let project: ProjectKey = app.project.parse().map_err(XoneError::internal)?;
+    let Ok(env) = target::find_env(store, &project, env_name) else {
+        return Ok(Found::NoEnv);
+    };
+    // A cluster that cannot be read is a missing fact, which --force can pass.
+    let read = target::connect(&env, scope.remote.clone())
+        .and_then(|cl| release::read_status(&cl, app, &env));
+    let st = match read {
+        Ok(st) => st,
+        Err(e) => {
+            return Ok(Found::Problem(format!(
+                "{} in {env_name} cannot be read: {}",
+                app.name, e.message
+            )))
+        }
+    };
+    let Some(st) = st else {
+        return Ok(Found::Problem(format!("{} is not deployed to {env_name}", app.name)));
+    };
+    let image = st.image.clone().unwrap_or_default();
+    if st.rollout != "complete" {
+        return Ok(Found::Problem(format!(
+            "{} in {env_name} is not healthy: its rollout is {} ({})",
+            app.name, st.rollout, st.replicas
+        )));
+    }
+    // By what runs, not by the annotation's build number: that is this machine's record,
+    // and another machine's build of the same commit has another.
+    let runs_it = builds.iter().any(|b| match &b.digest {
+        Some(d) => {
+            let digest = d.rsplit('@').next().unwrap_or(d);
+            image.ends_with(digest) || st.digest.as_deref() == Some(digest)
+        }
+        None => b.image.as_deref() == Some(image.as_str()),
+    });
+    if !runs_it {
+        let which = if builds.is_empty() {
+            "no build stands for its branch".to_string()
+        } else {
+            let ids: Vec<String> = builds.iter().map(|b| format!("#{}", b.id)).collect();
+            format!("builds standing for its branch: {}", ids.join(", "))
+        };
+        return Ok(Found::Problem(format!(
+            "{} in {env_name} runs {image}, not the image of such a build ({which})",
+            app.name
+        )));
+    }
+    Ok(Found::Healthy { env: Box::new(env), image })
+}
+
+/// The facts only the clusters and the release records tell, for the step out of
+/// `submitted`, `gray` or `released`. Returns the smoke checks to run when the gate is
+/// otherwise open: (app, environment, image).
+fn release_facts(
+    scope: &Scope,
+    forges: &Forges,
+    store: &Store,
+    req: &Requirement,
+    branches: &[BranchView],
+    test_branch: &str,
+    facts: &mut Facts,
+) -> Result<Vec<(store::App, store::Env, String)>> {
+    let key = req.key();
+    let repos = store::repos(store.conn(), &key.project)?;
+    let mut smoke = Vec::new();
+    match req.status {
+        Status::Submitted => {
+            facts.clusters_checked = true;
+            facts.test_env_smoke =
+                target::find_env(store, &key.project, "test").ok().map(|e| e.smoke.is_some());
+            for (app, builds) in
+                app_builds(forges, store, &key, &repos, branches, test_branch, true)?
+            {
+                let problem = match deployment_problem(scope, store, &app, "test", &builds)? {
+                    Found::Problem(p) => Some(p),
+                    Found::Healthy { env, image } => {
+                        smoke.push((app.clone(), *env, image));
+                        None
+                    }
+                    // The environment's absence is one item of its own.
+                    Found::NoEnv => None,
+                };
+                facts.test_deploys.push((app.name.clone(), problem));
+            }
+        }
+        Status::Gray => {
+            facts.clusters_checked = true;
+            let require_gray = scope
+                .config
+                .get("gates.require_gray")?
+                .and_then(|e| e.value.as_bool())
+                .unwrap_or(false);
+            for (app, builds) in
+                app_builds(forges, store, &key, &repos, branches, test_branch, false)?
+            {
+                let problem = match deployment_problem(scope, store, &app, "prod", &builds)? {
+                    Found::Problem(p) => Some(p),
+                    Found::NoEnv => {
+                        Some(format!("project {} has no prod environment", key.project))
+                    }
+                    Found::Healthy { .. } => None,
+                };
+                facts.prod_deploys.push((app.name.clone(), problem));
+                if require_gray {
+                    facts.gray_missing.push(app.name.clone());
+                }
+            }
+        }
+        Status::Released => {
+            let window = scope.config.duration("gates.watch_window").as_secs() as i64;
+            let apps = app_builds(forges, store, &key, &repos, branches, test_branch, false)?;
+            for (app, _) in apps {
+                let released = store::deploys(
+                    store.conn(),
+                    Some(&app.project),
+                    Some(&app.name),
+                    Some("prod"),
+                    Some(key.to_string().as_str()),
+                )?
+                .into_iter()
+                .find(|d| d.kind == "deploy" && d.status == "succeeded");
+                let problem = match released {
+                    None => Some(format!(
+                        "{} was not released to prod by {key} (a deployment that rolled out)",
+                        app.name
+                    )),
+                    Some(d) => {
+                        let passed = store::watches(
+                            store.conn(),
+                            &app.project,
+                            Some(&app.name),
+                            Some("prod"),
+                        )?
+                        .into_iter()
+                        .any(|w| {
+                            w.status == "passed"
+                                && w.window_secs >= window
+                                && w.started_at >= d.started_at
+                        });
+                        (!passed).then(|| {
+                            format!(
+                                "no post-release watch of {} on prod at least {} long passed since its release (gates.watch_window)",
+                                app.name,
+                                human_secs(window)
+                            )
+                        })
+                    }
+                };
+                facts.watches.push((app.name.clone(), problem));
+            }
+        }
+        _ => {}
+    }
+    Ok(smoke)
+}
+
+/// Runs the test environment's smoke command for each app; the first failure's output.
+fn run_smoke(ui: &Ui, runs: &[(store::App, store::Env, String)]) -> Result<Option<String>> {
+    for (app, env, image) in runs {
+        let Some(cmd) = &env.smoke else { continue };
+        ui.status(format!("smoke check of {} on {}: {cmd}", app.name, env.name));
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .env("XONE_APP", &app.name)
+            .env("XONE_ENV", &env.name)
+            .env("XONE_NAMESPACE", &env.namespace)
+            .env("XONE_IMAGE", image)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| XoneError::internal("cannot run the smoke command with sh").cause(e))?;
+        if !out.status.success() {
+            let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&out.stderr));
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+            let code =
+                out.status.code().map(|c| c.to_string()).unwrap_or_else(|| "a signal".into());
+            return Ok(Some(format!(
+                "smoke check of {} on {} failed (exit {code}): {}",
+                app.name,
+                env.name,
+                tail.trim()
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// Gathers what the gates look at: documents, people, dates, reviews, sign-offs, and the
+/// feature branches as their forge reports them now (`branches`, measured by the caller).
+pub fn gather_facts(
+    forges: &Forges,
+    store: &Store,
+    req: &Requirement,
+    branches: &[BranchView],
+    test_branch: &str,
+) -> Result<Facts> {
+    let c = store.conn();
+    let key = req.key();
+    let docs = store::documents(c, &key)?;
+    let has_doc = |k: DocKind| docs.iter().any(|d| d.kind == k.as_str());
+    let first_sha =
+        docs.iter().find(|d| d.kind == "requirement" && d.version == 1).map(|d| d.sha256.clone());
+    // Versions that only carry a review's record are not the authors' edits.
+    let records: Vec<i64> = store::reviews(c, Some(&key))?
+        .into_iter()
+        .filter(|r| r.kind == "requirement")
+        .filter_map(|r| r.doc_version)
+        .collect();
+    let latest_own = docs
+        .iter()
+        .filter(|d| d.kind == "requirement" && !records.contains(&d.version))
+        .max_by_key(|d| d.version);
+    let review = |k: &str| -> Result<Option<ReviewFact>> {
+        Ok(store::latest_review(c, &key, k)?.map(|(id, verdict)| ReviewFact { id, verdict }))
+    };
+    let people = store::assignments(c, &key)?;
+    let project: ProjectKey = req.project.parse().map_err(XoneError::internal)?;
+    let repos = store::repos(c, &project)?;
+    let mut test_integration = Vec::new();
+    for b in branches {
+        let repo = repos.iter().find(|r| r.name == b.repo);
+        let held = match (repo, &b.sha) {
+            (Some(r), Some(sha)) => forges.for_repo(r)?.contains(r, test_branch, sha)?,
+            _ => false,
+        };
+        test_integration.push((b.repo.clone(), b.name.clone(), held));
+    }
+    let app_builds = app_builds(forges, store, &key, &repos, branches, test_branch, true)?
+        .into_iter()
+        .map(|(app, builds)| (app.name, !builds.is_empty()))
+        .collect();
+    let branches = branches
+        .iter()
+        .map(|b| BranchFact { repo: b.repo.clone(), branch: b.name.clone(), ahead: b.ahead })
+        .collect();
+    let mut qa_signoff = false;
+    for s in store::signoffs(c, &key)? {
+        qa_signoff |= store::has_role(c, &project, &s.user, Role::Qa)?;
+    }
+    Ok(Facts {
+        app_builds,
+        test_integration,
+        test_integration_branch: test_branch.to_string(),
+        requirement_doc_edited: matches!((latest_own, &first_sha), (Some(d), Some(first)) if d.sha256 != *first),
+        pm_assigned: people.iter().any(|p| p.role == Role::Pm),
+        start_date: req.dates.start.is_some(),
+        end_date: req.dates.end.is_some(),
+        requirement_review: review("requirement")?,
+        tech_design_doc: has_doc(DocKind::TechDesign),
+        tech_design_review: review("tech-design")?,
+        branches,
+        test_cases_review: review("test-cases")?,
+        test_submit_date: req.dates.test_submit.is_some(),
+        qa_signoff,
+        release_plan_doc: has_doc(DocKind::ReleasePlan),
+        rollback_plan_doc: has_doc(DocKind::RollbackPlan),
+        ..Facts::default()
+    })
+}
+
+/// A move of a requirement from one state to the next, as `advance --json` tells it.
+#[derive(Serialize)]
+pub struct Transition {
+    pub key: String,
+    pub from: Status,
+    pub to: Status,
+    pub forced: bool,
+    pub missing: Vec<lifecycle::Missing>,
+}
+
+/// Moves the requirement to `to` in one transaction with its event, through the tracker,
+/// refusing if someone else moved it since `req` was read. A `comment` (a reason, a forced
+/// gate) goes to the tracker too.
+fn transition(
+    store: &mut Store,
+    tracker: &dyn Tracker,
+    req: &Requirement,
+    to: Status,
+    e: Event,
+    comment: Option<&str>,
+) -> Result<()> {
+    let key = req.key();
+    store.write(|tx| {
+        let now = store::requirement(tx, &key)?;
+        if now.status != req.status {
+            return Err(XoneError::conflict(format!(
+                "{key} changed from {} to {} while this command ran",
+                req.status, now.status
+            ))
+            .hint("look at it again with `xone requirement show`"));
+        }
+        tracker.transition(tx, &key, req.status, to)?;
+        if let Some(text) = comment {
+            tracker.comment(tx, &key, &e.actor, text)?;
+        }
+        store::record(
+            tx,
+            &Event { from: Some(req.status.to_string()), to: Some(to.to_string()), ..e },
+        )
+    })
+}
+
+/// Moves the requirement one step on when that step's gate is open (or `force`d, on the
+/// record). Out of `submitted`, the smoke check runs last; its failure rejects the
+/// requirement back to `developing`.
+pub fn advance(
+    scope: &Scope,
+    w: &Work,
+    store: &mut Store,
+    key: &RequirementKey,
+    force: bool,
+    reason: Option<String>,
+) -> Result<Transition> {
+    let req = store::requirement(store.conn(), key)?;
+    let Some(to) = req.status.next() else {
+        return Err(XoneError::gate(format!("{key} is {}: there is no next step", req.status)));
+    };
+    let branches = super::branches::views(w.forges, store.conn(), Some(key), None)?;
+    let test_branch = super::branches::integration_branch(scope.config, "test")?;
+    let mut facts = gather_facts(w.forges, store, &req, &branches, &test_branch)?;
+    let smoke = release_facts(scope, w.forges, store, &req, &branches, &test_branch, &mut facts)?;
+    let missing = lifecycle::gate(req.status, key, &facts);
+    // The smoke check runs last, on a deployment the gate found right: only its failure
+    // sends the requirement back to development.
+    if missing.is_empty() && req.status == Status::Submitted {
+        if let Some(output) = run_smoke(scope.ui, &smoke)? {
+            let e = Event {
+                reason: Some(output.clone()),
+                ..events::requirement(&req, w.actor, "reject")
+            };
+            transition(store, w.tracker, &req, Status::Developing, e, Some(&output))?;
+            return Err(XoneError::gate(format!(
+                "{key} failed its smoke check: rejected back to developing"
+            ))
+            .cause(output)
+            .hint(format!(
+                "fix it, deploy again and advance: xone requirement log {key} has the output"
+            )));
+        }
+    }
+    if !missing.is_empty() && !force {
+        let mut err =
+            XoneError::gate(format!("{key} cannot enter {to}: {} missing", missing.len()));
+        for m in &missing {
+            err = err.cause(&m.item);
+        }
+        for m in &missing {
+            err = err.hint(m.hint.clone());
+        }
+        return Err(err.hint(format!(
+            "or pass the gate knowingly: xone requirement advance {key} --force --reason \"…\""
+        )));
+    }
+    let forced = !missing.is_empty();
+    let detail = forced.then(|| {
+        let items: Vec<&str> = missing.iter().map(|m| m.item.as_str()).collect();
+        format!("gate forced past: {}", items.join("; "))
+    });
+    let comment = detail.as_ref().map(|d| match &reason {
+        Some(r) => format!("{d} (reason: {r})"),
+        None => d.clone(),
+    });
+    let e = Event { detail, reason, forced, ..events::requirement(&req, w.actor, "advance") };
+    transition(store, w.tracker, &req, to, e, comment.as_deref())?;
+    Ok(Transition { key: key.to_string(), from: req.status, to, forced, missing })
+}
+
+/// Whether a requirement in this state can be rejected back to `developing`; the error says
+/// why not.
+pub fn check_rejectable(store: &Store, key: &RequirementKey) -> Result<Requirement> {
+    let req = store::requirement(store.conn(), key)?;
+    if !req.status.can_reject() {
+        return Err(XoneError::gate(format!(
+            "{key} is {}: only submitted or testing work can be rejected",
+            req.status
+        ))
+        .hint("cancel it instead with `xone requirement cancel`"));
+    }
+    Ok(req)
+}
+
+/// Sends submitted or testing work back to `developing`, with the reason.
+pub fn reject(w: &Work, store: &mut Store, req: &Requirement, reason: String) -> Result<()> {
+    let e = Event { reason: Some(reason.clone()), ..events::requirement(req, w.actor, "reject") };
+    transition(store, w.tracker, req, Status::Developing, e, Some(&reason))
+}
+
+/// Cancels a requirement that is not closed, with the reason.
+pub fn cancel(w: &Work, store: &mut Store, req: &Requirement, reason: String) -> Result<()> {
+    let e = Event { reason: Some(reason.clone()), ..events::requirement(req, w.actor, "cancel") };
+    transition(store, w.tracker, req, Status::Cancelled, e, Some(&reason))
+}
+
+/// Records QA's sign-off by the acting user, who must be a qa member of the project.
+pub fn signoff(
+    w: &Work,
+    store: &mut Store,
+    key: &RequirementKey,
+    note: Option<String>,
+) -> Result<()> {
+    let actor = w.actor;
+    let req = open_requirement(store.conn(), key)?;
+    if !store::has_role(store.conn(), &key.project, actor, Role::Qa)? {
+        return Err(XoneError::gate(format!(
+            "{actor} is not a qa member of {}: only QA signs off",
+            key.project
+        ))
+        .hint(format!(
+            "xone project member add {} {actor} --role qa, or act as a qa member (XONE_USER)",
+            key.project
+        )));
+    }
+    if !matches!(req.status, Status::Submitted | Status::Testing) {
+        return Err(XoneError::gate(format!(
+            "{key} is {}: QA signs off on work in submitted or testing",
+            req.status
+        )));
+    }
+    store.write(|tx| {
+        store::insert_signoff(tx, key, actor, note.as_deref())?;
+        let text = match &note {
+            Some(n) => format!("signed off by {actor}: {n}"),
+            None => format!("signed off by {actor}"),
+        };
+        w.tracker.comment(tx, key, actor, &text)?;
+        store::record(
+            tx,
+            &Event { detail: note.clone(), ..events::requirement(&req, actor, "signoff") },
+        )
+    })
+}

@@ -1,0 +1,35 @@
+//! The work the commands ask for, over the domain (the rules), the store (the local journal)
+//! and the adapters (the systems xone talks to). No clap and no printing of data: a command
+//! parses, lends an operation what it needs (`Scope`), and reports what comes back. Progress
+//! and warnings reach a person through the `Ui` handle in the scope.
+
+pub mod branches;
+pub mod docs;
+pub mod events;
+pub mod fan_out;
+pub mod lifecycle;
+pub mod release;
+pub mod requirement;
+pub mod target;
+pub mod watch;
+
+use crate::adapters::tracker::Tracker;
+use crate::adapters::{http, Forges};
+use crate::config::Config;
+use crate::ui::Ui;
+
+/// What a command lends an operation: the settings, how remote systems are reached, and the
+/// handle through which progress and warnings reach a person.
+pub struct Scope<'a> {
+    pub config: &'a Config,
+    pub remote: http::Settings,
+    pub ui: &'a Ui,
+}
+
+/// Who acts, and the systems an operation on requirements and their branches reaches.
+pub struct Work<'a> {
+    pub ui: &'a Ui,
+    pub forges: &'a Forges,
+    pub tracker: &'a dyn Tracker,
+    pub actor: &'a str,
+}
