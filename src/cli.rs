@@ -65,7 +65,7 @@ pub enum Command {
     #[command(subcommand)]
     Auth(crate::commands::auth::AuthCommand),
     /// Check that every configured system can be reached, and how fast
-    Doctor(crate::commands::auth::DoctorArgs),
+    Doctor(crate::commands::doctor::DoctorArgs),
     /// Git hooks that keep commits traceable to their requirement
     #[command(subcommand)]
     Hook(crate::commands::hook::HookCommand),

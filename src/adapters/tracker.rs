@@ -43,7 +43,8 @@ pub trait Tracker {
         url: Option<&str>,
     ) -> Result<()>;
     /// The project's requirements changed since `since` (RFC 3339 UTC), oldest change first:
-    /// what an incremental sync from the tracker reads.
+    /// what an incremental `xone sync` from the tracker reads. No command syncs yet.
+    #[cfg_attr(not(test), allow(dead_code))]
     fn changed_since(
         &self,
         c: &Connection,

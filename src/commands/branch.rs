@@ -153,7 +153,6 @@ fn integrate(cx: &mut Ctx, a: IntegrateArgs) -> Result<()> {
     let w = Work { ui: scope.ui, forges: &forges, tracker: tracker.as_ref(), actor: &actor };
     let reports =
         branches::integrate(&w, &mut store, scope.config, &a.env, &a.keys, a.project.as_ref())?;
-    drop(scope);
     report_repos(cx, "branch integrate", reports)
 }
 

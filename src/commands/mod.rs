@@ -1,13 +1,12 @@
 //! One module per command group: clap `Args` beside a thin handler that loads, asks the
 //! domain, stores and reports.
 
-pub mod app;
 pub mod auth;
 pub mod branch;
 pub mod build;
 pub mod complete;
 pub mod deploy;
-pub mod env;
+pub mod doctor;
 pub mod hook;
 pub mod project;
 pub mod quickstart;
@@ -166,7 +165,7 @@ pub fn dispatch(cx: &mut Ctx, cli: Cli) -> Result<()> {
         Command::Build(a) => build::run(cx, a),
         Command::Deploy(a) => deploy::run(cx, a),
         Command::Rollback(a) => rollback::run(cx, a),
-        Command::Doctor(a) => auth::doctor(cx, a),
+        Command::Doctor(a) => doctor::run(cx, a),
         Command::Completion(a) => setup::completion(cx, a),
         Command::Man(a) => setup::man(cx, a),
         Command::Quickstart(a) => quickstart::run(cx, a),

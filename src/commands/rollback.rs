@@ -48,7 +48,6 @@ pub fn run(cx: &mut Ctx, a: RollbackArgs) -> Result<()> {
     let actor = cx.actor()?;
     let scope = cx.scope()?;
     let done = release::rollback(&scope, &mut store, &t, a.to_revision, wait, &actor)?;
-    drop(scope);
     let record = match done {
         Rollback::Skipped { revision } => {
             // As kubectl: nothing to do is not a failure.
@@ -79,7 +78,6 @@ fn requirement(cx: &mut Ctx, key: &RequirementKey, at: &AtEnv, wait: bool) -> Re
     let scope = cx.scope()?;
     let done =
         release::rollback_requirement(&scope, &mut store, key, at.env.as_deref(), wait, &actor)?;
-    drop(scope);
     if cx.ui.json {
         cx.ui.print_json(&done.records)?;
     }

@@ -526,3 +526,176 @@ pub fn signoff(
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use rusqlite::Connection;
+
+    use super::*;
+    use crate::adapters::tracker_local::BuiltinTracker;
+    use crate::adapters::{gitlab, http};
+    use crate::ops::requirement::{self, NewRequirement};
+
+    /// The built-in tracker, with every call written down.
+    #[derive(Default)]
+    struct Recording {
+        calls: RefCell<Vec<String>>,
+    }
+
+    impl Tracker for Recording {
+        fn create(
+            &self,
+            c: &Connection,
+            project: &ProjectKey,
+            title: &str,
+            actor: &str,
+        ) -> Result<RequirementKey> {
+            self.calls.borrow_mut().push(format!("create {project} {title}"));
+            BuiltinTracker.create(c, project, title, actor)
+        }
+        fn transition(
+            &self,
+            c: &Connection,
+            key: &RequirementKey,
+            from: Status,
+            to: Status,
+        ) -> Result<()> {
+            self.calls.borrow_mut().push(format!("transition {key} {from} -> {to}"));
+            BuiltinTracker.transition(c, key, from, to)
+        }
+        fn comment(
+            &self,
+            _: &Connection,
+            key: &RequirementKey,
+            actor: &str,
+            text: &str,
+        ) -> Result<()> {
+            self.calls.borrow_mut().push(format!("comment {key} by {actor}: {text}"));
+            Ok(())
+        }
+        fn link(
+            &self,
+            _: &Connection,
+            key: &RequirementKey,
+            id: &str,
+            _: &str,
+            _: Option<&str>,
+        ) -> Result<()> {
+            self.calls.borrow_mut().push(format!("link {key} {id}"));
+            Ok(())
+        }
+        fn changed_since(
+            &self,
+            c: &Connection,
+            project: &ProjectKey,
+            since: &str,
+        ) -> Result<Vec<RequirementKey>> {
+            BuiltinTracker.changed_since(c, project, since)
+        }
+    }
+
+    fn forges() -> Forges {
+        Forges::new(gitlab::Settings {
+            url: None,
+            token: None,
+            http: http::Settings {
+                timeout: std::time::Duration::from_secs(1),
+                retries: 0,
+                verbose: false,
+            },
+            mirrors: std::env::temp_dir(),
+            workspace: std::env::temp_dir(),
+        })
+    }
+
+    fn project(store: &mut Store) -> ProjectKey {
+        let key: ProjectKey = "PAY".parse().unwrap();
+        store.write(|tx| store::insert_project(tx, &key, "Payments", "", "alice")).unwrap();
+        key
+    }
+
+    #[test]
+    fn the_lifecycle_creates_moves_and_comments_through_the_tracker() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let pay = project(&mut store);
+        let tracker = Recording::default();
+        let new = NewRequirement {
+            project: &pay,
+            title: "Refunds",
+            start: None,
+            end: None,
+            first_edit: None,
+            assign: &[],
+        };
+        let key = requirement::create(&mut store, &tracker, &new, "alice").unwrap();
+        let (ui, forges) = (Ui::new(false, true, false), forges());
+        let w = Work { ui: &ui, forges: &forges, tracker: &tracker, actor: "quinn" };
+
+        store.write(|tx| store::set_status(tx, &key, Status::Submitted)).unwrap();
+        let req = check_rejectable(&store, &key).unwrap();
+        reject(&w, &mut store, &req, "the totals are wrong".into()).unwrap();
+        let req = open_requirement(store.conn(), &key).unwrap();
+        assert_eq!(req.status, Status::Developing);
+        cancel(&w, &mut store, &req, "no longer wanted".into()).unwrap();
+
+        assert_eq!(
+            tracker.calls.borrow().as_slice(),
+            [
+                "create PAY Refunds",
+                "transition PAY-1 submitted -> developing",
+                "comment PAY-1 by quinn: the totals are wrong",
+                "transition PAY-1 developing -> cancelled",
+                "comment PAY-1 by quinn: no longer wanted",
+            ]
+        );
+        let actions: Vec<String> =
+            store::events(store.conn(), &key).unwrap().into_iter().map(|e| e.action).collect();
+        assert_eq!(actions, ["create", "reject", "cancel"]);
+        assert_eq!(store::requirement(store.conn(), &key).unwrap().status, Status::Cancelled);
+    }
+
+    #[test]
+    fn a_move_someone_else_made_first_is_a_conflict_and_reaches_no_tracker() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let pay = project(&mut store);
+        let key =
+            store.write(|tx| store::insert_requirement(tx, &pay, "Refunds", "alice")).unwrap();
+        store.write(|tx| store::set_status(tx, &key, Status::Testing)).unwrap();
+        let req = check_rejectable(&store, &key).unwrap();
+        // Another process moves it on meanwhile.
+        store.write(|tx| store::set_status(tx, &key, Status::Gray)).unwrap();
+        let tracker = Recording::default();
+        let (ui, forges) = (Ui::new(false, true, false), forges());
+        let w = Work { ui: &ui, forges: &forges, tracker: &tracker, actor: "quinn" };
+        let err = reject(&w, &mut store, &req, "late".into()).unwrap_err();
+        assert_eq!(err.kind, crate::ui::Kind::Conflict, "{}", err.message);
+        assert!(tracker.calls.borrow().is_empty());
+        assert_eq!(store::requirement(store.conn(), &key).unwrap().status, Status::Gray);
+    }
+
+    #[test]
+    fn the_builtin_tracker_lists_what_changed_since_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let pay = project(&mut store);
+        let tracker = BuiltinTracker;
+        let first = store.write(|tx| tracker.create(tx, &pay, "One", "alice")).unwrap();
+        let second = store.write(|tx| tracker.create(tx, &pay, "Two", "alice")).unwrap();
+        let all = tracker.changed_since(store.conn(), &pay, "1970-01-01T00:00:00Z").unwrap();
+        assert_eq!(all, [first.clone(), second.clone()]);
+        assert!(tracker
+            .changed_since(store.conn(), &pay, "2999-01-01T00:00:00Z")
+            .unwrap()
+            .is_empty());
+        // A move is a change.
+        store
+            .write(|tx| tracker.transition(tx, &first, Status::Draft, Status::RequirementReview))
+            .unwrap();
+        let since = store::requirement(store.conn(), &first).unwrap().updated_at;
+        assert!(tracker.changed_since(store.conn(), &pay, &since).unwrap().contains(&first));
+    }
+}

@@ -4,10 +4,14 @@
 //! and warnings reach a person through the `Ui` handle in the scope.
 
 pub mod branches;
+pub mod build;
 pub mod docs;
+pub mod doctor;
 pub mod events;
 pub mod fan_out;
 pub mod lifecycle;
+pub mod pipeline;
+pub mod project;
 pub mod release;
 pub mod requirement;
 pub mod target;

@@ -688,7 +688,7 @@ pub enum Rollback {
     /// The revision asked for already runs: as with kubectl, nothing to do.
     Skipped { revision: i64 },
     /// The record of the rollback; its status says whether it rolled out.
-    Done(Deploy),
+    Done(Box<Deploy>),
 }
 
 /// Rolls an app back as `kubectl rollout undo` does: the pod template of the previous
@@ -709,7 +709,7 @@ pub fn rollback(
         }
     }
     let undo = Undo { deployment: &name, to, requirement: None, wait };
-    undo_one(scope, store, t, &undo, actor).map(Rollback::Done)
+    undo_one(scope, store, t, &undo, actor).map(|d| Rollback::Done(Box::new(d)))
 }
 
 /// One rollback to make: of which Deployment, to which revision (default: the previous), for

@@ -1184,6 +1184,7 @@ pub fn requirements_in(
 }
 
 /// The project's requirements updated at or after `since` (RFC 3339 UTC), oldest first.
+#[cfg_attr(not(test), allow(dead_code))]
 pub fn requirements_changed_since(
     c: &Connection,
     project: &ProjectKey,

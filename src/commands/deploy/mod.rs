@@ -156,7 +156,6 @@ fn deploy(cx: &mut Ctx, a: RunArgs) -> Result<()> {
         &actor,
     )?;
     if a.dry_run {
-        drop(scope);
         if cx.ui.json {
             return cx.ui.print_json(&plan.objects);
         }
@@ -170,7 +169,6 @@ fn deploy(cx: &mut Ctx, a: RunArgs) -> Result<()> {
         force_conflicts: a.force_conflicts,
     };
     let record = release::deploy(&scope, &mut store, &plan, &options, &actor)?;
-    drop(scope);
     if cx.ui.json {
         return cx.ui.print_json(&record);
     }

@@ -67,7 +67,6 @@ pub fn run(cx: &mut Ctx, a: WatchArgs) -> Result<()> {
     };
     let scope = cx.scope()?;
     let done = watch::watch(&scope, &mut store, app, env, &request, &actor)?;
-    drop(scope);
     let (app, env) = (&done.watch.app, &done.watch.env);
     match done.verdict {
         Verdict::Passed(detail) => {

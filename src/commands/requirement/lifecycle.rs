@@ -32,7 +32,6 @@ pub fn advance(
     let scope = cx.scope()?;
     let w = Work { ui: scope.ui, forges: &forges, tracker: tracker.as_ref(), actor: &actor };
     let t = lifecycle::advance(&scope, &w, &mut store, key, force, reason)?;
-    drop(scope);
     if cx.ui.json {
         return cx.ui.print_json(&t);
     }

@@ -5,10 +5,11 @@
 use clap::{Args, Subcommand};
 use clap_complete::ArgValueCandidates;
 
-use super::{complete, Ctx};
+use super::super::{complete, Ctx};
 use crate::domain::names::check_env;
 use crate::domain::ProjectKey;
-use crate::store::{self, Env, Event};
+use crate::ops::events;
+use crate::store::{self, Env};
 use crate::ui::{table, Result, XoneError};
 
 #[derive(Subcommand, Debug)]
@@ -184,13 +185,12 @@ fn set(cx: &mut Ctx, a: SetArgs) -> Result<()> {
         store::set_env(tx, &env)?;
         store::record(
             tx,
-            &Event {
-                project: a.key.to_string(),
-                actor: actor.clone(),
-                action: "env set".into(),
-                detail: Some(format!("{}: {} / {}", env.name, env.context, env.namespace)),
-                ..Event::default()
-            },
+            &events::project(
+                &a.key,
+                &actor,
+                "env set",
+                format!("{}: {} / {}", env.name, env.context, env.namespace),
+            ),
         )
     })?;
     let stored = store::envs(store.conn(), &a.key)?.into_iter().find(|e| e.name == a.env);

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use clap::{Args, Subcommand};
 use clap_complete::ArgValueCandidates;
 
-use super::{complete, Ctx};
+use super::super::{complete, Ctx};
 use crate::domain::names::check_env;
 use crate::domain::ProjectKey;
-use crate::store::{self, App, Event};
+use crate::ops::events;
+use crate::store::{self, App};
 use crate::ui::{table, Result, XoneError};
 
 #[derive(Subcommand, Debug)]
@@ -253,13 +254,7 @@ fn add(cx: &mut Ctx, a: AddArgs) -> Result<()> {
         store::insert_app(tx, &app)?;
         store::record(
             tx,
-            &Event {
-                project: a.key.to_string(),
-                actor: actor.clone(),
-                action: "app add".into(),
-                detail: Some(format!("{} from {}", app.name, app.repo)),
-                ..Event::default()
-            },
+            &events::project(&a.key, &actor, "app add", format!("{} from {}", app.name, app.repo)),
         )
     })?;
     if cx.ui.json {

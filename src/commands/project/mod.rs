@@ -1,0 +1,233 @@
+//! `xone project`: projects, their repositories, members, templates, apps and environments.
+
+mod app;
+mod env;
+mod member;
+mod repo;
+mod template;
+
+use clap::{Args, Subcommand};
+use clap_complete::ArgValueCandidates;
+use serde::Serialize;
+
+use super::{complete, Ctx};
+use crate::domain::ProjectKey;
+use crate::ops::project::{self, NewProject};
+use crate::store;
+use crate::ui::{table, Result, XoneError};
+
+#[derive(Subcommand, Debug)]
+pub enum ProjectCommand {
+    /// Create a project
+    Create(CreateArgs),
+    /// List projects
+    #[command(
+        after_long_help = "JSON: [{\"key\", \"name\", \"description\", \"created_at\", \"created_by\", \"archived_at\", \"repos\", \"members\", \"requirements\"}]"
+    )]
+    List {
+        /// Include archived projects
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show a project: repositories, members, requirements by status
+    #[command(
+        after_long_help = "JSON: {\"key\", \"name\", \"description\", \"created_at\", \"created_by\", \"archived_at\", \"repos\": [{\"name\", \"kind\", \"location\", \"default_branch\", \"bare\"}], \"members\": [{\"user\", \"roles\"}], \"requirements\": {STATUS: count}}"
+    )]
+    Show {
+        #[arg(add = ArgValueCandidates::new(complete::project_keys))]
+        key: ProjectKey,
+    },
+    /// Archive a project: it stays readable and takes no new requirements
+    Archive {
+        #[arg(add = ArgValueCandidates::new(complete::project_keys))]
+        key: ProjectKey,
+    },
+    /// The project's code repositories
+    #[command(subcommand)]
+    Repo(repo::RepoCommand),
+    /// The project's members and their roles
+    #[command(subcommand)]
+    Member(member::MemberCommand),
+    /// Print or replace the template a document kind starts from
+    Template(template::TemplateArgs),
+    /// The project's apps: deployable services built from its repositories
+    #[command(subcommand)]
+    App(app::AppCommand),
+    /// The project's environments: Kubernetes context and namespace, Prometheus, registry
+    #[command(subcommand)]
+    Env(env::EnvCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// Project key: 2 to 10 upper-case letters or digits (e.g. PAY); requirement keys are KEY-N
+    pub key: ProjectKey,
+    /// Human name
+    #[arg(long)]
+    pub name: String,
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// Link a repository: gitlab:GROUP/NAME, its URL on the configured GitLab, or the path of
+    /// a local git repository (bare or with a work tree)
+    #[arg(long = "repo", value_name = "PATH_OR_URL")]
+    pub repos: Vec<String>,
+    /// Create a repository and link it: a GitLab project NAME in gitlab.namespace when that is
+    /// set (or gitlab:NAME), else a new local repository at the path NAME
+    #[arg(long, value_name = "NAME")]
+    pub create_repo: Option<String>,
+}
+
+pub fn run(cx: &mut Ctx, cmd: ProjectCommand) -> Result<()> {
+    match cmd {
+        ProjectCommand::Create(a) => create(cx, a),
+        ProjectCommand::List { all } => list(cx, all),
+        ProjectCommand::Show { key } => show(cx, &key),
+        ProjectCommand::Archive { key } => archive(cx, &key),
+        ProjectCommand::Repo(c) => repo::run(cx, c),
+        ProjectCommand::Member(c) => member::run(cx, c),
+        ProjectCommand::Template(a) => template::run(cx, a),
+        ProjectCommand::App(c) => app::run(cx, c),
+        ProjectCommand::Env(c) => env::run(cx, c),
+    }
+}
+
+fn create(cx: &mut Ctx, a: CreateArgs) -> Result<()> {
+    let actor = cx.actor()?;
+    let mut store = cx.store()?;
+    let forges = cx.forges()?;
+    let namespace = cx.config()?.str("gitlab.namespace").map(str::to_string);
+    let new = NewProject {
+        key: &a.key,
+        name: &a.name,
+        description: &a.description,
+        repos: &a.repos,
+        create_repo: a.create_repo.as_deref(),
+        namespace: namespace.as_deref(),
+    };
+    let linked = project::create(&mut store, &forges, &new, &actor)?;
+    if cx.ui.json {
+        return show(cx, &a.key);
+    }
+    cx.ui.status(format!("created project {} ({}) with {linked} repositories", a.key, a.name));
+    cx.ui.line(&a.key)
+}
+
+#[derive(Serialize)]
+struct ProjectSummary {
+    #[serde(flatten)]
+    project: store::Project,
+    repos: usize,
+    members: usize,
+    requirements: usize,
+}
+
+fn list(cx: &mut Ctx, all: bool) -> Result<()> {
+    let store = cx.store()?;
+    let c = store.conn();
+    let mut rows = Vec::new();
+    for p in store::projects(c, all)? {
+        let key: ProjectKey = p.key.parse().map_err(XoneError::internal)?;
+        let requirements: i64 =
+            c.query_row("SELECT count(*) FROM requirement WHERE project = ?1", [&p.key], |r| {
+                r.get(0)
+            })?;
+        rows.push(ProjectSummary {
+            repos: store::repos(c, &key)?.len(),
+            members: store::members(c, &key)?.len(),
+            requirements: requirements as usize,
+            project: p,
+        });
+    }
+    if cx.ui.json {
+        return cx.ui.print_json(&rows);
+    }
+    if rows.is_empty() {
+        cx.ui.status("no projects yet: create one with `xone project create KEY --name NAME`");
+        return Ok(());
+    }
+    let mut t = vec![vec![
+        "KEY".into(),
+        "NAME".into(),
+        "REPOS".into(),
+        "MEMBERS".into(),
+        "REQUIREMENTS".into(),
+    ]];
+    for r in &rows {
+        let name = match &r.project.archived_at {
+            Some(_) => format!("{} (archived)", r.project.name),
+            None => r.project.name.clone(),
+        };
+        t.push(vec![
+            r.project.key.clone(),
+            name,
+            r.repos.to_string(),
+            r.members.to_string(),
+            r.requirements.to_string(),
+        ]);
+    }
+    write!(cx.ui.out(), "{}", table(&t))?;
+    Ok(())
+}
+
+fn show(cx: &mut Ctx, key: &ProjectKey) -> Result<()> {
+    let store = cx.store()?;
+    let c = store.conn();
+    let p = store::project(c, key)?;
+    let repos = store::repos(c, key)?;
+    let members = store::members(c, key)?;
+    let mut st =
+        c.prepare("SELECT status, count(*) FROM requirement WHERE project = ?1 GROUP BY status")?;
+    let counts: std::collections::BTreeMap<String, i64> = st
+        .query_map([key.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    if cx.ui.json {
+        return cx.ui.print_json(&serde_json::json!({
+            "key": p.key, "name": p.name, "description": p.description,
+            "created_at": p.created_at, "created_by": p.created_by, "archived_at": p.archived_at,
+            "repos": repos, "members": members, "requirements": counts,
+        }));
+    }
+    let ui = &mut cx.ui;
+    let title = format!("{}  {}", p.key, p.name);
+    ui.line(ui.bold(&title))?;
+    if !p.description.is_empty() {
+        ui.line(&p.description)?;
+    }
+    ui.line(format!("created {} by {}", p.created_at, p.created_by))?;
+    if let Some(at) = &p.archived_at {
+        ui.line(ui.yellow(&format!("archived {at}")))?;
+    }
+    ui.line(format!("\n{}", ui.bold("Repositories")))?;
+    if repos.is_empty() {
+        ui.line("  none: xone project repo add KEY PATH")?;
+    }
+    for r in &repos {
+        let bare = if r.bare { ", bare" } else { "" };
+        ui.line(format!("  {}  {} ({}{bare})  {}", r.name, r.default_branch, r.kind, r.location))?;
+    }
+    ui.line(format!("\n{}", ui.bold("Members")))?;
+    for m in &members {
+        ui.line(format!("  {}  {}", m.user, m.roles.join(", ")))?;
+    }
+    ui.line(format!("\n{}", ui.bold("Requirements")))?;
+    for s in crate::domain::Status::ALL {
+        if let Some(n) = counts.get(s.as_str()) {
+            ui.line(format!("  {s}: {n}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn archive(cx: &mut Ctx, key: &ProjectKey) -> Result<()> {
+    let actor = cx.actor()?;
+    let mut store = cx.store()?;
+    let p = store::project(store.conn(), key)?;
+    if p.archived_at.is_some() {
+        cx.ui.status(format!("project {key} is already archived"));
+        return Ok(());
+    }
+    cx.ui.confirm_or_stop(&format!("Archive project {key} ({})?", p.name), "not archived")?;
+    project::archive(&mut store, key, &p.name, &actor)?;
+    cx.ui.status(format!("archived project {key}"));
+    Ok(())
+}

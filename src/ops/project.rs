@@ -1,0 +1,186 @@
+//! Projects: made with their repositories (checked, or created, before anything is
+//! written), archived, and their repositories, members and templates changed, each with its
+//! event.
+
+use std::path::PathBuf;
+
+use super::events;
+use crate::adapters::forge_local::init_repository;
+use crate::adapters::{Forges, RepoInfo};
+use crate::domain::{DocKind, ProjectKey, Role};
+use crate::store::{self, Repo, Store};
+use crate::ui::{Result, XoneError};
+
+/// Checks a repository before anything is written, and says what xone will call it.
+pub fn describe_repo(forges: &Forges, location: &str, name: Option<&str>) -> Result<Repo> {
+    Ok(as_repo(forges.describe(location)?, name))
+}
+
+fn as_repo(info: RepoInfo, name: Option<&str>) -> Repo {
+    Repo {
+        id: 0,
+        name: name.map(str::to_string).unwrap_or(info.name),
+        kind: info.kind.into(),
+        location: info.location,
+        default_branch: info.default_branch,
+        bare: info.bare,
+        remote_id: info.remote_id,
+        clone_url: info.clone_url,
+        web_url: info.web_url,
+    }
+}
+
+/// A project to create.
+pub struct NewProject<'a> {
+    pub key: &'a ProjectKey,
+    pub name: &'a str,
+    pub description: &'a str,
+    /// Repositories to link: paths or GitLab references.
+    pub repos: &'a [String],
+    /// A repository to create and link: on GitLab in `namespace` (or `gitlab:NAME`), else a
+    /// local one at the path.
+    pub create_repo: Option<&'a str>,
+    pub namespace: Option<&'a str>,
+}
+
+/// Creates the project with its repositories; returns how many were linked. Everything is
+/// checked before anything is made; a repository made for a project that then cannot be
+/// stored is taken away again.
+pub fn create(store: &mut Store, forges: &Forges, new: &NewProject, actor: &str) -> Result<usize> {
+    let key = new.key;
+    store::ensure_new_project(store.conn(), key)?;
+    let mut repos =
+        new.repos.iter().map(|r| describe_repo(forges, r, None)).collect::<Result<Vec<_>>>()?;
+    let mut local_made = None;
+    let mut remote_made = None;
+    if let Some(name) = new.create_repo {
+        let on_gitlab = name.strip_prefix("gitlab:").or(new.namespace.is_some().then_some(name));
+        match on_gitlab {
+            Some(name) => {
+                let namespace = new.namespace.ok_or_else(|| {
+                    XoneError::gate("no GitLab namespace is set for new projects")
+                        .hint("set it: xone config set gitlab.namespace GROUP")
+                })?;
+                let info = forges.gitlab()?.create_project(namespace, name)?;
+                remote_made = Some(info.location.clone());
+                repos.push(as_repo(info, None));
+            }
+            None => {
+                let path = PathBuf::from(name);
+                init_repository(&path, &[])?;
+                local_made = Some(path.clone());
+                repos.push(describe_repo(forges, &path.to_string_lossy(), None)?);
+            }
+        }
+    }
+    let stored = store.write(|tx| {
+        store::insert_project(tx, key, new.name, new.description, actor)?;
+        for r in &repos {
+            store::insert_repo(tx, key, r)?;
+        }
+        store::record(tx, &events::project(key, actor, "project create", new.name.to_string()))
+    });
+    if let (Err(_), Some(path)) = (&stored, &local_made) {
+        let _ = std::fs::remove_dir_all(path);
+    }
+    if let (Err(e), Some(path)) = (stored.as_ref(), &remote_made) {
+        // A GitLab project is not deleted behind the user's back: say where it is.
+        return Err(e.clone().hint(format!(
+            "GitLab project {path} was created; link it with `xone project repo add {key} gitlab:{path}`"
+        )));
+    }
+    stored?;
+    Ok(repos.len())
+}
+
+/// Archives the project: it stays readable and takes no new requirements.
+pub fn archive(store: &mut Store, key: &ProjectKey, name: &str, actor: &str) -> Result<()> {
+    store.write(|tx| {
+        store::archive_project(tx, key)?;
+        store::record(tx, &events::project(key, actor, "project archive", name.to_string()))
+    })
+}
+
+/// Links a repository (checked first) to the project.
+pub fn add_repo(
+    store: &mut Store,
+    forges: &Forges,
+    key: &ProjectKey,
+    location: &str,
+    name: Option<&str>,
+    actor: &str,
+) -> Result<Repo> {
+    store::active_project(store.conn(), key)?;
+    let r = describe_repo(forges, location, name)?;
+    store.write(|tx| {
+        store::insert_repo(tx, key, &r)?;
+        let detail = format!("{} {}", r.name, r.location);
+        store::record(tx, &events::project(key, actor, "repo add", detail))
+    })?;
+    Ok(r)
+}
+
+/// Unlinks a repository; the repository itself is not touched.
+pub fn remove_repo(store: &mut Store, key: &ProjectKey, repo: &str, actor: &str) -> Result<()> {
+    store::project(store.conn(), key)?;
+    store.write(|tx| {
+        store::delete_repo(tx, key, repo)?;
+        store::record(tx, &events::project(key, actor, "repo remove", repo.to_string()))
+    })
+}
+
+/// Gives a user roles on the project; returns the roles that are new.
+pub fn add_member(
+    store: &mut Store,
+    key: &ProjectKey,
+    user: &str,
+    roles: &[Role],
+    actor: &str,
+) -> Result<Vec<Role>> {
+    store::active_project(store.conn(), key)?;
+    store.write(|tx| {
+        let added = store::add_member(tx, key, user, roles)?;
+        if !added.is_empty() {
+            let names: Vec<&str> = added.iter().map(|r| r.as_str()).collect();
+            let detail = format!("{user}: {}", names.join(", "));
+            store::record(tx, &events::project(key, actor, "member add", detail))?;
+        }
+        Ok(added)
+    })
+}
+
+/// Takes roles (all of them when `roles` is empty) from a user.
+pub fn remove_member(
+    store: &mut Store,
+    key: &ProjectKey,
+    user: &str,
+    roles: &[Role],
+    actor: &str,
+) -> Result<()> {
+    store::project(store.conn(), key)?;
+    store.write(|tx| {
+        store::remove_member(tx, key, user, roles)?;
+        let what = if roles.is_empty() {
+            "all roles".to_string()
+        } else {
+            roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+        };
+        store::record(tx, &events::project(key, actor, "member remove", format!("{user}: {what}")))
+    })
+}
+
+/// Sets the template a document kind starts from, or (`None`) goes back to the built-in one.
+pub fn set_template(
+    store: &mut Store,
+    key: &ProjectKey,
+    kind: DocKind,
+    body: Option<&str>,
+    actor: &str,
+) -> Result<()> {
+    store.write(|tx| {
+        store::set_template(tx, key, kind, body)?;
+        let what = if body.is_some() { "set" } else { "reset to the built-in one" };
+        let detail = format!("{kind} template {what}");
+        store::record(tx, &events::project(key, actor, "template", detail))
+    })
+}
