@@ -8,7 +8,7 @@ use git2::{BranchType, Oid, Repository, StatusOptions};
 use super::{
     BranchState, CommitInfo, Feature, Forge, Integration, MergeRequest, MrText, Outcome, RepoInfo,
 };
-use crate::store::Repo;
+use crate::store::{Repo, RepoKind};
 use crate::ui::{Result, XoneError};
 
 pub struct LocalForge;
@@ -439,7 +439,7 @@ impl Forge for LocalForge {
             .unwrap_or_else(|| "repo".to_string());
         Ok(RepoInfo {
             name,
-            kind: "local",
+            kind: RepoKind::Local,
             location: dir.to_string_lossy().trim_end_matches('/').to_string(),
             default_branch,
             bare: repo.is_bare(),

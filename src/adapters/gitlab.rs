@@ -14,7 +14,7 @@ use super::{
     BranchState, CommitInfo, Feature, Forge, Integration, MergeRequest, MrSummary, MrText, Outcome,
     RepoInfo,
 };
-use crate::store::Repo;
+use crate::store::{Repo, RepoKind};
 use crate::ui::{Kind, Result, XoneError};
 
 /// Where a token came from, for `auth status` and error hints; the value itself is never shown.
@@ -203,7 +203,7 @@ impl GitLab {
             p.get("default_branch").and_then(Value::as_str).unwrap_or("main").to_string();
         Ok(RepoInfo {
             name: path.rsplit('/').next().unwrap_or(&path).to_string(),
-            kind: "gitlab",
+            kind: RepoKind::Gitlab,
             default_branch,
             bare: false,
             remote_id: p.get("id").and_then(Value::as_i64),

@@ -12,7 +12,7 @@ pub mod tracker_local;
 
 use std::sync::OnceLock;
 
-use crate::store::Repo;
+use crate::store::{Repo, RepoKind};
 use crate::ui::{Result, XoneError};
 
 /// What a forge reports about a repository when it is linked to a project.
@@ -20,7 +20,7 @@ use crate::ui::{Result, XoneError};
 pub struct RepoInfo {
     pub name: String,
     /// Which forge serves it: `local` or `gitlab`.
-    pub kind: &'static str,
+    pub kind: RepoKind,
     pub location: String,
     pub default_branch: String,
     pub bare: bool,
@@ -199,14 +199,9 @@ impl Forges {
 
     /// The forge that serves a linked repository.
     pub fn for_repo(&self, repo: &Repo) -> Result<&dyn Forge> {
-        match repo.kind.as_str() {
-            "local" => Ok(&forge_local::LocalForge),
-            "gitlab" => Ok(self.gitlab()?),
-            other => Err(XoneError::gate(format!(
-                "repository {} is hosted on '{other}', which this xone does not know",
-                repo.name
-            ))
-            .hint("upgrade xone")),
+        match repo.kind {
+            RepoKind::Local => Ok(&forge_local::LocalForge),
+            RepoKind::Gitlab => Ok(self.gitlab()?),
         }
     }
 
@@ -222,21 +217,21 @@ impl Forges {
     /// The repository's objects on this machine, up to date: a local repository itself, or
     /// the fetched mirror of a GitLab one. Builds export commits from here.
     pub fn objects(&self, repo: &Repo) -> Result<git2::Repository> {
-        match repo.kind.as_str() {
-            "local" => git2::Repository::open(&repo.location).map_err(|e| {
+        match repo.kind {
+            RepoKind::Local => git2::Repository::open(&repo.location).map_err(|e| {
                 XoneError::not_found(format!("repository {} cannot be opened", repo.location))
                     .cause(e.message())
             }),
-            _ => self.gitlab()?.mirror(repo),
+            RepoKind::Gitlab => self.gitlab()?.mirror(repo),
         }
     }
 
     /// Where commits to a repository are made: a local repository itself, or the clone of a
     /// GitLab one in the workspace.
     pub fn work_tree(&self, repo: &Repo) -> std::path::PathBuf {
-        match repo.kind.as_str() {
-            "local" => repo.location.clone().into(),
-            _ => self.gitlab_settings.workspace.join(&repo.location),
+        match repo.kind {
+            RepoKind::Local => repo.location.clone().into(),
+            RepoKind::Gitlab => self.gitlab_settings.workspace.join(&repo.location),
         }
     }
 

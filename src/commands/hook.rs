@@ -10,7 +10,7 @@ use super::{complete, report_repos, Ctx};
 use crate::adapters::Outcome;
 use crate::domain::ProjectKey;
 use crate::ops::fan_out::RepoReport;
-use crate::store;
+use crate::store::{self, RepoKind};
 use crate::ui::{Result, XoneError};
 
 #[derive(Subcommand, Debug)]
@@ -114,7 +114,7 @@ fn install(cx: &mut Ctx, project: Option<ProjectKey>, force: bool) -> Result<()>
         .iter()
         .map(|r| {
             let dir = forges.work_tree(r);
-            let result = if r.kind != "local" && !dir.exists() {
+            let result = if r.kind != RepoKind::Local && !dir.exists() {
                 Ok(Outcome::Skipped(format!(
                     "not cloned yet: `xone branch checkout KEY` clones it into {}",
                     dir.display()

@@ -9,7 +9,7 @@ use super::{dispatch, Ctx};
 use crate::adapters::forge_local::{commit_files, ensure_empty, init_repository};
 use crate::cli::Cli;
 use crate::domain::date::Date;
-use crate::domain::ProjectKey;
+use crate::domain::{ProjectKey, ReviewKind};
 use crate::store;
 use crate::ui::{Result, XoneError};
 
@@ -147,7 +147,7 @@ pub fn run(cx: &mut Ctx, a: QuickstartArgs) -> Result<()> {
         cx,
         &["review", "create", &req, "--kind", "requirement", "--at", &format!("{start} 10:00")],
     )?;
-    let review = |cx: &mut Ctx, kind: &str| -> Result<String> {
+    let review = |cx: &mut Ctx, kind: ReviewKind| -> Result<String> {
         let store = cx.store()?;
         let k = req.parse().map_err(XoneError::internal)?;
         let id = store::latest_review(store.conn(), &k, kind)?
@@ -155,7 +155,7 @@ pub fn run(cx: &mut Ctx, a: QuickstartArgs) -> Result<()> {
             .ok_or_else(|| XoneError::internal("the review just opened is gone"))?;
         Ok(id.to_string())
     };
-    let r1 = review(cx, "requirement")?;
+    let r1 = review(cx, ReviewKind::Requirement)?;
     step(
         cx,
         &["review", "comment", &r1, "What about orders paid by voucher?", "--section", "Scope"],
@@ -177,7 +177,7 @@ pub fn run(cx: &mut Ctx, a: QuickstartArgs) -> Result<()> {
 
     step(cx, &["requirement", "doc", &req, "tech-design", "--attach", &design_doc])?;
     step(cx, &["review", "create", &req, "--kind", "tech-design"])?;
-    let r2 = review(cx, "tech-design")?;
+    let r2 = review(cx, ReviewKind::TechDesign)?;
     step(cx, &["review", "verdict", &r2, "approve"])?;
     step(cx, &["requirement", "advance", &req])?;
 
@@ -192,7 +192,7 @@ pub fn run(cx: &mut Ctx, a: QuickstartArgs) -> Result<()> {
 
     step(cx, &["requirement", "doc", &req, "test-cases", "--attach", &cases_doc])?;
     step(cx, &["review", "create", &req, "--kind", "test-cases"])?;
-    let r3 = review(cx, "test-cases")?;
+    let r3 = review(cx, ReviewKind::TestCases)?;
     step(cx, &["review", "verdict", &r3, "approve"])?;
     step(cx, &["requirement", "schedule", &req, "--test-submit", &submit])?;
     step(cx, &["requirement", "advance", &req])?;

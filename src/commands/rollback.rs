@@ -7,7 +7,7 @@ use super::{complete, AtEnv, Ctx};
 use crate::domain::RequirementKey;
 use crate::ops::release::{self, Rollback};
 use crate::ops::target::{self, Target};
-use crate::store::Deploy;
+use crate::store::{Deploy, DeployStatus};
 use crate::ui::{Kind, Result, XoneError};
 
 #[derive(Args, Debug)]
@@ -62,7 +62,7 @@ pub fn run(cx: &mut Ctx, a: RollbackArgs) -> Result<()> {
     if cx.ui.json {
         cx.ui.print_json(&vec![&record])?;
     }
-    if record.status == "failed" {
+    if record.status == DeployStatus::Failed {
         return Err(XoneError::new(
             Kind::Rollout,
             format!("the rollback of {} in {} failed", t.app.name, t.env.name),

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-use super::names::RequirementKey;
+use super::names::{RequirementKey, Verdict};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
 pub enum Status {
@@ -126,7 +126,7 @@ pub fn states_for_env(env: &str) -> Option<&'static [Status]> {
 #[derive(Clone, Debug, Default)]
 pub struct ReviewFact {
     pub id: i64,
-    pub verdict: Option<String>,
+    pub verdict: Option<Verdict>,
 }
 
 /// A requirement's feature branch in one repository, as the forge reports it now.
@@ -211,7 +211,7 @@ fn review_gate(out: &mut Vec<Missing>, key: &RequirementKey, kind: &str, r: &Opt
             format!("{kind} review #{id} has no verdict yet"),
             format!("xone review verdict {id} approve"),
         )),
-        Some(ReviewFact { id, verdict: Some(v) }) if v != "approve" => out.push(missing(
+        Some(ReviewFact { id, verdict: Some(v) }) if *v != Verdict::Approve => out.push(missing(
             format!("the latest {kind} review #{id} was not approved ({v})"),
             format!("address the comments, then xone review create {key} --kind {kind}"),
         )),
@@ -410,7 +410,7 @@ mod tests {
     }
 
     fn approved(id: i64) -> Option<ReviewFact> {
-        Some(ReviewFact { id, verdict: Some("approve".into()) })
+        Some(ReviewFact { id, verdict: Some(Verdict::Approve) })
     }
 
     fn items(from: Status, f: &Facts) -> Vec<String> {
@@ -463,7 +463,7 @@ mod tests {
             items(Status::RequirementReview, &f),
             ["requirement review #4 has no verdict yet"]
         );
-        f.requirement_review = Some(ReviewFact { id: 5, verdict: Some("reject".into()) });
+        f.requirement_review = Some(ReviewFact { id: 5, verdict: Some(Verdict::Reject) });
         assert!(items(Status::RequirementReview, &f)[0].contains("#5 was not approved"));
         f.requirement_review = approved(6);
         assert!(items(Status::RequirementReview, &f).is_empty());

@@ -6,7 +6,7 @@ pub mod names;
 pub mod template;
 
 pub use lifecycle::{Facts, Status};
-pub use names::{DocKind, ProjectKey, RequirementKey, ReviewKind, Role};
+pub use names::{DocKind, ProjectKey, RequirementKey, ReviewKind, Role, Verdict};
 pub mod ignore;
 pub mod manifest;
 pub mod reports;

@@ -165,6 +165,14 @@ word_enum! {
     }
 }
 
+word_enum! {
+    /// A review's verdict.
+    Verdict {
+        Approve = "approve",
+        Reject = "reject",
+    }
+}
+
 impl ReviewKind {
     pub fn doc_kind(self) -> DocKind {
         match self {

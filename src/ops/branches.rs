@@ -5,14 +5,13 @@
 use serde::Serialize;
 
 use super::fan_out::{fan_out, fan_out_shown, RepoReport};
-use super::requirement::open_requirement;
 use super::{events, Work};
 use crate::adapters::{Feature, Forges, MergeRequest, MrSummary, MrText, Outcome};
 use crate::config::Config;
 use crate::domain::lifecycle::states_for_env;
 use crate::domain::names::{self, feature_branch};
-use crate::domain::{ProjectKey, RequirementKey, Status};
-use crate::store::{self, BranchRecord, Event, Repo, Requirement, Store};
+use crate::domain::{DocKind, ProjectKey, RequirementKey, Status};
+use crate::store::{self, BranchRecord, Event, IntegrationStatus, Repo, Requirement, Store};
 use crate::ui::{short_sha, Kind, Result, Ui, XoneError};
 
 /// The integration branch of `env`, from `branch.integration` (`release/{env}`).
@@ -175,7 +174,7 @@ pub fn create(
     names: &[String],
     from: Option<&str>,
 ) -> Result<Vec<RepoReport>> {
-    let req = open_requirement(store.conn(), key)?;
+    let req = store::open_requirement(store.conn(), key)?;
     let repos = pick_repos(store, &key.project, names)?;
     // The name is fixed the first time, so a later title change does not fork the branches.
     let name = req.branch.clone().unwrap_or_else(|| feature_branch(key, &req.title));
@@ -226,7 +225,7 @@ pub fn sync(
     names: &[String],
     rebase: bool,
 ) -> Result<Vec<RepoReport>> {
-    let req = open_requirement(store.conn(), key)?;
+    let req = store::open_requirement(store.conn(), key)?;
     let targets = recorded(store, key, names)?;
     let results = fan_out_shown(
         w.ui,
@@ -391,7 +390,7 @@ pub fn integrate(
                 base,
                 base_sha: "",
                 sha: None,
-                status: "conflict",
+                status: IntegrationStatus::Conflict,
                 detail: None,
                 actor: w.actor,
             };
@@ -399,7 +398,11 @@ pub fn integrate(
                 Ok(i) => {
                     new.base_sha = &i.base_sha;
                     new.sha = Some(&i.sha);
-                    new.status = if i.moved { "done" } else { "unchanged" };
+                    new.status = if i.moved {
+                        IntegrationStatus::Done
+                    } else {
+                        IntegrationStatus::Unchanged
+                    };
                     let id = store::insert_integration(tx, &new)?;
                     for (f, sha) in &i.merged {
                         store::insert_integration_item(tx, id, &f.key, &f.branch, sha)?;
@@ -479,11 +482,11 @@ fn mr_text(store: &Store, req: &Requirement) -> Result<MrText> {
         }
     }
     let docs = store::documents(c, &key)?;
-    let mut kinds: Vec<(&str, i64)> = Vec::new();
+    let mut kinds: Vec<(DocKind, i64)> = Vec::new();
     for doc in &docs {
         match kinds.iter_mut().find(|(k, _)| *k == doc.kind) {
             Some(entry) => entry.1 = entry.1.max(doc.version),
-            None => kinds.push((&doc.kind, doc.version)),
+            None => kinds.push((doc.kind, doc.version)),
         }
     }
     if !kinds.is_empty() {

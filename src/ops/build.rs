@@ -14,7 +14,7 @@ use crate::adapters::docker::{BuildSpec, Engine};
 use crate::adapters::{forge_local, Forges};
 use crate::config::{self, Config};
 use crate::domain::{reports, ProjectKey, RequirementKey};
-use crate::store::{self, App, Build, BuildOutcome, Gate, Store, Tests};
+use crate::store::{self, App, Build, BuildKind, BuildOutcome, BuildStatus, Gate, Store, Tests};
 use crate::ui::progress::Progress;
 use crate::ui::{short_sha, Result, Ui, XoneError};
 
@@ -164,7 +164,8 @@ pub fn local(
     };
     let key = req.map(|r| r.key());
     let key = key.as_ref();
-    let id = store.write(|tx| store::start_build(tx, app, key, git_ref, &sha, "local", actor))?;
+    let id = store
+        .write(|tx| store::start_build(tx, app, key, git_ref, &sha, BuildKind::Local, actor))?;
     let mut log = Log::open(id)?;
     log.line(&format!("xone build {id}: {} at {git_ref} ({sha})", app.name));
     ui.status(format!("build {id}: {} at {git_ref} ({})", app.name, short_sha(&sha)));
@@ -193,7 +194,7 @@ pub fn local(
     // Every way this build can fail from here on is recorded the same way, then reported.
     let fail = |store: &mut Store, e: XoneError, image: Option<&str>| -> Result<Build> {
         let outcome = BuildOutcome {
-            status: "failed",
+            status: BuildStatus::Failed,
             tests: tests.as_ref(),
             coverage,
             gates: &gates,
@@ -281,7 +282,7 @@ pub fn local(
         req,
         actor,
         &BuildOutcome {
-            status: "success",
+            status: BuildStatus::Success,
             tests: tests.as_ref(),
             coverage,
             gates: &gates,

@@ -4,7 +4,6 @@
 use std::io::Read;
 
 use super::events;
-use super::requirement::open_requirement;
 use crate::config::Config;
 use crate::domain::{template, DocKind, ProjectKey, RequirementKey};
 use crate::store::{self, Event, Store};
@@ -140,7 +139,7 @@ pub fn save_version(
 ) -> Result<Option<i64>> {
     let size = human_size(new.bytes.len() as u64);
     store.write(|tx| {
-        let req = open_requirement(tx, key)?;
+        let req = store::open_requirement(tx, key)?;
         if let Some(based_on) = new.based_on {
             let latest = store::document(tx, key, kind, None)?.map(|(d, _)| d.version).unwrap_or(0);
             if latest != based_on {
@@ -169,7 +168,7 @@ pub fn draft(
     kind: DocKind,
     how: &str,
 ) -> Result<(String, i64)> {
-    let req = open_requirement(store.conn(), key)?;
+    let req = store::open_requirement(store.conn(), key)?;
     match store::document(store.conn(), key, kind, None)? {
         Some((v, _)) if !is_text(&v.media_type) => Err(XoneError::gate(format!(
             "{key} {kind} is binary ({}): it cannot be edited as text",

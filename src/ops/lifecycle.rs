@@ -5,13 +5,14 @@
 use serde::Serialize;
 
 use super::branches::BranchView;
-use super::requirement::open_requirement;
 use super::{events, release, target, Scope, Work};
 use crate::adapters::tracker::Tracker;
 use crate::adapters::Forges;
 use crate::domain::lifecycle::{self, BranchFact, ReviewFact};
-use crate::domain::{DocKind, Facts, ProjectKey, RequirementKey, Role, Status};
-use crate::store::{self, Event, Requirement, Store};
+use crate::domain::{DocKind, Facts, ProjectKey, RequirementKey, ReviewKind, Role, Status};
+use crate::store::{
+    self, BuildStatus, DeployKind, DeployStatus, Event, Requirement, Store, WatchStatus,
+};
 use crate::ui::{human_secs, Result, Ui, XoneError};
 
 /// For each app of the requirement (built from a repository that holds its branch): the
@@ -41,7 +42,11 @@ fn app_builds(
             };
             let candidates: Vec<&store::Build> = builds
                 .iter()
-                .filter(|x| x.app == app.name && x.project == app.project && x.status == "success")
+                .filter(|x| {
+                    x.app == app.name
+                        && x.project == app.project
+                        && x.status == BuildStatus::Success
+                })
                 .filter(|x| !at_tip || (x.tests.is_some() && x.coverage.is_some()))
                 .filter(|x| x.gates.iter().all(|g| g.passed || g.forced))
                 .collect();
@@ -213,7 +218,7 @@ fn release_facts(
                     Some(key.to_string().as_str()),
                 )?
                 .into_iter()
-                .find(|d| d.kind == "deploy" && d.status == "succeeded");
+                .find(|d| d.kind == DeployKind::Deploy && d.status == DeployStatus::Succeeded);
                 let problem = match released {
                     None => Some(format!(
                         "{} was not released to prod by {key} (a deployment that rolled out)",
@@ -228,7 +233,7 @@ fn release_facts(
                         )?
                         .into_iter()
                         .any(|w| {
-                            w.status == "passed"
+                            w.status == WatchStatus::Passed
                                 && w.window_secs >= window
                                 && w.started_at >= d.started_at
                         });
@@ -294,20 +299,22 @@ pub fn gather_facts(
     let c = store.conn();
     let key = req.key();
     let docs = store::documents(c, &key)?;
-    let has_doc = |k: DocKind| docs.iter().any(|d| d.kind == k.as_str());
-    let first_sha =
-        docs.iter().find(|d| d.kind == "requirement" && d.version == 1).map(|d| d.sha256.clone());
+    let has_doc = |k: DocKind| docs.iter().any(|d| d.kind == k);
+    let first_sha = docs
+        .iter()
+        .find(|d| d.kind == DocKind::Requirement && d.version == 1)
+        .map(|d| d.sha256.clone());
     // Versions that only carry a review's record are not the authors' edits.
     let records: Vec<i64> = store::reviews(c, Some(&key))?
         .into_iter()
-        .filter(|r| r.kind == "requirement")
+        .filter(|r| r.kind == ReviewKind::Requirement)
         .filter_map(|r| r.doc_version)
         .collect();
     let latest_own = docs
         .iter()
-        .filter(|d| d.kind == "requirement" && !records.contains(&d.version))
+        .filter(|d| d.kind == DocKind::Requirement && !records.contains(&d.version))
         .max_by_key(|d| d.version);
-    let review = |k: &str| -> Result<Option<ReviewFact>> {
+    let review = |k: ReviewKind| -> Result<Option<ReviewFact>> {
         Ok(store::latest_review(c, &key, k)?.map(|(id, verdict)| ReviewFact { id, verdict }))
     };
     let people = store::assignments(c, &key)?;
@@ -342,11 +349,11 @@ pub fn gather_facts(
         pm_assigned: people.iter().any(|p| p.role == Role::Pm),
         start_date: req.dates.start.is_some(),
         end_date: req.dates.end.is_some(),
-        requirement_review: review("requirement")?,
+        requirement_review: review(ReviewKind::Requirement)?,
         tech_design_doc: has_doc(DocKind::TechDesign),
-        tech_design_review: review("tech-design")?,
+        tech_design_review: review(ReviewKind::TechDesign)?,
         branches,
-        test_cases_review: review("test-cases")?,
+        test_cases_review: review(ReviewKind::TestCases)?,
         test_submit_date: req.dates.test_submit.is_some(),
         qa_signoff,
         release_plan_doc: has_doc(DocKind::ReleasePlan),
@@ -496,7 +503,7 @@ pub fn signoff(
     note: Option<String>,
 ) -> Result<()> {
     let actor = w.actor;
-    let req = open_requirement(store.conn(), key)?;
+    let req = store::open_requirement(store.conn(), key)?;
     if !store::has_role(store.conn(), &key.project, actor, Role::Qa)? {
         return Err(XoneError::gate(format!(
             "{actor} is not a qa member of {}: only QA signs off",
@@ -637,7 +644,7 @@ mod tests {
         store.write(|tx| store::set_status(tx, &key, Status::Submitted)).unwrap();
         let req = check_rejectable(&store, &key).unwrap();
         reject(&w, &mut store, &req, "the totals are wrong".into()).unwrap();
-        let req = open_requirement(store.conn(), &key).unwrap();
+        let req = store::open_requirement(store.conn(), &key).unwrap();
         assert_eq!(req.status, Status::Developing);
         cancel(&w, &mut store, &req, "no longer wanted".into()).unwrap();
 

@@ -14,6 +14,7 @@ pub mod pipeline;
 pub mod project;
 pub mod release;
 pub mod requirement;
+pub mod review;
 pub mod target;
 pub mod watch;
 

@@ -8,7 +8,9 @@ use super::build::{app_and_repo, finish, gate_error, Log, Policy, Subject};
 use super::Scope;
 use crate::adapters::gitlab::{self, GitLab, Job};
 use crate::adapters::Forges;
-use crate::store::{self, App, Build, BuildOutcome, Gate, Store, Tests};
+use crate::store::{
+    self, App, Build, BuildKind, BuildOutcome, BuildStatus, Gate, RepoKind, Store, Tests,
+};
 use crate::ui::{Kind, Result, Ui, XoneError};
 
 /// How a pipeline build ended, as far as xone followed it.
@@ -37,7 +39,7 @@ pub fn run(
         return Err(XoneError::usage("--force judges a finished pipeline: add --wait")
             .hint("or look at the pipeline later with `xone build show ID`"));
     }
-    if s.repo.kind != "gitlab" {
+    if s.repo.kind != RepoKind::Gitlab {
         return Err(XoneError::gate(format!(
             "{} is not on GitLab: pipelines run on GitLab CI",
             s.repo.name
@@ -51,7 +53,15 @@ pub fn run(
     let key = s.req.as_ref().map(|r| r.key());
     let sha = if pipeline.sha.is_empty() { sha } else { pipeline.sha.clone() };
     let id = store.write(|tx| {
-        let id = store::start_build(tx, &s.app, key.as_ref(), &s.git_ref, &sha, "pipeline", actor)?;
+        let id = store::start_build(
+            tx,
+            &s.app,
+            key.as_ref(),
+            &s.git_ref,
+            &sha,
+            BuildKind::Pipeline,
+            actor,
+        )?;
         store::set_pipeline(tx, id, pipeline.id, pipeline.web_url.as_deref())?;
         Ok(id)
     })?;
@@ -63,7 +73,7 @@ pub fn run(
     ));
     scope.ui.status(format!("build {id}: pipeline {} on {} {url}", pipeline.id, s.git_ref));
     if !wait {
-        store.write(|tx| store::detach_build(tx, id, "running"))?;
+        store.write(|tx| store::detach_build(tx, id, BuildStatus::Running))?;
         return Ok(Pipeline::Started(store::build(store.conn(), id)?));
     }
     let finished = follow(scope.ui, gl, &s.repo, pipeline.id, start_timeout, &mut log);
@@ -71,7 +81,7 @@ pub fn run(
         Ok(x) => x,
         Err(e) => {
             // The pipeline goes on without xone: `build show` picks it up again.
-            store.write(|tx| store::detach_build(tx, id, "running"))?;
+            store.write(|tx| store::detach_build(tx, id, BuildStatus::Running))?;
             return Err(e.hint(format!("`xone build show {id}` follows it later")));
         }
     };
@@ -82,7 +92,7 @@ pub fn run(
 
 /// What a finished pipeline measured.
 struct Judged {
-    status: &'static str,
+    status: BuildStatus,
     tests: Option<Tests>,
     coverage: Option<f64>,
     gates: Vec<Gate>,
@@ -100,9 +110,9 @@ fn judge(
     log: &mut Log,
 ) -> Result<Judged> {
     let status = match p.status.as_str() {
-        "success" => "success",
-        "failed" => "failed",
-        _ => "canceled",
+        "success" => BuildStatus::Success,
+        "failed" => BuildStatus::Failed,
+        _ => BuildStatus::Canceled,
     };
     let report = gl.test_report(repo, p.id)?;
     let tests = (report.total > 0).then_some(report);
@@ -207,9 +217,9 @@ fn record_pipeline(
         }
     }
     let status = match (failed.is_empty() || force, j.status) {
-        (true, _) => "success",
-        (false, "canceled") => "canceled",
-        (false, _) => "failed",
+        (true, _) => BuildStatus::Success,
+        (false, BuildStatus::Canceled) => BuildStatus::Canceled,
+        (false, _) => BuildStatus::Failed,
     };
     let outcome = BuildOutcome {
         status,
@@ -321,8 +331,8 @@ pub fn refresh(
     let gl = forges.gitlab()?;
     let p = gl.pipeline(&repo, pipeline)?;
     if !p.finished() {
-        if b.status == "interrupted" {
-            store.write(|tx| store::detach_build(tx, b.id, "running"))?;
+        if b.status == BuildStatus::Interrupted {
+            store.write(|tx| store::detach_build(tx, b.id, BuildStatus::Running))?;
         }
         return Ok(());
     }

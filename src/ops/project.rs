@@ -20,7 +20,7 @@ fn as_repo(info: RepoInfo, name: Option<&str>) -> Repo {
     Repo {
         id: 0,
         name: name.map(str::to_string).unwrap_or(info.name),
-        kind: info.kind.into(),
+        kind: info.kind,
         location: info.location,
         default_branch: info.default_branch,
         bare: info.bare,

@@ -16,7 +16,7 @@ use crate::adapters::Forges;
 use crate::domain::manifest::{self, Spec};
 use crate::domain::rollout::{self, Counts, Rollout};
 use crate::domain::{ProjectKey, RequirementKey};
-use crate::store::{self, App, Deploy, Env, Store};
+use crate::store::{self, App, BuildStatus, Deploy, DeployKind, DeployStatus, Env, Store};
 use crate::ui::{short_sha, Kind, Result, Ui, XoneError};
 
 /// How pods are replaced.
@@ -88,7 +88,7 @@ pub fn plan(
                     b.project, b.app, app.project, app.name
                 )));
             }
-            if b.status != "success" {
+            if b.status != BuildStatus::Success {
                 return Err(XoneError::gate(format!("build #{id} did not succeed ({})", b.status))
                     .hint(format!("deploy a build that passed: xone build list {}", app.name)));
             }
@@ -219,7 +219,7 @@ pub fn deploy(
         project: app.project.clone(),
         app: app.name.clone(),
         env: env.name.clone(),
-        kind: "deploy".into(),
+        kind: DeployKind::Deploy,
         requirement: plan.requirement.clone(),
         build: plan.build,
         image: plan.image.clone(),
@@ -251,7 +251,7 @@ pub fn deploy(
                     store::finish_deploy(
                         tx,
                         id,
-                        "failed",
+                        DeployStatus::Failed,
                         None,
                         Some(&format!("apply: {}", e.message)),
                     )
@@ -271,7 +271,7 @@ pub fn deploy(
     }
     let generation = applied_deployment["metadata"]["generation"].as_i64().unwrap_or(0);
     if !o.wait {
-        store.write(|tx| store::finish_deploy(tx, id, "applied", None, None))?;
+        store.write(|tx| store::finish_deploy(tx, id, DeployStatus::Applied, None, None))?;
         scope.ui.status(format!(
             "applied {} to {} ({}/{}); follow it with `xone deploy status {} --env {}`",
             app.name, env.name, env.context, env.namespace, app.name, env.name
@@ -296,7 +296,9 @@ pub fn deploy(
     };
     match follow(scope.ui, &cl, &app.name, &follow_it)? {
         End::Complete { revision, counts } => {
-            store.write(|tx| store::finish_deploy(tx, id, "succeeded", revision, None))?;
+            store.write(|tx| {
+                store::finish_deploy(tx, id, DeployStatus::Succeeded, revision, None)
+            })?;
             scope.ui.status(format!(
                 "{} rolled out to {} (revision {}): {}; {} of {} available",
                 app.name,
@@ -310,8 +312,9 @@ pub fn deploy(
         }
         End::Interrupted { revision } => {
             let detail = "interrupted: the cluster keeps rolling out; `xone deploy status` settles this record";
-            store
-                .write(|tx| store::finish_deploy(tx, id, "interrupted", revision, Some(detail)))?;
+            store.write(|tx| {
+                store::finish_deploy(tx, id, DeployStatus::Interrupted, revision, Some(detail))
+            })?;
             Err(XoneError::new(
                 Kind::Interrupted,
                 format!("stopped following the rollout of {} to {}", app.name, env.name),
@@ -323,7 +326,7 @@ pub fn deploy(
             let what = describe(&failure);
             let (status, did) = if o.no_rollback {
                 (
-                    "failed",
+                    DeployStatus::Failed,
                     format!(
                         "left as is (--no-rollback): xone rollback {} --env {}",
                         app.name, env.name
@@ -331,7 +334,7 @@ pub fn deploy(
                 )
             } else if prev_rs.is_none() {
                 (
-                    "failed",
+                    DeployStatus::Failed,
                     "there is no earlier revision to roll back to: the Deployment is left as is"
                         .to_string(),
                 )
@@ -344,7 +347,7 @@ pub fn deploy(
                     deadline: plan.deadline,
                 };
                 match roll_back_after_failure(scope.ui, &cl, &back, actor) {
-                    Ok(line) => ("rolled-back", line),
+                    Ok(line) => (DeployStatus::RolledBack, line),
                     Err(e) if e.kind == Kind::Interrupted => {
                         let detail = format!(
                             "{what}; interrupted while rolling back: the cluster keeps rolling back"
@@ -353,7 +356,7 @@ pub fn deploy(
                             store::finish_deploy(
                                 tx,
                                 id,
-                                "interrupted",
+                                DeployStatus::Interrupted,
                                 failure.revision,
                                 Some(&detail),
                             )
@@ -365,7 +368,9 @@ pub fn deploy(
                         .cause("interrupted while rolling back; the cluster keeps rolling back")
                         .hint(format!("xone deploy status {} --env {}", app.name, env.name)));
                     }
-                    Err(e) => ("failed", format!("the rollback failed too: {}", e.message)),
+                    Err(e) => {
+                        (DeployStatus::Failed, format!("the rollback failed too: {}", e.message))
+                    }
                 }
             };
             let detail = format!("{what}; {did}");
@@ -617,10 +622,10 @@ pub fn status(store: &mut Store, t: &Target) -> Result<Status> {
             .into_iter()
             .next();
     if let Some(rec) = &last {
-        let unsettled = matches!(rec.status.as_str(), "interrupted" | "applied");
+        let unsettled = matches!(rec.status, DeployStatus::Interrupted | DeployStatus::Applied);
         let outcome = match st.rollout.as_str() {
-            "complete" => Some("succeeded"),
-            "failed" => Some("failed"),
+            "complete" => Some(DeployStatus::Succeeded),
+            "failed" => Some(DeployStatus::Failed),
             _ => None,
         };
         let same = st.image.as_deref() == Some(rec.image.as_str());
@@ -734,7 +739,7 @@ fn undo_one(scope: &Scope, store: &mut Store, t: &Target, u: &Undo, actor: &str)
         project: app.project.clone(),
         app: app.name.clone(),
         env: env.name.clone(),
-        kind: "rollback".into(),
+        kind: DeployKind::Rollback,
         requirement: undo.story.get(manifest::REQUIREMENT).cloned(),
         build: undo.story.get(manifest::BUILD).and_then(|b| b.parse().ok()),
         image: undo.image.clone(),
@@ -764,7 +769,7 @@ fn undo_one(scope: &Scope, store: &mut Store, t: &Target, u: &Undo, actor: &str)
     let id = store.write(|tx| store::start_deploy(tx, &record))?;
     let from = undo.from.map(|r| r.to_string()).unwrap_or_else(|| "-".into());
     if !u.wait {
-        store.write(|tx| store::finish_deploy(tx, id, "applied", None, None))?;
+        store.write(|tx| store::finish_deploy(tx, id, DeployStatus::Applied, None, None))?;
         scope.ui.status(format!(
             "{} in {}: revision {from} -> revision {}'s template applied ({})",
             app.name, env.name, undo.to, undo.image
@@ -788,7 +793,9 @@ fn undo_one(scope: &Scope, store: &mut Store, t: &Target, u: &Undo, actor: &str)
                 undo.image,
                 revision.unwrap_or(0)
             );
-            store.write(|tx| store::finish_deploy(tx, id, "succeeded", revision, Some(&detail)))?;
+            store.write(|tx| {
+                store::finish_deploy(tx, id, DeployStatus::Succeeded, revision, Some(&detail))
+            })?;
             scope.ui.status(format!(
                 "{} in {}: rolled back from revision {from} to revision {}'s template ({}), healthy",
                 app.name, env.name, undo.to, undo.image
@@ -796,7 +803,9 @@ fn undo_one(scope: &Scope, store: &mut Store, t: &Target, u: &Undo, actor: &str)
         }
         End::Failed(f) => {
             let detail = format!("back to revision {}: {}", undo.to, describe(&f));
-            store.write(|tx| store::finish_deploy(tx, id, "failed", f.revision, Some(&detail)))?;
+            store.write(|tx| {
+                store::finish_deploy(tx, id, DeployStatus::Failed, f.revision, Some(&detail))
+            })?;
             scope.ui.warn(format!(
                 "{} in {}: the rollback failed: {}",
                 app.name,
@@ -809,7 +818,7 @@ fn undo_one(scope: &Scope, store: &mut Store, t: &Target, u: &Undo, actor: &str)
                 store::finish_deploy(
                     tx,
                     id,
-                    "interrupted",
+                    DeployStatus::Interrupted,
                     revision,
                     Some("interrupted: the cluster keeps rolling back"),
                 )
@@ -835,7 +844,7 @@ pub fn rollback_after_watch(
 ) -> Result<String> {
     let undo = Undo { deployment, to: None, requirement: None, wait: true };
     let rec = undo_one(scope, store, t, &undo, actor)?;
-    if rec.status == "failed" {
+    if rec.status == DeployStatus::Failed {
         return Err(XoneError::new(Kind::Rollout, rec.detail.unwrap_or_default()));
     }
     Ok(format!("rolled back: {}", rec.detail.unwrap_or_default()))
@@ -878,7 +887,7 @@ pub fn rollback_requirement(
     // (app, env) in the order of their newest deploy; each keeps the requirement's first one.
     let mut order: Vec<(String, String)> = Vec::new();
     let mut first: BTreeMap<(String, String), Deploy> = BTreeMap::new();
-    for r in records.iter().filter(|r| r.kind == "deploy") {
+    for r in records.iter().filter(|r| r.kind == DeployKind::Deploy) {
         let k = (r.app.clone(), r.env.clone());
         if !order.contains(&k) {
             order.push(k.clone());
@@ -934,7 +943,7 @@ pub fn rollback_requirement(
             }
             let undo = Undo { deployment: &name, to: Some(to), requirement: Some(&key_text), wait };
             let rec = undo_one(scope, store, &t, &undo, actor)?;
-            let ok = rec.status != "failed";
+            let ok = rec.status != DeployStatus::Failed;
             Ok((ok, rec.detail.clone().unwrap_or_default(), Some(rec)))
         })();
         let (ok, text) = match line {

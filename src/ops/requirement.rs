@@ -15,16 +15,6 @@ use crate::domain::{template, DocKind, ProjectKey, RequirementKey, Status};
 use crate::store::{self, Event, Requirement, Store};
 use crate::ui::{Result, XoneError};
 
-/// A requirement that may still change: it exists and is neither done nor cancelled.
-pub fn open_requirement(c: &rusqlite::Connection, key: &RequirementKey) -> Result<Requirement> {
-    let req = store::requirement(c, key)?;
-    if req.status.is_closed() {
-        return Err(XoneError::gate(format!("{key} is {} and can no longer change", req.status))
-            .hint("create a new requirement for further work"));
-    }
-    Ok(req)
-}
-
 /// A requirement cannot end before it starts.
 pub fn check_span(start: Option<Date>, end: Option<Date>) -> Result<()> {
     match (start, end) {
@@ -147,7 +137,7 @@ pub fn assign(
     remove: bool,
     actor: &str,
 ) -> Result<Vec<String>> {
-    let req = open_requirement(store.conn(), key)?;
+    let req = store::open_requirement(store.conn(), key)?;
     store.write(|tx| {
         let mut changed = Vec::new();
         for a in list {

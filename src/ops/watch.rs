@@ -11,7 +11,7 @@ use super::target::Target;
 use super::Scope;
 use crate::adapters::prometheus::Prometheus;
 use crate::domain::rollout;
-use crate::store::{self, App, Env, Store, Watch};
+use crate::store::{self, App, Env, Store, Watch, WatchStatus};
 use crate::ui::{human_secs, Result, XoneError};
 
 /// What a watch is asked to do.
@@ -120,7 +120,7 @@ pub fn watch(
     let open = store::watches(store.conn(), &app.project, Some(&app.name), Some(&env.name))?
         .into_iter()
         .find(|w| {
-            w.status == "watching"
+            w.status == WatchStatus::Watching
                 && w.revision == st.revision
                 && w.window_secs == req.window as i64
         });
@@ -150,12 +150,12 @@ pub fn watch(
     let verdict = checks.run(scope, &watch);
     let verdict = match verdict {
         Verdict::Passed(detail) => {
-            store.write(|tx| store::finish_watch(tx, watch.id, "passed", &detail))?;
+            store.write(|tx| store::finish_watch(tx, watch.id, WatchStatus::Passed, &detail))?;
             Verdict::Passed(detail)
         }
         Verdict::Unreachable { system, error } => {
             let detail = format!("{}: {}", system.as_str(), error.message);
-            store.write(|tx| store::finish_watch(tx, watch.id, "failed", &detail))?;
+            store.write(|tx| store::finish_watch(tx, watch.id, WatchStatus::Failed, &detail))?;
             Verdict::Unreachable { system, error }
         }
         Verdict::Failed { reason, .. } => {
@@ -168,7 +168,7 @@ pub fn watch(
                 format!("nothing rolled back: xone rollback {} --env {}", app.name, env.name)
             };
             let full = format!("{reason}; {did}");
-            store.write(|tx| store::finish_watch(tx, watch.id, "failed", &full))?;
+            store.write(|tx| store::finish_watch(tx, watch.id, WatchStatus::Failed, &full))?;
             Verdict::Failed { reason, did }
         }
     };

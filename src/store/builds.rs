@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 
+use super::kinds::{BuildKind, BuildStatus};
 use crate::domain::{date, ProjectKey, RequirementKey};
 use crate::ui::{Result, XoneError};
 
@@ -173,10 +174,8 @@ pub struct Build {
     #[serde(rename = "ref")]
     pub git_ref: String,
     pub sha: String,
-    /// pipeline | local
-    pub kind: String,
-    /// running | success | failed | canceled | interrupted
-    pub status: String,
+    pub kind: BuildKind,
+    pub status: BuildStatus,
     pub pipeline_id: Option<i64>,
     pub pipeline_url: Option<String>,
     pub tests: Option<Tests>,
@@ -225,7 +224,7 @@ pub fn start_build(
     requirement: Option<&RequirementKey>,
     git_ref: &str,
     sha: &str,
-    kind: &str,
+    kind: BuildKind,
     actor: &str,
 ) -> Result<i64> {
     c.execute(
@@ -247,7 +246,7 @@ pub fn start_build(
 
 /// A build's outcome, written once it is known.
 pub struct BuildOutcome<'a> {
-    pub status: &'a str,
+    pub status: BuildStatus,
     pub tests: Option<&'a Tests>,
     pub coverage: Option<f64>,
     pub gates: &'a [Gate],
@@ -286,7 +285,7 @@ pub fn set_pipeline(c: &Connection, id: i64, pipeline: i64, url: Option<&str>) -
 }
 
 /// A pipeline build that xone stops following (it runs on; `build show` picks it up).
-pub fn detach_build(c: &Connection, id: i64, status: &str) -> Result<()> {
+pub fn detach_build(c: &Connection, id: i64, status: BuildStatus) -> Result<()> {
     c.execute("UPDATE build SET pid = NULL, status = ?2 WHERE id = ?1", params![id, status])?;
     Ok(())
 }

@@ -5,6 +5,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
+use super::kinds::{DeployKind, DeployStatus, WatchStatus};
 use crate::domain::date;
 use crate::ui::{Result, XoneError};
 
@@ -15,8 +16,7 @@ pub struct Deploy {
     pub project: String,
     pub app: String,
     pub env: String,
-    /// `deploy` or `rollback`.
-    pub kind: String,
+    pub kind: DeployKind,
     pub requirement: Option<String>,
     pub build: Option<i64>,
     pub image: String,
@@ -24,9 +24,7 @@ pub struct Deploy {
     pub sha: Option<String>,
     pub context: String,
     pub namespace: String,
-    /// `rolling`, `succeeded`, `failed`, `rolled-back`, `applied` (not waited for) or
-    /// `interrupted` (the cluster kept rolling; `deploy status` settles it).
-    pub status: String,
+    pub status: DeployStatus,
     pub revision: Option<i64>,
     /// The revision the Deployment was at before, and its ReplicaSet, which keeps its name
     /// when later rollbacks renumber it.
@@ -97,11 +95,12 @@ pub fn start_deploy(c: &Connection, d: &Deploy) -> Result<i64> {
 pub fn finish_deploy(
     c: &Connection,
     id: i64,
-    status: &str,
+    status: DeployStatus,
     revision: Option<i64>,
     detail: Option<&str>,
 ) -> Result<()> {
-    let finished = (status != "rolling" && status != "interrupted").then(date::now);
+    let settled = !matches!(status, DeployStatus::Rolling | DeployStatus::Interrupted);
+    let finished = settled.then(date::now);
     c.execute(
         "UPDATE deploy SET status = ?2, revision = COALESCE(?3, revision), detail = COALESCE(?4, detail),
              finished_at = ?5, pid = NULL WHERE id = ?1",
@@ -162,8 +161,7 @@ pub struct Watch {
     pub image: Option<String>,
     pub window_secs: i64,
     pub error_rate: f64,
-    /// `watching`, `passed` or `failed`.
-    pub status: String,
+    pub status: WatchStatus,
     pub detail: Option<String>,
     pub started_at: String,
     #[serde(skip)]
@@ -213,7 +211,7 @@ pub fn start_watch(c: &Connection, w: &Watch) -> Result<i64> {
     Ok(c.last_insert_rowid())
 }
 
-pub fn finish_watch(c: &Connection, id: i64, status: &str, detail: &str) -> Result<()> {
+pub fn finish_watch(c: &Connection, id: i64, status: WatchStatus, detail: &str) -> Result<()> {
     c.execute(
         "UPDATE watch SET status = ?2, detail = ?3, finished_at = ?4 WHERE id = ?1",
         params![id, status, detail, date::now()],

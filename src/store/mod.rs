@@ -3,6 +3,7 @@
 
 mod builds;
 mod deploys;
+mod kinds;
 mod queries;
 mod schema;
 
@@ -14,6 +15,7 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 pub use builds::*;
 pub use deploys::*;
+pub use kinds::*;
 pub use queries::*;
 use schema::{APPLICATION_ID, MIGRATIONS};
 

@@ -5,8 +5,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::kinds::{IntegrationStatus, RepoKind};
 use crate::domain::date;
-use crate::domain::{DocKind, ProjectKey, RequirementKey, Role, Status};
+use crate::domain::{DocKind, ProjectKey, RequirementKey, ReviewKind, Role, Status, Verdict};
 use crate::ui::{Result, XoneError};
 
 // ---- projects ----------------------------------------------------------------------------
@@ -116,7 +117,7 @@ pub struct Repo {
     #[serde(skip)]
     pub id: i64,
     pub name: String,
-    pub kind: String,
+    pub kind: RepoKind,
     pub location: String,
     pub default_branch: String,
     pub bare: bool,
@@ -415,6 +416,16 @@ pub fn requirement(c: &Connection, key: &RequirementKey) -> Result<Requirement> 
     })
 }
 
+/// A requirement that may still change: it exists and is neither done nor cancelled.
+pub fn open_requirement(c: &rusqlite::Connection, key: &RequirementKey) -> Result<Requirement> {
+    let req = requirement(c, key)?;
+    if req.status.is_closed() {
+        return Err(XoneError::gate(format!("{key} is {} and can no longer change", req.status))
+            .hint("create a new requirement for further work"));
+    }
+    Ok(req)
+}
+
 /// Allocates the project's next key and inserts the requirement. The counter lives on the
 /// project row and moves inside the caller's write transaction, so keys have no gaps and no
 /// duplicates however many processes create at once.
@@ -643,7 +654,7 @@ pub fn unassign(c: &Connection, key: &RequirementKey, role: Role, user: &str) ->
 
 #[derive(Clone, Debug, Serialize)]
 pub struct DocVersion {
-    pub kind: String,
+    pub kind: DocKind,
     pub version: i64,
     pub sha256: String,
     pub size: i64,
@@ -762,11 +773,11 @@ pub struct Comment {
 pub struct Review {
     pub id: i64,
     pub requirement: String,
-    pub kind: String,
+    pub kind: ReviewKind,
     pub at: Option<String>,
     pub created_at: String,
     pub created_by: String,
-    pub verdict: Option<String>,
+    pub verdict: Option<Verdict>,
     pub verdict_at: Option<String>,
     pub verdict_by: Option<String>,
     pub note: Option<String>,
@@ -849,7 +860,7 @@ pub fn reviews(c: &Connection, key: Option<&RequirementKey>) -> Result<Vec<Revie
 pub fn insert_review(
     c: &Connection,
     key: &RequirementKey,
-    kind: &str,
+    kind: ReviewKind,
     at: Option<&str>,
     attendees: &[String],
     actor: &str,
@@ -907,7 +918,7 @@ pub fn resolve_comment(c: &Connection, review: i64, comment: i64, actor: &str) -
 pub fn set_verdict(
     c: &Connection,
     review: i64,
-    verdict: &str,
+    verdict: Verdict,
     note: Option<&str>,
     actor: &str,
     doc_version: Option<i64>,
@@ -923,8 +934,8 @@ pub fn set_verdict(
 pub fn latest_review(
     c: &Connection,
     key: &RequirementKey,
-    kind: &str,
-) -> Result<Option<(i64, Option<String>)>> {
+    kind: ReviewKind,
+) -> Result<Option<(i64, Option<Verdict>)>> {
     Ok(c.query_row(
         "SELECT id, verdict FROM review WHERE requirement = ?1 AND kind = ?2 ORDER BY id DESC LIMIT 1",
         params![key.to_string(), kind],
@@ -1090,8 +1101,7 @@ pub struct NewIntegration<'a> {
     pub base: &'a str,
     pub base_sha: &'a str,
     pub sha: Option<&'a str>,
-    /// done, unchanged or conflict
-    pub status: &'a str,
+    pub status: IntegrationStatus,
     pub detail: Option<&'a str>,
     pub actor: &'a str,
 }

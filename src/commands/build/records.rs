@@ -4,7 +4,7 @@ use super::super::Ctx;
 use crate::domain::{ProjectKey, RequirementKey};
 use crate::ops::build::{log_path, Policy};
 use crate::ops::pipeline;
-use crate::store::{self, Build};
+use crate::store::{self, Build, BuildKind, BuildStatus};
 use crate::ui::{short_sha, table, Result, XoneError};
 
 pub fn list(
@@ -48,9 +48,9 @@ pub fn list(
 }
 
 fn build_row(cx: &Ctx, b: &Build) -> Vec<String> {
-    let status = match b.status.as_str() {
-        "success" => cx.ui.green("success"),
-        "failed" | "interrupted" => cx.ui.red(&b.status),
+    let status = match b.status {
+        BuildStatus::Success => cx.ui.green("success"),
+        BuildStatus::Failed | BuildStatus::Interrupted => cx.ui.red(b.status.as_str()),
         s => s.to_string(),
     };
     vec![
@@ -70,7 +70,7 @@ pub fn show(cx: &mut Ctx, id: i64) -> Result<()> {
     store.write(|tx| store::settle_interrupted(tx))?;
     let b = store::build(store.conn(), id)?;
     // A pipeline not seen to its end is asked about again.
-    if b.kind == "pipeline" && matches!(b.status.as_str(), "running" | "interrupted") {
+    if b.kind == BuildKind::Pipeline && b.status.is_unsettled() {
         if let Some(id) = b.pipeline_id {
             let policy = Policy::read(cx.config()?)?;
             let forges = cx.forges()?;
@@ -135,7 +135,7 @@ pub fn show(cx: &mut Ctx, id: i64) -> Result<()> {
 pub fn log(cx: &mut Ctx, id: i64, job: Option<String>) -> Result<()> {
     let store = cx.store()?;
     let b = store::build(store.conn(), id)?;
-    if job.is_some() && b.kind == "local" {
+    if job.is_some() && b.kind == BuildKind::Local {
         return Err(XoneError::usage(format!(
             "build {id} is a local build: it has no pipeline jobs"
         ))

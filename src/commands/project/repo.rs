@@ -69,7 +69,7 @@ pub fn run(cx: &mut Ctx, cmd: RepoCommand) -> Result<()> {
             let mut t =
                 vec![vec!["NAME".into(), "KIND".into(), "DEFAULT".into(), "LOCATION".into()]];
             t.extend(repos.iter().map(|r| {
-                let kind = if r.bare { format!("{} (bare)", r.kind) } else { r.kind.clone() };
+                let kind = if r.bare { format!("{} (bare)", r.kind) } else { r.kind.to_string() };
                 vec![r.name.clone(), kind, r.default_branch.clone(), r.location.clone()]
             }));
             write!(cx.ui.out(), "{}", table(&t))?;

@@ -3,8 +3,8 @@
 use super::super::Ctx;
 use crate::domain::RequirementKey;
 use crate::ops::lifecycle;
-use crate::ops::requirement::open_requirement;
 use crate::ops::Work;
+use crate::store;
 use crate::ui::{Result, XoneError};
 
 /// A reason for a change that needs one: the flag, else a prompt on a terminal.
@@ -56,7 +56,7 @@ pub fn reject(cx: &mut Ctx, key: &RequirementKey, reason: Option<String>) -> Res
 pub fn cancel(cx: &mut Ctx, key: &RequirementKey, reason: Option<String>) -> Result<()> {
     let actor = cx.actor()?;
     let mut store = cx.store()?;
-    let req = open_requirement(store.conn(), key)?;
+    let req = store::open_requirement(store.conn(), key)?;
     let reason = need_reason(cx, reason, "cancel")?;
     let forges = cx.forges()?;
     let tracker = cx.tracker();

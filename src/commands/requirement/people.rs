@@ -8,7 +8,7 @@ use super::create::warn_unknown_people;
 use crate::domain::date::Date;
 use crate::domain::names::Assignment;
 use crate::domain::RequirementKey;
-use crate::ops::requirement::{self, open_requirement};
+use crate::ops::requirement;
 use crate::store;
 use crate::ui::{Result, XoneError};
 
@@ -66,7 +66,7 @@ pub fn assign(cx: &mut Ctx, key: &RequirementKey, list: &[Assignment], remove: b
 pub fn schedule(cx: &mut Ctx, a: ScheduleArgs) -> Result<()> {
     let actor = cx.actor()?;
     let mut store = cx.store()?;
-    let req = open_requirement(store.conn(), &a.key)?;
+    let req = store::open_requirement(store.conn(), &a.key)?;
     let given = [&a.start, &a.end, &a.dev_end, &a.test_submit, &a.smoke, &a.test_end, &a.release];
     if given.iter().all(|g| g.is_none()) {
         return Err(XoneError::usage("no date given")

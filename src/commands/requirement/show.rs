@@ -1,7 +1,7 @@
 //! `xone requirement show` and `log`: the whole thread, and the timeline of events.
 
 use super::super::Ctx;
-use crate::domain::{DocKind, RequirementKey, Role};
+use crate::domain::{DocKind, RequirementKey, Role, Verdict};
 use crate::ops::branches::integration_branch;
 use crate::ops::docs::human_size;
 use crate::ops::requirement::thread;
@@ -51,7 +51,7 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
     ui.line(format!("\n{}", ui.bold("Documents")))?;
     for kind in DocKind::ALL {
         let versions: Vec<&store::DocVersion> =
-            t.documents.iter().filter(|v| v.kind == kind.as_str()).collect();
+            t.documents.iter().filter(|v| v.kind == *kind).collect();
         if let Some(latest) = versions.last() {
             let name = latest.file_name.as_deref().map(|n| format!(" {n}")).unwrap_or_default();
             ui.line(format!(
@@ -72,9 +72,9 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
     }
     for rv in &t.reviews {
         let open = rv.open_comments();
-        let verdict = match rv.verdict.as_deref() {
-            Some("approve") => ui.green("approve"),
-            Some(v) => ui.red(v),
+        let verdict = match rv.verdict {
+            Some(Verdict::Approve) => ui.green("approve"),
+            Some(v) => ui.red(v.as_str()),
             None => ui.yellow("pending"),
         };
         ui.line(format!(
