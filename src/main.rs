@@ -2,6 +2,7 @@
 
 mod adapters;
 mod cli;
+mod clock;
 mod commands;
 mod config;
 mod domain;

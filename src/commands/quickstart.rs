@@ -8,7 +8,6 @@ use clap::{Args, Parser};
 use super::{dispatch, Ctx};
 use crate::adapters::forge_local::{commit_files, ensure_empty, init_repository};
 use crate::cli::Cli;
-use crate::domain::date::Date;
 use crate::domain::{ProjectKey, ReviewKind};
 use crate::store;
 use crate::ui::{Result, XoneError};
@@ -95,7 +94,7 @@ pub fn run(cx: &mut Ctx, a: QuickstartArgs) -> Result<()> {
     let (web, api) = (path("web"), path("api"));
     let (req_doc, design_doc, cases_doc) =
         (path("docs/requirement.md"), path("docs/tech-design.md"), path("docs/test-cases.md"));
-    let today = Date::today();
+    let today = crate::clock::today();
     let (start, end, submit) =
         (today.to_string(), today.plus_days(14).to_string(), today.plus_days(10).to_string());
 

@@ -1,9 +1,9 @@
 //! Calendar dates and UTC timestamps. Small enough not to need a crate: days from the civil
 //! calendar and back (proleptic Gregorian), as in Howard Hinnant's `chrono`-compatible algorithms.
+//! Pure: "today" is what the caller says it is (`crate::clock` reads the clock).
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Date {
@@ -15,8 +15,9 @@ pub struct Date {
 const FORM: &str = "use YYYY-MM-DD (e.g. 2026-12-01), 'today', or +N for N days from today";
 
 impl Date {
-    pub fn today() -> Date {
-        Date::from_days(unix_seconds().div_euclid(86_400))
+    /// The (UTC) date of a moment, in seconds since the Unix epoch.
+    pub fn of_unix(secs: i64) -> Date {
+        Date::from_days(secs.div_euclid(86_400))
     }
 
     pub fn plus_days(self, n: i64) -> Date {
@@ -57,20 +58,46 @@ fn days_in_month(year: i32, month: u32) -> u32 {
     }
 }
 
-impl FromStr for Date {
+/// A date as people give it: a calendar date, or a number of days from today (`today`,
+/// `+14`), settled once the caller says what today is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DateSpec {
+    On(Date),
+    FromToday(i64),
+}
+
+impl DateSpec {
+    pub fn on(self, today: Date) -> Date {
+        match self {
+            DateSpec::On(d) => d,
+            DateSpec::FromToday(n) => today.plus_days(n),
+        }
+    }
+}
+
+impl FromStr for DateSpec {
     type Err = String;
-    fn from_str(s: &str) -> Result<Date, String> {
+    fn from_str(s: &str) -> Result<DateSpec, String> {
         let bad = || format!("invalid date '{s}': {FORM}");
         if s == "today" {
-            return Ok(Date::today());
+            return Ok(DateSpec::FromToday(0));
         }
         if let Some(n) = s.strip_prefix('+') {
             let n: i64 = n.trim_end_matches('d').parse().map_err(|_| bad())?;
             if n > 36_500 {
                 return Err(format!("invalid date '{s}': at most +36500 days (100 years) ahead"));
             }
-            return Ok(Date::today().plus_days(n));
+            return Ok(DateSpec::FromToday(n));
         }
+        s.parse().map(DateSpec::On).map_err(|_| bad())
+    }
+}
+
+/// A calendar date: `YYYY-MM-DD`.
+impl FromStr for Date {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Date, String> {
+        let bad = || format!("invalid date '{s}': {FORM}");
         let parts: Vec<&str> = s.split('-').collect();
         if parts.len() != 3 || parts[0].len() != 4 || parts[1].len() != 2 || parts[2].len() != 2 {
             return Err(bad());
@@ -116,18 +143,6 @@ pub fn parse_datetime(s: &str) -> Result<String, String> {
     }
 }
 
-fn unix_seconds() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-/// Now, as an RFC 3339 UTC timestamp: `2026-11-30T01:26:17Z`.
-pub fn now() -> String {
-    let secs = unix_seconds();
-    let date = Date::from_days(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
-    format!("{date}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
-}
-
 /// Seconds since the Unix epoch as RFC 3339 UTC (`2026-11-30T10:00:00Z`).
 pub fn rfc3339(secs: i64) -> String {
     let date = Date::from_days(secs.div_euclid(86_400));
@@ -157,10 +172,20 @@ mod tests {
             let e = bad.parse::<Date>().unwrap_err();
             assert!(e.contains("YYYY-MM-DD"), "{e}");
         }
-        assert_eq!("+0".parse::<Date>().unwrap(), Date::today());
-        assert_eq!("+14d".parse::<Date>().unwrap(), Date::today().plus_days(14));
-        assert!("+99999999999999".parse::<Date>().is_err());
-        assert!("+36501".parse::<Date>().is_err());
+    }
+
+    #[test]
+    fn days_from_today_are_settled_by_the_caller() {
+        let today: Date = "2026-12-30".parse().unwrap();
+        let on = |s: &str| s.parse::<DateSpec>().map(|d| d.on(today));
+        assert_eq!(on("today").unwrap(), today);
+        assert_eq!(on("+0").unwrap(), today);
+        assert_eq!(on("+14d").unwrap().to_string(), "2027-01-13");
+        assert_eq!(on("2026-01-02").unwrap().to_string(), "2026-01-02");
+        assert!(on("+99999999999999").is_err());
+        assert!(on("+36501").unwrap_err().contains("at most +36500 days"));
+        assert!(on("tomorrow").unwrap_err().contains("YYYY-MM-DD"));
+        assert!("today".parse::<Date>().is_err(), "a stored date is a calendar date");
     }
 
     #[test]
@@ -173,9 +198,9 @@ mod tests {
     }
 
     #[test]
-    fn now_is_rfc3339() {
-        let n = now();
-        assert_eq!(n.len(), 20);
-        assert!(n.ends_with('Z') && n.as_bytes()[10] == b'T', "{n}");
+    fn moments_are_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_796_520_177), "2026-12-06T01:22:57Z");
+        assert_eq!(Date::of_unix(1_796_520_177).to_string(), "2026-12-06");
     }
 }

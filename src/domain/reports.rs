@@ -2,7 +2,19 @@
 //! `<testsuite>` of `<testcase>`s, each possibly with `<failure>`, `<error>` or `<skipped>`)
 //! and Cobertura XML (`<coverage line-rate="0.85">`).
 
-use crate::store::Tests;
+use serde::{Deserialize, Serialize};
+
+/// Test results as a build measured them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tests {
+    pub total: u64,
+    pub passed: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    /// Names of failing tests, in report order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
+}
 
 /// Reads a JUnit XML report.
 pub fn junit(xml: &str) -> Result<Tests, String> {

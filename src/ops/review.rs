@@ -5,7 +5,7 @@
 use super::docs::is_text;
 use super::events;
 use crate::adapters::tracker::Tracker;
-use crate::domain::date;
+use crate::clock;
 use crate::domain::{RequirementKey, ReviewKind, Verdict};
 use crate::store::{self, Event, Review, Store};
 use crate::ui::{Result, XoneError};
@@ -133,7 +133,7 @@ pub fn close(
         // The record shows the verdict as it will be stored, so build it from the closed review.
         let closed = Review {
             verdict: Some(v),
-            verdict_at: Some(date::now()),
+            verdict_at: Some(clock::now()),
             verdict_by: Some(actor.to_string()),
             note: note.clone(),
             ..r.clone()

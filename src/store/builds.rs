@@ -6,7 +6,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 
 use super::kinds::{BuildKind, BuildStatus};
-use crate::domain::{date, ProjectKey, RequirementKey};
+use crate::clock;
+pub use crate::domain::reports::Tests;
+use crate::domain::{ProjectKey, RequirementKey};
 use crate::ui::{Result, XoneError};
 
 /// A deployable service of a project, built from one of its repositories.
@@ -134,25 +136,13 @@ pub fn insert_app(c: &Connection, a: &App) -> Result<()> {
             a.test_cmd,
             a.junit,
             a.cobertura,
-            date::now(),
+            clock::now(),
             a.manifests,
             a.alert_labels,
             a.error_query
         ],
     )?;
     Ok(())
-}
-
-/// Test results as a build measured them.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Tests {
-    pub total: u64,
-    pub passed: u64,
-    pub failed: u64,
-    pub skipped: u64,
-    /// Names of failing tests, in report order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub failures: Vec<String>,
 }
 
 /// One gate a build was measured against.
@@ -237,7 +227,7 @@ pub fn start_build(
             sha,
             kind,
             std::process::id(),
-            date::now(),
+            clock::now(),
             actor
         ],
     )?;
@@ -269,7 +259,7 @@ pub fn finish_build(c: &Connection, id: i64, o: &BuildOutcome) -> Result<()> {
             o.image,
             o.digest,
             o.detail,
-            date::now()
+            clock::now()
         ],
     )?;
     Ok(())
@@ -307,7 +297,7 @@ pub fn settle_interrupted(c: &Connection) -> Result<usize> {
                 "UPDATE build SET status = 'interrupted', finished_at = ?2, pid = NULL,
                         detail = coalesce(detail, 'the build was interrupted before it finished')
                  WHERE id = ?1 AND status = 'running'",
-                params![id, date::now()],
+                params![id, clock::now()],
             )?;
         }
     }
@@ -408,7 +398,7 @@ pub fn set_env(c: &Connection, e: &Env) -> Result<()> {
             e.prometheus,
             e.registry,
             e.smoke,
-            date::now(),
+            clock::now(),
             e.alert_labels,
             e.error_query
         ],

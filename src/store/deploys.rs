@@ -6,6 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
 use super::kinds::{DeployKind, DeployStatus, WatchStatus};
+use crate::clock;
 use crate::domain::date;
 use crate::ui::{Result, XoneError};
 
@@ -84,7 +85,7 @@ pub fn start_deploy(c: &Connection, d: &Deploy) -> Result<i64> {
             d.prev_rs,
             d.detail,
             std::process::id(),
-            date::now(),
+            clock::now(),
             d.actor
         ],
     )?;
@@ -100,7 +101,7 @@ pub fn finish_deploy(
     detail: Option<&str>,
 ) -> Result<()> {
     let settled = !matches!(status, DeployStatus::Rolling | DeployStatus::Interrupted);
-    let finished = settled.then(date::now);
+    let finished = settled.then(clock::now);
     c.execute(
         "UPDATE deploy SET status = ?2, revision = COALESCE(?3, revision), detail = COALESCE(?4, detail),
              finished_at = ?5, pid = NULL WHERE id = ?1",
@@ -214,7 +215,7 @@ pub fn start_watch(c: &Connection, w: &Watch) -> Result<i64> {
 pub fn finish_watch(c: &Connection, id: i64, status: WatchStatus, detail: &str) -> Result<()> {
     c.execute(
         "UPDATE watch SET status = ?2, detail = ?3, finished_at = ?4 WHERE id = ?1",
-        params![id, status, detail, date::now()],
+        params![id, status, detail, clock::now()],
     )?;
     Ok(())
 }

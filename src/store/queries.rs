@@ -6,7 +6,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::kinds::{IntegrationStatus, RepoKind};
-use crate::domain::date;
+use crate::clock;
 use crate::domain::{DocKind, ProjectKey, RequirementKey, ReviewKind, Role, Status, Verdict};
 use crate::ui::{Result, XoneError};
 
@@ -97,7 +97,7 @@ pub fn insert_project(
     ensure_new_project(c, key)?;
     c.execute(
         "INSERT INTO project (key, name, description, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![key.as_str(), name, description, date::now(), actor],
+        params![key.as_str(), name, description, clock::now(), actor],
     )?;
     Ok(())
 }
@@ -105,7 +105,7 @@ pub fn insert_project(
 pub fn archive_project(c: &Connection, key: &ProjectKey) -> Result<()> {
     c.execute(
         "UPDATE project SET archived_at = ?2 WHERE key = ?1",
-        params![key.as_str(), date::now()],
+        params![key.as_str(), clock::now()],
     )?;
     Ok(())
 }
@@ -169,7 +169,7 @@ pub fn insert_repo(c: &Connection, project: &ProjectKey, repo: &Repo) -> Result<
             repo.location,
             repo.default_branch,
             repo.bare,
-            date::now(),
+            clock::now(),
             repo.remote_id,
             repo.clone_url,
             repo.web_url
@@ -248,7 +248,7 @@ pub fn add_member(
     for role in roles {
         let n = c.execute(
             "INSERT OR IGNORE INTO member (project, user, role, added_at) VALUES (?1, ?2, ?3, ?4)",
-            params![project.as_str(), user, role.as_str(), date::now()],
+            params![project.as_str(), user, role.as_str(), clock::now()],
         )?;
         if n > 0 {
             added.push(*role);
@@ -441,7 +441,7 @@ pub fn insert_requirement(
         |r| r.get(0),
     )?;
     let key = RequirementKey::new(project.clone(), seq);
-    let now = date::now();
+    let now = clock::now();
     c.execute(
         "INSERT INTO requirement (key, project, seq, title, status, created_at, created_by, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6)",
@@ -453,7 +453,7 @@ pub fn insert_requirement(
 pub fn set_status(c: &Connection, key: &RequirementKey, status: Status) -> Result<()> {
     c.execute(
         "UPDATE requirement SET status = ?2, updated_at = ?3 WHERE key = ?1",
-        params![key.to_string(), status.as_str(), date::now()],
+        params![key.to_string(), status.as_str(), clock::now()],
     )?;
     Ok(())
 }
@@ -476,7 +476,7 @@ pub fn set_date(
     debug_assert!(DATE_COLUMNS.iter().any(|(col, _)| *col == column));
     c.execute(
         &format!("UPDATE requirement SET {column} = ?2, updated_at = ?3 WHERE key = ?1"),
-        params![key.to_string(), value, date::now()],
+        params![key.to_string(), value, clock::now()],
     )?;
     Ok(())
 }
@@ -751,7 +751,7 @@ pub fn add_document_version(
     c.execute(
         "INSERT INTO document (requirement, kind, version, sha256, media_type, file_name, created_at, created_by, note)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![key.to_string(), kind.as_str(), version, sha, media_type, file_name, date::now(), actor, note],
+        params![key.to_string(), kind.as_str(), version, sha, media_type, file_name, clock::now(), actor, note],
     )?;
     Ok(Some(version))
 }
@@ -867,7 +867,7 @@ pub fn insert_review(
 ) -> Result<i64> {
     c.execute(
         "INSERT INTO review (requirement, kind, at, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![key.to_string(), kind, at, date::now(), actor],
+        params![key.to_string(), kind, at, clock::now(), actor],
     )?;
     let id = c.last_insert_rowid();
     for a in attendees {
@@ -888,7 +888,7 @@ pub fn insert_comment(
 ) -> Result<i64> {
     c.execute(
         "INSERT INTO review_comment (review, author, created_at, section, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![review, author, date::now(), section, body],
+        params![review, author, clock::now(), section, body],
     )?;
     Ok(c.last_insert_rowid())
 }
@@ -908,7 +908,7 @@ pub fn resolve_comment(c: &Connection, review: i64, comment: i64, actor: &str) -
         Some(None) => {
             c.execute(
                 "UPDATE review_comment SET resolved_at = ?2, resolved_by = ?3 WHERE id = ?1",
-                params![comment, date::now(), actor],
+                params![comment, clock::now(), actor],
             )?;
             Ok(true)
         }
@@ -925,7 +925,7 @@ pub fn set_verdict(
 ) -> Result<()> {
     c.execute(
         "UPDATE review SET verdict = ?2, verdict_at = ?3, verdict_by = ?4, note = ?5, doc_version = ?6 WHERE id = ?1",
-        params![review, verdict, date::now(), actor, note, doc_version],
+        params![review, verdict, clock::now(), actor, note, doc_version],
     )?;
     Ok(())
 }
@@ -992,7 +992,7 @@ pub fn record_branch(
 ) -> Result<()> {
     c.execute(
         "INSERT OR IGNORE INTO branch (requirement, repo, name, base, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![key.to_string(), repo_id, name, base, date::now()],
+        params![key.to_string(), repo_id, name, base, clock::now()],
     )?;
     Ok(())
 }
@@ -1033,7 +1033,7 @@ pub fn insert_signoff(
 ) -> Result<()> {
     c.execute(
         "INSERT INTO signoff (requirement, user, at, note) VALUES (?1, ?2, ?3, ?4)",
-        params![key.to_string(), user, date::now(), note],
+        params![key.to_string(), user, clock::now(), note],
     )?;
     Ok(())
 }
@@ -1060,7 +1060,7 @@ pub fn record(c: &Connection, e: &Event) -> Result<()> {
     c.execute(
         "INSERT INTO event (project, requirement, at, actor, action, from_status, to_status, detail, reason, forced)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![e.project, e.requirement, date::now(), e.actor, e.action, e.from, e.to, e.detail, e.reason, e.forced],
+        params![e.project, e.requirement, clock::now(), e.actor, e.action, e.from, e.to, e.detail, e.reason, e.forced],
     )?;
     Ok(())
 }
@@ -1120,7 +1120,7 @@ pub fn insert_integration(c: &Connection, i: &NewIntegration<'_>) -> Result<i64>
             i.sha,
             i.status,
             i.detail,
-            date::now(),
+            clock::now(),
             i.actor
         ],
     )?;

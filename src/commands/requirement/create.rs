@@ -5,7 +5,8 @@ use clap_complete::ArgValueCandidates;
 
 use super::super::{complete, Ctx};
 use super::show;
-use crate::domain::date::Date;
+use crate::clock;
+use crate::domain::date::DateSpec;
 use crate::domain::names::Assignment;
 use crate::domain::ProjectKey;
 use crate::ops::docs;
@@ -20,9 +21,9 @@ pub struct CreateArgs {
     pub project: ProjectKey,
     pub title: String,
     #[arg(long, value_name = "DATE")]
-    pub start: Option<Date>,
+    pub start: Option<DateSpec>,
     #[arg(long, value_name = "DATE")]
-    pub end: Option<Date>,
+    pub end: Option<DateSpec>,
     /// The requirement document's first edit, from FILE (- for standard input)
     #[arg(long, value_name = "FILE")]
     pub doc: Option<String>,
@@ -40,20 +41,16 @@ pub fn run(cx: &mut Ctx, a: CreateArgs) -> Result<()> {
             XoneError::usage("the title is empty").hint("give the requirement a title in quotes")
         );
     }
-    requirement::check_span(a.start, a.end)?;
+    let today = clock::today();
+    let (start, end) = (a.start.map(|d| d.on(today)), a.end.map(|d| d.on(today)));
+    requirement::check_span(start, end)?;
     let first_edit = match &a.doc {
         Some(f) => Some((docs::read_input(f, limit)?, f.clone())),
         None => None,
     };
     let mut store = cx.store()?;
-    let new = NewRequirement {
-        project: &a.project,
-        title,
-        start: a.start,
-        end: a.end,
-        first_edit,
-        assign: &a.assign,
-    };
+    let new =
+        NewRequirement { project: &a.project, title, start, end, first_edit, assign: &a.assign };
     let key = requirement::create(&mut store, cx.tracker().as_ref(), &new, &actor)?;
     warn_unknown_people(cx, &store, &a.project, &a.assign)?;
     if cx.ui.json {

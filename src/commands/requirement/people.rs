@@ -5,7 +5,8 @@ use clap_complete::ArgValueCompleter;
 
 use super::super::{complete, Ctx};
 use super::create::warn_unknown_people;
-use crate::domain::date::Date;
+use crate::clock;
+use crate::domain::date::DateSpec;
 use crate::domain::names::Assignment;
 use crate::domain::RequirementKey;
 use crate::ops::requirement;
@@ -14,7 +15,7 @@ use crate::ui::{Result, XoneError};
 
 /// A date flag's value: a date, or `none` to clear it.
 #[derive(Clone, Debug)]
-pub struct DateOrNone(Option<Date>);
+pub struct DateOrNone(Option<DateSpec>);
 
 impl std::str::FromStr for DateOrNone {
     type Err = String;
@@ -67,6 +68,8 @@ pub fn schedule(cx: &mut Ctx, a: ScheduleArgs) -> Result<()> {
     let actor = cx.actor()?;
     let mut store = cx.store()?;
     let req = store::open_requirement(store.conn(), &a.key)?;
+    let today = clock::today();
+    let on = |d: &DateOrNone| d.0.map(|d| d.on(today));
     let given = [&a.start, &a.end, &a.dev_end, &a.test_submit, &a.smoke, &a.test_end, &a.release];
     if given.iter().all(|g| g.is_none()) {
         return Err(XoneError::usage("no date given")
@@ -75,19 +78,19 @@ pub fn schedule(cx: &mut Ctx, a: ScheduleArgs) -> Result<()> {
     let start = a
         .start
         .as_ref()
-        .map(|d| d.0)
+        .map(on)
         .unwrap_or_else(|| req.dates.start.as_deref().and_then(|s| s.parse().ok()));
     let end = a
         .end
         .as_ref()
-        .map(|d| d.0)
+        .map(on)
         .unwrap_or_else(|| req.dates.end.as_deref().and_then(|s| s.parse().ok()));
     requirement::check_span(start, end)?;
     let changes: Vec<(&str, &str, Option<String>)> = store::DATE_COLUMNS
         .iter()
         .zip(given)
         .filter_map(|((col, flag), v)| {
-            v.as_ref().map(|d| (*col, *flag, d.0.map(|d| d.to_string())))
+            v.as_ref().map(|d| (*col, *flag, on(d).map(|d| d.to_string())))
         })
         .collect();
     requirement::schedule(&mut store, &req, &changes, &actor)?;
