@@ -2,7 +2,11 @@
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{branch, project, requirement, review, setup};
+use crate::commands::{
+    auth, branch, build, deploy, doctor, hook, project, quickstart, requirement, review, rollback,
+    setup, Ctx,
+};
+use crate::ui::{Result, XoneError};
 
 /// Carry a requirement from the first draft to a watched release, and back out again.
 ///
@@ -56,25 +60,53 @@ pub enum Command {
     #[command(subcommand)]
     Branch(branch::BranchCommand),
     /// Build an app at a commit: tests, gates, image, push; and the builds' records
-    Build(crate::commands::build::BuildArgs),
+    Build(build::BuildArgs),
     /// Deploy an app's image to an environment's cluster, follow the rollout, and read what runs
-    Deploy(crate::commands::deploy::DeployArgs),
+    Deploy(deploy::DeployArgs),
     /// Roll an app back to an earlier revision, or everything a requirement deployed
-    Rollback(crate::commands::rollback::RollbackArgs),
+    Rollback(rollback::RollbackArgs),
     /// Log in to GitLab, see who the token belongs to, log out
     #[command(subcommand)]
-    Auth(crate::commands::auth::AuthCommand),
+    Auth(auth::AuthCommand),
     /// Check that every configured system can be reached, and how fast
-    Doctor(crate::commands::doctor::DoctorArgs),
+    Doctor(doctor::DoctorArgs),
     /// Git hooks that keep commits traceable to their requirement
     #[command(subcommand)]
-    Hook(crate::commands::hook::HookCommand),
+    Hook(hook::HookCommand),
     /// Print the shell completion script (bash, zsh, fish, powershell, elvish)
     Completion(setup::CompletionArgs),
     /// Write the manual pages
     Man(setup::ManArgs),
     /// Walk a sandbox requirement from draft to submitted on the embedded defaults
-    Quickstart(crate::commands::quickstart::QuickstartArgs),
+    Quickstart(quickstart::QuickstartArgs),
+}
+
+/// Runs the command the line asked for.
+pub fn dispatch(cx: &mut Ctx, cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Init(a) => setup::init(cx, a),
+        Command::Config(c) => setup::config(cx, c),
+        Command::Project(c) => project::run(cx, c),
+        Command::Requirement(c) => requirement::run(cx, c),
+        Command::Review(c) => review::run(cx, c),
+        Command::Branch(c) => branch::run(cx, c),
+        Command::Hook(c) => hook::run(cx, c),
+        Command::Auth(c) => auth::run(cx, c),
+        Command::Build(a) => build::run(cx, a),
+        Command::Deploy(a) => deploy::run(cx, a),
+        Command::Rollback(a) => rollback::run(cx, a),
+        Command::Doctor(a) => doctor::run(cx, a),
+        Command::Completion(a) => setup::completion(cx, a),
+        Command::Man(a) => setup::man(cx, a),
+        Command::Quickstart(a) => quickstart::run(cx, a),
+    }
+}
+
+/// Runs one xone command line (`argv` without the program's name) in this process.
+pub fn run_line(cx: &mut Ctx, argv: &[&str]) -> Result<()> {
+    let cli = Cli::try_parse_from(std::iter::once("xone").chain(argv.iter().copied()))
+        .map_err(|e| XoneError::internal(format!("quickstart step does not parse: {e}")))?;
+    dispatch(cx, cli)
 }
 
 #[cfg(test)]

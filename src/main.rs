@@ -37,9 +37,10 @@ fn main() -> ExitCode {
         }
     };
     let g = cli.global.clone();
-    let mut cx = commands::Ctx::new(ui::Ui::new(g.json, g.yes, g.verbose));
+    let ui = ui::Ui::new(g.json, g.yes, g.verbose);
+    let mut cx = commands::Ctx::new(ui, cli::Cli::command, cli::run_line);
     let result =
-        commands::dispatch(&mut cx, cli).and_then(|()| cx.ui.flush()).map_err(store::name_the_file);
+        cli::dispatch(&mut cx, cli).and_then(|()| cx.ui.flush()).map_err(store::name_the_file);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is(ui::Tag::StdoutClosed) => ExitCode::SUCCESS,

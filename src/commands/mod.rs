@@ -1,5 +1,5 @@
-//! One module per command group: clap `Args` beside a thin handler that loads, asks the
-//! domain, stores and reports.
+//! One module per command (a folder for a large group): its clap `Args` beside a thin handler
+//! that opens what the work needs, hands it to `ops`, and reports what comes back.
 
 pub mod auth;
 pub mod branch;
@@ -21,7 +21,6 @@ use clap_complete::ArgValueCandidates;
 use crate::adapters::tracker::Tracker;
 use crate::adapters::tracker_local::BuiltinTracker;
 use crate::adapters::{gitlab, http, Forges};
-use crate::cli::{Cli, Command};
 use crate::config::{self, Config};
 use crate::domain::names::check_user;
 use crate::domain::ProjectKey;
@@ -34,13 +33,21 @@ use crate::ui::{Result, Ui, XoneError};
 /// never reads the config, `xone man` never opens the database.
 pub struct Ctx {
     pub ui: Ui,
+    /// The whole command tree, for completion scripts and manual pages.
+    pub tree: fn() -> clap::Command,
+    /// Runs one xone command line in this process (quickstart's steps).
+    pub run_line: fn(&mut Ctx, &[&str]) -> Result<()>,
     config: Option<Config>,
     actor: Option<String>,
 }
 
 impl Ctx {
-    pub fn new(ui: Ui) -> Ctx {
-        Ctx { ui, config: None, actor: None }
+    pub fn new(
+        ui: Ui,
+        tree: fn() -> clap::Command,
+        run_line: fn(&mut Ctx, &[&str]) -> Result<()>,
+    ) -> Ctx {
+        Ctx { ui, tree, run_line, config: None, actor: None }
     }
 
     pub fn config(&mut self) -> Result<&Config> {
@@ -149,26 +156,6 @@ impl Ctx {
         };
         self.actor = Some(actor.clone());
         Ok(actor)
-    }
-}
-
-pub fn dispatch(cx: &mut Ctx, cli: Cli) -> Result<()> {
-    match cli.command {
-        Command::Init(a) => setup::init(cx, a),
-        Command::Config(c) => setup::config(cx, c),
-        Command::Project(c) => project::run(cx, c),
-        Command::Requirement(c) => requirement::run(cx, c),
-        Command::Review(c) => review::run(cx, c),
-        Command::Branch(c) => branch::run(cx, c),
-        Command::Hook(c) => hook::run(cx, c),
-        Command::Auth(c) => auth::run(cx, c),
-        Command::Build(a) => build::run(cx, a),
-        Command::Deploy(a) => deploy::run(cx, a),
-        Command::Rollback(a) => rollback::run(cx, a),
-        Command::Doctor(a) => doctor::run(cx, a),
-        Command::Completion(a) => setup::completion(cx, a),
-        Command::Man(a) => setup::man(cx, a),
-        Command::Quickstart(a) => quickstart::run(cx, a),
     }
 }
 

@@ -3,11 +3,10 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser};
+use clap::Args;
 
-use super::{dispatch, Ctx};
+use super::Ctx;
 use crate::adapters::forge_local::{commit_files, ensure_empty, init_repository};
-use crate::cli::Cli;
 use crate::domain::{ProjectKey, ReviewKind};
 use crate::store;
 use crate::ui::{Result, XoneError};
@@ -50,10 +49,8 @@ fn step(cx: &mut Ctx, line: &[&str]) -> Result<()> {
         .map(|w| if w.contains(' ') || w.is_empty() { format!("'{w}'") } else { w.to_string() })
         .collect();
     cx.ui.status(format!("\n$ xone {}", shown.join(" ")));
-    let argv = std::iter::once("xone").chain(line.iter().copied());
-    let cli = Cli::try_parse_from(argv)
-        .map_err(|e| XoneError::internal(format!("quickstart step does not parse: {e}")))?;
-    dispatch(cx, cli)?;
+    let run_line = cx.run_line;
+    run_line(cx, line)?;
     cx.ui.flush()
 }
 

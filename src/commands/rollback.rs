@@ -5,7 +5,7 @@ use clap_complete::{ArgValueCandidates, ArgValueCompleter};
 
 use super::{complete, AtEnv, Ctx};
 use crate::domain::RequirementKey;
-use crate::ops::release::{self, Rollback};
+use crate::ops::rollback::{self, Rollback};
 use crate::ops::target::{self, Target};
 use crate::store::{Deploy, DeployStatus};
 use crate::ui::{Kind, Result, XoneError};
@@ -47,7 +47,7 @@ pub fn run(cx: &mut Ctx, a: RollbackArgs) -> Result<()> {
     let t = Target::connect(app, env, cx.remote()?)?;
     let actor = cx.actor()?;
     let scope = cx.scope()?;
-    let done = release::rollback(&scope, &mut store, &t, a.to_revision, wait, &actor)?;
+    let done = rollback::rollback(&scope, &mut store, &t, a.to_revision, wait, &actor)?;
     let record = match done {
         Rollback::Skipped { revision } => {
             // As kubectl: nothing to do is not a failure.
@@ -77,7 +77,7 @@ fn requirement(cx: &mut Ctx, key: &RequirementKey, at: &AtEnv, wait: bool) -> Re
     let actor = cx.actor()?;
     let scope = cx.scope()?;
     let done =
-        release::rollback_requirement(&scope, &mut store, key, at.env.as_deref(), wait, &actor)?;
+        rollback::rollback_requirement(&scope, &mut store, key, at.env.as_deref(), wait, &actor)?;
     if cx.ui.json {
         cx.ui.print_json(&done.records)?;
     }

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{Args, CommandFactory, Subcommand, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use super::Ctx;
@@ -207,7 +207,7 @@ pub struct ManArgs {
 }
 
 /// Every page, named as man expects: `xone-requirement-create.1`.
-pub fn man_pages() -> Vec<(String, Vec<u8>)> {
+pub fn man_pages(mut cmd: clap::Command) -> Vec<(String, Vec<u8>)> {
     fn walk(cmd: &clap::Command, prefix: &str, pages: &mut Vec<(String, Vec<u8>)>) {
         let name = if prefix.is_empty() {
             cmd.get_name().to_string()
@@ -222,7 +222,6 @@ pub fn man_pages() -> Vec<(String, Vec<u8>)> {
             walk(sub, &name, pages);
         }
     }
-    let mut cmd = crate::cli::Cli::command();
     cmd.build();
     let mut pages = Vec::new();
     walk(&cmd, "", &mut pages);
@@ -230,7 +229,7 @@ pub fn man_pages() -> Vec<(String, Vec<u8>)> {
 }
 
 pub fn man(cx: &mut Ctx, args: ManArgs) -> Result<()> {
-    let pages = man_pages();
+    let pages = man_pages((cx.tree)());
     let Some(dir) = args.out else {
         cx.ui.out().write_all(&pages[0].1)?;
         return Ok(());

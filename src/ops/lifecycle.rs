@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::branches::BranchView;
-use super::{events, release, target, Scope, Work};
+use super::{events, revisions, target, Scope, Work};
 use crate::adapters::tracker::Tracker;
 use crate::adapters::Forges;
 use crate::domain::lifecycle::{self, BranchFact, ReviewFact};
@@ -104,7 +104,7 @@ fn deployment_problem(
     };
     // A cluster that cannot be read is a missing fact, which --force can pass.
     let read = target::connect(&env, scope.remote.clone())
-        .and_then(|cl| release::read_status(&cl, app, &env));
+        .and_then(|cl| revisions::read_status(&cl, app, &env));
     let st = match read {
         Ok(st) => st,
         Err(e) => {

@@ -15,6 +15,8 @@ pub mod project;
 pub mod release;
 pub mod requirement;
 pub mod review;
+pub mod revisions;
+pub mod rollback;
 pub mod target;
 pub mod watch;
 

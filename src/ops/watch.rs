@@ -6,7 +6,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::release::{self, Status};
+use super::revisions::{self, Status};
+use super::rollback;
 use super::target::Target;
 use super::Scope;
 use crate::adapters::prometheus::Prometheus;
@@ -108,7 +109,7 @@ pub fn watch(
     }
     .max(1);
     let t = Target::connect(app, env, scope.remote.clone())?;
-    let st = release::read_status(&t.cluster, &t.app, &t.env)?.ok_or_else(|| {
+    let st = revisions::read_status(&t.cluster, &t.app, &t.env)?.ok_or_else(|| {
         XoneError::not_found(format!(
             "{} is not deployed to {}: nothing to watch",
             t.app.name, t.env.name
@@ -160,7 +161,7 @@ pub fn watch(
         }
         Verdict::Failed { reason, .. } => {
             let did = if req.rollback_on_alert {
-                match release::rollback_after_watch(scope, store, &t, &st.deployment, actor) {
+                match rollback::rollback_after_watch(scope, store, &t, &st.deployment, actor) {
                     Ok(line) => line,
                     Err(e) => format!("the rollback failed: {}", e.message),
                 }

@@ -1,7 +1,7 @@
 //! `xone deploy history`: one row per revision, from the Deployment's ReplicaSets.
 
 use super::super::{AtEnv, Ctx};
-use crate::ops::release;
+use crate::ops::revisions;
 use crate::ops::target::{self, Target};
 use crate::ui::{table, Result};
 
@@ -9,7 +9,7 @@ pub fn run(cx: &mut Ctx, app_name: &str, at: &AtEnv) -> Result<()> {
     let store = cx.store()?;
     let (app, env) = target::locate(&store, app_name, at.project.as_ref(), at.env.as_deref())?;
     let t = Target::connect(app, env, cx.remote()?)?;
-    let rows = release::history(&t)?;
+    let rows = revisions::history(&t)?;
     if cx.ui.json {
         return cx.ui.print_json(&rows);
     }

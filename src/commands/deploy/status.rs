@@ -1,7 +1,7 @@
 //! `xone deploy status`: what runs now, read from the cluster.
 
 use super::super::{AtEnv, Ctx};
-use crate::ops::release;
+use crate::ops::revisions;
 use crate::ops::target::{self, Target};
 use crate::ui::Result;
 
@@ -9,7 +9,7 @@ pub fn run(cx: &mut Ctx, app_name: &str, at: &AtEnv) -> Result<()> {
     let mut store = cx.store()?;
     let (app, env) = target::locate(&store, app_name, at.project.as_ref(), at.env.as_deref())?;
     let t = Target::connect(app, env, cx.remote()?)?;
-    let st = release::status(&mut store, &t)?;
+    let st = revisions::status(&mut store, &t)?;
     if cx.ui.json {
         return cx.ui.print_json(&st);
     }

@@ -1,0 +1,339 @@
+//! Rollbacks: an app back to an earlier revision as `kubectl rollout undo` does, the release
+//! watch's rollback, and everything a requirement deployed, planned from this machine's
+//! records or from the clusters' annotated ReplicaSets.
+
+use std::collections::BTreeMap;
+
+use super::release::{deadline, describe, follow, stall_limit};
+use super::target::{self, Target};
+use super::Scope;
+use crate::adapters::cluster::{self, End, Follow};
+use crate::domain::manifest;
+use crate::domain::rollout;
+use crate::domain::RequirementKey;
+use crate::store::{self, Deploy, DeployKind, DeployStatus, Env, Store};
+use crate::ui::{Kind, Result, XoneError};
+
+/// What a rollback of one app did.
+pub enum Rollback {
+    /// The revision asked for already runs: as with kubectl, nothing to do.
+    Skipped { revision: i64 },
+    /// The record of the rollback; its status says whether it rolled out.
+    Done(Box<Deploy>),
+}
+
+/// Rolls an app back as `kubectl rollout undo` does: the pod template of the previous
+/// revision (or `to`) applied again, becoming the newest revision.
+pub fn rollback(
+    scope: &Scope,
+    store: &mut Store,
+    t: &Target,
+    to: Option<i64>,
+    wait: bool,
+    actor: &str,
+) -> Result<Rollback> {
+    let d = t.deployment()?;
+    let name = d.metadata.name.clone().unwrap_or_default();
+    if let (Some(to), Some(now)) = (to, rollout::revision(&d.metadata)) {
+        if to == now {
+            return Ok(Rollback::Skipped { revision: to });
+        }
+    }
+    let undo = Undo { deployment: &name, to, requirement: None, wait };
+    undo_one(scope, store, t, &undo, actor).map(|d| Rollback::Done(Box::new(d)))
+}
+
+/// One rollback to make: of which Deployment, to which revision (default: the previous), for
+/// which requirement, and whether to follow it.
+struct Undo<'a> {
+    deployment: &'a str,
+    to: Option<i64>,
+    requirement: Option<&'a str>,
+    wait: bool,
+}
+
+/// Rolls one Deployment back and records it; a failed rollout is a record with status
+/// `failed`, other errors are errors.
+fn undo_one(scope: &Scope, store: &mut Store, t: &Target, u: &Undo, actor: &str) -> Result<Deploy> {
+    let (cl, app, env) = (&t.cluster, &t.app, &t.env);
+    let cause = match u.requirement {
+        Some(k) => format!("xone rollback --requirement {k} by {actor}"),
+        None => format!("xone rollback {} --env {} by {actor}", app.name, env.name),
+    };
+    let undo = cl.undo(u.deployment, &app.name, u.to, &cause)?;
+    let record = Deploy {
+        project: app.project.clone(),
+        app: app.name.clone(),
+        env: env.name.clone(),
+        kind: DeployKind::Rollback,
+        requirement: undo.story.get(manifest::REQUIREMENT).cloned(),
+        build: undo.story.get(manifest::BUILD).and_then(|b| b.parse().ok()),
+        image: undo.image.clone(),
+        context: env.context.clone(),
+        namespace: env.namespace.clone(),
+        prev_revision: undo.from,
+        detail: Some(format!("back to revision {}", undo.to)),
+        actor: actor.to_string(),
+        ..Deploy::default()
+    };
+    // The requirement named on the record is the one rolled back, when there is one. The
+    // annotations may name another machine's requirement or build: the record keeps only
+    // those this machine knows (the build only when it made this very image).
+    let requirement =
+        u.requirement.map(str::to_string).or(record.requirement.clone()).filter(|k| {
+            k.parse::<RequirementKey>().is_ok_and(|k| store::requirement(store.conn(), &k).is_ok())
+        });
+    let build = record.build.filter(|id| {
+        store::build(store.conn(), *id).is_ok_and(|b| {
+            b.image.as_deref() == Some(undo.image.as_str())
+                || b.digest
+                    .as_deref()
+                    .is_some_and(|d| undo.image.ends_with(d.rsplit('@').next().unwrap_or(d)))
+        })
+    });
+    let record = Deploy { requirement, build, ..record };
+    let id = store.write(|tx| store::start_deploy(tx, &record))?;
+    let from = undo.from.map(|r| r.to_string()).unwrap_or_else(|| "-".into());
+    if !u.wait {
+        store.write(|tx| store::finish_deploy(tx, id, DeployStatus::Applied, None, None))?;
+        scope.ui.status(format!(
+            "{} in {}: revision {from} -> revision {}'s template applied ({})",
+            app.name, env.name, undo.to, undo.image
+        ));
+        return store::deploy(store.conn(), id);
+    }
+    let d = cl.deployment(u.deployment)?;
+    let selector = d.as_ref().map(cluster::selector_of).unwrap_or_default();
+    let follow_it = Follow {
+        name: u.deployment,
+        generation: undo.generation,
+        selector,
+        image: &undo.image,
+        limit: stall_limit(deadline(scope)),
+    };
+    match follow(scope.ui, cl, &app.name, &follow_it)? {
+        End::Complete { revision, .. } => {
+            let detail = format!(
+                "back to revision {} ({}), now revision {}",
+                undo.to,
+                undo.image,
+                revision.unwrap_or(0)
+            );
+            store.write(|tx| {
+                store::finish_deploy(tx, id, DeployStatus::Succeeded, revision, Some(&detail))
+            })?;
+            scope.ui.status(format!(
+                "{} in {}: rolled back from revision {from} to revision {}'s template ({}), healthy",
+                app.name, env.name, undo.to, undo.image
+            ));
+        }
+        End::Failed(f) => {
+            let detail = format!("back to revision {}: {}", undo.to, describe(&f));
+            store.write(|tx| {
+                store::finish_deploy(tx, id, DeployStatus::Failed, f.revision, Some(&detail))
+            })?;
+            scope.ui.warn(format!(
+                "{} in {}: the rollback failed: {}",
+                app.name,
+                env.name,
+                describe(&f)
+            ));
+        }
+        End::Interrupted { revision } => {
+            store.write(|tx| {
+                store::finish_deploy(
+                    tx,
+                    id,
+                    DeployStatus::Interrupted,
+                    revision,
+                    Some("interrupted: the cluster keeps rolling back"),
+                )
+            })?;
+            return Err(XoneError::new(
+                Kind::Interrupted,
+                "stopped following the rollback; the cluster keeps rolling",
+            )
+            .hint(format!("xone deploy status {} --env {}", app.name, env.name)));
+        }
+    }
+    store::deploy(store.conn(), id)
+}
+
+/// The release watch's rollback: the revision before the current one, followed to its end.
+/// Returns what was done, for the watch's record.
+pub fn rollback_after_watch(
+    scope: &Scope,
+    store: &mut Store,
+    t: &Target,
+    deployment: &str,
+    actor: &str,
+) -> Result<String> {
+    let undo = Undo { deployment, to: None, requirement: None, wait: true };
+    let rec = undo_one(scope, store, t, &undo, actor)?;
+    if rec.status == DeployStatus::Failed {
+        return Err(XoneError::new(Kind::Rollout, rec.detail.unwrap_or_default()));
+    }
+    Ok(format!("rolled back: {}", rec.detail.unwrap_or_default()))
+}
+
+/// Where a requirement's rollback goes back to in one app and environment.
+enum Before {
+    /// The ReplicaSet that ran before its first deploy, as recorded here.
+    Rs(Option<String>),
+    /// The revision before the oldest one carrying the requirement, read from the cluster.
+    Revision(Option<i64>),
+}
+
+/// What a requirement's rollback did: the records it made, and how many of its apps and
+/// environments were tried and failed.
+pub struct Rollbacks {
+    pub records: Vec<Deploy>,
+    pub tried: usize,
+    pub failed: usize,
+}
+
+/// Rolls back every app and environment a requirement deployed to, newest first, each to
+/// the revision before the requirement's first deploy there. The plan comes from this
+/// machine's records, else (the requirement deployed from another machine) from the
+/// clusters' ReplicaSets annotated with it. Each line is shown through the scope's `Ui` as it
+/// is done.
+pub fn rollback_requirement(
+    scope: &Scope,
+    store: &mut Store,
+    key: &RequirementKey,
+    env: Option<&str>,
+    wait: bool,
+    actor: &str,
+) -> Result<Rollbacks> {
+    // The requirement may be another machine's: its deployments are found in the clusters.
+    store::project(store.conn(), &key.project)?;
+    let key_text = key.to_string();
+    let records =
+        store::deploys(store.conn(), Some(key.project.as_str()), None, env, Some(&key_text))?;
+    // (app, env) in the order of their newest deploy; each keeps the requirement's first one.
+    let mut order: Vec<(String, String)> = Vec::new();
+    let mut first: BTreeMap<(String, String), Deploy> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.kind == DeployKind::Deploy) {
+        let k = (r.app.clone(), r.env.clone());
+        if !order.contains(&k) {
+            order.push(k.clone());
+        }
+        first.insert(k, r.clone());
+    }
+    let mut plans: Vec<(String, String, Before)> = order
+        .iter()
+        .map(|k| (k.0.clone(), k.1.clone(), Before::Rs(first[k].prev_rs.clone())))
+        .collect();
+    if plans.is_empty() {
+        plans = plans_from_clusters(scope, store, key, env)?;
+    }
+    if plans.is_empty() {
+        return Err(XoneError::not_found(format!(
+            "{key} deployed nothing: no record here and no revision in its environments carries it"
+        ))
+        .hint("roll back one app with: xone rollback APP --env ENV"));
+    }
+    let mut done = Rollbacks { records: Vec::new(), tried: plans.len(), failed: 0 };
+    for (app_name, env_name, before) in &plans {
+        let line = (|| -> Result<(bool, String, Option<Deploy>)> {
+            let app = store::app(store.conn(), Some(&key.project), app_name)?;
+            let env = target::find_env(store, &key.project, env_name)?;
+            let none_before = || {
+                Ok((false, format!("no revision before {key}'s first deploy; left as is"), None))
+            };
+            let t = Target::connect(app, env, scope.remote.clone())?;
+            let d = t.deployment()?;
+            let name = d.metadata.name.clone().unwrap_or_default();
+            let to = match before {
+                Before::Rs(None) | Before::Revision(None) => return none_before(),
+                Before::Revision(Some(n)) => *n,
+                Before::Rs(Some(prev_rs)) => {
+                    let found = t
+                        .cluster
+                        .replicasets(&d)?
+                        .into_iter()
+                        .find(|rs| rs.metadata.name.as_deref() == Some(prev_rs.as_str()))
+                        .and_then(|rs| rollout::revision(&rs.metadata));
+                    let Some(to) = found else {
+                        return Ok((
+                            false,
+                            format!("the revision before {key} ({prev_rs}) is no longer kept"),
+                            None,
+                        ));
+                    };
+                    to
+                }
+            };
+            if rollout::revision(&d.metadata) == Some(to) {
+                return Ok((true, format!("already at revision {to}, from before {key}"), None));
+            }
+            let undo = Undo { deployment: &name, to: Some(to), requirement: Some(&key_text), wait };
+            let rec = undo_one(scope, store, &t, &undo, actor)?;
+            let ok = rec.status != DeployStatus::Failed;
+            Ok((ok, rec.detail.clone().unwrap_or_default(), Some(rec)))
+        })();
+        let (ok, text) = match line {
+            Ok((ok, text, rec)) => {
+                done.records.extend(rec);
+                (ok, text)
+            }
+            Err(e) => (false, e.message),
+        };
+        if !ok {
+            done.failed += 1;
+        }
+        let mark = if ok { scope.ui.green("ok") } else { scope.ui.red("failed") };
+        scope.ui.status(format!("{app_name} in {env_name}: {mark} {text}"));
+    }
+    Ok(done)
+}
+
+/// A requirement's deployments as the clusters tell them: in every environment of its
+/// project, the ReplicaSets annotated with it. Newest first.
+fn plans_from_clusters(
+    scope: &Scope,
+    store: &Store,
+    key: &RequirementKey,
+    env: Option<&str>,
+) -> Result<Vec<(String, String, Before)>> {
+    let apps = store::apps(store.conn(), &key.project)?;
+    let envs: Vec<Env> = store::envs(store.conn(), &key.project)?
+        .into_iter()
+        .filter(|e| env.is_none_or(|n| n == e.name))
+        .collect();
+    let mut found = Vec::new();
+    for env in &envs {
+        let Ok(cl) = target::connect(env, scope.remote.clone()) else {
+            scope.ui.warn(format!("environment {}: its cluster cannot be read; skipped", env.name));
+            continue;
+        };
+        for app in &apps {
+            let Ok(Some(d)) = target::find_deployment(&cl, &app.name) else { continue };
+            let sets = cl.replicasets(&d)?;
+            let ours: Vec<_> = sets
+                .iter()
+                .filter(|rs| {
+                    rs.metadata.annotations.as_ref().and_then(|a| a.get(manifest::REQUIREMENT))
+                        == Some(&key.to_string())
+                })
+                .collect();
+            let Some(first) = ours.iter().filter_map(|rs| rollout::revision(&rs.metadata)).min()
+            else {
+                continue;
+            };
+            let newest = ours
+                .iter()
+                .filter_map(|rs| rs.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()))
+                .max()
+                .unwrap_or_default();
+            let before = sets
+                .iter()
+                .filter_map(|rs| rollout::revision(&rs.metadata))
+                .filter(|r| *r < first)
+                .max();
+            found.push((newest, app.name.clone(), env.name.clone(), Before::Revision(before)));
+        }
+    }
+    found.sort_by(|a, b| b.0.cmp(&a.0));
+    Ok(found.into_iter().map(|(_, app, env, before)| (app, env, before)).collect())
+}
