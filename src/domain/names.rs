@@ -121,6 +121,9 @@ macro_rules! word_enum {
     };
 }
 
+/// The same for other enums kept as words (the store's kinds and statuses).
+pub(crate) use word_enum;
+
 word_enum! {
     /// A member's role on a project (SPEC §1).
     Role {

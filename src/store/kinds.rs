@@ -2,68 +2,15 @@
 //! the database and in `--json`.
 
 use std::fmt;
+use std::str::FromStr;
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
+use crate::domain::names::word_enum;
 use crate::domain::{DocKind, ReviewKind, Verdict};
 
-/// An enum kept as text: each variant with the text it is stored and printed as.
-macro_rules! text_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
-        $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        pub enum $name {
-            $($(#[$vmeta])* $variant,)+
-        }
-
-        impl $name {
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text,)+
-                }
-            }
-
-            fn from_text(s: &str) -> Option<$name> {
-                match s {
-                    $($text => Some($name::$variant),)+
-                    _ => None,
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-
-        impl ToSql for $name {
-            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-                Ok(ToSqlOutput::from(self.as_str()))
-            }
-        }
-
-        impl FromSql for $name {
-            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-                let text = value.as_str()?;
-                $name::from_text(text).ok_or_else(|| {
-                    FromSqlError::Other(
-                        format!("'{text}' is not a {} this xone knows", stringify!($name)).into(),
-                    )
-                })
-            }
-        }
-    };
-}
-
-text_enum! {
+word_enum! {
     /// Where a build ran.
     BuildKind {
         Pipeline = "pipeline",
@@ -71,7 +18,7 @@ text_enum! {
     }
 }
 
-text_enum! {
+word_enum! {
     /// How a build stands.
     BuildStatus {
         Running = "running",
@@ -83,7 +30,7 @@ text_enum! {
     }
 }
 
-text_enum! {
+word_enum! {
     /// What a rollout record is of.
     #[derive(Default)]
     DeployKind {
@@ -93,7 +40,7 @@ text_enum! {
     }
 }
 
-text_enum! {
+word_enum! {
     /// How a rollout stands.
     #[derive(Default)]
     DeployStatus {
@@ -110,7 +57,7 @@ text_enum! {
     }
 }
 
-text_enum! {
+word_enum! {
     /// How a post-release watch stands.
     #[derive(Default)]
     WatchStatus {
@@ -121,7 +68,7 @@ text_enum! {
     }
 }
 
-text_enum! {
+word_enum! {
     /// What an integration did in one repository.
     IntegrationStatus {
         Done = "done",
@@ -130,7 +77,7 @@ text_enum! {
     }
 }
 
-text_enum! {
+word_enum! {
     /// Which forge serves a repository.
     RepoKind {
         Local = "local",
@@ -138,7 +85,7 @@ text_enum! {
     }
 }
 
-/// The domain's words, kept as their text.
+/// Words kept as their text in the database.
 macro_rules! stored_as_text {
     ($($name:ty),+) => {$(
         impl ToSql for $name {
@@ -155,7 +102,18 @@ macro_rules! stored_as_text {
     )+};
 }
 
-stored_as_text!(DocKind, ReviewKind, Verdict);
+stored_as_text!(
+    DocKind,
+    ReviewKind,
+    Verdict,
+    BuildKind,
+    BuildStatus,
+    DeployKind,
+    DeployStatus,
+    WatchStatus,
+    IntegrationStatus,
+    RepoKind
+);
 
 impl BuildStatus {
     /// Still under way (as far as this machine knows).
