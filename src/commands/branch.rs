@@ -145,14 +145,13 @@ fn create(cx: &mut Ctx, a: CreateArgs) -> Result<()> {
 
 fn integrate(cx: &mut Ctx, a: IntegrateArgs) -> Result<()> {
     let actor = cx.actor()?;
-    cx.config()?;
+    let target = branches::integration_branch(cx.config()?, &a.env)?;
     let mut store = cx.store()?;
     let forges = cx.forges()?;
     let tracker = cx.tracker();
-    let scope = cx.scope()?;
-    let w = Work { ui: scope.ui, forges: &forges, tracker: tracker.as_ref(), actor: &actor };
-    let reports =
-        branches::integrate(&w, &mut store, scope.config, &a.env, &a.keys, a.project.as_ref())?;
+    let w = Work { ui: &cx.ui, forges: &forges, tracker: tracker.as_ref(), actor: &actor };
+    let which = branches::Integrate { env: &a.env, target: &target, keys: &a.keys };
+    let reports = branches::integrate(&w, &mut store, &which, a.project.as_ref())?;
     report_repos(cx, "branch integrate", reports)
 }
 

@@ -5,12 +5,18 @@ use clap::Subcommand;
 use clap_complete::{ArgValueCandidates, ArgValueCompleter};
 
 use super::{complete, Ctx};
-use crate::domain::date::parse_datetime;
+use crate::clock;
+use crate::domain::date;
 use crate::domain::names::check_user;
 use crate::domain::{RequirementKey, ReviewKind, Verdict};
 use crate::ops::review;
 use crate::store;
-use crate::ui::{table, Result};
+use crate::ui::{table, Result, XoneError};
+
+/// A meeting time, its date possibly relative to today.
+fn parse_at(s: &str) -> std::result::Result<String, String> {
+    date::parse_datetime(s, clock::today())
+}
 
 const REVIEW_JSON: &str = "JSON: {\"id\", \"requirement\", \"kind\", \"at\", \"created_at\", \"created_by\", \"verdict\" (approve|reject|null), \"verdict_at\", \"verdict_by\", \"note\", \"doc_version\", \"attendees\": [USER], \"comments\": [{\"id\", \"author\", \"created_at\", \"section\", \"body\", \"resolved_at\", \"resolved_by\"}]}";
 
@@ -24,7 +30,7 @@ pub enum ReviewCommand {
         #[arg(long)]
         kind: ReviewKind,
         /// When the meeting is held: YYYY-MM-DD HH:MM
-        #[arg(long, value_name = "DATETIME", value_parser = parse_datetime)]
+        #[arg(long, value_name = "DATETIME", value_parser = parse_at)]
         at: Option<String>,
         /// Who attends (default: everyone assigned to the requirement); repeat for more
         #[arg(long = "attendee", value_name = "USER", value_parser = check_user)]
@@ -142,6 +148,9 @@ fn show(cx: &mut Ctx, id: i64) -> Result<()> {
 
 fn comment(cx: &mut Ctx, id: i64, text: &str, section: Option<&str>) -> Result<()> {
     let actor = cx.actor()?;
+    if text.trim().is_empty() {
+        return Err(XoneError::usage("the comment is empty"));
+    }
     let mut store = cx.store()?;
     let cid = review::comment(&mut store, id, text, section, &actor)?;
     cx.ui.status(format!("comment {cid} added to review #{id}"));

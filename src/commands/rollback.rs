@@ -45,7 +45,7 @@ pub fn run(cx: &mut Ctx, a: RollbackArgs) -> Result<()> {
     let mut store = cx.store()?;
     let (app, env) = target::locate(&store, &app_name, a.at.project.as_ref(), a.at.env.as_deref())?;
     let t = Target::connect(app, env, cx.remote()?)?;
-    let actor = cx.actor()?;
+    let actor = cx.actor();
     let scope = cx.scope()?;
     let done = rollback::rollback(&scope, &mut store, &t, a.to_revision, wait, &actor)?;
     let record = match done {
@@ -74,7 +74,7 @@ pub fn run(cx: &mut Ctx, a: RollbackArgs) -> Result<()> {
 
 fn requirement(cx: &mut Ctx, key: &RequirementKey, at: &AtEnv, wait: bool) -> Result<()> {
     let mut store = cx.store()?;
-    let actor = cx.actor()?;
+    let actor = cx.actor();
     let scope = cx.scope()?;
     let done =
         rollback::rollback_requirement(&scope, &mut store, key, at.env.as_deref(), wait, &actor)?;

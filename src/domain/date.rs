@@ -117,15 +117,16 @@ impl fmt::Display for Date {
     }
 }
 
-/// A meeting time as people write it: `YYYY-MM-DD HH:MM` (or with a `T`), or a date alone.
-pub fn parse_datetime(s: &str) -> Result<String, String> {
+/// A meeting time as people write it: `YYYY-MM-DD HH:MM` (or with a `T`), or a date alone;
+/// the date may be relative to `today` (`today 14:30`, `+1 10:00`).
+pub fn parse_datetime(s: &str, today: Date) -> Result<String, String> {
     let bad =
         || format!("invalid date and time '{s}': use YYYY-MM-DD HH:MM (e.g. 2026-12-01 14:30)");
     let (d, t) = match s.split_once([' ', 'T']) {
         Some((d, t)) => (d, Some(t)),
         None => (s, None),
     };
-    let date: Date = d.parse().map_err(|_| bad())?;
+    let date = d.parse::<DateSpec>().map_err(|_| bad())?.on(today);
     match t {
         None => Ok(date.to_string()),
         Some(t) => {
@@ -190,11 +191,15 @@ mod tests {
 
     #[test]
     fn datetimes() {
-        assert_eq!(parse_datetime("2026-12-01 14:30").unwrap(), "2026-12-01 14:30");
-        assert_eq!(parse_datetime("2026-12-01T09:05:00Z").unwrap(), "2026-12-01 09:05");
-        assert_eq!(parse_datetime("2026-12-01").unwrap(), "2026-12-01");
-        assert!(parse_datetime("2026-12-01 25:00").is_err());
-        assert!(parse_datetime("2026-12-01 9:5").is_err());
+        let today: Date = "2026-12-06".parse().unwrap();
+        let at = |s: &str| parse_datetime(s, today);
+        assert_eq!(at("2026-12-01 14:30").unwrap(), "2026-12-01 14:30");
+        assert_eq!(at("2026-12-01T09:05:00Z").unwrap(), "2026-12-01 09:05");
+        assert_eq!(at("2026-12-01").unwrap(), "2026-12-01");
+        assert_eq!(at("today 14:30").unwrap(), "2026-12-06 14:30");
+        assert_eq!(at("+1 10:00").unwrap(), "2026-12-07 10:00");
+        assert!(at("2026-12-01 25:00").is_err());
+        assert!(at("2026-12-01 9:5").is_err());
     }
 
     #[test]

@@ -109,7 +109,8 @@ macro_rules! word_enum {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
+                // `pad`, so that widths (`{:<12}`) apply as they do to text.
+                f.pad(self.as_str())
             }
         }
 

@@ -314,19 +314,24 @@ pub fn delete(
     Ok(reports)
 }
 
-/// Rebuilds `env`'s integration branch in every repository of the project from its default
-/// branch and the feature branches of `keys`, or by default of the requirements in the states
-/// that belong to `env`. What went in is recorded on every requirement it holds, conflicts
-/// too.
+/// Which integration to rebuild: `env`'s, on its branch `target`, from the requirements
+/// `keys` (none: those in the states that belong to `env`).
+pub struct Integrate<'a> {
+    pub env: &'a str,
+    pub target: &'a str,
+    pub keys: &'a [RequirementKey],
+}
+
+/// Rebuilds an environment's integration branch in every repository of the project from its
+/// default branch and the requirements' feature branches. What went in is recorded on every
+/// requirement it holds, conflicts too.
 pub fn integrate(
     w: &Work,
     store: &mut Store,
-    config: &Config,
-    env: &str,
-    keys: &[RequirementKey],
+    which: &Integrate,
     project: Option<&ProjectKey>,
 ) -> Result<Vec<RepoReport>> {
-    let target = integration_branch(config, env)?;
+    let Integrate { env, target, keys } = *which;
     let project = which_project(store, project, keys)?;
     let repos = pick_repos(store, &project, &[])?;
     let reqs = if keys.is_empty() {
@@ -374,7 +379,7 @@ pub fn integrate(
         &work,
         |(r, _)| r.name.clone(),
         |(repo, features)| {
-            w.forges.for_repo(repo)?.integrate(repo, &target, &repo.default_branch, features)
+            w.forges.for_repo(repo)?.integrate(repo, target, &repo.default_branch, features)
         },
     );
     let mut reports = Vec::new();
@@ -386,7 +391,7 @@ pub fn integrate(
                 project: &project,
                 env,
                 repo_id: repo.id,
-                branch: &target,
+                branch: target,
                 base,
                 base_sha: "",
                 sha: None,

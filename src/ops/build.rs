@@ -298,7 +298,7 @@ pub fn local(
 /// The engine's steps show as lines of their own; the rest only on a live line.
 fn show_step(progress: &Progress, line: &str) {
     if line.starts_with("Step ") || line.starts_with("Successfully") {
-        progress.say(line);
+        progress.step(line);
     } else {
         progress.hint(line);
     }

@@ -33,6 +33,10 @@ pub struct Scope<'a> {
     pub ui: &'a Ui,
 }
 
+/// Who acts, or why that cannot be told (an invalid `XONE_USER`): asked for only where an
+/// operation records something, so that what it checks first still comes first.
+pub type Actor = crate::ui::Result<String>;
+
 /// Who acts, and the systems an operation on requirements and their branches reaches.
 pub struct Work<'a> {
     pub ui: &'a Ui,

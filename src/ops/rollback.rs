@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::release::{deadline, describe, follow, stall_limit};
 use super::target::{self, Target};
-use super::Scope;
+use super::{Actor, Scope};
 use crate::adapters::cluster::{self, End, Follow};
 use crate::domain::manifest;
 use crate::domain::rollout;
@@ -30,7 +30,7 @@ pub fn rollback(
     t: &Target,
     to: Option<i64>,
     wait: bool,
-    actor: &str,
+    actor: &Actor,
 ) -> Result<Rollback> {
     let d = t.deployment()?;
     let name = d.metadata.name.clone().unwrap_or_default();
@@ -40,7 +40,8 @@ pub fn rollback(
         }
     }
     let undo = Undo { deployment: &name, to, requirement: None, wait };
-    undo_one(scope, store, t, &undo, actor).map(|d| Rollback::Done(Box::new(d)))
+    let actor = actor.clone()?;
+    undo_one(scope, store, t, &undo, &actor).map(|d| Rollback::Done(Box::new(d)))
 }
 
 /// One rollback to make: of which Deployment, to which revision (default: the previous), for
@@ -203,7 +204,7 @@ pub fn rollback_requirement(
     key: &RequirementKey,
     env: Option<&str>,
     wait: bool,
-    actor: &str,
+    actor: &Actor,
 ) -> Result<Rollbacks> {
     // The requirement may be another machine's: its deployments are found in the clusters.
     store::project(store.conn(), &key.project)?;
@@ -268,7 +269,7 @@ pub fn rollback_requirement(
                 return Ok((true, format!("already at revision {to}, from before {key}"), None));
             }
             let undo = Undo { deployment: &name, to: Some(to), requirement: Some(&key_text), wait };
-            let rec = undo_one(scope, store, &t, &undo, actor)?;
+            let rec = undo_one(scope, store, &t, &undo, &actor.clone()?)?;
             let ok = rec.status != DeployStatus::Failed;
             Ok((ok, rec.detail.clone().unwrap_or_default(), Some(rec)))
         })();

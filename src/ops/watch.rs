@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::revisions::{self, Status};
 use super::rollback;
 use super::target::Target;
-use super::Scope;
+use super::{Actor, Scope};
 use crate::adapters::prometheus::Prometheus;
 use crate::domain::rollout;
 use crate::store::{self, App, Env, Store, Watch, WatchStatus};
@@ -94,7 +94,7 @@ pub fn watch(
     app: App,
     env: Env,
     req: &Request,
-    actor: &str,
+    actor: &Actor,
 ) -> Result<Outcome> {
     let Some(url) = env.prometheus.clone() else {
         return Err(XoneError::gate(format!(
@@ -103,6 +103,8 @@ pub fn watch(
         ))
         .hint(format!("xone project env set {} {} --prometheus URL", env.project, env.name)));
     };
+    let actor = actor.clone()?;
+    let actor = actor.as_str();
     let interval = match req.interval {
         Some(i) => i,
         None => scope.config.duration("watch.interval").as_secs(),

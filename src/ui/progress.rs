@@ -43,6 +43,16 @@ impl Progress {
             b.set_message(text.chars().take(100).collect::<String>());
         }
     }
+
+    /// A step worth a line of its own elsewhere; on a terminal, detail like `hint`.
+    pub fn step(&self, text: &str) {
+        match &self.bar {
+            Some(_) => self.hint(text),
+            None => {
+                let _ = writeln!(std::io::stderr(), "{text}");
+            }
+        }
+    }
 }
 
 impl Drop for Progress {

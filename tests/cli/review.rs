@@ -133,3 +133,27 @@ fn a_note_that_looks_like_a_record_is_still_an_edit() {
     env.ok(&["requirement", "doc", "PAY-1", "--attach", &doc, "--note", "review #1 fixes"]);
     env.ok(&["requirement", "advance", "PAY-1"]);
 }
+
+#[test]
+fn a_meeting_day_may_be_relative_and_the_thread_lines_up_its_reviews() {
+    let env = TestEnv::new();
+    project(&env);
+    env.ok(&["requirement", "create", "-p", "PAY", "Refunds", "--assign", "pm=pat"]);
+    let tomorrow =
+        env.ok(&["review", "create", "PAY-1", "--kind", "requirement", "--at", "+1 10:00"]);
+    let id = tomorrow.stdout.trim().to_string();
+    let at = env.json(&["review", "show", &id])["at"].as_str().unwrap().to_string();
+    let start = env.json(&["requirement", "show", "PAY-1"])["created_at"].as_str().unwrap()[..10]
+        .to_string();
+    assert!(at.ends_with(" 10:00") && at[..10] > start[..], "{at} is a day after {start}");
+    let today = env.ok(&["review", "create", "PAY-1", "--kind", "requirement", "--at", "today"]);
+    let second = today.stdout.trim().to_string();
+    assert_eq!(env.json(&["review", "show", &second])["at"].as_str().unwrap(), &start[..]);
+    env.code(2, &["review", "create", "PAY-1", "--kind", "requirement", "--at", "soon"])
+        .says(&["invalid date and time 'soon'"]);
+    // The kind column keeps its width whatever the verdict.
+    env.ok(&["review", "verdict", &id, "approve"]);
+    let show = env.ok(&["requirement", "show", "PAY-1"]).stdout;
+    assert!(show.contains(&format!("#{id:<4}requirement approve  ")), "{show}");
+    assert!(show.contains(&format!("#{second:<4}requirement pending  ")), "{show}");
+}

@@ -57,7 +57,7 @@ fn parse_ratio(s: &str) -> std::result::Result<f64, String> {
 pub fn run(cx: &mut Ctx, a: WatchArgs) -> Result<()> {
     let mut store = cx.store()?;
     let (app, env) = target::locate(&store, &a.app, a.at.project.as_ref(), a.at.env.as_deref())?;
-    let actor = cx.actor()?;
+    let actor = cx.actor();
     let request = watch::Request {
         window: a.window,
         error_rate: a.error_rate,
