@@ -13,7 +13,7 @@ use crate::domain::{DocKind, Facts, ProjectKey, RequirementKey, ReviewKind, Role
 use crate::store::{
     self, BuildStatus, DeployKind, DeployStatus, Event, Requirement, Store, WatchStatus,
 };
-use crate::ui::{human_secs, Result, Ui, XoneError};
+use crate::ui::{human_secs, short_sha, Result, Ui, XoneError};
 
 /// For each app of the requirement (built from a repository that holds its branch): the
 /// builds that stand for it. `at_tip`: builds that measured tests and coverage, passed (or
@@ -89,15 +89,44 @@ enum Found {
     },
 }
 
-/// An app's deployment to an environment, read from the cluster, against the builds that
-/// stand for the requirement's branch.
+/// The images built from the commits at which `standing` (the builds that stand for the
+/// requirement's branch) were made: whichever build made an image from such a commit, it is
+/// an image of that commit (SPEC §2), so tests passed in a pipeline and an image built here
+/// from the same commit go together.
+fn images_of_commits(store: &Store, app: &store::App, standing: &[store::Build]) -> Result<Images> {
+    let commits: Vec<&str> = standing.iter().map(|b| b.sha.as_str()).collect();
+    let builds = store::builds(store.conn(), Some(app.id), None)?
+        .into_iter()
+        .filter(|b| b.status == BuildStatus::Success && commits.contains(&b.sha.as_str()))
+        .filter(|b| b.image.is_some() || b.digest.is_some())
+        .collect();
+    let mut shas: Vec<String> = Vec::new();
+    for b in standing {
+        let sha = short_sha(&b.sha).to_string();
+        if !shas.contains(&sha) {
+            shas.push(sha);
+        }
+    }
+    Ok(Images { builds, commits: shas })
+}
+
+/// Images that may run for a requirement: the builds that made them, and the commits that
+/// stand for its branch.
+struct Images {
+    builds: Vec<store::Build>,
+    commits: Vec<String>,
+}
+
+/// An app's deployment to an environment, read from the cluster, against the images built
+/// from the commits that stand for the requirement's branch.
 fn deployment_problem(
     scope: &Scope,
     store: &Store,
     app: &store::App,
     env_name: &str,
-    builds: &[store::Build],
+    images: &Images,
 ) -> Result<Found> {
+    let builds = &images.builds;
     let project: ProjectKey = app.project.parse().map_err(XoneError::internal)?;
     let Ok(env) = target::find_env(store, &project, env_name) else {
         return Ok(Found::NoEnv);
@@ -134,14 +163,18 @@ fn deployment_problem(
         None => b.image.as_deref() == Some(image.as_str()),
     });
     if !runs_it {
-        let which = if builds.is_empty() {
-            "no build stands for its branch".to_string()
-        } else {
-            let ids: Vec<String> = builds.iter().map(|b| format!("#{}", b.id)).collect();
-            format!("builds standing for its branch: {}", ids.join(", "))
+        let which = match (images.commits.is_empty(), builds.is_empty()) {
+            (true, _) => "no build stands for its branch".to_string(),
+            (false, true) => {
+                format!("no image was built from {} here", images.commits.join(", "))
+            }
+            (false, false) => {
+                let ids: Vec<String> = builds.iter().map(|b| format!("#{}", b.id)).collect();
+                format!("images from {}: builds {}", images.commits.join(", "), ids.join(", "))
+            }
         };
         return Ok(Found::Problem(format!(
-            "{} in {env_name} runs {image}, not the image of such a build ({which})",
+            "{} in {env_name} runs {image}, not an image built from a commit that stands for its branch ({which})",
             app.name
         )));
     }
@@ -171,7 +204,8 @@ fn release_facts(
             for (app, builds) in
                 app_builds(forges, store, &key, &repos, branches, test_branch, true)?
             {
-                let problem = match deployment_problem(scope, store, &app, "test", &builds)? {
+                let images = images_of_commits(store, &app, &builds)?;
+                let problem = match deployment_problem(scope, store, &app, "test", &images)? {
                     Found::Problem(p) => Some(p),
                     Found::Healthy { env, image } => {
                         smoke.push((app.clone(), *env, image));
@@ -193,7 +227,8 @@ fn release_facts(
             for (app, builds) in
                 app_builds(forges, store, &key, &repos, branches, test_branch, false)?
             {
-                let problem = match deployment_problem(scope, store, &app, "prod", &builds)? {
+                let images = images_of_commits(store, &app, &builds)?;
+                let problem = match deployment_problem(scope, store, &app, "prod", &images)? {
                     Found::Problem(p) => Some(p),
                     Found::NoEnv => {
                         Some(format!("project {} has no prod environment", key.project))

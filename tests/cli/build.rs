@@ -5,10 +5,10 @@ use crate::harness::*;
 
 /// The services scripts/test started; a run without them fails saying how to get them.
 pub struct Services {
-    registry: String,
+    pub registry: String,
     user: String,
-    password: String,
-    base: String,
+    pub password: String,
+    pub base: String,
 }
 
 pub fn services() -> Services {
@@ -56,13 +56,13 @@ pub fn setup(s: &Services) -> (TestEnv, std::path::PathBuf, String) {
     (env, web, image)
 }
 
-fn unique() -> u64 {
+pub fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::SeqCst)
 }
 
-fn login(env: &TestEnv, s: &Services, password: &str) {
+pub fn login(env: &TestEnv, s: &Services, password: &str) {
     use base64::Engine as _;
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:{password}", s.user));
     let config = serde_json::json!({ "auths": { &s.registry: { "auth": auth } } });

@@ -2,8 +2,9 @@
 //! registry, deployed by digest to the fake cluster, smoked, signed off, released to prod and
 //! watched on the real Prometheus.
 
-use crate::build::{services, setup, TESTS_PASS};
+use crate::build::{login, services, setup, unique, TESTS_PASS};
 use crate::fake_kube::FakeKube;
+use crate::gitlab::lab;
 use crate::harness::*;
 use crate::watch::{traffic, Metrics};
 
@@ -78,7 +79,7 @@ fn submitted_to_done_through_the_release_gates() {
     // Deployed by a tag that is not the build's: it does not count.
     env.ok(&["deploy", "web", "--env", "test", "--image", "reg.example.com/other:1"]);
     env.code(4, &["requirement", "advance", "PAY-1"])
-        .says(&["runs reg.example.com/other:1, not the image of such a build"]);
+        .says(&["runs reg.example.com/other:1, not an image built from a commit that stands"]);
     let d = env.json(&["deploy", "web", "--env", "test", "--build", &id]);
     assert_eq!(d["requirement"], "PAY-1", "the build's requirement: {d}");
     let running = kube.deployment("life-test", "web").unwrap();
@@ -158,4 +159,77 @@ fn submitted_to_done_through_the_release_gates() {
         show["deploys"].as_array().unwrap().iter().map(|d| d["env"].as_str().unwrap()).collect();
     assert_eq!(deploys, ["prod", "test"], "the requirement's deployments, newest first: {show}");
     assert!(show["watches"].as_array().unwrap().iter().any(|w| w["status"] == "passed"), "{show}");
+}
+
+/// Tests passed in a GitLab pipeline at the branch tip; the image built here from that same
+/// commit, without tests, and deployed to test: the image of a commit that stands for the
+/// branch, so the gate opens (SPEC §2).
+#[test]
+fn a_pipeline_s_tests_and_an_image_built_here_from_the_same_commit_open_the_test_gate() {
+    let s = services();
+    let (mut env, fake) = lab();
+    env.set_var("DOCKER_HOST", &std::env::var("DOCKER_HOST").unwrap());
+    let kube = FakeKube::start();
+    let kc = env.root().join("kubeconfig");
+    kube.write_kubeconfig(&kc, &[("test-ctx", "default")]);
+    env.set_var("KUBECONFIG", kc.to_str().unwrap());
+    kube.add_namespace("mixed-test");
+    env.ok(&["project", "create", "PAY", "--name", "Payments", "--repo", "gitlab:pay/web"]);
+    let image = format!("{}/pay/mixed-{}", s.registry, std::process::id() as u64 * 1000 + unique());
+    env.ok(&["project", "app", "add", "PAY", "web", "--repo", "web", "--image", &image]);
+    env.ok(&[
+        "project",
+        "env",
+        "set",
+        "PAY",
+        "test",
+        "--context",
+        "test-ctx",
+        "--namespace",
+        "mixed-test",
+        "--smoke",
+        "true",
+    ]);
+    env.ok(&["requirement", "create", "-p", "PAY", "Refund orders"]);
+    env.ok(&["branch", "create", "PAY-1"]);
+    let dockerfile = format!("FROM {}\nCOPY app.txt /app.txt\n", s.base);
+    let branch = "feature/PAY-1-refund-orders";
+    let tip = fake.commit(
+        "pay/web",
+        branch,
+        &[("Dockerfile", &dockerfile), ("app.txt", "refunds\n")],
+        "PAY-1: refunds",
+    );
+    login(&env, &s, &s.password);
+    for _ in 0..4 {
+        env.ok(&["requirement", "advance", "PAY-1", "--force", "--reason", "earlier gates"]);
+    }
+    env.ok(&["branch", "integrate", "test", "PAY-1"]);
+
+    // The image, built here from the tip without tests, and deployed.
+    let local = env.json(&["build", "web", "--requirement", "PAY-1", "--push"]);
+    assert_eq!(local["sha"], tip.as_str(), "{local}");
+    assert!(local["tests"].is_null(), "no tests measured here: {local}");
+    env.ok(&["deploy", "web", "--env", "test", "--build", &local["id"].to_string()]);
+    // No build measured tests at that commit yet: the image stands for nothing.
+    env.code(4, &["requirement", "advance", "PAY-1"])
+        .says(&["no build of web", "not an image built from a commit that stands for its branch"]);
+
+    // The pipeline measures the tests at the same commit: now the running image counts.
+    let p = env.json(&["build", "web", "--requirement", "PAY-1", "--pipeline", "--wait"]);
+    assert_eq!((p["sha"].as_str(), p["status"].as_str()), (Some(tip.as_str()), Some("success")));
+    assert!(p["image"].is_null(), "a pipeline build records no image: {p}");
+    env.ok(&["requirement", "advance", "PAY-1"]);
+    assert_eq!(status(&env), "testing");
+
+    // An image from another commit does not count, whatever build made it.
+    env.ok(&["requirement", "reject", "PAY-1", "--reason", "once more"]);
+    env.ok(&["requirement", "advance", "PAY-1", "--force", "--reason", "resubmitted"]);
+    fake.commit("pay/web", branch, &[("more.txt", "more\n")], "PAY-1: more");
+    env.ok(&["branch", "integrate", "test", "PAY-1"]);
+    env.ok(&["build", "web", "--requirement", "PAY-1", "--pipeline", "--wait"]);
+    env.code(4, &["requirement", "advance", "PAY-1"]).says(&[
+        "not an image built from a commit that stands for its branch",
+        "no image was built from",
+    ]);
 }
