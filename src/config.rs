@@ -125,7 +125,7 @@ const KEYS: &[KeyDef] = &[
     KeyDef {
         key: "watch.interval",
         ty: Type::Duration,
-        default: Some("30s"),
+        default: Some("5s"),
         doc: "how often the post-release watch asks Prometheus",
     },
     KeyDef {

@@ -4,13 +4,14 @@
 //! on from it; each check looks back over the whole time since the previous one, so a gap
 //! between two runs is checked too.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use super::revisions::{self, Status};
 use super::rollback;
 use super::target::Target;
 use super::{Actor, Scope};
 use crate::adapters::prometheus::Prometheus;
+use crate::clock;
 use crate::domain::rollout;
 use crate::store::{self, App, Env, Store, Watch, WatchStatus};
 use crate::ui::{human_secs, Result, XoneError};
@@ -82,10 +83,6 @@ pub fn queries(app: &App, env: &Env) -> (String, String) {
     (labels, fill(&error))
 }
 
-fn now_unix() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
 /// Watches the app in its environment until the window passes or something fails, and
 /// records the outcome. With `rollback_on_alert`, a failed release is rolled back first.
 pub fn watch(
@@ -141,7 +138,7 @@ pub fn watch(
                 image: st.image.clone(),
                 window_secs: req.window as i64,
                 error_rate: req.error_rate,
-                started_unix: now_unix(),
+                started_unix: clock::unix_now(),
                 actor: actor.to_string(),
                 ..Watch::default()
             };
@@ -203,10 +200,13 @@ impl Checks<'_> {
         // once: a selector that matches nothing would otherwise pass by seeing nothing.
         let mut last = watch.started_unix;
         let mut seen = false;
+        // Checks start every `interval`, however long one takes: a firing alert is acted on
+        // within one interval of its firing.
+        let mut next = Instant::now();
         let step = interval.clamp(1, 15);
         let failed = |reason: String| Verdict::Failed { reason, did: String::new() };
         loop {
-            let now = now_unix();
+            let now = clock::unix_now();
             let span = (now - last).max(interval as i64).max(1);
             // One read of the Deployment: still the revision being watched?
             let read = self.t.cluster.deployment(&st.deployment);
@@ -257,7 +257,7 @@ impl Checks<'_> {
                 return failed(format!("error ratio {ratio:.4} above {}", self.req.error_rate));
             }
             last = now;
-            let left = end - now_unix();
+            let left = end - clock::unix_now();
             progress.say(format!(
                 "{} in {}: {} left; no alert; error ratio {ratio:.4} (at most {})",
                 app.name,
@@ -273,7 +273,9 @@ impl Checks<'_> {
             if left <= 0 {
                 return Verdict::Passed(format!("clean for {}", human_secs(watch.window_secs)));
             }
-            std::thread::sleep(Duration::from_secs((interval as i64).min(left).max(1) as u64));
+            next += Duration::from_secs(interval);
+            let until_next = next.saturating_duration_since(Instant::now());
+            std::thread::sleep(until_next.min(Duration::from_secs(left as u64)));
         }
     }
 }

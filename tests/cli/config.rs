@@ -128,3 +128,9 @@ fn set_keeps_the_files_comments_and_layout() {
         "# team settings\n[gates]\n# stricter than default\ncoverage = 90.0 # agreed\nwatch_window = \"30m\"\n\n[ui]\npage_size = 20\n"
     );
 }
+
+#[test]
+fn the_release_watch_asks_every_five_seconds_by_default() {
+    let env = TestEnv::new();
+    assert_eq!(env.ok(&["config", "get", "watch.interval"]).stdout.trim(), "5s");
+}

@@ -250,6 +250,8 @@ struct State {
     /// (verb, resource, namespace)
     refusals: Vec<(String, String, String)>,
     log: Vec<(String, String)>,
+    /// When each request of `log` arrived.
+    log_at: Vec<SystemTime>,
     rollouts: HashMap<(String, String), Rollout>,
     rng: u64,
     next_ip: u32,
@@ -278,6 +280,7 @@ impl FakeKube {
             faults: Vec::new(),
             refusals: Vec::new(),
             log: Vec::new(),
+            log_at: Vec::new(),
             rollouts: HashMap::new(),
             rng: seed | 1,
             next_ip: 2,
@@ -499,8 +502,20 @@ impl FakeKube {
         self.with(|s| s.log.clone())
     }
 
+    /// When the first request with this method to a path ending so arrived, if one did.
+    pub fn first_request_at(&self, method: &str, path_end: &str) -> Option<SystemTime> {
+        self.with(|s| {
+            let path = |p: &str| p.split('?').next().unwrap_or(p).ends_with(path_end);
+            let i = s.log.iter().position(|(m, p)| m == method && path(p))?;
+            s.log_at.get(i).copied()
+        })
+    }
+
     pub fn clear_requests(&self) {
-        self.with(|s| s.log.clear())
+        self.with(|s| {
+            s.log.clear();
+            s.log_at.clear();
+        })
     }
 
     /// When the Deployment's status first showed its current generation's rollout complete;
@@ -885,6 +900,7 @@ fn discovery(path: &str) -> Option<Value> {
 fn handle(sh: &Shared, req: &Request) -> Reply {
     let mut s = sh.lock();
     s.log.push((req.method.clone(), req.target.clone()));
+    s.log_at.push(SystemTime::now());
     if let Some(r) = s.take_fault(req) {
         return r;
     }
