@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::Ctx;
 use crate::adapters::gitlab::{self, GitLab};
 use crate::config;
-use crate::ui::{table, Result, XoneError};
+use crate::ui::{safe_table, Result, XoneError};
 
 #[derive(Subcommand, Debug)]
 pub enum AuthCommand {
@@ -152,7 +152,7 @@ fn status(cx: &mut Ctx) -> Result<()> {
         "expires".to_string(),
         out.expires_at.clone().unwrap_or_else(|| "never".to_string()),
     ]);
-    write!(cx.ui.out(), "{}", table(&rows))?;
+    write!(cx.ui.out(), "{}", safe_table(&rows))?;
     Ok(())
 }
 

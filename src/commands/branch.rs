@@ -11,7 +11,7 @@ use crate::ops::branches;
 use crate::ops::fan_out::{fail_if_any, RepoReport};
 use crate::ops::Work;
 use crate::store;
-use crate::ui::{short_sha, table, Result};
+use crate::ui::{safe, short_sha, table, Result};
 
 #[derive(Subcommand, Debug)]
 pub enum BranchCommand {
@@ -198,15 +198,16 @@ fn list(cx: &mut Ctx, key: Option<&RequirementKey>, project: Option<&ProjectKey>
     for r in &rows {
         let (ahead, behind, tip) = match (&r.sha, r.ahead, r.behind) {
             (Some(sha), Some(a), Some(b)) => {
-                (a.to_string(), b.to_string(), short_sha(sha).to_string())
+                (a.to_string(), b.to_string(), safe(short_sha(sha)).into_owned())
             }
             _ => ("-".into(), "-".into(), cx.ui.red("missing")),
         };
-        let mut row =
-            vec![r.requirement.clone(), r.repo.clone(), r.name.clone(), ahead, behind, tip];
+        let (repo, name) = (safe(&r.repo).into_owned(), safe(&r.name).into_owned());
+        let mut row = vec![r.requirement.clone(), repo, name, ahead, behind, tip];
         if with_mr {
             row.push(match &r.merge_request {
-                Some(m) => format!("{} {}", m.state, m.url.clone().unwrap_or_default()),
+                Some(m) => safe(&format!("{} {}", m.state, m.url.as_deref().unwrap_or_default()))
+                    .into_owned(),
                 None => "-".into(),
             });
         }
@@ -257,27 +258,29 @@ fn mr(cx: &mut Ctx, a: RepoArgs, merge: bool) -> Result<()> {
         let mut t = vec![vec!["REPO".into(), "BRANCH".into(), "STATE".into(), "MERGE".into()]];
         for v in &views {
             let Some(mr) = &v.mr else {
-                let why = v.error.clone().unwrap_or_default();
-                t.push(vec![v.repo.clone(), v.branch.clone(), cx.ui.red("failed"), why]);
+                let why = safe(v.error.as_deref().unwrap_or_default()).into_owned();
+                let (repo, branch) = (safe(&v.repo).into_owned(), safe(&v.branch).into_owned());
+                t.push(vec![repo, branch, cx.ui.red("failed"), why]);
                 continue;
             };
             let merge = match (mr.state.as_str(), mr.mergeable) {
                 ("merged", _) | ("closed", _) => cx.ui.dim("-"),
                 ("empty", _) => cx.ui.dim("nothing to merge yet"),
-                (_, true) => {
-                    cx.ui.green(&format!("mergeable, {} commit(s) into {}", mr.commits, v.base))
-                }
-                (_, false) if mr.conflicts.is_empty() => cx.ui.red(&format!(
+                (_, true) => cx
+                    .ui
+                    .green(&safe(&format!("mergeable, {} commit(s) into {}", mr.commits, v.base))),
+                (_, false) if mr.conflicts.is_empty() => cx.ui.red(&safe(&format!(
                     "not mergeable yet: {}",
                     mr.status.as_deref().unwrap_or("see the merge request")
-                )),
-                (_, false) => cx.ui.red(&format!("conflicts: {}", mr.conflicts.join(", "))),
+                ))),
+                (_, false) => cx.ui.red(&safe(&format!("conflicts: {}", mr.conflicts.join(", ")))),
             };
             let state = match &mr.url {
                 Some(url) => format!("{} {url}", mr.state),
                 None => mr.state.clone(),
             };
-            t.push(vec![v.repo.clone(), v.branch.clone(), state, merge]);
+            let (repo, branch) = (safe(&v.repo).into_owned(), safe(&v.branch).into_owned());
+            t.push(vec![repo, branch, safe(&state).into_owned(), merge]);
         }
         write!(cx.ui.out(), "{}", table(&t))?;
     }

@@ -4,7 +4,7 @@ use clap::Args;
 
 use super::Ctx;
 use crate::ops::doctor::{self, Check};
-use crate::ui::{table, Kind, Result, XoneError};
+use crate::ui::{safe, table, Kind, Result, XoneError};
 
 #[derive(Args, Debug)]
 #[command(after_long_help = "\
@@ -37,7 +37,7 @@ pub fn run(cx: &mut Ctx, _a: DoctorArgs) -> Result<()> {
             if let Some(u) = &c.user {
                 detail = format!("{detail}, user {u}");
             }
-            rows.push(vec![c.system.into(), status, c.target.clone(), detail]);
+            rows.push(vec![c.system.into(), status, safe(&c.target).into(), safe(&detail).into()]);
         }
         write!(cx.ui.out(), "{}", table(&rows))?;
     }

@@ -27,7 +27,7 @@ use crate::domain::ProjectKey;
 use crate::ops::fan_out::{fail_if_any, RepoReport};
 use crate::ops::Scope;
 use crate::store::Store;
-use crate::ui::{Result, Ui, XoneError};
+use crate::ui::{safe, Result, Ui, XoneError};
 
 /// What every command may need, each part made only when first asked for: `xone completion`
 /// never reads the config, `xone man` never opens the database.
@@ -184,7 +184,7 @@ pub fn report_repos(cx: &mut Ctx, what: &str, reports: Vec<RepoReport>) -> Resul
                     "failed" => cx.ui.red(r.status),
                     s => cx.ui.dim(s),
                 };
-                vec![r.repo.clone(), status, r.detail.clone()]
+                vec![safe(&r.repo).into(), status, safe(&r.detail).into()]
             })
             .collect();
         write!(cx.ui.out(), "{}", crate::ui::table(&rows)).map_err(XoneError::from)?;

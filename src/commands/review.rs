@@ -11,7 +11,7 @@ use crate::domain::names::check_user;
 use crate::domain::{RequirementKey, ReviewKind, Verdict};
 use crate::ops::review;
 use crate::store;
-use crate::ui::{table, Result, XoneError};
+use crate::ui::{safe, safe_table, Result, XoneError};
 
 /// A meeting time, its date possibly relative to today.
 fn parse_at(s: &str) -> std::result::Result<String, String> {
@@ -132,7 +132,7 @@ fn list(cx: &mut Ctx, key: Option<&RequirementKey>) -> Result<()> {
             format!("{} ({open} open)", r.comments.len()),
         ]);
     }
-    write!(cx.ui.out(), "{}", table(&t))?;
+    write!(cx.ui.out(), "{}", safe_table(&t))?;
     Ok(())
 }
 
@@ -142,7 +142,7 @@ fn show(cx: &mut Ctx, id: i64) -> Result<()> {
     if cx.ui.json {
         return cx.ui.print_json(&r);
     }
-    write!(cx.ui.out(), "{}", review::record(&r))?;
+    write!(cx.ui.out(), "{}", safe(&review::record(&r)))?;
     Ok(())
 }
 

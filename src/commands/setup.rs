@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::Ctx;
 use crate::config::{self, Config};
 use crate::store::{self, Store};
-use crate::ui::{Result, XoneError};
+use crate::ui::{safe, Result, XoneError};
 
 #[derive(Args, Debug)]
 #[command(
@@ -93,7 +93,7 @@ pub fn config(cx: &mut Ctx, cmd: ConfigCommand) -> Result<()> {
                 None => Err(XoneError::not_found(format!("{key} is not set"))
                     .hint(format!("set it with `xone config set {key} VALUE`"))),
                 Some(e) if cx.ui.json => cx.ui.print_json(&e),
-                Some(e) => cx.ui.line(value_text(&e.value)),
+                Some(e) => cx.ui.line(safe(&value_text(&e.value))),
             }
         }
         ConfigCommand::Set { key, value, project } => {
@@ -138,7 +138,7 @@ pub fn config(cx: &mut Ctx, cmd: ConfigCommand) -> Result<()> {
                     r.origin.clone(),
                 ]
             }));
-            write!(cx.ui.out(), "{}", crate::ui::table(&table))?;
+            write!(cx.ui.out(), "{}", crate::ui::safe_table(&table))?;
             Ok(())
         }
         ConfigCommand::Path => {

@@ -28,6 +28,26 @@ pub fn read_input(file: &str, limit: u64) -> Result<Vec<u8>> {
         }
         return Ok(buf);
     }
+    // Looked at before it is opened: opening a FIFO waits for a writer that may never come.
+    if let Ok(meta) = std::fs::metadata(file) {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        let what = if t.is_dir() {
+            Some("a directory")
+        } else if t.is_fifo() {
+            Some("a FIFO (named pipe)")
+        } else if t.is_socket() {
+            Some("a socket")
+        } else if t.is_char_device() || t.is_block_device() {
+            Some("a device")
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            return Err(XoneError::usage(format!("{file} is {what}, not a file"))
+                .hint("attach a regular file, or send it on standard input with `--attach -`"));
+        }
+    }
     let f = std::fs::File::open(file).map_err(|e| {
         let kind =
             if e.kind() == std::io::ErrorKind::NotFound { Kind::NotFound } else { Kind::Internal };

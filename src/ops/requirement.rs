@@ -15,6 +15,27 @@ use crate::domain::{template, DocKind, ProjectKey, RequirementKey, Status};
 use crate::store::{self, Event, Requirement, Store};
 use crate::ui::{Result, XoneError};
 
+/// The longest title, in characters: Jira's summary holds no more.
+pub const TITLE_MAX: usize = 255;
+
+/// A title as it is kept: trimmed, not empty, at most `TITLE_MAX` characters.
+pub fn check_title(title: &str) -> Result<&str> {
+    let title = title.trim();
+    if title.is_empty() {
+        return Err(
+            XoneError::usage("the title is empty").hint("give the requirement a title in quotes")
+        );
+    }
+    let n = title.chars().count();
+    if n > TITLE_MAX {
+        return Err(XoneError::usage(format!(
+            "the title is {n} characters long; a title has at most {TITLE_MAX} (as Jira's summary)"
+        ))
+        .hint("put the detail in the requirement document: xone requirement doc KEY --edit"));
+    }
+    Ok(title)
+}
+
 /// A requirement cannot end before it starts.
 pub fn check_span(start: Option<Date>, end: Option<Date>) -> Result<()> {
     match (start, end) {
@@ -45,7 +66,7 @@ pub fn create(
     new: &NewRequirement,
     actor: &str,
 ) -> Result<RequirementKey> {
-    let (project, title) = (new.project, new.title);
+    let (project, title) = (new.project, check_title(new.title)?);
     store::active_project(store.conn(), project)?;
     let tpl = docs::template_for(store.conn(), project, DocKind::Requirement)?
         .unwrap_or_else(|| template::REQUIREMENT.to_string());

@@ -283,8 +283,7 @@ pub fn rollback_requirement(
         if !ok {
             done.failed += 1;
         }
-        let mark = if ok { scope.ui.green("ok") } else { scope.ui.red("failed") };
-        scope.ui.status(format!("{app_name} in {env_name}: {mark} {text}"));
+        scope.ui.status_marked(&format!("{app_name} in {env_name}"), ok, &text);
     }
     Ok(done)
 }

@@ -9,8 +9,26 @@ use serde::Serialize;
 
 pub use error::{Kind, Result, Tag, XoneError};
 
-/// The first seven characters of a commit id, as people read them; a shorter id (from a
-/// server that sent one) is shown whole.
+/// Text that someone else or a remote system wrote, made safe for a terminal: C0 and C1
+/// control characters (escape sequences, carriage returns, bells) are shown as `\x1b`,
+/// `\r`, … and only newlines and tabs stay as they are, so nobody's text can retitle the
+/// window, write the clipboard, clear the screen or overwrite a line.
+pub fn safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.contains(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\r' => out.push_str("\\r"),
+            c if unsafe_char(c) => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// A duration for people: `2h05m`, `4m30s`, `12s`.
 pub fn human_secs(secs: i64) -> String {
     let secs = secs.max(0);
@@ -21,6 +39,8 @@ pub fn human_secs(secs: i64) -> String {
     }
 }
 
+/// The first seven characters of a commit id, as people read them; a shorter id (from a
+/// server that sent one) is shown whole.
 pub fn short_sha(sha: &str) -> &str {
     sha.get(..7).unwrap_or(sha)
 }
@@ -81,14 +101,24 @@ impl Ui {
         Ok(())
     }
 
-    /// A progress or status line for people, on stderr.
+    /// A progress or status line for people, on stderr; whatever it quotes is made safe.
     pub fn status(&self, s: impl std::fmt::Display) {
-        let _ = writeln!(io::stderr(), "{s}");
+        let _ = writeln!(io::stderr(), "{}", safe(&s.to_string()));
+    }
+
+    /// `HEAD: ok TEXT` or `HEAD: failed TEXT`, the mark in colour on a terminal.
+    pub fn status_marked(&self, head: &str, ok: bool, text: &str) {
+        let mark = if ok {
+            paint(self.color_err, "32", "ok")
+        } else {
+            paint(self.color_err, "31", "failed")
+        };
+        let _ = writeln!(io::stderr(), "{}: {mark} {}", safe(head), safe(text));
     }
 
     pub fn warn(&self, s: impl std::fmt::Display) {
         let label = paint(self.color_err, "33", "warning:");
-        let _ = writeln!(io::stderr(), "{label} {s}");
+        let _ = writeln!(io::stderr(), "{label} {}", safe(&s.to_string()));
     }
 
     /// May xone ask a question? Only on a terminal, and never in CI or with `--yes`.
@@ -164,12 +194,13 @@ impl Ui {
     /// Prints an error the way every xone error looks: what, why, what next.
     pub fn print_error(&self, e: &XoneError) {
         let mut err = io::stderr().lock();
-        let _ = writeln!(err, "{} {}", paint(self.color_err, "1;31", "Error:"), e.message);
+        let label = paint(self.color_err, "1;31", "Error:");
+        let _ = writeln!(err, "{label} {}", safe(&e.message));
         for c in &e.causes {
-            let _ = writeln!(err, "Caused by: {c}");
+            let _ = writeln!(err, "Caused by: {}", safe(c));
         }
         for h in &e.hints {
-            let _ = writeln!(err, "{} {h}", paint(self.color_err, "36", "Hint:"));
+            let _ = writeln!(err, "{} {}", paint(self.color_err, "36", "Hint:"), safe(h));
         }
     }
 }
@@ -191,6 +222,13 @@ fn paint(on: bool, code: &str, s: &str) -> String {
 
 fn prompt_err(e: dialoguer::Error) -> XoneError {
     XoneError::new(Kind::Interrupted, "the prompt was interrupted").cause(e)
+}
+
+/// `table` of cells that are all plain text, each made safe first (no colour in them).
+pub fn safe_table(rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> =
+        rows.iter().map(|r| r.iter().map(|c| safe(c).into_owned()).collect()).collect();
+    table(&rows)
 }
 
 /// Lays out rows in aligned columns; the first row is the header. Width counts what a

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::Ui;
+use super::{safe, Ui};
 
 /// One line of progress: a spinner on a terminal, else nothing until something worth a line
 /// of its own happens.
@@ -29,10 +29,11 @@ impl Progress {
 
     /// A change of state: the live line on a terminal, a line of its own elsewhere.
     pub fn say(&self, text: impl std::fmt::Display) {
+        let text = text.to_string();
         match &self.bar {
-            Some(b) => b.set_message(text.to_string()),
+            Some(b) => b.set_message(safe(&text).into_owned()),
             None => {
-                let _ = writeln!(std::io::stderr(), "{text}");
+                let _ = writeln!(std::io::stderr(), "{}", safe(&text));
             }
         }
     }
@@ -40,7 +41,7 @@ impl Progress {
     /// Detail only a live line shows (the line cut to 100 characters); nothing elsewhere.
     pub fn hint(&self, text: &str) {
         if let Some(b) = &self.bar {
-            b.set_message(text.chars().take(100).collect::<String>());
+            b.set_message(safe(&text.chars().take(100).collect::<String>()).into_owned());
         }
     }
 
@@ -49,7 +50,7 @@ impl Progress {
         match &self.bar {
             Some(_) => self.hint(text),
             None => {
-                let _ = writeln!(std::io::stderr(), "{text}");
+                let _ = writeln!(std::io::stderr(), "{}", safe(text));
             }
         }
     }
@@ -90,7 +91,7 @@ impl FanOut {
             .map(|label| {
                 let bar = multi.add(ProgressBar::new_spinner());
                 bar.set_style(style.clone());
-                bar.set_prefix(label.clone());
+                bar.set_prefix(safe(label).into_owned());
                 bar.set_message(format!("{what}…"));
                 if live {
                     bar.enable_steady_tick(Duration::from_millis(100));
@@ -111,6 +112,7 @@ impl FanOut {
     /// Item `i` is finished; `state` says how ("finished", "failed: …").
     pub fn finished(&self, i: usize, state: String) {
         let n = self.finished.fetch_add(1, Ordering::SeqCst) + 1;
+        let state = safe(&state).into_owned();
         if self.live {
             self.bars[i].finish_with_message(state);
         } else {
@@ -118,7 +120,7 @@ impl FanOut {
                 std::io::stderr(),
                 "[{n}/{}] {} {}: {state}",
                 self.labels.len(),
-                self.labels[i],
+                safe(&self.labels[i]),
                 self.what
             );
         }
@@ -150,15 +152,17 @@ impl Jobs {
     /// Job `id` (`name`, in `stage`) is now `status`; `tail` is the end of its log when it
     /// failed.
     pub fn changed(&mut self, id: i64, name: &str, stage: &str, status: &str, tail: &[String]) {
+        let (name, stage, status) = (safe(name), safe(stage), safe(status));
+        let tail: Vec<_> = tail.iter().map(|l| safe(l)).collect();
         if !self.live {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "job {name} ({stage}): {status}");
-            for l in tail {
+            for l in &tail {
                 let _ = writeln!(err, "  | {l}");
             }
             return;
         }
-        for l in tail {
+        for l in &tail {
             let _ = self.multi.println(format!("  {name} | {l}"));
         }
         let bar = match self.bars.iter().find(|(j, _)| *j == id) {
@@ -172,7 +176,7 @@ impl Jobs {
                 b
             }
         };
-        if matches!(status, "success" | "failed" | "canceled" | "skipped") {
+        if matches!(&*status, "success" | "failed" | "canceled" | "skipped") {
             bar.finish_with_message(status.to_string());
         } else {
             bar.set_message(status.to_string());

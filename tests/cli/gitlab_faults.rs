@@ -329,3 +329,23 @@ fn the_fake_answers_with_the_documented_fields_and_types() {
     assert!(fixture("merge_requests.json")[0]["has_conflicts"].is_boolean());
     assert!(fixture("branch.json")["commit"]["id"].is_string());
 }
+
+#[test]
+fn an_error_body_s_control_characters_never_reach_the_terminal() {
+    let (env, fake) = lab();
+    pay(&env, &fake);
+    let hostile = "Forbidden\u{1b}]52;c;cm0gLXJmIH4=\u{7}\u{1b}[2J\rall good";
+    fake.fail("repository/branches", Fault::Says { code: 403, message: hostile.into() }, 20);
+    let out = env.code(6, &["branch", "create", "PAY-1"]);
+    let raw: Vec<char> =
+        out.stderr.chars().filter(|c| c.is_control() && *c != '\n' && *c != '\t').collect();
+    assert!(raw.is_empty(), "{raw:?} reached the terminal: {:?}", out.stderr);
+    assert!(
+        out.stderr.contains(r"Forbidden\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J\rall good"),
+        "{}",
+        out.stderr
+    );
+    let table: Vec<char> =
+        out.stdout.chars().filter(|c| c.is_control() && *c != '\n' && *c != '\t').collect();
+    assert!(table.is_empty(), "{table:?} in the table: {:?}", out.stdout);
+}

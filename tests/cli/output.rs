@@ -104,3 +104,92 @@ fn the_acting_user_is_checked_where_it_is_set() {
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.json()["created_by"], "jane+work");
 }
+
+/// Control sequences someone could put into text xone prints: OSC 52 (writes the
+/// clipboard), OSC 0 (the window's title), clearing the screen, a carriage return.
+const HOSTILE: &str =
+    "Refunds\u{1b}]52;c;cm0gLXJmIH4=\u{7}\u{1b}]0;owned\u{7}\u{1b}[2J\roverwritten\u{9b}31m";
+
+fn no_raw_controls(text: &str) {
+    let raw: Vec<char> =
+        text.chars().filter(|c| c.is_control() && *c != '\n' && *c != '\t').collect();
+    assert!(raw.is_empty(), "control characters reached the terminal: {raw:?} in {text:?}");
+}
+
+#[test]
+fn text_others_wrote_reaches_the_terminal_with_its_control_characters_escaped() {
+    let env = TestEnv::new();
+    project(&env);
+    env.ok(&["requirement", "create", "-p", "PAY", HOSTILE]);
+    for args in [
+        &["requirement", "list"][..],
+        &["requirement", "show", "PAY-1"],
+        &["requirement", "log", "PAY-1"],
+    ] {
+        let out = env.ok(args);
+        no_raw_controls(&out.stdout);
+        no_raw_controls(&out.stderr);
+        assert!(out.stdout.contains(r"Refunds\x1b]52;c;cm0gLXJmIH4=\x07"), "{}", out.stdout);
+        assert!(out.stdout.contains(r"\x1b[2J\roverwritten\x9b31m"), "{}", out.stdout);
+    }
+    // JSON keeps the text as it is, escaped by JSON itself.
+    let show = env.json(&["requirement", "show", "PAY-1"]);
+    assert_eq!(show["title"], HOSTILE);
+
+    // A review comment and its section, in the review's record.
+    let id =
+        env.ok(&["review", "create", "PAY-1", "--kind", "requirement"]).stdout.trim().to_string();
+    env.ok(&["review", "comment", &id, HOSTILE, "--section", "\u{1b}[2JScope"]);
+    let record = env.ok(&["review", "show", &id]);
+    no_raw_controls(&record.stdout);
+    assert!(record.stdout.contains(r"[\x1b[2JScope]"), "{}", record.stdout);
+
+    // An error that quotes what someone wrote: the status line and the error itself.
+    let out = env.code(4, &["requirement", "advance", "PAY-1"]);
+    no_raw_controls(&out.stderr);
+}
+
+#[test]
+fn a_document_goes_out_as_it_is_into_a_pipe_and_escaped_on_a_terminal() {
+    let env = TestEnv::new();
+    project(&env);
+    env.ok(&["requirement", "create", "-p", "PAY", "Refunds"]);
+    let doc = env.root().join("doc.md");
+    std::fs::write(&doc, format!("# {HOSTILE}\n")).unwrap();
+    env.ok(&["requirement", "doc", "PAY-1", "--attach", doc.to_str().unwrap()]);
+    let out = env.ok(&["requirement", "doc", "PAY-1", "--print"]);
+    assert_eq!(out.stdout, format!("# {HOSTILE}\n"), "a pipe gets the bytes that were attached");
+    let tty = env.in_terminal("requirement doc PAY-1 --print", &[]);
+    // The terminal itself turns each newline into CR LF; nothing else may act on it.
+    let shown = tty.stdout.replace("\r\n", "\n");
+    no_raw_controls(&shown);
+    assert!(shown.contains(r"\x1b]0;owned\x07"), "{shown:?}");
+}
+
+#[test]
+fn titles_have_a_limit_and_attachments_must_be_files() {
+    let env = TestEnv::new();
+    project(&env);
+    let long = "x".repeat(256);
+    env.code(2, &["requirement", "create", "-p", "PAY", &long])
+        .says(&["the title is 256 characters long", "at most 255"]);
+    let max = "é".repeat(255);
+    env.ok(&["requirement", "create", "-p", "PAY", &max]);
+    let dir = env.root().join("a-directory");
+    std::fs::create_dir_all(&dir).unwrap();
+    env.code(2, &["requirement", "doc", "PAY-1", "--attach", dir.to_str().unwrap()])
+        .says(&["a-directory is a directory, not a file", "--attach -"]);
+    let fifo = env.root().join("a-fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    // Refused at once, not waiting for a writer that never comes.
+    let started = std::time::Instant::now();
+    env.code(2, &["requirement", "doc", "PAY-1", "--attach", fifo.to_str().unwrap()])
+        .says(&["a-fifo is a FIFO (named pipe), not a file"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    env.code(
+        2,
+        &["requirement", "create", "-p", "PAY", "Another", "--doc", fifo.to_str().unwrap()],
+    )
+    .says(&["is a FIFO"]);
+}

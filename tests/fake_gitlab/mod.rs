@@ -142,6 +142,11 @@ pub enum Fault {
     /// Do what was asked, then answer with this status as if it had failed (a proxy's 502
     /// or 504 after the work was done), or with 0 drop the connection.
     After(u16),
+    /// An error with this status and this message, as GitLab words its errors.
+    Says {
+        code: u16,
+        message: String,
+    },
 }
 
 pub type Hook = Box<dyn FnOnce() + Send>;
@@ -550,6 +555,7 @@ impl FakeGitLab {
                     }
                     message(code, &format!("{code} after the work was done"))
                 }
+                Some(Fault::Says { code, message: text }) => message(code, &text),
                 None => self.route(&req),
             };
             if wire::write_response(&mut writer, &resp).is_err() || close {

@@ -5,7 +5,7 @@ use crate::domain::{ProjectKey, RequirementKey};
 use crate::ops::build::{log_path, Policy};
 use crate::ops::pipeline;
 use crate::store::{self, Build, BuildKind, BuildStatus};
-use crate::ui::{short_sha, table, Result, XoneError};
+use crate::ui::{safe, safe_table, short_sha, table, Result, XoneError};
 
 pub fn list(
     cx: &mut Ctx,
@@ -56,12 +56,12 @@ fn build_row(cx: &Ctx, b: &Build) -> Vec<String> {
     vec![
         b.id.to_string(),
         b.app.clone(),
-        b.git_ref.clone(),
-        short_sha(&b.sha).to_string(),
+        safe(&b.git_ref).into_owned(),
+        safe(short_sha(&b.sha)).into_owned(),
         status,
         b.tests.as_ref().map(|t| format!("{}/{}", t.passed, t.total)).unwrap_or_else(|| "-".into()),
         b.coverage.map(|c| format!("{c:.1} %")).unwrap_or_else(|| "-".into()),
-        b.digest.clone().or(b.image.clone()).unwrap_or_else(|| "-".into()),
+        safe(b.digest.as_deref().or(b.image.as_deref()).unwrap_or("-")).into_owned(),
     ]
 }
 
@@ -128,7 +128,7 @@ pub fn show(cx: &mut Ctx, id: i64) -> Result<()> {
             b.actor
         ),
     ]);
-    write!(cx.ui.out(), "{}", table(&rows))?;
+    write!(cx.ui.out(), "{}", safe_table(&rows))?;
     Ok(())
 }
 
@@ -144,13 +144,24 @@ pub fn log(cx: &mut Ctx, id: i64, job: Option<String>) -> Result<()> {
     if let (Some(name), Some(_)) = (&job, b.pipeline_id) {
         let forges = cx.forges()?;
         let trace = pipeline::job_log(&store, &forges, &b, name)?;
-        cx.ui.out().write_all(trace.as_bytes())?;
+        write_log(cx, trace.as_bytes())?;
         return Ok(());
     }
     let text = std::fs::read(log_path(id)).map_err(|_| {
         XoneError::not_found(format!("build {id} has no log on this machine"))
             .hint("logs are kept where the build ran")
     })?;
-    cx.ui.out().write_all(&text)?;
+    write_log(cx, &text)
+}
+
+/// A log as it was kept, into a file or a pipe; on a terminal without its colour codes and
+/// carriage-return progress, and with no other control character left to act.
+fn write_log(cx: &mut Ctx, bytes: &[u8]) -> Result<()> {
+    if cx.ui.stdout_tty {
+        let text = pipeline::plain(&String::from_utf8_lossy(bytes));
+        writeln!(cx.ui.out(), "{}", safe(&text))?;
+    } else {
+        cx.ui.out().write_all(bytes)?;
+    }
     Ok(())
 }

@@ -3,7 +3,7 @@
 use super::super::{AtEnv, Ctx};
 use crate::ops::revisions;
 use crate::ops::target::{self, Target};
-use crate::ui::{table, Result};
+use crate::ui::{safe_table, Result};
 
 pub fn run(cx: &mut Ctx, app_name: &str, at: &AtEnv) -> Result<()> {
     let store = cx.store()?;
@@ -33,6 +33,6 @@ pub fn run(cx: &mut Ctx, app_name: &str, at: &AtEnv) -> Result<()> {
             dash(&r.change_cause),
         ]);
     }
-    write!(cx.ui.out(), "{}", table(&t))?;
+    write!(cx.ui.out(), "{}", safe_table(&t))?;
     Ok(())
 }

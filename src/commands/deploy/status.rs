@@ -3,7 +3,7 @@
 use super::super::{AtEnv, Ctx};
 use crate::ops::revisions;
 use crate::ops::target::{self, Target};
-use crate::ui::Result;
+use crate::ui::{safe, Result};
 
 pub fn run(cx: &mut Ctx, app_name: &str, at: &AtEnv) -> Result<()> {
     let mut store = cx.store()?;
@@ -34,6 +34,6 @@ pub fn run(cx: &mut Ctx, app_name: &str, at: &AtEnv) -> Result<()> {
     for (label, value) in rows {
         out.push_str(&format!("  {label:<12}{value}\n"));
     }
-    write!(cx.ui.out(), "{out}")?;
+    write!(cx.ui.out(), "{}", safe(&out))?;
     Ok(())
 }

@@ -11,7 +11,7 @@ use crate::domain::names::check_env;
 use crate::domain::ProjectKey;
 use crate::ops::events;
 use crate::store::{self, App};
-use crate::ui::{table, Result, XoneError};
+use crate::ui::{safe_table, Result, XoneError};
 
 #[derive(Subcommand, Debug)]
 pub enum AppCommand {
@@ -154,7 +154,7 @@ pub fn run(cx: &mut Ctx, cmd: AppCommand) -> Result<()> {
                     a.test_cmd.clone().unwrap_or_else(|| "-".into()),
                 ]);
             }
-            write!(cx.ui.out(), "{}", table(&t))?;
+            write!(cx.ui.out(), "{}", safe_table(&t))?;
             Ok(())
         }
         AppCommand::Show { key, app } => {
@@ -191,7 +191,7 @@ pub fn run(cx: &mut Ctx, cmd: AppCommand) -> Result<()> {
                 ],
                 vec!["reports".to_string(), format!("{}, {}", a.junit, a.cobertura)],
             ];
-            write!(cx.ui.out(), "{}", table(&rows))?;
+            write!(cx.ui.out(), "{}", safe_table(&rows))?;
             Ok(())
         }
     }

@@ -10,7 +10,7 @@ use crate::domain::names::check_env;
 use crate::domain::ProjectKey;
 use crate::ops::events;
 use crate::store::{self, Env};
-use crate::ui::{table, Result, XoneError};
+use crate::ui::{safe_table, Result, XoneError};
 
 #[derive(Subcommand, Debug)]
 pub enum EnvCommand {
@@ -124,7 +124,7 @@ pub fn run(cx: &mut Ctx, cmd: EnvCommand) -> Result<()> {
                     dash(&e.smoke),
                 ]);
             }
-            write!(cx.ui.out(), "{}", table(&t))?;
+            write!(cx.ui.out(), "{}", safe_table(&t))?;
             Ok(())
         }
     }

@@ -8,7 +8,7 @@ use crate::domain::names::check_user;
 use crate::domain::{ProjectKey, Role};
 use crate::ops::project;
 use crate::store;
-use crate::ui::{table, Result};
+use crate::ui::{safe_table, Result};
 
 #[derive(Subcommand, Debug)]
 pub enum MemberCommand {
@@ -69,7 +69,7 @@ pub fn run(cx: &mut Ctx, cmd: MemberCommand) -> Result<()> {
             }
             let mut t = vec![vec!["USER".into(), "ROLES".into()]];
             t.extend(members.iter().map(|m| vec![m.user.clone(), m.roles.join(", ")]));
-            write!(cx.ui.out(), "{}", table(&t))?;
+            write!(cx.ui.out(), "{}", safe_table(&t))?;
             Ok(())
         }
     }

@@ -14,7 +14,7 @@ use super::{complete, Ctx};
 use crate::domain::ProjectKey;
 use crate::ops::project::{self, NewProject};
 use crate::store;
-use crate::ui::{table, Result, XoneError};
+use crate::ui::{safe, safe_table, Result, XoneError};
 
 #[derive(Subcommand, Debug)]
 pub enum ProjectCommand {
@@ -165,7 +165,7 @@ fn list(cx: &mut Ctx, all: bool) -> Result<()> {
             r.requirements.to_string(),
         ]);
     }
-    write!(cx.ui.out(), "{}", table(&t))?;
+    write!(cx.ui.out(), "{}", safe_table(&t))?;
     Ok(())
 }
 
@@ -188,10 +188,10 @@ fn show(cx: &mut Ctx, key: &ProjectKey) -> Result<()> {
         }));
     }
     let ui = &mut cx.ui;
-    let title = format!("{}  {}", p.key, p.name);
+    let title = format!("{}  {}", p.key, safe(&p.name));
     ui.line(ui.bold(&title))?;
     if !p.description.is_empty() {
-        ui.line(&p.description)?;
+        ui.line(safe(&p.description))?;
     }
     ui.line(format!("created {} by {}", p.created_at, p.created_by))?;
     if let Some(at) = &p.archived_at {
@@ -203,7 +203,8 @@ fn show(cx: &mut Ctx, key: &ProjectKey) -> Result<()> {
     }
     for r in &repos {
         let bare = if r.bare { ", bare" } else { "" };
-        ui.line(format!("  {}  {} ({}{bare})  {}", r.name, r.default_branch, r.kind, r.location))?;
+        let (name, branch, location) = (safe(&r.name), safe(&r.default_branch), safe(&r.location));
+        ui.line(format!("  {name}  {branch} ({}{bare})  {location}", r.kind))?;
     }
     ui.line(format!("\n{}", ui.bold("Members")))?;
     for m in &members {

@@ -7,7 +7,7 @@ use super::super::{complete, Ctx};
 use crate::domain::ProjectKey;
 use crate::ops::project;
 use crate::store;
-use crate::ui::{table, Result};
+use crate::ui::{safe_table, Result};
 
 #[derive(Subcommand, Debug)]
 pub enum RepoCommand {
@@ -72,7 +72,7 @@ pub fn run(cx: &mut Ctx, cmd: RepoCommand) -> Result<()> {
                 let kind = if r.bare { format!("{} (bare)", r.kind) } else { r.kind.to_string() };
                 vec![r.name.clone(), kind, r.default_branch.clone(), r.location.clone()]
             }));
-            write!(cx.ui.out(), "{}", table(&t))?;
+            write!(cx.ui.out(), "{}", safe_table(&t))?;
             Ok(())
         }
     }

@@ -7,7 +7,7 @@ use super::super::{complete, Ctx};
 use crate::domain::{DocKind, ProjectKey};
 use crate::ops::{docs, project};
 use crate::store;
-use crate::ui::{Result, XoneError};
+use crate::ui::{safe, Result, XoneError};
 
 #[derive(Args, Debug)]
 #[command(
@@ -37,6 +37,7 @@ pub fn run(cx: &mut Ctx, a: TemplateArgs) -> Result<()> {
                 cx.ui.print_json(&serde_json::json!({"kind": a.kind, "body": b}))
             }
             Some(b) => {
+                let b = if cx.ui.stdout_tty { safe(&b) } else { b.as_str().into() };
                 write!(cx.ui.out(), "{b}")?;
                 Ok(())
             }

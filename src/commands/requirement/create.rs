@@ -12,7 +12,7 @@ use crate::domain::ProjectKey;
 use crate::ops::docs;
 use crate::ops::requirement::{self, NewRequirement};
 use crate::store::Store;
-use crate::ui::{Result, XoneError};
+use crate::ui::Result;
 
 #[derive(Args, Debug)]
 pub struct CreateArgs {
@@ -35,12 +35,7 @@ pub struct CreateArgs {
 pub fn run(cx: &mut Ctx, a: CreateArgs) -> Result<()> {
     let actor = cx.actor()?;
     let limit = docs::max_bytes(cx.config()?);
-    let title = a.title.trim();
-    if title.is_empty() {
-        return Err(
-            XoneError::usage("the title is empty").hint("give the requirement a title in quotes")
-        );
-    }
+    let title = requirement::check_title(&a.title)?;
     let today = clock::today();
     let (start, end) = (a.start.map(|d| d.on(today)), a.end.map(|d| d.on(today)));
     requirement::check_span(start, end)?;

@@ -8,7 +8,7 @@ use super::super::{complete, Ctx};
 use crate::domain::{DocKind, RequirementKey};
 use crate::ops::docs::{self, human_size, is_text, NewVersion};
 use crate::store;
-use crate::ui::{Result, XoneError};
+use crate::ui::{safe, Result, XoneError};
 
 #[derive(Args, Debug)]
 #[command(
@@ -85,7 +85,14 @@ pub fn run(cx: &mut Ctx, a: DocArgs) -> Result<()> {
             v.file_name.as_deref().unwrap_or("FILE")
         )));
     }
-    cx.ui.out().write_all(&bytes)?;
+    // Into a file or a pipe the document goes as it is; on a terminal, its control
+    // characters cannot act.
+    if cx.ui.stdout_tty {
+        let text = String::from_utf8_lossy(&bytes);
+        cx.ui.out().write_all(safe(&text).as_bytes())?;
+    } else {
+        cx.ui.out().write_all(&bytes)?;
+    }
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use clap_complete::ArgValueCandidates;
 use super::super::{complete, Ctx};
 use crate::domain::{ProjectKey, Status};
 use crate::store;
-use crate::ui::{table, Result};
+use crate::ui::{safe, table, Result};
 
 #[derive(Args, Debug)]
 pub struct ListArgs {
@@ -49,7 +49,7 @@ pub fn run(cx: &mut Ctx, a: ListArgs) -> Result<()> {
                 r.key.clone(),
                 r.status.to_string(),
                 r.end.clone().unwrap_or_default(),
-                r.title.clone(),
+                safe(&r.title).into_owned(),
             ]);
         }
         let mut text = table(&t);

@@ -6,7 +6,7 @@ use crate::ops::branches::integration_branch;
 use crate::ops::docs::human_size;
 use crate::ops::requirement::thread;
 use crate::store::{self, Event};
-use crate::ui::{short_sha, Result};
+use crate::ui::{safe, short_sha, Result};
 
 pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
     let test_branch = integration_branch(cx.config()?, "test")?;
@@ -18,7 +18,7 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
     }
     let ui = &mut cx.ui;
     let r = &t.requirement;
-    let head = format!("{}  {}", r.key, r.title);
+    let head = format!("{}  {}", r.key, safe(&r.title));
     ui.line(format!("{}  [{}]", ui.bold(&head), r.status))?;
     ui.line(format!(
         "project {}, created {} by {}, updated {}",
@@ -53,7 +53,8 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
         let versions: Vec<&store::DocVersion> =
             t.documents.iter().filter(|v| v.kind == *kind).collect();
         if let Some(latest) = versions.last() {
-            let name = latest.file_name.as_deref().map(|n| format!(" {n}")).unwrap_or_default();
+            let name =
+                latest.file_name.as_deref().map(|n| format!(" {}", safe(n))).unwrap_or_default();
             ui.line(format!(
                 "  {:<14}v{}  {}{name}, {}  {} by {}",
                 kind.as_str(),
@@ -94,17 +95,21 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
     for b in &t.branches {
         match (b.ahead, b.behind) {
             (Some(a), Some(be)) => {
-                ui.line(format!("  {}  {}  {a} ahead, {be} behind {}", b.repo, b.name, b.base))?
+                let (repo, name, base) = (safe(&b.repo), safe(&b.name), safe(&b.base));
+                ui.line(format!("  {repo}  {name}  {a} ahead, {be} behind {base}"))?
             }
-            _ => ui.line(format!("  {}  {}  {}", b.repo, b.name, ui.red("missing")))?,
+            _ => {
+                let missing = ui.red("missing");
+                ui.line(format!("  {}  {}  {missing}", safe(&b.repo), safe(&b.name)))?
+            }
         }
         for rc in t.commits.iter().filter(|rc| rc.repo == b.repo) {
             for c in &rc.commits {
                 ui.line(format!(
                     "      {}  {}  ({})",
-                    ui.dim(short_sha(&c.sha)),
-                    c.summary,
-                    c.author
+                    ui.dim(&safe(short_sha(&c.sha))),
+                    safe(&c.summary),
+                    safe(&c.author)
                 ))?;
             }
         }
@@ -118,9 +123,9 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
                 "  {}  {}  {} in {} at {at} (took {})",
                 i.at,
                 i.env,
-                i.branch,
-                i.repo,
-                short_sha(&i.feature_sha)
+                safe(&i.branch),
+                safe(&i.repo),
+                safe(short_sha(&i.feature_sha))
             ))?;
         }
     }
@@ -134,12 +139,13 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
                 .unwrap_or_else(|| "no tests".into());
             let coverage = b.coverage.map(|c| format!(", {c:.1} %")).unwrap_or_default();
             let image = b.digest.clone().or(b.image.clone()).unwrap_or_else(|| "-".into());
+            let image = safe(&image);
             ui.line(format!(
                 "  #{}  {}  {} at {}  {}  {tests}{coverage}  {image}",
                 b.id,
                 b.app,
-                b.git_ref,
-                short_sha(&b.sha),
+                safe(&b.git_ref),
+                safe(short_sha(&b.sha)),
                 b.status
             ))?;
         }
@@ -151,7 +157,13 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
                 d.revision.map(|r| format!("revision {r}")).unwrap_or_else(|| "-".into());
             ui.line(format!(
                 "  #{}  {} {} to {}  {}  {revision}  {}  {}",
-                d.id, d.kind, d.app, d.env, d.status, d.image, d.started_at
+                d.id,
+                d.kind,
+                d.app,
+                d.env,
+                d.status,
+                safe(&d.image),
+                d.started_at
             ))?;
         }
     }
@@ -165,7 +177,7 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
                 w.env,
                 w.status,
                 crate::ui::human_secs(w.window_secs),
-                w.detail.clone().unwrap_or_default()
+                safe(w.detail.as_deref().unwrap_or_default())
             ))?;
         }
     }
@@ -177,7 +189,7 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
                 "  {}  {}{}",
                 s.at,
                 s.user,
-                s.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default()
+                s.note.as_deref().map(|n| format!(": {}", safe(n))).unwrap_or_default()
             ))?;
         }
     }
@@ -188,7 +200,7 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
             ui.line(format!("  ready: xone requirement advance {key}"))?;
         }
         for m in &next.missing {
-            ui.line(format!("  - {}  ({})", m.item, ui.dim(&m.hint)))?;
+            ui.line(format!("  - {}  ({})", safe(&m.item), ui.dim(&safe(&m.hint))))?;
         }
     }
 
@@ -199,19 +211,20 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
     Ok(())
 }
 
+/// One event as a line; what people and systems wrote in it is made safe.
 fn event_line(e: &Event) -> String {
     let mut s = format!("{}  {:<10}{}", e.at, e.actor, e.action);
     if let (Some(f), Some(t)) = (&e.from, &e.to) {
         s.push_str(&format!(" {f} -> {t}"));
     }
     if let Some(d) = &e.detail {
-        s.push_str(&format!(": {d}"));
+        s.push_str(&format!(": {}", safe(d)));
     }
     if e.forced {
         s.push_str(" [forced]");
     }
     if let Some(r) = &e.reason {
-        s.push_str(&format!(" (reason: {r})"));
+        s.push_str(&format!(" (reason: {})", safe(r)));
     }
     s
 }
