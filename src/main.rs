@@ -6,6 +6,7 @@ mod clock;
 mod commands;
 mod config;
 mod domain;
+mod interrupt;
 mod ops;
 mod store;
 mod ui;
@@ -36,17 +37,27 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
+    interrupt::install();
     let g = cli.global.clone();
     let ui = ui::Ui::new(g.json, g.yes, g.verbose);
     let mut cx = commands::Ctx::new(ui, cli::Cli::command, cli::run_line);
     let result =
         cli::dispatch(&mut cx, cli).and_then(|()| cx.ui.flush()).map_err(store::name_the_file);
+    // Ctrl-C during work that had to finish: it finished and was reported; now say so.
+    let interrupted = |ui: &ui::Ui| {
+        ui.status("interrupted: the work in hand was finished first, as reported above");
+        ExitCode::from(ui::Kind::Interrupted as u8)
+    };
     match result {
+        Ok(()) if interrupt::requested() => interrupted(&cx.ui),
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is(ui::Tag::StdoutClosed) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = cx.ui.flush();
             cx.ui.print_error(&e);
+            if interrupt::requested() && e.kind != ui::Kind::Interrupted {
+                return interrupted(&cx.ui);
+            }
             ExitCode::from(e.exit_code())
         }
     }

@@ -515,6 +515,8 @@ impl Cluster {
     /// Follows a rollout through watches on the Deployment and its pods until it completes,
     /// fails or the user interrupts. `progress` hears every change of the counts.
     pub fn follow(&self, f: &Follow, progress: &mut dyn FnMut(&Counts)) -> Result<End> {
+        // Ctrl-C ends the following (End::Interrupted), which the caller records.
+        let _hold = crate::interrupt::hold();
         let end = self.block_on(self.watch_rollout(f, progress))?;
         // The failing pod's events, with a plain request after the watches are done.
         if let End::Failed(mut failure) = end {

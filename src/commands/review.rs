@@ -9,6 +9,7 @@ use crate::clock;
 use crate::domain::date;
 use crate::domain::names::check_user;
 use crate::domain::{RequirementKey, ReviewKind, Verdict};
+use crate::interrupt;
 use crate::ops::review;
 use crate::store;
 use crate::ui::{safe, safe_table, Result, XoneError};
@@ -93,15 +94,20 @@ fn create(
 ) -> Result<()> {
     let actor = cx.actor()?;
     let mut store = cx.store()?;
+    // Once it is made, what names it is printed even if Ctrl-C comes: a script that saw
+    // nothing would make it twice.
+    let _hold = interrupt::hold();
     let (id, attendees) = review::create(&mut store, key, kind, at.as_deref(), attendees, &actor)?;
     if cx.ui.json {
-        return show(cx, id);
+        show(cx, id)?;
+        return cx.ui.flush();
     }
     cx.ui.status(format!(
         "review #{id} of {key}'s {kind} opened; attendees: {}",
         if attendees.is_empty() { "none yet".into() } else { attendees.join(", ") }
     ));
-    cx.ui.line(id)
+    cx.ui.line(id)?;
+    cx.ui.flush()
 }
 
 fn list(cx: &mut Ctx, key: Option<&RequirementKey>) -> Result<()> {
@@ -152,9 +158,13 @@ fn comment(cx: &mut Ctx, id: i64, text: &str, section: Option<&str>) -> Result<(
         return Err(XoneError::usage("the comment is empty"));
     }
     let mut store = cx.store()?;
+    // Once it is made, what names it is printed even if Ctrl-C comes: a script that saw
+    // nothing would make it twice.
+    let _hold = interrupt::hold();
     let cid = review::comment(&mut store, id, text, section, &actor)?;
     cx.ui.status(format!("comment {cid} added to review #{id}"));
-    cx.ui.line(cid)
+    cx.ui.line(cid)?;
+    cx.ui.flush()
 }
 
 fn resolve(cx: &mut Ctx, id: i64, comment_id: i64) -> Result<()> {

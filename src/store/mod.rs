@@ -179,8 +179,10 @@ impl Store {
 
     /// Runs `f` in one short write transaction, taken at the start so that two writers queue
     /// instead of failing on an upgrade from read to write.
+    /// Ctrl-C waits for it: it commits or rolls back whole, never half-way.
     pub fn write<T>(&mut self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let _hold = crate::interrupt::hold();
         let value = f(&tx)?;
         tx.commit()?;
         Ok(value)

@@ -93,14 +93,15 @@ fn kill_9_or_ctrl_c_mid_write_leaves_a_consistent_database() {
             if i % 2 == 0 {
                 let _ = c.kill();
             } else {
-                // Ctrl-C: the default SIGINT disposition ends the process mid-transaction.
+                // Ctrl-C: outside a transaction xone exits at once; inside one it finishes it.
                 let _ =
                     std::process::Command::new("kill").args(["-INT", &c.id().to_string()]).status();
             }
         }
         for mut c in children {
             use std::os::unix::process::ExitStatusExt;
-            interrupted += usize::from(c.wait().unwrap().signal().is_some());
+            let status = c.wait().unwrap();
+            interrupted += usize::from(status.signal().is_some() || status.code() == Some(130));
         }
     }
     assert!(interrupted > 0, "no process was caught mid-command: the test proved nothing");
@@ -135,4 +136,42 @@ fn readers_are_not_blocked_by_a_long_writer() {
     env.ok(&["requirement", "list"]);
     env.ok(&["requirement", "show", "PAY-1"]);
     c.execute_batch("COMMIT").unwrap();
+}
+
+/// Ctrl-C at any moment of `requirement create`: every requirement that was made had its key
+/// printed, so a script that retries on a missing key never makes one twice.
+#[test]
+fn ctrl_c_never_leaves_a_requirement_made_without_its_key_printed() {
+    let env = TestEnv::new();
+    project(&env);
+    let mut printed = 0;
+    let mut interrupted = 0;
+    for round in 0..40u64 {
+        let child = env
+            .cmd()
+            .args(["requirement", "create", "-p", "PAY", &format!("round {round}")])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(500 + round * 750 % 25_000));
+        let _ = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        use std::os::unix::process::ExitStatusExt;
+        match out.status.code() {
+            Some(0) => printed += usize::from(stdout.trim().starts_with("PAY-")),
+            Some(130) => {
+                interrupted += 1;
+                printed += usize::from(stdout.trim().starts_with("PAY-"));
+                assert!(stderr.contains("interrupted"), "says so: {stderr}");
+            }
+            None => assert_eq!(out.status.signal(), Some(2), "only before xone took over SIGINT"),
+            Some(c) => panic!("exit {c}: {stderr}"),
+        }
+    }
+    assert!(interrupted > 0, "no run was interrupted: the test proved nothing");
+    let made = env.json(&["requirement", "list", "--all"]).as_array().unwrap().len();
+    assert_eq!(made, printed, "{made} made, {printed} keys printed");
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::{complete, Ctx};
 use crate::domain::ProjectKey;
+use crate::interrupt;
 use crate::ops::project::{self, NewProject};
 use crate::store;
 use crate::ui::{safe, safe_table, Result, XoneError};
@@ -104,12 +105,17 @@ fn create(cx: &mut Ctx, a: CreateArgs) -> Result<()> {
         create_repo: a.create_repo.as_deref(),
         namespace: namespace.as_deref(),
     };
+    // Once it is made, what names it is printed even if Ctrl-C comes: a script that saw
+    // nothing would make it twice.
+    let _hold = interrupt::hold();
     let linked = project::create(&mut store, &forges, &new, &actor)?;
     if cx.ui.json {
-        return show(cx, &a.key);
+        show(cx, &a.key)?;
+        return cx.ui.flush();
     }
     cx.ui.status(format!("created project {} ({}) with {linked} repositories", a.key, a.name));
-    cx.ui.line(&a.key)
+    cx.ui.line(&a.key)?;
+    cx.ui.flush()
 }
 
 #[derive(Serialize)]

@@ -9,6 +9,7 @@ use crate::clock;
 use crate::domain::date::DateSpec;
 use crate::domain::names::Assignment;
 use crate::domain::ProjectKey;
+use crate::interrupt;
 use crate::ops::docs;
 use crate::ops::requirement::{self, NewRequirement};
 use crate::store::Store;
@@ -46,15 +47,20 @@ pub fn run(cx: &mut Ctx, a: CreateArgs) -> Result<()> {
     let mut store = cx.store()?;
     let new =
         NewRequirement { project: &a.project, title, start, end, first_edit, assign: &a.assign };
+    // Once it is made, what names it is printed even if Ctrl-C comes: a script that saw
+    // nothing would make it twice.
+    let _hold = interrupt::hold();
     let key = requirement::create(&mut store, cx.tracker().as_ref(), &new, &actor)?;
     warn_unknown_people(cx, &store, &a.project, &a.assign)?;
     if cx.ui.json {
-        return show::show(cx, &key);
+        show::show(cx, &key)?;
+        return cx.ui.flush();
     }
     cx.ui.status(format!(
         "created {key} in draft: fill in its document with `xone requirement doc {key} --edit`"
     ));
-    cx.ui.line(&key)
+    cx.ui.line(&key)?;
+    cx.ui.flush()
 }
 
 /// People need not be members to be assigned, but a gate that needs a role looks at
