@@ -129,6 +129,12 @@ const KEYS: &[KeyDef] = &[
         doc: "how often the post-release watch asks Prometheus",
     },
     KeyDef {
+        key: "state.busy_timeout",
+        ty: Type::Duration,
+        default: Some("30s"),
+        doc: "how long a command waits for another xone writing the state database",
+    },
+    KeyDef {
         key: "ui.page_size",
         ty: Type::Int,
         default: Some("50"),
@@ -308,15 +314,23 @@ fn check_file_value(d: &KeyDef, v: &toml::Value) -> std::result::Result<toml::Va
     }
 }
 
-/// Reads a TOML file; a syntax error names the file, line and column.
+/// Reads a TOML file; a syntax error names the file, line and column. A file that is not a
+/// readable text file is a usage error naming it, as a syntax error is.
 pub fn read_table(path: &Path) -> Result<Option<toml::Table>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(XoneError::internal(format!("cannot read {}", path.display())).cause(e));
-        }
+    let unusable = |what: &str| {
+        XoneError::usage(format!("the configuration file {} {what}", path.display()))
+            .hint(format!("make {} a TOML text file, or move it aside", path.display()))
     };
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if path.is_dir() => return Err(unusable("is a directory").cause(e)),
+        Err(e) => return Err(unusable("cannot be read").cause(e)),
+    };
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        unusable("is not UTF-8 text").cause(format!("invalid bytes at offset {at}"))
+    })?;
     text.parse::<toml::Table>().map(Some).map_err(|e| {
         let (line, col) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
         XoneError::usage(format!("malformed configuration in {}:{line}:{col}", path.display()))

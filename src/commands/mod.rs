@@ -111,8 +111,8 @@ impl Ctx {
     }
 
     pub fn store(&mut self) -> Result<Store> {
-        self.config()?;
-        Store::open(&config::state_dir())
+        let busy = self.config()?.duration("state.busy_timeout");
+        Store::open_waiting(&config::state_dir(), busy)
     }
 
     /// Who acts (SPEC §5): XONE_USER or config user.name, else GitLab CI's user, the local

@@ -26,21 +26,53 @@ pub const FILE_NAME: &str = "state.db";
 pub struct Store {
     conn: Connection,
     pub path: PathBuf,
+    /// Opened for reading only: its folder or the file cannot be written (a read-only home).
+    read_only: bool,
 }
 
-/// How long a writer waits for another process's transaction before giving up. Transactions
-/// are short, so this is only reached when something is stuck.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a writer waits for another process's transaction before giving up
+/// (`state.busy_timeout`). Transactions are short, so this is only reached when something is
+/// stuck.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Names the database file in an error that found it corrupt while a command ran.
+/// Names the database file in an error about it found while a command ran (corrupt, locked,
+/// read-only), and says what to do.
 pub fn name_the_file(e: XoneError) -> XoneError {
-    if !e.is(crate::ui::Tag::CorruptState) {
-        return e;
-    }
+    use crate::ui::Tag;
     let path = crate::config::state_dir().join(FILE_NAME);
-    let mut named = unusable(&path, "is corrupt");
+    let mut named = if e.is(Tag::CorruptState) {
+        unusable(&path, "is corrupt")
+    } else if e.is(Tag::StateBusy) {
+        busy(&path)
+    } else if e.is(Tag::StateReadOnly) {
+        read_only(&path)
+    } else {
+        return e;
+    };
     named.causes = e.causes;
     named
+}
+
+fn busy(path: &Path) -> XoneError {
+    XoneError::conflict(format!(
+        "another xone is writing the state database {}: it stayed locked",
+        path.display()
+    ))
+    .hint("run this again once the other xone is done; if none is running, look for a stuck process (fuser)")
+    .hint("state.busy_timeout sets how long xone waits")
+}
+
+fn read_only(path: &Path) -> XoneError {
+    XoneError::new(Kind::Gate, format!("the state database {} is read-only", path.display()))
+        .hint("commands that only read still work; to change anything, make its folder and file writable, or point XONE_HOME at a writable directory")
+}
+
+/// Whether this process may write `path` (a file or a folder), as the kernel judges it.
+fn writable(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return false };
+    // SAFETY: a valid NUL-terminated path; access(2) only reads it.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
 }
 
 fn unusable(path: &Path, what: &str) -> XoneError {
@@ -72,23 +104,69 @@ impl Store {
     /// Opens the database in `dir`, creating and migrating it as needed. The common case costs
     /// one read of the schema version.
     pub fn open(dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            XoneError::internal(format!("cannot create the state directory {}", dir.display()))
+        Store::open_waiting(dir, BUSY_TIMEOUT)
+    }
+
+    /// As `open`, a writer waiting at most `busy` for another process's transaction. The
+    /// folder and the file are made private (0700, 0600), whatever the umask. In a folder
+    /// that cannot be written, an existing database is opened for reading only.
+    pub fn open_waiting(dir: &Path, busy: Duration) -> Result<Store> {
+        if !dir.exists() {
+            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| {
+                XoneError::new(
+                    Kind::Gate,
+                    format!("cannot create the state directory {}", dir.display()),
+                )
                 .cause(e)
                 .hint("set XONE_HOME to a writable directory")
-        })?;
+            })?;
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
         let path = dir.join(FILE_NAME);
+        if path.is_dir() {
+            return Err(unusable(&path, "is a directory, not a database file"));
+        }
         check_header(&path)?;
+        let existed = path.exists();
+        if existed && !(writable(&path) && writable(dir)) {
+            return Store::open_reading(&path);
+        }
         let conn = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|e| XoneError::internal(format!("cannot open {}", path.display())).cause(e))?;
-        let mut store = Store { conn, path };
-        store.prepare()?;
+        .map_err(|e| {
+            XoneError::new(Kind::Gate, format!("cannot open {}", path.display())).cause(e)
+        })?;
+        if !existed {
+            use std::os::unix::fs::PermissionsExt;
+            // Before anything is written to it: SQLite gives its -wal and -shm files the same.
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+        }
+        let mut store = Store { conn, path, read_only: false };
+        store.prepare(busy)?;
         Ok(store)
+    }
+
+    /// An existing database in a place xone may not write: opened as immutable (no lock,
+    /// no -shm file to make), at the current schema, for reading only.
+    fn open_reading(path: &Path) -> Result<Store> {
+        let uri = format!("file:{}?mode=ro&immutable=1", path.display());
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn =
+            Connection::open_with_flags(&uri, flags).map_err(|e| read_only(path).cause(e))?;
+        let (version, app, tables) = versions(&conn).map_err(|e| read_only(path).cause(e))?;
+        if version != MIGRATIONS.len() as i64 || app != APPLICATION_ID {
+            check_versions(path, version, app, tables)?;
+            return Err(read_only(path)
+                .cause("it is at an older schema and cannot be upgraded where it is"));
+        }
+        Ok(Store { conn, path: path.to_path_buf(), read_only: true })
     }
 
     /// Opens an existing database for reading only (completion): never creates or migrates.
@@ -101,11 +179,14 @@ impl Store {
         .ok()?;
         conn.busy_timeout(Duration::from_millis(500)).ok()?;
         let (version, app, _) = versions(&conn).ok()?;
-        (version == MIGRATIONS.len() as i64 && app == APPLICATION_ID)
-            .then_some(Store { conn, path })
+        (version == MIGRATIONS.len() as i64 && app == APPLICATION_ID).then_some(Store {
+            conn,
+            path,
+            read_only: true,
+        })
     }
 
-    fn prepare(&mut self) -> Result<()> {
+    fn prepare(&mut self, busy: Duration) -> Result<()> {
         let path = self.path.clone();
         let wrap = |e: rusqlite::Error| match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
@@ -113,7 +194,7 @@ impl Store {
             }
             _ => XoneError::from(e),
         };
-        self.conn.busy_timeout(BUSY_TIMEOUT).map_err(wrap)?;
+        self.conn.busy_timeout(busy).map_err(wrap)?;
         self.conn
             .execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
             .map_err(wrap)?;
@@ -181,6 +262,9 @@ impl Store {
     /// instead of failing on an upgrade from read to write.
     /// Ctrl-C waits for it: it commits or rolls back whole, never half-way.
     pub fn write<T>(&mut self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
+        if self.read_only {
+            return Err(read_only(&self.path));
+        }
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let _hold = crate::interrupt::hold();
         let value = f(&tx)?;

@@ -30,6 +30,10 @@ pub enum Tag {
     CorruptState,
     /// A remote system refused the credentials (401 or 403).
     Refused,
+    /// The state database stayed locked by another writer past the busy timeout.
+    StateBusy,
+    /// The state database cannot be written.
+    StateReadOnly,
 }
 
 /// An error for a user: what happened (`message`), why (`causes`), what to do next (`hints`).
@@ -114,10 +118,11 @@ impl From<rusqlite::Error> for XoneError {
     fn from(e: rusqlite::Error) -> Self {
         use rusqlite::ErrorCode as C;
         match e.sqlite_error_code() {
+            // `store::name_the_file` names the file and says what to do.
             Some(C::DatabaseBusy | C::DatabaseLocked) => {
-                XoneError::internal("the state database stayed locked by another xone process")
+                XoneError::conflict("another xone is writing the state database")
                     .cause(e)
-                    .hint("retry; if it persists, look for a stuck xone process")
+                    .tagged(Tag::StateBusy)
             }
             // `store::name_the_file` adds which file and how to recover, once it is known.
             Some(C::DatabaseCorrupt | C::NotADatabase) => {
@@ -127,9 +132,9 @@ impl From<rusqlite::Error> for XoneError {
             }
             Some(C::DiskFull) => XoneError::internal("the disk is full").cause(e),
             Some(C::ReadOnly | C::CannotOpen | C::PermissionDenied) => {
-                XoneError::internal("cannot write the state database").cause(e).hint(
-                    "check the permissions of the state directory (`xone config path --json`)",
-                )
+                XoneError::new(Kind::Gate, "the state database is read-only")
+                    .cause(e)
+                    .tagged(Tag::StateReadOnly)
             }
             _ => XoneError::internal("state database error").cause(e),
         }

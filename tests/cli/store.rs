@@ -175,3 +175,127 @@ fn ctrl_c_never_leaves_a_requirement_made_without_its_key_printed() {
     let made = env.json(&["requirement", "list", "--all"]).as_array().unwrap().len();
     assert_eq!(made, printed, "{made} made, {printed} keys printed");
 }
+
+#[test]
+fn a_configuration_file_that_is_not_text_is_a_usage_error_naming_it() {
+    let env = TestEnv::new();
+    let file = env.home.join(".config/xone/config.toml");
+    std::fs::create_dir_all(&file).unwrap();
+    env.code(2, &["requirement", "list"])
+        .says(&[&format!("the configuration file {} is a directory", file.display())]);
+    std::fs::remove_dir(&file).unwrap();
+    std::fs::write(&file, b"[gates]\ncoverage = 80.0 # \xff\xfe\n").unwrap();
+    env.code(2, &["requirement", "list"]).says(&["config.toml is not UTF-8 text", "offset 26"]);
+}
+
+#[test]
+fn a_state_database_that_is_a_directory_is_named() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.state.join("state.db")).unwrap();
+    env.code(4, &["project", "list"]).says(&[&format!(
+        "the state database {} is a directory",
+        env.state.join("state.db").display()
+    )]);
+}
+
+#[test]
+fn a_writer_that_holds_the_lock_past_the_busy_timeout_is_a_conflict() {
+    let mut env = TestEnv::new();
+    project(&env);
+    let c = rusqlite::Connection::open(env.db()).unwrap();
+    c.execute_batch("BEGIN IMMEDIATE").unwrap();
+    env.set_var("XONE_STATE_BUSY_TIMEOUT", "1s");
+    let started = std::time::Instant::now();
+    env.code(5, &["requirement", "create", "-p", "PAY", "Refunds"]).says(&[
+        &format!("another xone is writing the state database {}", env.db().display()),
+        "state.busy_timeout",
+    ]);
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1), "it waited first");
+    // Readers are not held up by a writer.
+    env.ok(&["project", "list"]);
+    c.execute_batch("ROLLBACK").unwrap();
+    env.ok(&["requirement", "create", "-p", "PAY", "Refunds"]);
+}
+
+#[test]
+fn the_state_database_and_its_folder_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    let out = std::process::Command::new("sh")
+        .args(["-c", &format!("umask 000; exec {XONE} init")])
+        .env_clear()
+        .env("HOME", &env.home)
+        .env("XONE_HOME", &env.state)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("XONE_USER", "tester")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    project(&env);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&env.state), 0o700);
+    for entry in std::fs::read_dir(&env.state).unwrap() {
+        let p = entry.unwrap().path();
+        if p.file_name().unwrap().to_string_lossy().starts_with("state.db") {
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+        }
+    }
+}
+
+/// Runs xone as the unprivileged user `nobody` (tests run as root, whom no permission stops).
+fn as_nobody(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", XONE])
+        .args(args)
+        .env_clear()
+        .env("HOME", &env.home)
+        .env("XONE_HOME", &env.state)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("XONE_USER", "tester")
+        .env("CI", "1")
+        .current_dir(&env.work)
+        .output()
+        .expect("setpriv runs (util-linux)")
+}
+
+#[test]
+fn in_a_read_only_home_reading_commands_work_and_changes_name_the_database() {
+    let env = TestEnv::new();
+    let chown = std::process::Command::new("chown")
+        .args(["-R", "65534:65534", env.root().to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    for args in [
+        &["project", "create", "PAY", "--name", "Payments"][..],
+        &["requirement", "create", "-p", "PAY", "Refunds"],
+    ] {
+        let out = as_nobody(&env, args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let chmod = |mode: &str, p: &std::path::Path| {
+        assert!(std::process::Command::new("chmod")
+            .args([mode, p.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success())
+    };
+    chmod("555", &env.state);
+    chmod("444", &env.db());
+    let before = std::fs::read(env.db()).unwrap();
+    let list = as_nobody(&env, &["requirement", "list"]);
+    assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
+    assert!(String::from_utf8_lossy(&list.stdout).contains("PAY-1"));
+    let show = as_nobody(&env, &["requirement", "show", "PAY-1", "--json"]);
+    assert!(show.status.success(), "{}", String::from_utf8_lossy(&show.stderr));
+    let create = as_nobody(&env, &["requirement", "create", "-p", "PAY", "Another"]);
+    assert_eq!(create.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&create.stderr);
+    assert!(
+        err.contains(&format!("the state database {} is read-only", env.db().display())),
+        "{err}"
+    );
+    assert!(err.contains("commands that only read still work"), "{err}");
+    assert_eq!(std::fs::read(env.db()).unwrap(), before, "nothing written");
+    chmod("755", &env.state);
+}
