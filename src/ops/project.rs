@@ -101,6 +101,64 @@ pub fn archive(store: &mut Store, key: &ProjectKey, name: &str, actor: &str) -> 
     })
 }
 
+/// Takes a project out of the archive: it takes new requirements again.
+pub fn unarchive(store: &mut Store, key: &ProjectKey, actor: &str) -> Result<bool> {
+    let p = store::project(store.conn(), key)?;
+    if p.archived_at.is_none() {
+        return Ok(false);
+    }
+    store.write(|tx| {
+        store::unarchive_project(tx, key)?;
+        store::record(tx, &events::project(key, actor, "project unarchive", p.name.clone()))
+    })?;
+    Ok(true)
+}
+
+/// What stands in the way of deleting a project: requirements still open, deployments made.
+pub fn delete_blockers(store: &Store, key: &ProjectKey) -> Result<Vec<String>> {
+    store::project(store.conn(), key)?;
+    let (open, deploys) = store::open_work(store.conn(), key)?;
+    let mut blockers = Vec::new();
+    if !open.is_empty() {
+        let shown: Vec<&str> = open.iter().take(5).map(String::as_str).collect();
+        let more = open.len().saturating_sub(5);
+        let tail = if more > 0 { format!(" and {more} more") } else { String::new() };
+        blockers.push(format!("{} open requirement(s): {}{tail}", open.len(), shown.join(", ")));
+    }
+    if deploys > 0 {
+        blockers.push(format!("{deploys} deployment(s) on record: its apps may still run"));
+    }
+    Ok(blockers)
+}
+
+/// Deletes every record xone keeps of a project (its repositories and cluster objects are not
+/// touched); `forced` names what stood in the way, for the journal. Returns how many
+/// requirements went with it.
+pub fn delete(
+    store: &mut Store,
+    key: &ProjectKey,
+    forced: Option<(&[String], &str)>,
+    actor: &str,
+) -> Result<usize> {
+    let p = store::project(store.conn(), key)?;
+    store.write(|tx| {
+        let n = store::delete_project(tx, key)?;
+        let mut e =
+            events::project(key, actor, "project delete", format!("{} ({n} requirements)", p.name));
+        if let Some((blockers, reason)) = forced {
+            e.forced = true;
+            e.reason = Some(reason.to_string());
+            e.detail = Some(format!(
+                "{} ({n} requirements); forced past: {}",
+                p.name,
+                blockers.join("; ")
+            ));
+        }
+        store::record(tx, &e)?;
+        Ok(n)
+    })
+}
+
 /// Links a repository (checked first) to the project.
 pub fn add_repo(
     store: &mut Store,

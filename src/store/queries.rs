@@ -110,6 +110,68 @@ pub fn archive_project(c: &Connection, key: &ProjectKey) -> Result<()> {
     Ok(())
 }
 
+pub fn unarchive_project(c: &Connection, key: &ProjectKey) -> Result<()> {
+    c.execute("UPDATE project SET archived_at = NULL WHERE key = ?1", params![key.as_str()])?;
+    Ok(())
+}
+
+/// What a project holds: its requirements not done or cancelled, and its deployments.
+pub fn open_work(c: &Connection, key: &ProjectKey) -> Result<(Vec<String>, i64)> {
+    let mut st = c.prepare(
+        "SELECT key FROM requirement WHERE project = ?1 AND status NOT IN ('done', 'cancelled')
+         ORDER BY seq",
+    )?;
+    let open =
+        st.query_map([key.as_str()], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
+    let deploys: i64 =
+        c.query_row("SELECT count(*) FROM deploy WHERE project = ?1", [key.as_str()], |r| {
+            r.get(0)
+        })?;
+    Ok((open, deploys))
+}
+
+/// Deletes a project and every record xone keeps of it; the project-level events stay in the
+/// journal. Returns how many requirements went with it.
+pub fn delete_project(c: &Connection, key: &ProjectKey) -> Result<usize> {
+    const REQS: &str = "(SELECT key FROM requirement WHERE project = ?1)";
+    const REVIEWS: &str =
+        "(SELECT id FROM review WHERE requirement IN (SELECT key FROM requirement WHERE project = ?1))";
+    let requirements: i64 =
+        c.query_row("SELECT count(*) FROM requirement WHERE project = ?1", [key.as_str()], |r| {
+            r.get(0)
+        })?;
+    let statements = [
+        format!("DELETE FROM review_comment WHERE review IN {REVIEWS}"),
+        format!("DELETE FROM review_attendee WHERE review IN {REVIEWS}"),
+        format!("DELETE FROM review WHERE requirement IN {REQS}"),
+        format!("DELETE FROM assignment WHERE requirement IN {REQS}"),
+        format!("DELETE FROM document WHERE requirement IN {REQS}"),
+        format!("DELETE FROM signoff WHERE requirement IN {REQS}"),
+        format!("DELETE FROM branch WHERE requirement IN {REQS}"),
+        format!(
+            "DELETE FROM integration_item WHERE requirement IN {REQS}
+             OR integration IN (SELECT id FROM integration WHERE project = ?1)"
+        ),
+        "DELETE FROM watch WHERE project = ?1".into(),
+        "DELETE FROM deploy WHERE project = ?1".into(),
+        "DELETE FROM build WHERE app IN (SELECT id FROM app WHERE project = ?1)".into(),
+        "DELETE FROM integration WHERE project = ?1".into(),
+        "DELETE FROM app WHERE project = ?1".into(),
+        "DELETE FROM env WHERE project = ?1".into(),
+        format!("DELETE FROM event WHERE requirement IN {REQS}"),
+        "DELETE FROM requirement WHERE project = ?1".into(),
+        "DELETE FROM repo WHERE project = ?1".into(),
+        "DELETE FROM member WHERE project = ?1".into(),
+        "DELETE FROM template WHERE project = ?1".into(),
+        "DELETE FROM project WHERE key = ?1".into(),
+    ];
+    for sql in &statements {
+        c.execute(sql, [key.as_str()])?;
+    }
+    c.execute("DELETE FROM blob WHERE sha256 NOT IN (SELECT sha256 FROM document)", [])?;
+    Ok(requirements as usize)
+}
+
 // ---- repositories -------------------------------------------------------------------------
 
 #[derive(Clone, Debug, Serialize)]

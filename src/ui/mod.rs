@@ -53,6 +53,8 @@ pub struct Ui {
     color_out: bool,
     color_err: bool,
     assume_yes: bool,
+    /// `--yes` itself: the only consent a destructive change takes off a terminal.
+    yes: bool,
     pub verbose: bool,
     out: io::BufWriter<io::Stdout>,
 }
@@ -73,6 +75,7 @@ impl Ui {
             color_out: stdout_tty && !no_color,
             color_err: stderr_tty && !no_color,
             assume_yes: yes || ci,
+            yes,
             verbose,
             out: io::BufWriter::new(io::stdout()),
         }
@@ -134,15 +137,23 @@ impl Ui {
         dialoguer::Confirm::new().with_prompt(prompt).default(false).interact().map_err(prompt_err)
     }
 
-    /// Asks for confirmation where xone may ask; a "no" stops the command with exit 4 and
-    /// `what` (what was left undone).
+    /// Consent to a destructive or hard-to-undo change: asked on a terminal; elsewhere (a
+    /// script, CI) only `--yes` gives it. Without it the command stops with exit 4 and `what`
+    /// (what was left undone).
     pub fn confirm_or_stop(&self, prompt: &str, what: &str) -> Result<()> {
-        if self.confirm(prompt)? {
-            Ok(())
-        } else {
-            Err(XoneError::gate(format!("not confirmed: {what}"))
-                .hint("--yes answers yes without asking"))
+        if self.yes {
+            return Ok(());
         }
+        if self.interactive() {
+            if self.confirm(prompt)? {
+                return Ok(());
+            }
+            return Err(XoneError::gate(format!("not confirmed: {what}"))
+                .hint("--yes answers yes without asking"));
+        }
+        Err(XoneError::gate(format!("not confirmed: {what}"))
+            .cause(format!("{prompt} needs a yes, and xone may not ask here"))
+            .hint("confirm it with --yes"))
     }
 
     /// Asks for a line of text on a terminal; `None` where xone may not ask.

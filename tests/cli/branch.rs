@@ -136,7 +136,7 @@ fn delete_refuses_unmerged_work_without_force() {
     let env = TestEnv::new();
     let (web, api) = project(&env);
     env.ok(&["requirement", "create", "-p", "PAY", "Refunds"]);
-    env.code(3, &["branch", "delete", "PAY-1"]).says(&["no feature branches"]);
+    env.code(3, &["branch", "delete", "PAY-1", "--yes"]).says(&["no feature branches"]);
     env.ok(&["branch", "create", "PAY-1"]);
     commit(
         &git2::Repository::open(&api).unwrap(),
@@ -145,7 +145,8 @@ fn delete_refuses_unmerged_work_without_force() {
         "work",
         Some("feature/PAY-1-refunds"),
     );
-    let r = env.code(4, &["branch", "delete", "PAY-1"]);
+    env.code(4, &["branch", "delete", "PAY-1"]).says(&["not confirmed: nothing deleted", "--yes"]);
+    let r = env.code(4, &["branch", "delete", "PAY-1", "--yes"]);
     r.says(&["1 commit(s) not merged into main", "--force"]);
     assert!(
         git2::Repository::open(&web)
@@ -158,7 +159,7 @@ fn delete_refuses_unmerged_work_without_force() {
         .unwrap()
         .find_branch("feature/PAY-1-refunds", git2::BranchType::Local)
         .is_ok());
-    env.ok(&["branch", "delete", "PAY-1", "--force"]);
+    env.ok(&["branch", "delete", "PAY-1", "--force", "--yes"]);
     assert!(git2::Repository::open(&api)
         .unwrap()
         .find_branch("feature/PAY-1-refunds", git2::BranchType::Local)

@@ -18,12 +18,67 @@ fn create_list_show_archive() {
     assert_eq!(web_row["location"], web.canonicalize().unwrap().to_str().unwrap());
 
     env.ok(&["requirement", "create", "-p", "PAY", "Before archiving"]);
-    env.ok(&["project", "archive", "PAY"]);
+    // Hard to undo: off a terminal only --yes confirms it.
+    env.code(4, &["project", "archive", "PAY"]).says(&["not confirmed: not archived", "--yes"]);
+    assert_eq!(env.json(&["project", "list"]).as_array().unwrap().len(), 1);
+    env.ok(&["project", "archive", "PAY", "--yes"]);
     assert_eq!(env.json(&["project", "list"]).as_array().unwrap().len(), 0);
     assert_eq!(env.json(&["project", "list", "--all"]).as_array().unwrap().len(), 1);
     env.code(4, &["requirement", "create", "-p", "PAY", "After"]).says(&["archived"]);
     // Still readable.
     env.ok(&["requirement", "show", "PAY-1"]);
+    // And undone.
+    env.ok(&["project", "unarchive", "PAY"]).says(&["out of the archive"]);
+    env.ok(&["project", "unarchive", "PAY"]).says(&["is not archived"]);
+    env.ok(&["requirement", "create", "-p", "PAY", "After"]);
+    let no = env.answering("project archive PAY", &[], Some("n"));
+    assert_eq!(no.code, 4, "{no:?}");
+    assert_eq!(env.json(&["project", "list"]).as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn delete_removes_xone_s_records_only_and_refuses_open_work_unless_forced() {
+    let env = TestEnv::new();
+    let (web, api) = project(&env);
+    env.ok(&["requirement", "create", "-p", "PAY", "Refunds"]);
+    let doc = env.root().join("refunds.md");
+    std::fs::write(&doc, "# Refunds\n\nall of them\n").unwrap();
+    env.ok(&["requirement", "doc", "PAY-1", "--attach", doc.to_str().unwrap()]);
+    env.code(4, &["project", "delete", "PAY", "--yes"]).says(&[
+        "project PAY still has work",
+        "1 open requirement(s): PAY-1",
+        "--force --reason",
+    ]);
+    env.code(2, &["project", "delete", "PAY", "--force", "--yes"]).says(&["--reason"]);
+    env.code(4, &["project", "delete", "PAY", "--force", "--reason", "a trial"])
+        .says(&["not confirmed: nothing deleted"]);
+    env.ok(&["project", "show", "PAY"]);
+    env.ok(&["project", "delete", "PAY", "--force", "--reason", "a trial", "--yes"]).says(&[
+        "deleted project PAY and its 1 requirement(s)",
+        "repositories",
+        "untouched",
+    ]);
+    env.code(3, &["project", "show", "PAY"]);
+    env.code(3, &["requirement", "show", "PAY-1"]);
+    assert!(git2::Repository::open(&web).is_ok() && git2::Repository::open(&api).is_ok());
+    // The key is free again, and the new project's story starts afresh.
+    env.ok(&["project", "create", "PAY", "--name", "Payments again"]);
+    env.ok(&["requirement", "create", "-p", "PAY", "New work"]);
+    let log = env.json(&["requirement", "log", "PAY-1"]);
+    assert!(log.as_array().unwrap().iter().all(|e| e["detail"] != "Refunds"), "{log}");
+    // Nothing left behind: no orphan rows.
+    let c = rusqlite::Connection::open(env.db()).unwrap();
+    let fk: i64 =
+        c.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(fk, 0);
+    let journal: i64 = c
+        .query_row(
+            "SELECT count(*) FROM event WHERE action = 'project delete' AND forced = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(journal, 1, "the journal keeps the deletion");
 }
 
 #[test]

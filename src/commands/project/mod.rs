@@ -39,9 +39,34 @@ pub enum ProjectCommand {
         key: ProjectKey,
     },
     /// Archive a project: it stays readable and takes no new requirements
+    #[command(
+        after_long_help = "Asks on a terminal; elsewhere needs --yes (exit 4 without it). `project unarchive` undoes it."
+    )]
     Archive {
         #[arg(add = ArgValueCandidates::new(complete::project_keys))]
         key: ProjectKey,
+    },
+    /// Take a project out of the archive: it takes new requirements again
+    Unarchive {
+        #[arg(add = ArgValueCandidates::new(complete::project_keys))]
+        key: ProjectKey,
+    },
+    /// Delete xone's records of a project (never its repositories or cluster objects)
+    #[command(after_long_help = "\
+Deletes the project's requirements, documents, reviews, branch records, builds, deployments, \
+watches, apps, environments, repository links and members from the state database; the \
+repositories themselves and what runs in the clusters are not touched, and the journal keeps \
+the deletion. Exit 4 while the project has requirements that are not done or cancelled, or \
+deployments on record, unless --force --reason. Asks on a terminal; elsewhere needs --yes.")]
+    Delete {
+        #[arg(add = ArgValueCandidates::new(complete::project_keys))]
+        key: ProjectKey,
+        /// Delete even with open requirements or deployments on record
+        #[arg(long, requires = "reason")]
+        force: bool,
+        /// Why, for the journal
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// The project's code repositories
     #[command(subcommand)]
@@ -84,6 +109,8 @@ pub fn run(cx: &mut Ctx, cmd: ProjectCommand) -> Result<()> {
         ProjectCommand::List { all } => list(cx, all),
         ProjectCommand::Show { key } => show(cx, &key),
         ProjectCommand::Archive { key } => archive(cx, &key),
+        ProjectCommand::Unarchive { key } => unarchive(cx, &key),
+        ProjectCommand::Delete { key, force, reason } => delete(cx, &key, force, reason),
         ProjectCommand::Repo(c) => repo::run(cx, c),
         ProjectCommand::Member(c) => member::run(cx, c),
         ProjectCommand::Template(a) => template::run(cx, a),
@@ -236,5 +263,44 @@ fn archive(cx: &mut Ctx, key: &ProjectKey) -> Result<()> {
     cx.ui.confirm_or_stop(&format!("Archive project {key} ({})?", p.name), "not archived")?;
     project::archive(&mut store, key, &p.name, &actor)?;
     cx.ui.status(format!("archived project {key}"));
+    Ok(())
+}
+
+fn unarchive(cx: &mut Ctx, key: &ProjectKey) -> Result<()> {
+    let actor = cx.actor()?;
+    let mut store = cx.store()?;
+    if project::unarchive(&mut store, key, &actor)? {
+        cx.ui.status(format!("project {key} is out of the archive"));
+    } else {
+        cx.ui.status(format!("project {key} is not archived"));
+    }
+    Ok(())
+}
+
+fn delete(cx: &mut Ctx, key: &ProjectKey, force: bool, reason: Option<String>) -> Result<()> {
+    let actor = cx.actor()?;
+    let mut store = cx.store()?;
+    let blockers = project::delete_blockers(&store, key)?;
+    if !blockers.is_empty() && !force {
+        let mut err = XoneError::gate(format!("project {key} still has work and deployments"));
+        for b in &blockers {
+            err = err.cause(b);
+        }
+        return Err(err
+            .hint("finish or cancel its requirements, and roll back or remove what it deployed")
+            .hint(format!(
+                "or delete it knowingly: xone project delete {key} --force --reason \"…\""
+            )));
+    }
+    cx.ui.confirm_or_stop(
+        &format!("Delete every record of project {key}? (its repositories and clusters stay)"),
+        "nothing deleted",
+    )?;
+    let forced = (!blockers.is_empty())
+        .then(|| (blockers.as_slice(), reason.as_deref().unwrap_or_default()));
+    let n = project::delete(&mut store, key, forced, &actor)?;
+    cx.ui.status(format!(
+        "deleted project {key} and its {n} requirement(s) from xone's records; its repositories and what runs in its clusters are untouched"
+    ));
     Ok(())
 }
