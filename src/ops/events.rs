@@ -1,8 +1,9 @@
 //! The journal's entries: every change of a requirement or a project is an event, written in
 //! the same transaction as the change.
 
-use crate::domain::ProjectKey;
-use crate::store::{Event, Requirement};
+use crate::domain::{ProjectKey, RequirementKey};
+use crate::store::{self, Event, Requirement};
+use crate::ui::Result;
 
 /// An event on a requirement's story; the caller adds what changed.
 pub fn requirement(req: &Requirement, actor: &str, action: &str) -> Event {
@@ -24,4 +25,18 @@ pub fn project(project: &ProjectKey, actor: &str, action: &str, detail: String) 
         detail: Some(detail),
         ..Event::default()
     }
+}
+
+/// Records an event on the requirement `key` names, when this machine has it: a release made
+/// from another machine has no story here to add to.
+pub fn on_requirement(
+    c: &rusqlite::Connection,
+    key: Option<&str>,
+    actor: &str,
+    action: &str,
+    detail: String,
+) -> Result<()> {
+    let Some(key) = key.and_then(|k| k.parse::<RequirementKey>().ok()) else { return Ok(()) };
+    let Ok(req) = store::requirement(c, &key) else { return Ok(()) };
+    store::record(c, &Event { detail: Some(detail), ..requirement(&req, actor, action) })
 }

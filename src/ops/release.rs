@@ -187,6 +187,7 @@ pub fn deploy(
     actor: &str,
 ) -> Result<Deploy> {
     let (app, env) = (&plan.app, &plan.env);
+    let req = plan.requirement.as_deref();
     let cl = target::connect(env, scope.remote.clone())?;
     if !cl.namespace_exists()? {
         if !o.create_namespace {
@@ -357,7 +358,9 @@ pub fn deploy(
                                 DeployStatus::Interrupted,
                                 failure.revision,
                                 Some(&detail),
-                            )
+                            )?;
+                            let on = format!("{} to {}: {detail}", app.name, env.name);
+                            events::on_requirement(tx, req, actor, "deploy failed", on)
                         })?;
                         return Err(XoneError::new(
                             Kind::Interrupted,
@@ -373,7 +376,17 @@ pub fn deploy(
             };
             let detail = format!("{what}; {did}");
             store.write(|tx| {
-                store::finish_deploy(tx, id, status, failure.revision, Some(&detail))
+                store::finish_deploy(tx, id, status, failure.revision, Some(&detail))?;
+                let on = format!("{} to {}: {what}", app.name, env.name);
+                events::on_requirement(tx, req, actor, "deploy failed", on)?;
+                if status == DeployStatus::RolledBack {
+                    let back = format!(
+                        "{} in {}: automatic, after the failed rollout: {did}",
+                        app.name, env.name
+                    );
+                    events::on_requirement(tx, req, actor, "rollback", back)?;
+                }
+                Ok(())
             })?;
             let mut err = XoneError::new(
                 Kind::Rollout,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::release::{deadline, describe, follow, stall_limit};
 use super::target::{self, Target};
-use super::{Actor, Scope};
+use super::{events, Actor, Scope};
 use crate::adapters::cluster::{self, End, Follow};
 use crate::domain::manifest;
 use crate::domain::rollout;
@@ -61,6 +61,13 @@ fn undo_one(scope: &Scope, store: &mut Store, t: &Target, u: &Undo, actor: &str)
         Some(k) => format!("xone rollback --requirement {k} by {actor}"),
         None => format!("xone rollback {} --env {} by {actor}", app.name, env.name),
     };
+    // The requirement whose release this undoes: the one named, else the one now running.
+    let leaving = cl
+        .deployment(u.deployment)?
+        .and_then(|d| d.metadata.annotations)
+        .and_then(|a| a.get(manifest::REQUIREMENT).cloned());
+    let story = u.requirement.map(str::to_string).or(leaving);
+    let story = story.as_deref();
     let undo = cl.undo(u.deployment, &app.name, u.to, &cause)?;
     let record = Deploy {
         project: app.project.clone(),
@@ -95,8 +102,13 @@ fn undo_one(scope: &Scope, store: &mut Store, t: &Target, u: &Undo, actor: &str)
     let record = Deploy { requirement, build, ..record };
     let id = store.write(|tx| store::start_deploy(tx, &record))?;
     let from = undo.from.map(|r| r.to_string()).unwrap_or_else(|| "-".into());
+    let on = format!("{} in {}", app.name, env.name);
     if !u.wait {
-        store.write(|tx| store::finish_deploy(tx, id, DeployStatus::Applied, None, None))?;
+        store.write(|tx| {
+            store::finish_deploy(tx, id, DeployStatus::Applied, None, None)?;
+            let detail = format!("{on}: revision {}'s template applied ({})", undo.to, undo.image);
+            events::on_requirement(tx, story, actor, "rollback", detail)
+        })?;
         scope.ui.status(format!(
             "{} in {}: revision {from} -> revision {}'s template applied ({})",
             app.name, env.name, undo.to, undo.image
@@ -121,7 +133,8 @@ fn undo_one(scope: &Scope, store: &mut Store, t: &Target, u: &Undo, actor: &str)
                 revision.unwrap_or(0)
             );
             store.write(|tx| {
-                store::finish_deploy(tx, id, DeployStatus::Succeeded, revision, Some(&detail))
+                store::finish_deploy(tx, id, DeployStatus::Succeeded, revision, Some(&detail))?;
+                events::on_requirement(tx, story, actor, "rollback", format!("{on}: {detail}"))
             })?;
             scope.ui.status(format!(
                 "{} in {}: rolled back from revision {from} to revision {}'s template ({}), healthy",
@@ -131,7 +144,9 @@ fn undo_one(scope: &Scope, store: &mut Store, t: &Target, u: &Undo, actor: &str)
         End::Failed(f) => {
             let detail = format!("back to revision {}: {}", undo.to, describe(&f));
             store.write(|tx| {
-                store::finish_deploy(tx, id, DeployStatus::Failed, f.revision, Some(&detail))
+                store::finish_deploy(tx, id, DeployStatus::Failed, f.revision, Some(&detail))?;
+                let failed = format!("{on}: failed, {detail}");
+                events::on_requirement(tx, story, actor, "rollback", failed)
             })?;
             scope.ui.warn(format!(
                 "{} in {}: the rollback failed: {}",
@@ -148,7 +163,12 @@ fn undo_one(scope: &Scope, store: &mut Store, t: &Target, u: &Undo, actor: &str)
                     DeployStatus::Interrupted,
                     revision,
                     Some("interrupted: the cluster keeps rolling back"),
-                )
+                )?;
+                let detail = format!(
+                    "{on}: back to revision {} begun, not followed to its end (interrupted)",
+                    undo.to
+                );
+                events::on_requirement(tx, story, actor, "rollback", detail)
             })?;
             return Err(XoneError::new(
                 Kind::Interrupted,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::revisions::{self, Status};
 use super::rollback;
 use super::target::Target;
-use super::{Actor, Scope};
+use super::{events, Actor, Scope};
 use crate::adapters::prometheus::Prometheus;
 use crate::clock;
 use crate::domain::rollout;
@@ -148,14 +148,24 @@ pub fn watch(
     };
     let checks = Checks { t: &t, st: &st, prom: &prom, req, interval };
     let verdict = checks.run(scope, &watch);
+    // The watch's result goes on the story of the requirement whose release it watched.
+    let story = st.requirement.as_deref();
+    let on = format!("{} in {}", app.name, env.name);
     let verdict = match verdict {
         Verdict::Passed(detail) => {
-            store.write(|tx| store::finish_watch(tx, watch.id, WatchStatus::Passed, &detail))?;
+            store.write(|tx| {
+                store::finish_watch(tx, watch.id, WatchStatus::Passed, &detail)?;
+                events::on_requirement(tx, story, actor, "watch", format!("{on}: passed, {detail}"))
+            })?;
             Verdict::Passed(detail)
         }
         Verdict::Unreachable { system, error } => {
             let detail = format!("{}: {}", system.as_str(), error.message);
-            store.write(|tx| store::finish_watch(tx, watch.id, WatchStatus::Failed, &detail))?;
+            store.write(|tx| {
+                store::finish_watch(tx, watch.id, WatchStatus::Failed, &detail)?;
+                let text = format!("{on}: did not pass, {detail}");
+                events::on_requirement(tx, story, actor, "watch", text)
+            })?;
             Verdict::Unreachable { system, error }
         }
         Verdict::Failed { reason, .. } => {
@@ -168,7 +178,10 @@ pub fn watch(
                 format!("nothing rolled back: xone rollback {} --env {}", app.name, env.name)
             };
             let full = format!("{reason}; {did}");
-            store.write(|tx| store::finish_watch(tx, watch.id, WatchStatus::Failed, &full))?;
+            store.write(|tx| {
+                store::finish_watch(tx, watch.id, WatchStatus::Failed, &full)?;
+                events::on_requirement(tx, story, actor, "watch", format!("{on}: failed, {full}"))
+            })?;
             Verdict::Failed { reason, did }
         }
     };

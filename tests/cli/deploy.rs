@@ -657,3 +657,66 @@ fn kubectl_and_xone_tell_the_same_rollouts() {
     let detail = kubectl(&env, &["rollout", "history", "deployment/web", "--revision=4"]);
     assert!(detail.contains("reg.example.com/web:2"), "{detail}");
 }
+
+/// Every change of state is on the requirement's story: rollbacks by revision, by
+/// requirement and after a failed rollout, and the failed rollout itself.
+#[test]
+fn rollbacks_and_failed_rollouts_are_on_the_requirement_s_log() {
+    let (env, kube) = cluster();
+    kube.pod_behavior(
+        "web:broken",
+        PodBehavior::Waiting { reason: "ImagePullBackOff".into(), message: "no such image".into() },
+    );
+    env.ok(&["requirement", "create", "-p", "PAY", "Refunds"]);
+    let actions = || -> Vec<String> {
+        let log = env.json(&["requirement", "log", "PAY-1"]);
+        log.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                format!("{}: {}", e["action"].as_str().unwrap(), e["detail"].as_str().unwrap_or(""))
+            })
+            .collect()
+    };
+    deploy(&env, "reg.example.com/web:1", &[]);
+    deploy(&env, "reg.example.com/web:2", &["--requirement", "PAY-1"]);
+    env.ok(&["rollback", "web", "--env", "test"]);
+    let log = actions();
+    assert!(
+        log.iter().any(|a| a.starts_with("rollback: web in test: back to revision 1")),
+        "a rollback by revision is on the story of the release it undid: {log:#?}"
+    );
+    deploy(&env, "reg.example.com/web:3", &["--requirement", "PAY-1"]);
+    env.ok(&["rollback", "--requirement", "PAY-1"]);
+    assert_eq!(
+        actions().iter().filter(|a| a.starts_with("rollback:")).count(),
+        2,
+        "{:#?}",
+        actions()
+    );
+    env.code(
+        7,
+        &[
+            "deploy",
+            "web",
+            "--env",
+            "test",
+            "--image",
+            "reg.example.com/web:broken",
+            "--requirement",
+            "PAY-1",
+        ],
+    );
+    let log = actions();
+    assert!(
+        log.iter().any(|a| a.starts_with("deploy failed: web to test: ImagePullBackOff")),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter()
+            .any(|a| a.starts_with("rollback: web in test: automatic, after the failed rollout")),
+        "{log:#?}"
+    );
+    let text = env.ok(&["requirement", "log", "PAY-1"]).stdout;
+    assert!(text.contains("rollback: web in test"), "{text}");
+}

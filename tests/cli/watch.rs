@@ -292,3 +292,28 @@ fn a_release_replaced_during_the_watch_fails_it() {
     assert_eq!(out.status.code(), Some(7), "{err}");
     assert!(err.contains("moved from revision 2 to 3"), "{err}");
 }
+
+#[test]
+fn the_watch_s_result_is_on_the_story_of_the_release_it_watched() {
+    let (env, _kube) = released("w-story");
+    env.ok(&["requirement", "create", "-p", "PAY", "Refunds"]);
+    env.ok(&[
+        "deploy",
+        "web",
+        "--env",
+        "prod",
+        "--image",
+        "reg.example.com/web:3",
+        "--requirement",
+        "PAY-1",
+    ]);
+    let _m = Metrics::serve("w-story", traffic("web", "w-story", 50.0, 0.0));
+    env.ok(&["deploy", "watch", "web", "--env", "prod", "--window", "2s", "--interval", "1s"]);
+    let log = env.json(&["requirement", "log", "PAY-1"]);
+    let watched =
+        log.as_array().unwrap().iter().find(|e| e["action"] == "watch").expect("a watch event");
+    assert!(
+        watched["detail"].as_str().unwrap().starts_with("web in prod: passed, clean for 2s"),
+        "{watched}"
+    );
+}
