@@ -100,9 +100,10 @@ impl Ctx {
         Ok(Scope { config, remote, ui: &self.ui })
     }
 
-    /// Whether to follow a rollout: asked for, or by default on a terminal and in CI.
+    /// Whether to follow a rollout: always, unless `--no-wait` (SPEC §6: a cron job or a
+    /// script that forgot CI still gets the rollout's exit code and its automatic rollback).
     pub fn waits(&self, wait: bool, no_wait: bool) -> bool {
-        wait || (!no_wait && (self.ui.stderr_tty || std::env::var_os("CI").is_some()))
+        wait || !no_wait
     }
 
     /// The tracker requirements live in: the built-in one, the state database itself.

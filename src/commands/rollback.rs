@@ -28,7 +28,7 @@ pub struct RollbackArgs {
     /// Roll back everything this requirement deployed
     #[arg(long, value_name = "KEY", add = ArgValueCompleter::new(complete::requirement_keys))]
     pub requirement: Option<RequirementKey>,
-    /// Follow the rollback's rollout (the default on a terminal and in CI)
+    /// Follow the rollback's rollout (the default; kept for scripts that say so)
     #[arg(long, conflicts_with = "no_wait")]
     pub wait: bool,
     /// Return once the old revision is applied
@@ -87,6 +87,16 @@ fn requirement(cx: &mut Ctx, key: &RequirementKey, at: &AtEnv, wait: bool) -> Re
             format!("{} of {} rollbacks of {key} failed", done.failed, done.tried),
         )
         .hint("see each line above; `xone deploy status APP --env ENV` shows what runs"));
+    }
+    if !done.unreadable.is_empty() {
+        let mut err = XoneError::new(
+            Kind::Remote,
+            format!("the rollback of {key} may be incomplete: some clusters cannot be read"),
+        );
+        for u in &done.unreadable {
+            err = err.cause(u);
+        }
+        return Err(err.hint("check them with `xone doctor`, then run this again"));
     }
     Ok(())
 }

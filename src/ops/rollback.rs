@@ -197,6 +197,9 @@ pub fn rollback_after_watch(
     Ok(format!("rolled back: {}", rec.detail.unwrap_or_default()))
 }
 
+/// One app and environment of a requirement's rollback, and where it goes back to.
+type Plan = (String, String, Before);
+
 /// Where a requirement's rollback goes back to in one app and environment.
 enum Before {
     /// The ReplicaSet that ran before its first deploy, as recorded here.
@@ -205,12 +208,14 @@ enum Before {
     Revision(Option<i64>),
 }
 
-/// What a requirement's rollback did: the records it made, and how many of its apps and
-/// environments were tried and failed.
+/// What a requirement's rollback did: the records it made, how many of its apps and
+/// environments were tried and failed, and the environments whose cluster could not be read
+/// (what the requirement deployed there is unknown).
 pub struct Rollbacks {
     pub records: Vec<Deploy>,
     pub tried: usize,
     pub failed: usize,
+    pub unreadable: Vec<String>,
 }
 
 /// Rolls back every app and environment a requirement deployed to, newest first, each to
@@ -241,12 +246,25 @@ pub fn rollback_requirement(
         }
         first.insert(k, r.clone());
     }
-    let mut plans: Vec<(String, String, Before)> = order
+    let mut plans: Vec<Plan> = order
         .iter()
         .map(|k| (k.0.clone(), k.1.clone(), Before::Rs(first[k].prev_rs.clone())))
         .collect();
+    let mut unreadable = Vec::new();
     if plans.is_empty() {
-        plans = plans_from_clusters(scope, store, key, env)?;
+        (plans, unreadable) = plans_from_clusters(scope, store, key, env)?;
+    }
+    if plans.is_empty() && !unreadable.is_empty() {
+        let mut err = XoneError::new(
+            Kind::Remote,
+            format!(
+                "cannot tell what {key} deployed: the clusters it may have gone to cannot be read"
+            ),
+        );
+        for u in &unreadable {
+            err = err.cause(u);
+        }
+        return Err(err.hint("check them with `xone doctor`, then run this again"));
     }
     if plans.is_empty() {
         return Err(XoneError::not_found(format!(
@@ -254,7 +272,7 @@ pub fn rollback_requirement(
         ))
         .hint("roll back one app with: xone rollback APP --env ENV"));
     }
-    let mut done = Rollbacks { records: Vec::new(), tried: plans.len(), failed: 0 };
+    let mut done = Rollbacks { records: Vec::new(), tried: plans.len(), failed: 0, unreadable };
     for (app_name, env_name, before) in &plans {
         let line = (|| -> Result<(bool, String, Option<Deploy>)> {
             let app = store::app(store.conn(), Some(&key.project), app_name)?;
@@ -315,45 +333,61 @@ fn plans_from_clusters(
     store: &Store,
     key: &RequirementKey,
     env: Option<&str>,
-) -> Result<Vec<(String, String, Before)>> {
+) -> Result<(Vec<Plan>, Vec<String>)> {
     let apps = store::apps(store.conn(), &key.project)?;
     let envs: Vec<Env> = store::envs(store.conn(), &key.project)?
         .into_iter()
         .filter(|e| env.is_none_or(|n| n == e.name))
         .collect();
     let mut found = Vec::new();
+    // Environments whose cluster could not be asked: what the requirement deployed there is
+    // unknown, which is not the same as nothing.
+    let mut unreadable = Vec::new();
     for env in &envs {
-        let Ok(cl) = target::connect(env, scope.remote.clone()) else {
-            scope.ui.warn(format!("environment {}: its cluster cannot be read; skipped", env.name));
-            continue;
-        };
-        for app in &apps {
-            let Ok(Some(d)) = target::find_deployment(&cl, &app.name) else { continue };
-            let sets = cl.replicasets(&d)?;
-            let ours: Vec<_> = sets
-                .iter()
-                .filter(|rs| {
-                    rs.metadata.annotations.as_ref().and_then(|a| a.get(manifest::REQUIREMENT))
-                        == Some(&key.to_string())
-                })
-                .collect();
-            let Some(first) = ours.iter().filter_map(|rs| rollout::revision(&rs.metadata)).min()
-            else {
-                continue;
-            };
-            let newest = ours
-                .iter()
-                .filter_map(|rs| rs.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()))
-                .max()
-                .unwrap_or_default();
-            let before = sets
-                .iter()
-                .filter_map(|rs| rollout::revision(&rs.metadata))
-                .filter(|r| *r < first)
-                .max();
-            found.push((newest, app.name.clone(), env.name.clone(), Before::Revision(before)));
+        let read = (|| -> Result<()> {
+            let cl = target::connect(env, scope.remote.clone())?;
+            for app in &apps {
+                let Some(d) = target::find_deployment(&cl, &app.name)? else { continue };
+                let sets = cl.replicasets(&d)?;
+                let ours: Vec<_> = sets
+                    .iter()
+                    .filter(|rs| {
+                        rs.metadata.annotations.as_ref().and_then(|a| a.get(manifest::REQUIREMENT))
+                            == Some(&key.to_string())
+                    })
+                    .collect();
+                let Some(first) =
+                    ours.iter().filter_map(|rs| rollout::revision(&rs.metadata)).min()
+                else {
+                    continue;
+                };
+                let newest = ours
+                    .iter()
+                    .filter_map(|rs| {
+                        rs.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string())
+                    })
+                    .max()
+                    .unwrap_or_default();
+                let before = sets
+                    .iter()
+                    .filter_map(|rs| rollout::revision(&rs.metadata))
+                    .filter(|r| *r < first)
+                    .max();
+                found.push((newest, app.name.clone(), env.name.clone(), Before::Revision(before)));
+            }
+            Ok(())
+        })();
+        if let Err(e) = read {
+            let mut why = e.message.clone();
+            for c in &e.causes {
+                why.push_str(": ");
+                why.push_str(c);
+            }
+            scope.ui.warn(format!("environment {}: its cluster cannot be read: {why}", env.name));
+            unreadable.push(format!("{} ({}/{}): {why}", env.name, env.context, env.namespace));
         }
     }
     found.sort_by(|a, b| b.0.cmp(&a.0));
-    Ok(found.into_iter().map(|(_, app, env, before)| (app, env, before)).collect())
+    let plans = found.into_iter().map(|(_, app, env, before)| (app, env, before)).collect();
+    Ok((plans, unreadable))
 }

@@ -212,6 +212,39 @@ fn another_machine_reads_the_same_story_from_the_cluster() {
     assert!(r.stderr.contains("web in test: ok"), "{r:?}");
     assert_eq!(image_of(&kube.deployment("pay-test", "web").unwrap()), "reg.example.com/web:0");
     other.code(3, &["rollback", "--requirement", "PAY-7"]).says(&["PAY-7 deployed nothing"]);
+
+    // A cluster that cannot be read is not a cluster where nothing was deployed.
+    let dead = FakeKube::start();
+    let dead_kc = other.root().join("dead-kubeconfig");
+    dead.write_kubeconfig(&dead_kc, &[("dead-ctx", "default")]);
+    let both = format!("{}:{}", env.root().join("kubeconfig").display(), dead_kc.display());
+    other.set_var("KUBECONFIG", &both);
+    other.ok(&[
+        "project",
+        "env",
+        "set",
+        "PAY",
+        "prod",
+        "--context",
+        "dead-ctx",
+        "--namespace",
+        "pay",
+    ]);
+    dead.stop();
+    other.set_var("XONE_REMOTE_RETRIES", "0");
+    other.set_var("XONE_REMOTE_TIMEOUT", "2s");
+    other.code(6, &["rollback", "--requirement", "PAY-7"]).says(&[
+        "cannot tell what PAY-7 deployed",
+        "prod (dead-ctx/pay)",
+        "xone doctor",
+    ]);
+    env.ok(&["requirement", "create", "-p", "PAY", "Vouchers"]);
+    deploy(&env, "reg.example.com/web:2", &["--requirement", "PAY-2"]);
+    other.code(6, &["rollback", "--requirement", "PAY-2"]).says(&[
+        "web in test: ok",
+        "the rollback of PAY-2 may be incomplete",
+        "prod (dead-ctx/pay)",
+    ]);
 }
 
 #[test]
@@ -719,4 +752,40 @@ fn rollbacks_and_failed_rollouts_are_on_the_requirement_s_log() {
     );
     let text = env.ok(&["requirement", "log", "PAY-1"]).stdout;
     assert!(text.contains("rollback: web in test"), "{text}");
+}
+
+/// A cron job or a script that forgot CI: deploy still waits, and the exit code is the
+/// rollout's; --no-wait opts out.
+#[test]
+fn deploy_waits_for_its_rollout_everywhere_unless_told_not_to() {
+    let (env, kube) = cluster();
+    kube.pod_behavior(
+        "web:broken",
+        PodBehavior::Waiting { reason: "ImagePullBackOff".into(), message: "no such image".into() },
+    );
+    let no_ci = |args: &[&str]| {
+        env.run_with(args, |c| {
+            c.env_remove("CI");
+        })
+    };
+    let r =
+        no_ci(&["deploy", "web", "--env", "test", "--image", "reg.example.com/web:1", "--json"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.json()["status"], "succeeded", "followed to its end: {r:?}");
+    let r = no_ci(&["deploy", "web", "--env", "test", "--image", "reg.example.com/web:broken"]);
+    assert_eq!(r.code, 7, "the rollout's exit code: {r:?}");
+    assert!(r.stderr.contains("rolled back"), "{r:?}");
+    let r = no_ci(&[
+        "deploy",
+        "web",
+        "--env",
+        "test",
+        "--image",
+        "reg.example.com/web:2",
+        "--no-wait",
+        "--json",
+    ]);
+    assert_eq!(r.json()["status"], "applied", "{r:?}");
+    let r = no_ci(&["rollback", "web", "--env", "test", "--json"]);
+    assert_eq!(r.json()[0]["status"], "succeeded", "{r:?}");
 }

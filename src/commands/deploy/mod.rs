@@ -25,7 +25,7 @@ replicas for ENV, readiness and liveness probes on its health path) and Service,
 app's own manifests and sets its container's image, and applies them server-side as field \
 manager xone. The objects carry app.kubernetes.io/name, app.kubernetes.io/managed-by=xone and \
 annotations naming the requirement, build, image and deployer (kubernetes.io/change-cause \
-too). --wait (the default on a terminal and in CI) follows the rollout through watches; a \
+too). It waits by default, everywhere, for the rollout (followed through watches; --no-wait returns once it is applied), and the exit code is the rollout's; a \
 rollout that fails (progress deadline, pods in ImagePullBackOff or CrashLoopBackOff) is rolled \
 back to the previous revision unless --no-rollback, and xone exits 7 saying what failed and \
 what it did. --dry-run prints the manifests as YAML and touches nothing. \
@@ -67,7 +67,7 @@ pub struct RunArgs {
     /// How pods are replaced
     #[arg(long, value_enum, default_value = "rolling")]
     pub strategy: Strategy,
-    /// Follow the rollout to its end (the default on a terminal and in CI)
+    /// Follow the rollout to its end (the default; kept for scripts that say so)
     #[arg(long, conflicts_with = "no_wait")]
     pub wait: bool,
     /// Apply and return without following the rollout
