@@ -72,12 +72,19 @@ pub fn run(cx: &mut Ctx, a: QuickstartArgs) -> Result<()> {
     std::fs::create_dir_all(dir.join("docs"))?;
     let dir = dir.canonicalize()?;
     let me = cx.actor()?;
-    step(cx, &["init"])?;
+    // The sandbox keeps its own state inside it: the user's state database is never touched,
+    // and removing the folder removes everything quickstart made.
+    let state = dir.join(".xone");
+    std::env::set_var("XONE_HOME", &state);
     let key = free_key(cx)?;
     let p = key.as_str();
     let req = format!("{p}-1");
     let path = |sub: &str| dir.join(sub).to_string_lossy().into_owned();
-    cx.ui.status(format!("Sandbox in {}; acting user {me}.", dir.display()));
+    cx.ui.status(format!(
+        "Sandbox in {}, with its own state in {}; acting user {me}.",
+        dir.display(),
+        state.display()
+    ));
 
     init_repository(&dir.join("web"), &[("README.md", "# web\n\nThe shop's front end.\n")])?;
     init_repository(&dir.join("api"), &[("README.md", "# api\n\nThe payment API.\n")])?;
@@ -194,6 +201,10 @@ pub fn run(cx: &mut Ctx, a: QuickstartArgs) -> Result<()> {
     step(cx, &["requirement", "advance", &req])?;
     step(cx, &["branch", "integrate", "test", "-p", p])?;
     step(cx, &["requirement", "show", &req])?;
-    cx.ui.status(format!("\n{req} is submitted. Next: `xone requirement log {req}`, or try `xone requirement advance {req}` to see the next gate."));
+    cx.ui.status(format!(
+        "\n{req} is submitted, in the sandbox's own state (yours was not touched). Explore it:\n\n    export XONE_HOME={}\n    xone requirement log {req}\n    xone requirement advance {req}    # the next gate\n\nRemove {} to forget it all.",
+        state.display(),
+        dir.display()
+    ));
     Ok(())
 }

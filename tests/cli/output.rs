@@ -10,6 +10,12 @@ fn quickstart_walks_a_sandbox_to_submitted() {
         "$ xone requirement show DEMO-1",
     ]);
     assert!(r.stdout.contains("DEMO-1  Refund cancelled orders  [submitted]"), "{}", r.stdout);
+    // The sandbox keeps its state inside it; the user's is never touched.
+    assert!(!env.db().exists(), "quickstart wrote the user's state database");
+    let sandbox = env.work.join("sandbox").canonicalize().unwrap().join(".xone");
+    r.says(&[&format!("export XONE_HOME={}", sandbox.display())]);
+    let mut env = env;
+    env.set_var("XONE_HOME", sandbox.to_str().unwrap());
     let t = env.json(&["requirement", "show", "DEMO-1"]);
     assert_eq!(t["status"], "submitted");
     assert_eq!(t["branches"].as_array().unwrap().len(), 2);
@@ -24,10 +30,12 @@ fn quickstart_walks_a_sandbox_to_submitted() {
         })
         .collect();
     assert_eq!(roles.len(), 8, "a member for every role: {roles:?}");
-    // Again: a new project key, and a refusal to reuse a full directory.
+    // Again: a refusal to reuse a full directory; another one is a sandbox of its own.
     env.code(5, &["quickstart", "sandbox"]).says(&["not empty"]);
     env.ok(&["quickstart", "sandbox2"]);
-    assert_eq!(env.json(&["requirement", "show", "DEMO2-1"])["status"], "submitted");
+    let second = env.work.join("sandbox2").canonicalize().unwrap().join(".xone");
+    env.set_var("XONE_HOME", second.to_str().unwrap());
+    assert_eq!(env.json(&["requirement", "show", "DEMO-1"])["status"], "submitted");
 }
 
 #[test]
