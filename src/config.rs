@@ -181,6 +181,15 @@ fn env_nonempty(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// The environment variable that sets `key`: `gates.coverage` is XONE_GATES_COVERAGE (and
+/// `user.name` is XONE_USER).
+pub fn env_var(key: &str) -> String {
+    if key == "user.name" {
+        return "XONE_USER".to_string();
+    }
+    format!("XONE_{}", key.replace('.', "_").to_uppercase())
+}
+
 pub fn home_dir() -> PathBuf {
     env_nonempty("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"))
 }

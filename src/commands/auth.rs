@@ -22,7 +22,7 @@ file with mode 0600. XONE_GITLAB_TOKEN, GITLAB_TOKEN and CI_JOB_TOKEN need no lo
     Login(LoginArgs),
     /// Who the token belongs to, where it comes from, its scopes and expiry
     #[command(
-        after_long_help = "Exit 4 when no server or token is set, 6 when GitLab refuses the token. JSON: {\"system\", \"url\", \"token_source\", \"user\", \"name\", \"scopes\", \"expires_at\"}"
+        after_long_help = "Exit 4 when no server or token is set, 6 when GitLab refuses the token. Shows GitLab's user and xone's acting user (which signs events and sign-offs). JSON: {\"system\", \"url\", \"token_source\", \"user\", \"name\", \"scopes\", \"expires_at\", \"actor\", \"actor_origin\"}"
     )]
     Status,
     /// Remove the stored token from the user config
@@ -106,9 +106,13 @@ struct AuthStatus {
     name: Option<String>,
     scopes: Option<Vec<String>>,
     expires_at: Option<String>,
+    /// Who xone signs records with on this machine, and where the name comes from.
+    actor: String,
+    actor_origin: &'static str,
 }
 
 fn status(cx: &mut Ctx) -> Result<()> {
+    let who = cx.identity()?;
     let forges = cx.forges()?;
     let gl = forges.gitlab()?;
     let token = gl.token().cloned().ok_or_else(|| {
@@ -133,6 +137,8 @@ fn status(cx: &mut Ctx) -> Result<()> {
             .and_then(|i| i.get("expires_at"))
             .and_then(Value::as_str)
             .map(str::to_string),
+        actor: who.name.clone(),
+        actor_origin: who.origin,
     };
     if cx.ui.json {
         return cx.ui.print_json(&out);
@@ -152,6 +158,7 @@ fn status(cx: &mut Ctx) -> Result<()> {
         "expires".to_string(),
         out.expires_at.clone().unwrap_or_else(|| "never".to_string()),
     ]);
+    rows.push(vec!["acting user".to_string(), format!("{} (from {})", who.name, who.place)]);
     write!(cx.ui.out(), "{}", safe_table(&rows))?;
     Ok(())
 }

@@ -38,7 +38,7 @@ pub struct Ctx {
     /// Runs one xone command line in this process (quickstart's steps).
     pub run_line: fn(&mut Ctx, &[&str]) -> Result<()>,
     config: Option<Config>,
-    actor: Option<String>,
+    actor: Option<Identity>,
 }
 
 impl Ctx {
@@ -120,23 +120,40 @@ impl Ctx {
     /// part of git's user.email, $USER. A name set on purpose must be valid; a derived one
     /// that is not (`jane doe`) gives way to the next source.
     pub fn actor(&mut self) -> Result<String> {
+        Ok(self.identity()?.name)
+    }
+
+    /// Who acts, and where the name comes from.
+    pub fn identity(&mut self) -> Result<Identity> {
         if let Some(a) = &self.actor {
             return Ok(a.clone());
         }
-        let configured = self
-            .config()?
+        let cfg = self.config()?;
+        let configured = cfg
             .get("user.name")?
             .map(|e| (e.value.as_str().unwrap_or_default().to_string(), e.origin.clone()));
-        let actor = match configured {
-            Some((name, origin)) => check_user(&name).map_err(|e| {
-                let place = match origin {
-                    crate::config::Origin::Env => "XONE_USER".to_string(),
-                    _ => "user.name in the configuration".to_string(),
+        let identity = match configured {
+            Some((name, origin)) => {
+                let (origin, place) = match origin {
+                    crate::config::Origin::Env => ("env", "env:XONE_USER".to_string()),
+                    crate::config::Origin::Project => (
+                        "project",
+                        format!("file:{}", cfg.project_file.clone().unwrap_or_default().display()),
+                    ),
+                    _ => ("user", format!("file:{}", cfg.user_file.display())),
                 };
-                XoneError::usage(format!("the acting user set by {place} is not valid"))
-                    .cause(e)
-                    .hint("set a short login-like name: xone config set user.name alice")
-            })?,
+                let name = check_user(&name).map_err(|e| {
+                    let by = if origin == "env" {
+                        "XONE_USER"
+                    } else {
+                        "user.name in the configuration"
+                    };
+                    XoneError::usage(format!("the acting user set by {by} is not valid"))
+                        .cause(e)
+                        .hint("set a short login-like name: xone config set user.name alice")
+                })?;
+                Identity { name, origin, place }
+            }
             None => {
                 let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
                 let git_email = || {
@@ -144,20 +161,45 @@ impl Ctx {
                     email.split('@').next().map(str::to_string)
                 };
                 let derived = [
-                    env("GITLAB_CI").and_then(|_| env("GITLAB_USER_LOGIN")),
-                    git_email(),
-                    env("USER"),
+                    (
+                        env("GITLAB_CI").and_then(|_| env("GITLAB_USER_LOGIN")),
+                        "gitlab-ci",
+                        "env:GITLAB_USER_LOGIN",
+                    ),
+                    (git_email(), "git", "git:user.email"),
+                    (env("USER"), "system", "env:USER"),
                 ];
                 derived
                     .into_iter()
-                    .flatten()
-                    .find(|n| check_user(n).is_ok())
-                    .unwrap_or_else(|| "unknown".to_string())
+                    .find_map(|(n, origin, place)| {
+                        n.filter(|n| check_user(n).is_ok()).map(|name| Identity {
+                            name,
+                            origin,
+                            place: place.to_string(),
+                        })
+                    })
+                    .unwrap_or_else(|| Identity {
+                        name: "unknown".to_string(),
+                        origin: "unknown",
+                        place: "none".to_string(),
+                    })
             }
         };
-        self.actor = Some(actor.clone());
-        Ok(actor)
+        self.actor = Some(identity.clone());
+        Ok(identity)
     }
+}
+
+/// The acting user and where the name comes from.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Identity {
+    #[serde(rename = "value")]
+    pub name: String,
+    /// env, user, project (set on purpose), gitlab-ci, git, system (derived), unknown
+    pub origin: &'static str,
+    /// As `git config --show-origin` says it: `env:XONE_USER`, `file:PATH`, `git:user.email`.
+    #[serde(skip)]
+    pub place: String,
 }
 
 /// Where: the environment, and the project when the app's name is not enough.

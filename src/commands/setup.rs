@@ -54,9 +54,17 @@ pub fn init(cx: &mut Ctx, _args: InitArgs) -> Result<()> {
 #[derive(Subcommand, Debug)]
 pub enum ConfigCommand {
     /// Print the value of KEY, as the layers resolve it
+    #[command(after_long_help = "\
+user.name prints the acting user xone will sign with, even when it is derived (GitLab CI's \
+user, git's user.email, $USER). --show-origin puts where the value comes from before it, as \
+`git config --show-origin` does: file:PATH, env:VAR, git:user.email or default. \
+JSON: {\"key\", \"value\", \"origin\": default|user|project|env|gitlab-ci|git|system|unknown}")]
     Get {
         /// e.g. gates.coverage
         key: String,
+        /// Put where the value comes from before it (file:PATH, env:VAR, …)
+        #[arg(long)]
+        show_origin: bool,
     },
     /// Set KEY to VALUE in the user config (or the project's .xone.toml with --project)
     Set {
@@ -87,12 +95,38 @@ fn value_text(v: &toml::Value) -> String {
 
 pub fn config(cx: &mut Ctx, cmd: ConfigCommand) -> Result<()> {
     match cmd {
-        ConfigCommand::Get { key } => {
+        ConfigCommand::Get { key, show_origin } => {
             let entry = cx.config()?.get(&key)?.cloned();
+            // Who acts is known even when nobody set it: say the name records are signed with.
+            if entry.as_ref().is_some_and(|e| e.key == "user.name") || key == "user.name" {
+                let who = cx.identity()?;
+                if cx.ui.json {
+                    return cx.ui.print_json(&serde_json::json!({
+                        "key": "user.name", "value": who.name, "origin": who.origin,
+                    }));
+                }
+                return match show_origin {
+                    true => cx.ui.line(safe(&format!("{}\t{}", who.place, who.name))),
+                    false => cx.ui.line(safe(&who.name)),
+                };
+            }
             match entry {
                 None => Err(XoneError::not_found(format!("{key} is not set"))
                     .hint(format!("set it with `xone config set {key} VALUE`"))),
                 Some(e) if cx.ui.json => cx.ui.print_json(&e),
+                Some(e) if show_origin => {
+                    let cfg = cx.config()?;
+                    let place = match e.origin {
+                        config::Origin::Default => "default".to_string(),
+                        config::Origin::User => format!("file:{}", cfg.user_file.display()),
+                        config::Origin::Project => format!(
+                            "file:{}",
+                            cfg.project_file.clone().unwrap_or_default().display()
+                        ),
+                        config::Origin::Env => format!("env:{}", config::env_var(e.key)),
+                    };
+                    cx.ui.line(safe(&format!("{place}\t{}", value_text(&e.value))))
+                }
                 Some(e) => cx.ui.line(safe(&value_text(&e.value))),
             }
         }
@@ -115,9 +149,14 @@ pub fn config(cx: &mut Ctx, cmd: ConfigCommand) -> Result<()> {
                 origin: String,
                 doc: &'static str,
             }
+            let who = cx.identity()?;
             let cfg = cx.config()?;
             let rows: Vec<Row> = Config::known_keys()
                 .map(|(key, doc)| {
+                    if key == "user.name" {
+                        let value = Some(toml::Value::String(who.name.clone()));
+                        return Row { key, value, origin: who.origin.to_string(), doc };
+                    }
                     let e = cfg.get(key).ok().flatten();
                     Row {
                         key,

@@ -213,7 +213,8 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
 
 /// One event as a line; what people and systems wrote in it is made safe.
 fn event_line(e: &Event) -> String {
-    let mut s = format!("{}  {:<10}{}", e.at, e.actor, e.action);
+    // The actor's column is as wide as most names, and a longer one still leaves a space.
+    let mut s = format!("{}  {:<10} {}", e.at, e.actor, e.action);
     if let (Some(f), Some(t)) = (&e.from, &e.to) {
         s.push_str(&format!(" {f} -> {t}"));
     }
