@@ -493,6 +493,15 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Removes `key` from the file at `path`, keeping the rest of it; whether it was there.
+    pub fn unset_in_file(path: &Path, key: &str) -> Result<bool> {
+        let d = def(key)?;
+        let (section, name) = d.key.split_once('.').unwrap_or(("", d.key));
+        set_secret(path, section, name, None)
+    }
+}
+
 /// Sets (or with `None` removes) `section.name` in the user's config file, keeping the rest
 /// of the file; for secrets, which `set_in_file` refuses. Returns whether anything changed.
 pub fn set_secret(path: &Path, section: &str, name: &str, value: Option<&str>) -> Result<bool> {

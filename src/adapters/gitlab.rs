@@ -67,6 +67,16 @@ pub fn is_gitlab_spec(spec: &str, url: Option<&str>) -> bool {
     spec.starts_with("gitlab:") || url.is_some_and(|u| path_on_server(spec, u).is_some())
 }
 
+/// The project path (`group/sub/name`) a repository spelling names on GitLab:
+/// `gitlab:group/name`, or a web or clone URL on the configured server at `url`.
+pub fn project_path(spec: &str, url: Option<&str>) -> Option<String> {
+    if let Some(p) = spec.strip_prefix("gitlab:") {
+        let p = p.trim_matches('/').trim_end_matches(".git");
+        return (!p.is_empty()).then(|| p.to_string());
+    }
+    path_on_server(spec, url?)
+}
+
 /// `group/sub/name` from a web or clone URL on the server at `base`.
 fn path_on_server(spec: &str, base: &str) -> Option<String> {
     let host = base.split("://").nth(1)?.trim_end_matches('/');

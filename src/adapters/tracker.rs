@@ -21,6 +21,8 @@ pub trait Tracker {
         title: &str,
         actor: &str,
     ) -> Result<RequirementKey>;
+    /// Gives the requirement a new title (a Jira issue's summary).
+    fn retitle(&self, c: &Connection, key: &RequirementKey, title: &str) -> Result<()>;
     /// Moves the requirement from `from` to `to` in the tracker's workflow.
     fn transition(
         &self,

@@ -22,6 +22,10 @@ impl Tracker for BuiltinTracker {
         store::insert_requirement(c, project, title, actor)
     }
 
+    fn retitle(&self, c: &Connection, key: &RequirementKey, title: &str) -> Result<()> {
+        store::set_title(c, key, title)
+    }
+
     fn transition(
         &self,
         c: &Connection,

@@ -104,7 +104,7 @@ pub struct IntegrateArgs {
 pub struct CreateArgs {
     #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
     pub key: RequirementKey,
-    /// Only this repository (by its name in xone); repeat for more
+    /// Only this repository (its name in xone, path, URL or gitlab:GROUP/NAME); repeat for more
     #[arg(long = "repo", value_name = "REPO")]
     pub repos: Vec<String>,
     /// Start from this ref instead of each repository's default branch
@@ -116,7 +116,7 @@ pub struct CreateArgs {
 pub struct RepoArgs {
     #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
     pub key: RequirementKey,
-    /// Only this repository (by its name in xone); repeat for more
+    /// Only this repository (its name in xone, path, URL or gitlab:GROUP/NAME); repeat for more
     #[arg(long = "repo", value_name = "REPO")]
     pub repos: Vec<String>,
 }
@@ -229,7 +229,8 @@ fn delete(cx: &mut Ctx, a: RepoArgs, force: bool) -> Result<()> {
     let mut store = cx.store()?;
     let forges = cx.forges()?;
     store::requirement(store.conn(), &a.key)?;
-    let targets = branches::recorded(&store, &a.key, &a.repos)?;
+    let url = forges.gitlab_settings().url.clone();
+    let targets = branches::recorded(&store, &a.key, &a.repos, url.as_deref())?;
     let repos = match targets.len() {
         1 => "1 repository".to_string(),
         n => format!("{n} repositories"),

@@ -74,6 +74,13 @@ JSON: {\"key\", \"value\", \"origin\": default|user|project|env|gitlab-ci|git|sy
         #[arg(long)]
         project: bool,
     },
+    /// Remove KEY from the user config (or the project's .xone.toml with --project)
+    Unset {
+        key: String,
+        /// Edit the nearest .xone.toml instead of the user config
+        #[arg(long)]
+        project: bool,
+    },
     /// Every key, its value and the layer it comes from
     #[command(
         after_long_help = "JSON: [{\"key\", \"value\", \"origin\": default|user|project|env|unset, \"doc\"}]"
@@ -139,6 +146,20 @@ pub fn config(cx: &mut Ctx, cmd: ConfigCommand) -> Result<()> {
             };
             let v = Config::set_in_file(&path, &key, &value)?;
             cx.ui.status(format!("{key} = {} in {}", value_text(&v), path.display()));
+            Ok(())
+        }
+        ConfigCommand::Unset { key, project } => {
+            let path = if project {
+                let cfg = cx.config()?;
+                cfg.project_file.clone().unwrap_or_else(|| PathBuf::from(".xone.toml"))
+            } else {
+                config::user_config_path()
+            };
+            if Config::unset_in_file(&path, &key)? {
+                cx.ui.status(format!("{key} removed from {}", path.display()));
+            } else {
+                cx.ui.status(format!("{key} was not set in {}", path.display()));
+            }
             Ok(())
         }
         ConfigCommand::List => {

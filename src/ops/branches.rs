@@ -53,8 +53,14 @@ pub fn which_project(
     }
 }
 
-/// The project's repositories, or the named ones; an unknown name is refused before any work.
-pub fn pick_repos(store: &Store, project: &ProjectKey, names: &[String]) -> Result<Vec<Repo>> {
+/// The project's repositories, or the named ones (by name, path, URL or
+/// `gitlab:GROUP/NAME`); one that names none is refused before any work.
+pub fn pick_repos(
+    store: &Store,
+    project: &ProjectKey,
+    names: &[String],
+    gitlab_url: Option<&str>,
+) -> Result<Vec<Repo>> {
     let all = store::repos(store.conn(), project)?;
     if all.is_empty() {
         return Err(XoneError::gate(format!("project {project} has no repositories"))
@@ -66,11 +72,9 @@ pub fn pick_repos(store: &Store, project: &ProjectKey, names: &[String]) -> Resu
     names
         .iter()
         .map(|n| {
-            all.iter().find(|r| &r.name == n).cloned().ok_or_else(|| {
-                let known: Vec<&str> = all.iter().map(|r| r.name.as_str()).collect();
-                XoneError::not_found(format!("project {project} has no repository {n}"))
-                    .hint(format!("its repositories: {}", known.join(", ")))
-            })
+            super::project::find_repo(&all, n, gitlab_url)
+                .cloned()
+                .ok_or_else(|| super::project::no_such_repo(project, n, &all))
         })
         .collect()
 }
@@ -81,8 +85,9 @@ pub fn recorded(
     store: &Store,
     key: &RequirementKey,
     names: &[String],
+    gitlab_url: Option<&str>,
 ) -> Result<Vec<(Repo, Result<BranchRecord>)>> {
-    let repos = pick_repos(store, &key.project, names)?;
+    let repos = pick_repos(store, &key.project, names, gitlab_url)?;
     let records = store::branches(store.conn(), Some(key), None)?;
     if records.is_empty() {
         return Err(XoneError::not_found(format!("{key} has no feature branches"))
@@ -175,7 +180,7 @@ pub fn create(
     from: Option<&str>,
 ) -> Result<Vec<RepoReport>> {
     let req = store::open_requirement(store.conn(), key)?;
-    let repos = pick_repos(store, &key.project, names)?;
+    let repos = pick_repos(store, &key.project, names, w.forges.gitlab_settings().url.as_deref())?;
     // The name is fixed the first time, so a later title change does not fork the branches.
     let name = req.branch.clone().unwrap_or_else(|| feature_branch(key, &req.title));
     if req.branch.is_none() {
@@ -226,7 +231,7 @@ pub fn sync(
     rebase: bool,
 ) -> Result<Vec<RepoReport>> {
     let req = store::open_requirement(store.conn(), key)?;
-    let targets = recorded(store, key, names)?;
+    let targets = recorded(store, key, names, w.forges.gitlab_settings().url.as_deref())?;
     let results = fan_out_shown(
         w.ui,
         "sync",
@@ -259,7 +264,7 @@ pub fn checkout(
     names: &[String],
 ) -> Result<Vec<RepoReport>> {
     store::requirement(store.conn(), key)?;
-    let targets = recorded(store, key, names)?;
+    let targets = recorded(store, key, names, forges.gitlab_settings().url.as_deref())?;
     let results = fan_out_shown(
         ui,
         "checkout",
@@ -333,7 +338,7 @@ pub fn integrate(
 ) -> Result<Vec<RepoReport>> {
     let Integrate { env, target, keys } = *which;
     let project = which_project(store, project, keys)?;
-    let repos = pick_repos(store, &project, &[])?;
+    let repos = pick_repos(store, &project, &[], None)?;
     let reqs = if keys.is_empty() {
         let states = states_for_env(env).ok_or_else(|| {
             XoneError::usage(format!("environment {env} has no default requirements"))
@@ -517,7 +522,7 @@ pub fn merge(
 ) -> Result<Vec<RepoReport>> {
     let req = store::requirement(store.conn(), key)?;
     let text = mr_text(store, &req)?;
-    let targets = recorded(store, key, names)?;
+    let targets = recorded(store, key, names, w.forges.gitlab_settings().url.as_deref())?;
     let mut reports = Vec::new();
     for (repo, b) in targets {
         let repo = &repo;
@@ -559,7 +564,7 @@ pub fn merge_requests(
 ) -> Result<(Vec<MrView>, Vec<RepoReport>)> {
     let req = store::requirement(store.conn(), key)?;
     let text = mr_text(store, &req)?;
-    let targets = recorded(store, key, names)?;
+    let targets = recorded(store, key, names, w.forges.gitlab_settings().url.as_deref())?;
     let results = fan_out_shown(
         w.ui,
         "merge request",

@@ -134,7 +134,10 @@ pub fn local(
             short_sha(&sha),
             repo.name
         ))
-        .hint("commit a Dockerfile there, or point the app at it (--dockerfile, --context on app add)"));
+        .hint(format!(
+            "commit a Dockerfile there, or point the app at it: xone project app set {} {} --dockerfile PATH --context DIR",
+            app.project, app.name
+        )));
     }
     let image = app.image.clone().or(env_image(store, app)?);
     let image = match (image, r.push) {

@@ -597,6 +597,10 @@ mod tests {
             self.calls.borrow_mut().push(format!("create {project} {title}"));
             BuiltinTracker.create(c, project, title, actor)
         }
+        fn retitle(&self, c: &Connection, key: &RequirementKey, title: &str) -> Result<()> {
+            self.calls.borrow_mut().push(format!("retitle {key} {title}"));
+            BuiltinTracker.retitle(c, key, title)
+        }
         fn transition(
             &self,
             c: &Connection,

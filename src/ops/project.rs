@@ -6,10 +6,51 @@ use std::path::PathBuf;
 
 use super::events;
 use crate::adapters::forge_local::init_repository;
-use crate::adapters::{Forges, RepoInfo};
+use crate::adapters::{gitlab, Forges, RepoInfo};
 use crate::domain::{DocKind, ProjectKey, Role};
-use crate::store::{self, Repo, Store};
+use crate::store::{self, Repo, RepoKind, Store};
 use crate::ui::{Result, XoneError};
+
+/// The project's repository a command-line spelling names, as `project create` takes them: its
+/// name in xone, `gitlab:group/name`, its web or clone URL, or the path of a local repository.
+pub fn find_repo<'a>(repos: &'a [Repo], spec: &str, gitlab_url: Option<&str>) -> Option<&'a Repo> {
+    if let Some(r) = repos.iter().find(|r| r.name == spec) {
+        return Some(r);
+    }
+    if let Some(path) = gitlab::project_path(spec, gitlab_url) {
+        return repos
+            .iter()
+            .find(|r| r.kind == RepoKind::Gitlab && r.location.trim_matches('/') == path);
+    }
+    let url = spec.trim_end_matches('/');
+    if let Some(r) = repos.iter().find(|r| {
+        [&r.web_url, &r.clone_url]
+            .iter()
+            .any(|u| u.as_deref().map(|u| u.trim_end_matches('/')) == Some(url))
+    }) {
+        return Some(r);
+    }
+    let path = std::path::Path::new(spec).canonicalize().ok()?;
+    repos.iter().find(|r| {
+        r.kind == RepoKind::Local
+            && std::path::Path::new(&r.location).canonicalize().ok().as_deref() == Some(&path)
+    })
+}
+
+/// The error for a spelling that names none of the project's repositories.
+pub fn no_such_repo(project: &ProjectKey, spec: &str, repos: &[Repo]) -> XoneError {
+    let known: Vec<&str> = repos.iter().map(|r| r.name.as_str()).collect();
+    XoneError::not_found(format!("project {project} has no repository {spec}")).hint(
+        if known.is_empty() {
+            format!("link one first with `xone project repo add {project} PATH`")
+        } else {
+            format!(
+                "its repositories: {} (or a repository's path, URL or gitlab:GROUP/NAME)",
+                known.join(", ")
+            )
+        },
+    )
+}
 
 /// Checks a repository before anything is written, and says what xone will call it.
 pub fn describe_repo(forges: &Forges, location: &str, name: Option<&str>) -> Result<Repo> {

@@ -183,6 +183,31 @@ pub fn assign(
     })
 }
 
+/// Gives the requirement a new title, through the tracker; `false` when it already had it.
+/// The feature branch keeps the name it was given (a rename would fork it).
+pub fn retitle(
+    store: &mut Store,
+    tracker: &dyn Tracker,
+    key: &RequirementKey,
+    title: &str,
+    actor: &str,
+) -> Result<bool> {
+    let title = check_title(title)?;
+    let req = store::open_requirement(store.conn(), key)?;
+    if req.title == title {
+        return Ok(false);
+    }
+    store.write(|tx| {
+        tracker.retitle(tx, key, title)?;
+        let detail = format!("title: {} -> {title}", req.title);
+        store::record(
+            tx,
+            &Event { detail: Some(detail), ..events::requirement(&req, actor, "edit") },
+        )
+    })?;
+    Ok(true)
+}
+
 /// Sets or clears dates of the requirement: (column, flag name, value; `None` clears).
 pub fn schedule(
     store: &mut Store,

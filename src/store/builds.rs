@@ -145,6 +145,54 @@ pub fn insert_app(c: &Connection, a: &App) -> Result<()> {
     Ok(())
 }
 
+/// Changes an app's settings (all of them, as `a` holds them).
+pub fn update_app(c: &Connection, a: &App) -> Result<()> {
+    c.execute(
+        "UPDATE app SET repo = ?3, image = ?4, dockerfile = ?5, context = ?6, port = ?7, health = ?8,
+             replicas = ?9, test_cmd = ?10, junit = ?11, cobertura = ?12, manifests = ?13,
+             alert_labels = ?14, error_query = ?15
+         WHERE project = ?1 AND name = ?2",
+        params![
+            a.project,
+            a.name,
+            a.repo_id,
+            a.image,
+            a.dockerfile,
+            a.context,
+            a.port,
+            a.health,
+            serde_json::to_string(&a.replicas).unwrap_or_else(|_| "{}".into()),
+            a.test_cmd,
+            a.junit,
+            a.cobertura,
+            a.manifests,
+            a.alert_labels,
+            a.error_query
+        ],
+    )?;
+    Ok(())
+}
+
+/// Removes an app and its builds' records; deployment records stay, without their build.
+/// Returns how many builds went with it.
+pub fn delete_app(c: &Connection, a: &App) -> Result<usize> {
+    c.execute(
+        "UPDATE deploy SET build = NULL WHERE build IN (SELECT id FROM build WHERE app = ?1)",
+        [a.id],
+    )?;
+    let builds = c.execute("DELETE FROM build WHERE app = ?1", [a.id])?;
+    c.execute("DELETE FROM app WHERE id = ?1", [a.id])?;
+    Ok(builds)
+}
+
+/// Removes an environment's settings; the records of what was deployed to it stay.
+pub fn delete_env(c: &Connection, project: &ProjectKey, name: &str) -> Result<bool> {
+    Ok(c.execute(
+        "DELETE FROM env WHERE project = ?1 AND name = ?2",
+        params![project.as_str(), name],
+    )? > 0)
+}
+
 /// One gate a build was measured against.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Gate {

@@ -520,6 +520,14 @@ pub fn set_status(c: &Connection, key: &RequirementKey, status: Status) -> Resul
     Ok(())
 }
 
+pub fn set_title(c: &Connection, key: &RequirementKey, title: &str) -> Result<()> {
+    c.execute(
+        "UPDATE requirement SET title = ?2, updated_at = ?3 WHERE key = ?1",
+        params![key.to_string(), title, clock::now()],
+    )?;
+    Ok(())
+}
+
 pub fn set_branch_name(c: &Connection, key: &RequirementKey, branch: &str) -> Result<()> {
     c.execute(
         "UPDATE requirement SET branch = ?2 WHERE key = ?1",

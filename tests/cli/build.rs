@@ -304,7 +304,8 @@ fn nothing_is_recorded_when_the_build_cannot_start() {
         "--dockerfile",
         "api/Dockerfile",
     ]);
-    env.code(4, &["build", "api", "--requirement", "PAY-1"]).says(&["has no api/Dockerfile"]);
+    env.code(4, &["build", "api", "--requirement", "PAY-1"])
+        .says(&["has no api/Dockerfile", "xone project app set PAY api --dockerfile PATH"]);
     // A ref that is not there.
     env.code(3, &["build", "web", "--ref", "release/nope"]).says(&["has no ref release/nope"]);
     // Neither a requirement nor a ref; an unknown app.

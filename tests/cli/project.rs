@@ -185,3 +185,96 @@ fn templates_are_data_per_project() {
     env.ok(&["requirement", "create", "-p", "PAY", "Second"]);
     assert!(env.ok(&["requirement", "doc", "PAY-2", "--print"]).stdout.contains("## User stories"));
 }
+
+#[test]
+fn requirements_apps_environments_and_settings_can_be_changed_and_removed() {
+    let env = TestEnv::new();
+    let (web, _api) = project(&env);
+    // A requirement's title.
+    env.ok(&["requirement", "create", "-p", "PAY", "Refunds"]);
+    env.ok(&["requirement", "edit", "PAY-1", "--title", "Refund cancelled orders"])
+        .says(&["PAY-1: title changed"]);
+    assert_eq!(env.json(&["requirement", "show", "PAY-1"])["title"], "Refund cancelled orders");
+    let log = env.ok(&["requirement", "log", "PAY-1"]).stdout;
+    assert!(log.contains("edit: title: Refunds -> Refund cancelled orders"), "{log}");
+    env.ok(&["requirement", "edit", "PAY-1", "--title", "Refund cancelled orders"])
+        .says(&["has that title already"]);
+    env.code(2, &["requirement", "edit", "PAY-1", "--title", &"x".repeat(256)])
+        .says(&["at most 255"]);
+    env.code(2, &["requirement", "edit", "PAY-1"]);
+
+    // An app, added by its repository's path, changed, and removed.
+    env.ok(&[
+        "project",
+        "app",
+        "add",
+        "PAY",
+        "web",
+        "--repo",
+        web.to_str().unwrap(),
+        "--image",
+        "reg.example.com/pay/web",
+    ]);
+    assert_eq!(env.json(&["project", "app", "show", "PAY", "web"])["repo"], "web");
+    let a = env.json(&[
+        "project",
+        "app",
+        "set",
+        "PAY",
+        "web",
+        "--port",
+        "8080",
+        "--replicas",
+        "prod=3",
+        "--image",
+        "",
+    ]);
+    assert_eq!(a["port"], 8080);
+    assert_eq!(a["replicas"]["prod"], 3);
+    assert!(a["image"].is_null(), "'' clears it: {a}");
+    env.ok(&["project", "app", "set", "PAY", "web", "--replicas", "test=2"]);
+    let a = env.json(&["project", "app", "show", "PAY", "web"]);
+    assert_eq!(
+        (a["replicas"]["prod"].as_i64(), a["replicas"]["test"].as_i64()),
+        (Some(3), Some(2))
+    );
+    env.code(2, &["project", "app", "set", "PAY", "web", "--image", "reg.example.com/Pay:1"]);
+    env.code(3, &["project", "app", "set", "PAY", "nope", "--port", "1"]);
+    env.code(3, &["project", "app", "set", "PAY", "web", "--repo", "/no/such/repo"])
+        .says(&["has no repository /no/such/repo", "api, web"]);
+    env.code(4, &["project", "app", "remove", "PAY", "web"]).says(&["not confirmed"]);
+    env.ok(&["project", "app", "remove", "PAY", "web", "--yes"]).says(&["removed app web"]);
+    env.code(3, &["project", "app", "show", "PAY", "web"]);
+
+    // An environment.
+    env.ok(&[
+        "project",
+        "env",
+        "set",
+        "PAY",
+        "test",
+        "--context",
+        "in-cluster",
+        "--namespace",
+        "pay-test",
+    ]);
+    env.code(4, &["project", "env", "remove", "PAY", "test"]).says(&["not confirmed"]);
+    env.ok(&["project", "env", "remove", "PAY", "test", "--yes"])
+        .says(&["removed environment test"]);
+    assert_eq!(env.json(&["project", "env", "list", "PAY"]).as_array().unwrap().len(), 0);
+    env.code(3, &["project", "env", "remove", "PAY", "test", "--yes"]);
+
+    // A setting.
+    env.ok(&["config", "set", "gates.coverage", "50"]);
+    assert_eq!(env.ok(&["config", "get", "gates.coverage"]).stdout.trim(), "50.0");
+    env.ok(&["config", "unset", "gates.coverage"]).says(&["gates.coverage removed"]);
+    assert_eq!(env.ok(&["config", "get", "gates.coverage"]).stdout.trim(), "80.0");
+    env.ok(&["config", "unset", "gates.coverage"]).says(&["was not set"]);
+    env.code(2, &["config", "unset", "gates.nope"]);
+
+    // Repositories by any spelling.
+    env.ok(&["branch", "create", "PAY-1", "--repo", web.to_str().unwrap()]);
+    let branches = env.json(&["branch", "list", "PAY-1"]);
+    assert_eq!(branches.as_array().unwrap().len(), 1, "{branches}");
+    env.ok(&["project", "repo", "remove", "PAY", web.to_str().unwrap()]).says(&["unlinked web"]);
+}

@@ -9,7 +9,7 @@ use clap_complete::ArgValueCandidates;
 use super::super::{complete, Ctx};
 use crate::domain::names::check_env;
 use crate::domain::ProjectKey;
-use crate::ops::events;
+use crate::ops::{events, project};
 use crate::store::{self, App};
 use crate::ui::{safe_table, Result, XoneError};
 
@@ -21,6 +21,21 @@ The image defaults to the environment's registry and the app's name when it is d
 --image REGISTRY/NAME fixes it (no tag: builds tag it KEY-<shortsha> and <shortsha>). The \
 Dockerfile and the test reports are paths inside the context and the repository.")]
     Add(Box<AddArgs>),
+    /// Change an app's settings: the flags of add, each given replacing its value
+    #[command(after_long_help = "\
+Settings not given keep their value; --replicas ENV=N sets that environment's count and keeps \
+the others. An empty value (--image '', --health '', --test-cmd '', --manifests '', \
+--alert-labels '', --error-query '') clears the setting. JSON: as one entry of list")]
+    Set(Box<SetArgs>),
+    /// Remove an app and its builds' records (deployment records stay; nothing in a cluster
+    /// or a registry is touched)
+    #[command(after_long_help = "Asks on a terminal; elsewhere needs --yes (exit 4 without it).")]
+    Remove {
+        #[arg(add = ArgValueCandidates::new(complete::project_keys))]
+        key: ProjectKey,
+        #[arg(add = ArgValueCandidates::new(complete::app_names))]
+        app: String,
+    },
     /// The project's apps
     #[command(
         after_long_help = "JSON: [{\"project\", \"name\", \"repo\", \"image\", \"dockerfile\", \"context\", \"port\", \"health\", \"replicas\": {ENV: N}, \"test_cmd\", \"junit\", \"cobertura\", \"manifests\", \"alert_labels\", \"error_query\", \"added_at\"}]"
@@ -46,7 +61,7 @@ pub struct AddArgs {
     /// The app's name: lower-case letters, digits and '-' (it names images and Kubernetes objects)
     #[arg(value_parser = check_app_name)]
     pub app: String,
-    /// The repository it is built from (its name in xone)
+    /// The repository it is built from: its name in xone, path, URL or gitlab:GROUP/NAME
     #[arg(long, value_name = "REPO")]
     pub repo: String,
     /// REGISTRY/NAME of its image, without a tag
@@ -89,6 +104,53 @@ pub struct AddArgs {
     pub error_query: Option<String>,
 }
 
+#[derive(Args, Debug)]
+pub struct SetArgs {
+    #[arg(add = ArgValueCandidates::new(complete::project_keys))]
+    pub key: ProjectKey,
+    #[arg(add = ArgValueCandidates::new(complete::app_names))]
+    pub app: String,
+    /// The repository it is built from: its name in xone, path, URL or gitlab:GROUP/NAME
+    #[arg(long, value_name = "REPO")]
+    pub repo: Option<String>,
+    /// REGISTRY/NAME of its image, without a tag ('' for the environment's registry)
+    #[arg(long, value_name = "REGISTRY/NAME")]
+    pub image: Option<String>,
+    /// The Dockerfile, inside the context
+    #[arg(long)]
+    pub dockerfile: Option<String>,
+    /// The build context, a directory of the repository
+    #[arg(long, value_name = "DIR")]
+    pub context: Option<String>,
+    /// The port it serves on
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// The HTTP path of its health check ('' for none)
+    #[arg(long, value_name = "PATH")]
+    pub health: Option<String>,
+    /// Replicas in an environment, e.g. prod=3; repeat for more
+    #[arg(long = "replicas", value_name = "ENV=N", value_parser = parse_replicas)]
+    pub replicas: Vec<(String, i64)>,
+    /// The command that runs its tests ('' for none)
+    #[arg(long, value_name = "CMD")]
+    pub test_cmd: Option<String>,
+    /// Where the test command writes its JUnit XML report
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<String>,
+    /// Where the test command writes its Cobertura XML coverage report
+    #[arg(long, value_name = "PATH")]
+    pub cobertura: Option<String>,
+    /// A directory of its own Kubernetes manifests ('' to render them again)
+    #[arg(long, value_name = "DIR")]
+    pub manifests: Option<String>,
+    /// PromQL label matchers of its alerts and series ('' for the environment's)
+    #[arg(long, value_name = "MATCHERS")]
+    pub alert_labels: Option<String>,
+    /// PromQL of its HTTP error ratio ('' for the environment's)
+    #[arg(long, value_name = "PROMQL")]
+    pub error_query: Option<String>,
+}
+
 /// Words that `xone build` and `xone deploy` take as their own subcommands.
 const RESERVED: &[&str] = &["list", "show", "log", "help", "status", "history", "watch"];
 
@@ -125,6 +187,8 @@ fn parse_replicas(s: &str) -> std::result::Result<(String, i64), String> {
 pub fn run(cx: &mut Ctx, cmd: AppCommand) -> Result<()> {
     match cmd {
         AppCommand::Add(a) => add(cx, *a),
+        AppCommand::Set(a) => set(cx, *a),
+        AppCommand::Remove { key, app } => remove(cx, &key, &app),
         AppCommand::List { key } => {
             let store = cx.store()?;
             store::project(store.conn(), &key)?;
@@ -197,38 +261,49 @@ pub fn run(cx: &mut Ctx, cmd: AppCommand) -> Result<()> {
     }
 }
 
+/// The repository an app is built from, however it is spelled (name, path, URL,
+/// `gitlab:GROUP/NAME`).
+fn repo_of(
+    cx: &mut Ctx,
+    store: &store::Store,
+    key: &ProjectKey,
+    spec: &str,
+) -> Result<store::Repo> {
+    let url = cx.config()?.str("gitlab.url").map(str::to_string);
+    let repos = store::repos(store.conn(), key)?;
+    project::find_repo(&repos, spec, url.as_deref())
+        .cloned()
+        .ok_or_else(|| project::no_such_repo(key, spec, &repos))
+}
+
+/// An image is REGISTRY/NAME, without a tag: builds tag it.
+fn check_image(image: &str) -> Result<()> {
+    // The registry part may have a port and capitals; the repository path may not.
+    let path = match image.split_once('/') {
+        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => rest,
+        _ => image,
+    };
+    let bad = image.is_empty()
+        || image.contains(char::is_whitespace)
+        || image.contains('@')
+        || path.contains(':')
+        || path
+            .chars()
+            .any(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/".contains(c)));
+    if bad {
+        return Err(XoneError::usage(format!("--image {image} is not REGISTRY/NAME"))
+            .hint("lower-case letters, digits, '.', '_', '-' and '/' after the registry, and no tag: builds tag images themselves (e.g. registry.example.com/pay/web)"));
+    }
+    Ok(())
+}
+
 fn add(cx: &mut Ctx, a: AddArgs) -> Result<()> {
     let actor = cx.actor()?;
     let mut store = cx.store()?;
     store::active_project(store.conn(), &a.key)?;
-    let repos = store::repos(store.conn(), &a.key)?;
-    let repo = repos.iter().find(|r| r.name == a.repo).ok_or_else(|| {
-        let known: Vec<&str> = repos.iter().map(|r| r.name.as_str()).collect();
-        XoneError::not_found(format!("project {} has no repository {}", a.key, a.repo)).hint(
-            if known.is_empty() {
-                format!("link one first with `xone project repo add {} PATH`", a.key)
-            } else {
-                format!("its repositories: {}", known.join(", "))
-            },
-        )
-    })?;
+    let repo = repo_of(cx, &store, &a.key, &a.repo)?;
     if let Some(image) = &a.image {
-        // The registry part may have a port and capitals; the repository path may not.
-        let path = match image.split_once('/') {
-            Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => rest,
-            _ => image.as_str(),
-        };
-        let bad = image.is_empty()
-            || image.contains(char::is_whitespace)
-            || image.contains('@')
-            || path.contains(':')
-            || path
-                .chars()
-                .any(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/".contains(c)));
-        if bad {
-            return Err(XoneError::usage(format!("--image {image} is not REGISTRY/NAME"))
-                .hint("lower-case letters, digits, '.', '_', '-' and '/' after the registry, and no tag: builds tag images themselves (e.g. registry.example.com/pay/web)"));
-        }
+        check_image(image)?;
     }
     let app = App {
         id: 0,
@@ -262,5 +337,103 @@ fn add(cx: &mut Ctx, a: AddArgs) -> Result<()> {
         return cx.ui.print_json(&stored);
     }
     cx.ui.status(format!("added app {} to {} (built from {})", a.app, a.key, repo.name));
+    Ok(())
+}
+
+fn set(cx: &mut Ctx, a: SetArgs) -> Result<()> {
+    let actor = cx.actor()?;
+    let mut store = cx.store()?;
+    store::active_project(store.conn(), &a.key)?;
+    let old = store::app(store.conn(), Some(&a.key), &a.app)?;
+    let mut app = old.clone();
+    let mut changed = Vec::new();
+    // '' clears an optional setting.
+    let optional = |v: &Option<String>| v.as_ref().map(|s| (!s.is_empty()).then(|| s.clone()));
+    if let Some(spec) = &a.repo {
+        let repo = repo_of(cx, &store, &a.key, spec)?;
+        app.repo = repo.name;
+        app.repo_id = repo.id;
+    }
+    if let Some(image) = optional(&a.image) {
+        if let Some(i) = &image {
+            check_image(i)?;
+        }
+        app.image = image;
+    }
+    if let Some(d) = &a.dockerfile {
+        app.dockerfile = d.clone();
+    }
+    if let Some(c) = &a.context {
+        app.context = c.clone();
+    }
+    if let Some(p) = a.port {
+        app.port = Some(i64::from(p));
+    }
+    if let Some(h) = optional(&a.health) {
+        app.health = h;
+    }
+    for (env, n) in &a.replicas {
+        app.replicas.insert(env.clone(), *n);
+    }
+    if let Some(t) = optional(&a.test_cmd) {
+        app.test_cmd = t;
+    }
+    if let Some(j) = &a.junit {
+        app.junit = j.clone();
+    }
+    if let Some(c) = &a.cobertura {
+        app.cobertura = c.clone();
+    }
+    if let Some(m) = optional(&a.manifests) {
+        app.manifests = m;
+    }
+    if let Some(l) = optional(&a.alert_labels) {
+        app.alert_labels = l;
+    }
+    if let Some(q) = optional(&a.error_query) {
+        app.error_query = q;
+    }
+    let (before, after) = (serde_json::to_value(&old)?, serde_json::to_value(&app)?);
+    for (k, v) in after.as_object().into_iter().flatten() {
+        if before.get(k) != Some(v) {
+            changed.push(format!("{k} {v}"));
+        }
+    }
+    if !changed.is_empty() {
+        store.write(|tx| {
+            store::update_app(tx, &app)?;
+            let detail = format!("{}: {}", app.name, changed.join(", "));
+            store::record(tx, &events::project(&a.key, &actor, "app set", detail))
+        })?;
+    }
+    if cx.ui.json {
+        let stored = store::app(store.conn(), Some(&a.key), &a.app)?;
+        return cx.ui.print_json(&stored);
+    }
+    match changed.is_empty() {
+        true => cx.ui.status(format!("app {} of {}: nothing changed", a.app, a.key)),
+        false => cx.ui.status(format!("app {} of {}: {}", a.app, a.key, changed.join(", "))),
+    }
+    Ok(())
+}
+
+fn remove(cx: &mut Ctx, key: &ProjectKey, name: &str) -> Result<()> {
+    let actor = cx.actor()?;
+    let mut store = cx.store()?;
+    store::project(store.conn(), key)?;
+    let app = store::app(store.conn(), Some(key), name)?;
+    cx.ui.confirm_or_stop(
+        &format!("Remove app {name} of {key} and its builds' records?"),
+        "nothing removed",
+    )?;
+    let builds = store.write(|tx| {
+        let n = store::delete_app(tx, &app)?;
+        let detail = format!("{name} ({n} build records)");
+        store::record(tx, &events::project(key, &actor, "app remove", detail))?;
+        Ok(n)
+    })?;
+    cx.ui.status(format!(
+        "removed app {name} of {key} and {builds} build record(s); what runs in the clusters and the images in the registry are untouched"
+    ));
     Ok(())
 }

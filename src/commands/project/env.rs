@@ -22,6 +22,15 @@ its own --image is built as REGISTRY/APP. --smoke is run by the submitted -> tes
 test deployment, with XONE_APP, XONE_ENV, \
 XONE_NAMESPACE and XONE_IMAGE set. JSON: as one entry of list")]
     Set(SetArgs),
+    /// Remove an environment's settings (what was deployed to it stays on record; nothing in a
+    /// cluster is touched)
+    #[command(after_long_help = "Asks on a terminal; elsewhere needs --yes (exit 4 without it).")]
+    Remove {
+        #[arg(add = ArgValueCandidates::new(complete::project_keys))]
+        key: ProjectKey,
+        #[arg(add = ArgValueCandidates::new(complete::env_names))]
+        env: String,
+    },
     /// The project's environments
     #[command(
         after_long_help = "JSON: [{\"project\", \"name\", \"context\", \"namespace\", \"prometheus\", \"registry\", \"smoke\", \"alert_labels\", \"error_query\", \"set_at\"}]"
@@ -92,6 +101,7 @@ fn check_registry(s: &str) -> std::result::Result<String, String> {
 pub fn run(cx: &mut Ctx, cmd: EnvCommand) -> Result<()> {
     match cmd {
         EnvCommand::Set(a) => set(cx, a),
+        EnvCommand::Remove { key, env } => remove(cx, &key, &env),
         EnvCommand::List { key } => {
             let store = cx.store()?;
             store::project(store.conn(), &key)?;
@@ -200,6 +210,24 @@ fn set(cx: &mut Ctx, a: SetArgs) -> Result<()> {
     cx.ui.status(format!(
         "{} of {}: context {}, namespace {}",
         env.name, a.key, env.context, env.namespace
+    ));
+    Ok(())
+}
+
+fn remove(cx: &mut Ctx, key: &ProjectKey, name: &str) -> Result<()> {
+    let actor = cx.actor()?;
+    let mut store = cx.store()?;
+    store::project(store.conn(), key)?;
+    let env = crate::ops::target::find_env(&store, key, name)?;
+    cx.ui.confirm_or_stop(&format!("Remove environment {name} of {key}?"), "nothing removed")?;
+    store.write(|tx| {
+        store::delete_env(tx, key, name)?;
+        let detail = format!("{name}: {} / {}", env.context, env.namespace);
+        store::record(tx, &events::project(key, &actor, "env remove", detail))
+    })?;
+    cx.ui.status(format!(
+        "removed environment {name} of {key}; namespace {} of {} and what runs there are untouched",
+        env.namespace, env.context
     ));
     Ok(())
 }

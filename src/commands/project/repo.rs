@@ -26,7 +26,7 @@ pub enum RepoCommand {
     Remove {
         #[arg(add = ArgValueCandidates::new(complete::project_keys))]
         key: ProjectKey,
-        /// The repository's name in xone
+        /// The repository: its name in xone, path, URL or gitlab:GROUP/NAME
         repo: String,
     },
     /// List the project's repositories
@@ -55,8 +55,14 @@ pub fn run(cx: &mut Ctx, cmd: RepoCommand) -> Result<()> {
         RepoCommand::Remove { key, repo } => {
             let actor = cx.actor()?;
             let mut store = cx.store()?;
-            project::remove_repo(&mut store, &key, &repo, &actor)?;
-            cx.ui.status(format!("unlinked {repo} from {key}; the repository itself is untouched"));
+            let url = cx.config()?.str("gitlab.url").map(str::to_string);
+            let repos = store::repos(store.conn(), &key)?;
+            // Any spelling of it; one that names none is said as store's own "no repository".
+            let name = project::find_repo(&repos, &repo, url.as_deref())
+                .map(|r| r.name.clone())
+                .unwrap_or(repo);
+            project::remove_repo(&mut store, &key, &name, &actor)?;
+            cx.ui.status(format!("unlinked {name} from {key}; the repository itself is untouched"));
             Ok(())
         }
         RepoCommand::List { key } => {

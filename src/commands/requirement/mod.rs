@@ -40,6 +40,17 @@ pub enum RequirementCommand {
         #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
     },
+    /// Change the requirement's title (dates are set with `schedule`)
+    #[command(
+        after_long_help = "The feature branch keeps the name it was first given. Exit 2 for an empty title or one over 255 characters."
+    )]
+    Edit {
+        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
+        key: RequirementKey,
+        /// The new title
+        #[arg(long, required = true)]
+        title: Option<String>,
+    },
     /// Give people roles on the requirement: ROLE=USER (pm=alice qa=quinn)
     Assign {
         #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
@@ -103,6 +114,7 @@ pub fn run(cx: &mut Ctx, cmd: RequirementCommand) -> Result<()> {
         RequirementCommand::Create(a) => create::run(cx, a),
         RequirementCommand::List(a) => list::run(cx, a),
         RequirementCommand::Show { key } => show::show(cx, &key),
+        RequirementCommand::Edit { key, title } => people::edit(cx, &key, title.as_deref()),
         RequirementCommand::Assign { key, assignments, remove } => {
             people::assign(cx, &key, &assignments, remove)
         }

@@ -1,4 +1,4 @@
-//! `xone requirement assign` and `schedule`: people by role, and dates.
+//! `xone requirement edit`, `assign` and `schedule`: the title, people by role, and dates.
 
 use clap::Args;
 use clap_complete::ArgValueCompleter;
@@ -99,5 +99,21 @@ pub fn schedule(cx: &mut Ctx, a: ScheduleArgs) -> Result<()> {
         .map(|(_, f, v)| format!("{f} {}", v.as_deref().unwrap_or("cleared")))
         .collect();
     cx.ui.status(format!("{}: {}", a.key, summary.join(", ")));
+    Ok(())
+}
+
+pub fn edit(cx: &mut Ctx, key: &RequirementKey, title: Option<&str>) -> Result<()> {
+    let actor = cx.actor()?;
+    let Some(title) = title else {
+        return Err(
+            XoneError::usage("nothing to edit").hint("e.g. --title \"Refund cancelled orders\"")
+        );
+    };
+    let mut store = cx.store()?;
+    if requirement::retitle(&mut store, cx.tracker().as_ref(), key, title, &actor)? {
+        cx.ui.status(format!("{key}: title changed"));
+    } else {
+        cx.ui.status(format!("{key}: it has that title already"));
+    }
     Ok(())
 }
