@@ -147,11 +147,17 @@ fn integrate(cx: &mut Ctx, a: IntegrateArgs) -> Result<()> {
     let actor = cx.actor()?;
     let target = branches::integration_branch(cx.config()?, &a.env)?;
     let mut store = cx.store()?;
+    // Named, or the requirements' own, or the one whose repository we are in.
+    let project = match (&a.project, a.keys.is_empty()) {
+        (Some(p), _) => Some(p.clone()),
+        (None, true) => cx.project_or_here(&store, None)?,
+        (None, false) => None,
+    };
     let forges = cx.forges()?;
     let tracker = cx.tracker();
     let w = Work { ui: &cx.ui, forges: &forges, tracker: tracker.as_ref(), actor: &actor };
     let which = branches::Integrate { env: &a.env, target: &target, keys: &a.keys };
-    let reports = branches::integrate(&w, &mut store, &which, a.project.as_ref())?;
+    let reports = branches::integrate(&w, &mut store, &which, project.as_ref())?;
     report_repos(cx, "branch integrate", reports)
 }
 
@@ -167,6 +173,11 @@ fn sync(cx: &mut Ctx, a: RepoArgs, rebase: bool) -> Result<()> {
 
 fn list(cx: &mut Ctx, key: Option<&RequirementKey>, project: Option<&ProjectKey>) -> Result<()> {
     let store = cx.store()?;
+    let here = match key {
+        Some(_) => None,
+        None => cx.project_or_here(&store, project)?,
+    };
+    let project = here.as_ref();
     let c = store.conn();
     if let Some(k) = key {
         store::requirement(c, k)?;

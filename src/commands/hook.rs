@@ -103,7 +103,8 @@ fn write_executable(path: &Path, body: &str) -> Result<()> {
 
 fn install(cx: &mut Ctx, project: Option<ProjectKey>, force: bool) -> Result<()> {
     let store = cx.store()?;
-    let project = crate::ops::branches::which_project(&store, project.as_ref(), &[])?;
+    let project = cx.project_or_here(&store, project.as_ref())?;
+    let project = crate::ops::project::which_project(&store, project.as_ref(), &[])?;
     let repos = store::repos(store.conn(), &project)?;
     if repos.is_empty() {
         return Err(XoneError::gate(format!("project {project} has no repositories"))

@@ -106,6 +106,20 @@ impl Ctx {
         wait || !no_wait
     }
 
+    /// The project `-p` names, else the one whose repository the working directory is in.
+    pub fn project_or_here(
+        &mut self,
+        store: &Store,
+        named: Option<&ProjectKey>,
+    ) -> Result<Option<ProjectKey>> {
+        if let Some(p) = named {
+            return Ok(Some(p.clone()));
+        }
+        let url = self.config()?.str("gitlab.url").map(str::to_string);
+        let cwd = std::env::current_dir().unwrap_or_default();
+        crate::ops::project::here(store, &cwd, url.as_deref())
+    }
+
     /// The tracker requirements live in: the built-in one, the state database itself.
     pub fn tracker(&self) -> Box<dyn Tracker> {
         Box::new(BuiltinTracker)

@@ -21,38 +21,6 @@ pub fn integration_branch(config: &Config, env: &str) -> Result<String> {
         .map_err(|e| XoneError::usage(e).hint("xone config set branch.integration 'release/{env}'"))
 }
 
-/// The project a command without a requirement key works on: the one named, the keys' own,
-/// or the only one there is.
-pub fn which_project(
-    store: &Store,
-    named: Option<&ProjectKey>,
-    keys: &[RequirementKey],
-) -> Result<ProjectKey> {
-    if let Some(p) = named {
-        store::active_project(store.conn(), p)?;
-        if let Some(k) = keys.iter().find(|k| &k.project != p) {
-            return Err(XoneError::usage(format!("{k} is not in project {p}")));
-        }
-        return Ok(p.clone());
-    }
-    if let Some(first) = keys.first() {
-        if let Some(k) = keys.iter().find(|k| k.project != first.project) {
-            return Err(XoneError::usage(format!(
-                "{first} and {k} are in different projects: integrate one project at a time"
-            )));
-        }
-        store::active_project(store.conn(), &first.project)?;
-        return Ok(first.project.clone());
-    }
-    let all = store::project_keys(store.conn())?;
-    match all.as_slice() {
-        [(only, _)] => only.parse().map_err(XoneError::internal),
-        [] => Err(XoneError::not_found("there is no project yet")
-            .hint("create one with `xone project create KEY --name NAME`")),
-        _ => Err(XoneError::usage("which project? there are several").hint("name it with -p KEY")),
-    }
-}
-
 /// The project's repositories, or the named ones (by name, path, URL or
 /// `gitlab:GROUP/NAME`); one that names none is refused before any work.
 pub fn pick_repos(
@@ -337,7 +305,7 @@ pub fn integrate(
     project: Option<&ProjectKey>,
 ) -> Result<Vec<RepoReport>> {
     let Integrate { env, target, keys } = *which;
-    let project = which_project(store, project, keys)?;
+    let project = super::project::which_project(store, project, keys)?;
     let repos = pick_repos(store, &project, &[], None)?;
     let reqs = if keys.is_empty() {
         let states = states_for_env(env).ok_or_else(|| {

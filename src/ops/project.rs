@@ -7,9 +7,87 @@ use std::path::PathBuf;
 use super::events;
 use crate::adapters::forge_local::init_repository;
 use crate::adapters::{gitlab, Forges, RepoInfo};
-use crate::domain::{DocKind, ProjectKey, Role};
+use crate::domain::{DocKind, ProjectKey, RequirementKey, Role};
 use crate::store::{self, Repo, RepoKind, Store};
 use crate::ui::{Result, XoneError};
+
+/// The project a command without a requirement key works on: the one named, the keys' own,
+/// or the only one there is.
+pub fn which_project(
+    store: &Store,
+    named: Option<&ProjectKey>,
+    keys: &[RequirementKey],
+) -> Result<ProjectKey> {
+    if let Some(p) = named {
+        store::active_project(store.conn(), p)?;
+        if let Some(k) = keys.iter().find(|k| &k.project != p) {
+            return Err(XoneError::usage(format!("{k} is not in project {p}")));
+        }
+        return Ok(p.clone());
+    }
+    if let Some(first) = keys.first() {
+        if let Some(k) = keys.iter().find(|k| k.project != first.project) {
+            return Err(XoneError::usage(format!(
+                "{first} and {k} are in different projects: integrate one project at a time"
+            )));
+        }
+        store::active_project(store.conn(), &first.project)?;
+        return Ok(first.project.clone());
+    }
+    let all = store::project_keys(store.conn())?;
+    match all.as_slice() {
+        [(only, _)] => only.parse().map_err(XoneError::internal),
+        [] => Err(XoneError::not_found("there is no project yet")
+            .hint("create one with `xone project create KEY --name NAME`")),
+        _ => {
+            let keys: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
+            Err(XoneError::usage(format!("which project? there are several: {}", keys.join(", ")))
+                .hint("name it with -p KEY, or run this inside one of its repositories"))
+        }
+    }
+}
+
+/// The project whose repository holds `dir` (as gh infers the repository from the directory):
+/// a local repository by its path, a GitLab one by the remote a clone of it has. `None`
+/// outside any linked repository, or inside one that several projects link.
+pub fn here(
+    store: &Store,
+    dir: &std::path::Path,
+    gitlab_url: Option<&str>,
+) -> Result<Option<ProjectKey>> {
+    let Ok(repo) = git2::Repository::discover(dir) else { return Ok(None) };
+    let canonical = |p: &std::path::Path| p.canonicalize().ok();
+    let mut paths: Vec<std::path::PathBuf> =
+        repo.workdir().and_then(canonical).into_iter().collect();
+    paths.extend(canonical(repo.path()));
+    let remotes: Vec<String> = repo
+        .remotes()
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|n| n.ok().flatten())
+                .filter_map(|n| repo.find_remote(n).ok()?.url().ok().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut found: Vec<ProjectKey> = Vec::new();
+    for p in store::projects(store.conn(), false)? {
+        let key: ProjectKey = p.key.parse().map_err(XoneError::internal)?;
+        let holds = store::repos(store.conn(), &key)?.iter().any(|r| match r.kind {
+            RepoKind::Local => {
+                std::path::Path::new(&r.location).canonicalize().is_ok_and(|l| paths.contains(&l))
+            }
+            RepoKind::Gitlab => remotes.iter().any(|u| {
+                gitlab::project_path(u, gitlab_url).as_deref() == Some(r.location.trim_matches('/'))
+                    || r.clone_url.as_deref() == Some(u.as_str())
+            }),
+        });
+        if holds {
+            found.push(key);
+        }
+    }
+    Ok((found.len() == 1).then(|| found.remove(0)))
+}
 
 /// The project's repository a command-line spelling names, as `project create` takes them: its
 /// name in xone, `gitlab:group/name`, its web or clone URL, or the path of a local repository.

@@ -278,3 +278,34 @@ fn requirements_apps_environments_and_settings_can_be_changed_and_removed() {
     assert_eq!(branches.as_array().unwrap().len(), 1, "{branches}");
     env.ok(&["project", "repo", "remove", "PAY", web.to_str().unwrap()]).says(&["unlinked web"]);
 }
+
+#[test]
+fn inside_a_linked_repository_the_project_is_known() {
+    let env = TestEnv::new();
+    let (web, _api) = project(&env);
+    let shop = env.repo("shop", false);
+    env.ok(&["project", "create", "SHOP", "--name", "Shop", "--repo", shop.to_str().unwrap()]);
+    let sub = web.join("src/deep");
+    std::fs::create_dir_all(&sub).unwrap();
+    let at = |dir: &std::path::Path, args: &[&str]| {
+        let dir = dir.to_path_buf();
+        env.run_with(args, move |c| {
+            c.current_dir(&dir);
+        })
+    };
+    let made = at(&sub, &["requirement", "create", "Refunds"]);
+    assert_eq!((made.code, made.stdout.trim()), (0, "PAY-1"), "{made:?}");
+    let made = at(&shop, &["requirement", "create", "Carts"]);
+    assert_eq!(made.stdout.trim(), "SHOP-1", "{made:?}");
+    let listed = at(&shop, &["requirement", "list", "--json"]).json();
+    let keys: Vec<&str> =
+        listed.as_array().unwrap().iter().map(|r| r["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["SHOP-1"], "inside SHOP's repository, SHOP's requirements");
+    // Elsewhere, with several projects, it asks which, naming them.
+    env.code(2, &["requirement", "create", "Vouchers"])
+        .says(&["which project? there are several: PAY, SHOP", "-p KEY"]);
+    assert_eq!(env.json(&["requirement", "list"]).as_array().unwrap().len(), 2);
+    // -p still wins.
+    let made = at(&shop, &["requirement", "create", "-p", "PAY", "Vouchers"]);
+    assert_eq!(made.stdout.trim(), "PAY-2", "{made:?}");
+}

@@ -17,9 +17,9 @@ use crate::ui::Result;
 
 #[derive(Args, Debug)]
 pub struct CreateArgs {
-    /// The project
+    /// The project (default: the one whose repository this directory is in, or the only one)
     #[arg(short, long = "project", value_name = "KEY", add = ArgValueCandidates::new(complete::project_keys))]
-    pub project: ProjectKey,
+    pub project: Option<ProjectKey>,
     pub title: String,
     #[arg(long, value_name = "DATE")]
     pub start: Option<DateSpec>,
@@ -45,13 +45,15 @@ pub fn run(cx: &mut Ctx, a: CreateArgs) -> Result<()> {
         None => None,
     };
     let mut store = cx.store()?;
+    let here = cx.project_or_here(&store, a.project.as_ref())?;
+    let project = crate::ops::project::which_project(&store, here.as_ref(), &[])?;
     let new =
-        NewRequirement { project: &a.project, title, start, end, first_edit, assign: &a.assign };
+        NewRequirement { project: &project, title, start, end, first_edit, assign: &a.assign };
     // Once it is made, what names it is printed even if Ctrl-C comes: a script that saw
     // nothing would make it twice.
     let _hold = interrupt::hold();
     let key = requirement::create(&mut store, cx.tracker().as_ref(), &new, &actor)?;
-    warn_unknown_people(cx, &store, &a.project, &a.assign)?;
+    warn_unknown_people(cx, &store, &project, &a.assign)?;
     if cx.ui.json {
         show::show(cx, &key)?;
         return cx.ui.flush();

@@ -32,10 +32,11 @@ pub fn run(cx: &mut Ctx, a: ListArgs) -> Result<()> {
     let fallback = cx.config()?.int("ui.page_size").unwrap_or(50).max(1) as usize;
     let user = if a.mine { Some(cx.actor()?) } else { None };
     let store = cx.store()?;
-    if let Some(p) = &a.project {
+    let project = cx.project_or_here(&store, a.project.as_ref())?;
+    if let Some(p) = &project {
         store::project(store.conn(), p)?;
     }
-    let filter = store::ListFilter { project: a.project.clone(), status: a.status, user };
+    let filter = store::ListFilter { project, status: a.status, user };
     let per_page = a.limit.map(|l| l as usize).unwrap_or_else(|| cx.ui.page_rows(fallback));
     let (limit, offset) =
         if a.all { (None, 0) } else { (Some(per_page), (a.page as usize - 1) * per_page) };
