@@ -18,3 +18,29 @@ pub fn now() -> String {
 pub fn today() -> Date {
     Date::of_unix(unix_now())
 }
+
+/// The local time zone's offset east of UTC at `secs`, in seconds (daylight saving
+/// included), as the C library reads TZ and /etc/localtime; 0 when it cannot tell.
+pub fn local_offset(secs: i64) -> i64 {
+    let t = secs as libc::time_t;
+    // SAFETY: localtime_r writes only into `tm`, which lives on this stack.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return 0;
+        }
+        tm.tm_gmtoff
+    }
+}
+
+/// A stored RFC 3339 moment as people read it, relative and local (`3 min ago`,
+/// `yesterday 14:30`); anything else as it is.
+pub fn human(at: &str) -> String {
+    match date::parse_rfc3339(at) {
+        Some(secs) => {
+            let now = unix_now();
+            date::human(secs, now, local_offset(secs))
+        }
+        None => at.to_string(),
+    }
+}

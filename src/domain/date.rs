@@ -144,6 +144,47 @@ pub fn parse_datetime(s: &str, today: Date) -> Result<String, String> {
     }
 }
 
+/// An RFC 3339 UTC timestamp (`2026-11-30T10:00:00Z`, fractions ignored) as seconds since
+/// the Unix epoch; `None` for anything else.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[10] != b'T' || !s.ends_with('Z') {
+        return None;
+    }
+    let date: Date = s.get(..10)?.parse().ok()?;
+    let num = |a: usize| s.get(a..a + 2)?.parse::<i64>().ok();
+    let (h, m, sec) = (num(11)?, num(14)?, num(17)?);
+    (h < 24 && m < 60 && sec < 61).then(|| date.days() * 86_400 + h * 3600 + m * 60 + sec)
+}
+
+/// A moment as people read it, in their own time zone (`offset` seconds east of UTC) as of
+/// `now`: `just now`, `3 min ago`, `today 14:30`, `yesterday 14:30`, `Mon 09:15` within the
+/// week, else `2026-11-30 14:30`.
+pub fn human(at: i64, now: i64, offset: i64) -> String {
+    let ago = now - at;
+    if (0..60).contains(&ago) {
+        return "just now".to_string();
+    }
+    if (60..3600).contains(&ago) {
+        return format!("{} min ago", ago / 60);
+    }
+    let local = at + offset;
+    let (day, today) = ((local).div_euclid(86_400), (now + offset).div_euclid(86_400));
+    let s = local.rem_euclid(86_400);
+    let clock = format!("{:02}:{:02}", s / 3600, s / 60 % 60);
+    match today - day {
+        0 => format!("today {clock}"),
+        1 => format!("yesterday {clock}"),
+        -1 => format!("tomorrow {clock}"),
+        2..=6 => {
+            // 1970-01-01 was a Thursday.
+            const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+            format!("{} {clock}", DAYS[day.rem_euclid(7) as usize])
+        }
+        _ => format!("{} {clock}", Date::from_days(day)),
+    }
+}
+
 /// Seconds since the Unix epoch as RFC 3339 UTC (`2026-11-30T10:00:00Z`).
 pub fn rfc3339(secs: i64) -> String {
     let date = Date::from_days(secs.div_euclid(86_400));
@@ -200,6 +241,28 @@ mod tests {
         assert_eq!(at("+1 10:00").unwrap(), "2026-12-07 10:00");
         assert!(at("2026-12-01 25:00").is_err());
         assert!(at("2026-12-01 9:5").is_err());
+    }
+
+    #[test]
+    fn moments_read_as_people_read_them() {
+        let now = parse_rfc3339("2026-12-06T16:00:00Z").unwrap();
+        let at = |s: &str, offset| human(parse_rfc3339(s).unwrap(), now, offset);
+        assert_eq!(at("2026-12-06T15:59:30Z", 0), "just now");
+        assert_eq!(at("2026-12-06T15:57:00Z", 0), "3 min ago");
+        assert_eq!(at("2026-12-06T09:05:00Z", 0), "today 09:05");
+        assert_eq!(at("2026-12-05T14:30:00Z", 0), "yesterday 14:30");
+        assert_eq!(at("2026-12-07T10:00:00Z", 0), "tomorrow 10:00");
+        assert_eq!(at("2026-11-30T09:15:00Z", 0), "Mon 09:15");
+        assert_eq!(at("2026-11-20T08:00:00Z", 0), "2026-11-20 08:00");
+        // In Shanghai (UTC+8) 16:00 UTC is already the 7th: the 5th's 20:30 UTC was the 6th's
+        // 04:30 there, yesterday; 17:00 UTC is today's 01:00.
+        assert_eq!(at("2026-12-05T20:30:00Z", 8 * 3600), "yesterday 04:30");
+        assert_eq!(at("2026-12-06T17:00:00Z", 8 * 3600), "today 01:00");
+        assert_eq!(parse_rfc3339("2026-12-06 16:00"), None);
+        assert_eq!(
+            parse_rfc3339("2026-12-06T16:00:00.123Z"),
+            parse_rfc3339("2026-12-06T16:00:00Z")
+        );
     }
 
     #[test]

@@ -176,6 +176,16 @@ impl Ui {
         Ok(Some(answer))
     }
 
+    /// A stored moment for text output: relative and local on a terminal (`3 min ago`,
+    /// `yesterday 14:30`); elsewhere as stored, RFC 3339 in UTC, as --json has it.
+    pub fn when(&self, at: &str) -> String {
+        if self.stdout_tty {
+            crate::clock::human(at)
+        } else {
+            at.to_string()
+        }
+    }
+
     pub fn bold(&self, s: &str) -> String {
         paint(self.color_out, "1", s)
     }

@@ -201,3 +201,19 @@ fn titles_have_a_limit_and_attachments_must_be_files() {
     )
     .says(&["is a FIFO"]);
 }
+
+#[test]
+fn times_read_as_people_read_them_on_a_terminal_and_stay_rfc3339_elsewhere() {
+    let env = TestEnv::new();
+    project(&env);
+    env.ok(&["requirement", "create", "-p", "PAY", "Refunds"]);
+    let tty = env.in_terminal("requirement show PAY-1", &[]);
+    assert!(tty.stdout.contains("created just now by tester"), "{}", tty.stdout);
+    let log = env.in_terminal("requirement log PAY-1", &[]);
+    assert!(log.stdout.starts_with("just now  tester"), "{}", log.stdout);
+    let piped = env.ok(&["requirement", "log", "PAY-1"]).stdout;
+    let first = piped.split_whitespace().next().unwrap();
+    assert!(first.len() == 20 && first.ends_with('Z') && first.as_bytes()[10] == b'T', "{piped}");
+    let json = env.json(&["requirement", "show", "PAY-1"]);
+    assert!(json["created_at"].as_str().unwrap().ends_with('Z'));
+}

@@ -123,8 +123,8 @@ pub fn show(cx: &mut Ctx, id: i64) -> Result<()> {
         "when".to_string(),
         format!(
             "{} to {} by {}",
-            b.started_at,
-            b.finished_at.clone().unwrap_or_else(|| "…".into()),
+            cx.ui.when(&b.started_at),
+            b.finished_at.as_deref().map(|f| cx.ui.when(f)).unwrap_or_else(|| "…".into()),
             b.actor
         ),
     ]);

@@ -226,8 +226,8 @@ fn show(cx: &mut Ctx, key: &ProjectKey) -> Result<()> {
     if !p.description.is_empty() {
         ui.line(safe(&p.description))?;
     }
-    ui.line(format!("created {} by {}", p.created_at, p.created_by))?;
-    if let Some(at) = &p.archived_at {
+    ui.line(format!("created {} by {}", ui.when(&p.created_at), p.created_by))?;
+    if let Some(at) = p.archived_at.as_deref().map(|a| ui.when(a)) {
         ui.line(ui.yellow(&format!("archived {at}")))?;
     }
     ui.line(format!("\n{}", ui.bold("Repositories")))?;

@@ -22,7 +22,10 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
     ui.line(format!("{}  [{}]", ui.bold(&head), r.status))?;
     ui.line(format!(
         "project {}, created {} by {}, updated {}",
-        r.project, r.created_at, r.created_by, r.updated_at
+        r.project,
+        ui.when(&r.created_at),
+        r.created_by,
+        ui.when(&r.updated_at)
     ))?;
     if let Some(b) = &r.branch {
         ui.line(format!("branch {b}"))?;
@@ -61,7 +64,7 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
                 latest.version,
                 latest.media_type,
                 human_size(latest.size as u64),
-                latest.created_at,
+                ui.when(&latest.created_at),
                 latest.created_by
             ))?;
         }
@@ -121,7 +124,7 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
             let at = i.sha.as_deref().map(short_sha).unwrap_or("-");
             ui.line(format!(
                 "  {}  {}  {} in {} at {at} (took {})",
-                i.at,
+                ui.when(&i.at),
                 i.env,
                 safe(&i.branch),
                 safe(&i.repo),
@@ -163,7 +166,7 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
                 d.env,
                 d.status,
                 safe(&d.image),
-                d.started_at
+                ui.when(&d.started_at)
             ))?;
         }
     }
@@ -187,7 +190,7 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
         for s in &t.signoffs {
             ui.line(format!(
                 "  {}  {}{}",
-                s.at,
+                ui.when(&s.at),
                 s.user,
                 s.note.as_deref().map(|n| format!(": {}", safe(n))).unwrap_or_default()
             ))?;
@@ -206,15 +209,15 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
 
     ui.line(format!("\n{}", ui.bold("Events")))?;
     for e in &t.events {
-        ui.line(format!("  {}", event_line(e)))?;
+        ui.line(format!("  {}", event_line(ui, e)))?;
     }
     Ok(())
 }
 
 /// One event as a line; what people and systems wrote in it is made safe.
-fn event_line(e: &Event) -> String {
+fn event_line(ui: &crate::ui::Ui, e: &Event) -> String {
     // The actor's column is as wide as most names, and a longer one still leaves a space.
-    let mut s = format!("{}  {:<10} {}", e.at, e.actor, e.action);
+    let mut s = format!("{}  {:<10} {}", ui.when(&e.at), e.actor, e.action);
     if let (Some(f), Some(t)) = (&e.from, &e.to) {
         s.push_str(&format!(" {f} -> {t}"));
     }
@@ -238,7 +241,8 @@ pub fn log(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
         return cx.ui.print_json(&events);
     }
     for e in &events {
-        cx.ui.line(event_line(e))?;
+        let line = event_line(&cx.ui, e);
+        cx.ui.line(line)?;
     }
     Ok(())
 }
