@@ -32,6 +32,9 @@ pub struct Global {
     /// Print one JSON document on stdout instead of text
     #[arg(long, global = true)]
     pub json: bool,
+    /// Filter the JSON document with a jq expression (implies --json; strings print raw)
+    #[arg(long, global = true, value_name = "EXPR")]
+    pub jq: Option<String>,
     /// Never ask: take the command line as the answer (also when CI is set)
     #[arg(short = 'y', long, global = true)]
     pub yes: bool,

@@ -39,7 +39,16 @@ fn main() -> ExitCode {
     };
     interrupt::install();
     let g = cli.global.clone();
-    let ui = ui::Ui::new(g.json, g.yes, g.verbose);
+    let mut ui = ui::Ui::new(g.json, g.yes, g.verbose);
+    if let Some(code) = &g.jq {
+        match ui::jq::Jq::compile(code) {
+            Ok(jq) => ui.set_jq(jq),
+            Err(e) => {
+                ui.print_error(&e);
+                return ExitCode::from(e.exit_code());
+            }
+        }
+    }
     let mut cx = commands::Ctx::new(ui, cli::Cli::command, cli::run_line);
     let result =
         cli::dispatch(&mut cx, cli).and_then(|()| cx.ui.flush()).map_err(store::name_the_file);

@@ -1,6 +1,7 @@
 //! Everything a person sees: where output goes, colour, prompts and tables. Decided once, here.
 
 pub mod error;
+pub mod jq;
 pub mod progress;
 
 use std::io::{self, IsTerminal, Write};
@@ -56,6 +57,8 @@ pub struct Ui {
     /// `--yes` itself: the only consent a destructive change takes off a terminal.
     yes: bool,
     pub verbose: bool,
+    /// `--jq`: the filter every JSON document goes through.
+    jq: Option<jq::Jq>,
     out: io::BufWriter<io::Stdout>,
 }
 
@@ -77,6 +80,7 @@ impl Ui {
             assume_yes: yes || ci,
             yes,
             verbose,
+            jq: None,
             out: io::BufWriter::new(io::stdout()),
         }
     }
@@ -92,8 +96,17 @@ impl Ui {
         Ok(())
     }
 
-    /// Prints one JSON document on stdout.
+    /// Runs every JSON document through `jq` (which implies --json).
+    pub fn set_jq(&mut self, jq: jq::Jq) {
+        self.json = true;
+        self.jq = Some(jq);
+    }
+
+    /// Prints one JSON document on stdout (through `--jq` when given).
     pub fn print_json<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        if let Some(jq) = &self.jq {
+            return jq.run(serde_json::to_value(value)?, &mut self.out);
+        }
         serde_json::to_writer_pretty(&mut self.out, value)?;
         writeln!(self.out)?;
         Ok(())

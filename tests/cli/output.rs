@@ -217,3 +217,23 @@ fn times_read_as_people_read_them_on_a_terminal_and_stay_rfc3339_elsewhere() {
     let json = env.json(&["requirement", "show", "PAY-1"]);
     assert!(json["created_at"].as_str().unwrap().ends_with('Z'));
 }
+
+#[test]
+fn jq_filters_the_json_and_strings_print_raw() {
+    let env = TestEnv::new();
+    project(&env);
+    env.ok(&["requirement", "create", "-p", "PAY", "One"]);
+    env.ok(&["requirement", "create", "-p", "PAY", "Two"]);
+    assert_eq!(env.ok(&["requirement", "list", "--jq", ".[].key"]).stdout, "PAY-2\nPAY-1\n");
+    assert_eq!(env.ok(&["requirement", "show", "PAY-1", "--jq", ".status"]).stdout, "draft\n");
+    let objects = env.ok(&["requirement", "list", "--jq", ".[] | {key, title}"]).stdout;
+    assert_eq!(
+        objects,
+        "{\"key\":\"PAY-2\",\"title\":\"Two\"}\n{\"key\":\"PAY-1\",\"title\":\"One\"}\n"
+    );
+    assert_eq!(env.ok(&["project", "list", "--jq", "length"]).stdout, "1\n");
+    env.code(2, &["requirement", "list", "--jq", ".["]).says(&["does not parse"]);
+    env.code(2, &["requirement", "list", "--jq", "nosuch"]).says(&["no filter nosuch"]);
+    env.code(2, &["requirement", "show", "PAY-1", "--jq", ".title | .[0]"])
+        .says(&["--jq expression failed"]);
+}
