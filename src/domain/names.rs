@@ -16,9 +16,25 @@ impl ProjectKey {
     }
 }
 
+impl ProjectKey {
+    /// A new project's key, as it will be written: upper-case already. (A key that names an
+    /// existing project is read case-insensitively: `pay-1` is PAY-1.)
+    pub fn new_key(s: &str) -> Result<ProjectKey, String> {
+        if s.chars().any(|c| c.is_ascii_lowercase()) {
+            return Err(format!(
+                "invalid project key '{s}': use 2 to 10 upper-case letters or digits, starting with a letter (e.g. {})",
+                if s.len() >= 2 { s.to_ascii_uppercase() } else { "PAY".into() }
+            ));
+        }
+        s.parse()
+    }
+}
+
 impl FromStr for ProjectKey {
     type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let upper = raw.to_ascii_uppercase();
+        let s = upper.as_str();
         let ok = (2..=10).contains(&s.len())
             && s.starts_with(|c: char| c.is_ascii_uppercase())
             && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
@@ -26,7 +42,7 @@ impl FromStr for ProjectKey {
             Ok(ProjectKey(s.to_string()))
         } else {
             Err(format!(
-                "invalid project key '{s}': use 2 to 10 upper-case letters or digits, starting with a letter (e.g. PAY)"
+                "invalid project key '{raw}': use 2 to 10 upper-case letters or digits, starting with a letter (e.g. PAY)"
             ))
         }
     }

@@ -554,7 +554,8 @@ pub fn set_date(
 #[derive(Clone, Debug, Default)]
 pub struct ListFilter {
     pub project: Option<ProjectKey>,
-    pub status: Option<Status>,
+    /// Any of these (none: every status).
+    pub status: Vec<Status>,
     pub user: Option<String>,
 }
 
@@ -581,9 +582,13 @@ pub fn list_requirements(
         args.push(p.as_str().to_string());
         cond.push(format!("r.project = ?{}", args.len()));
     }
-    if let Some(s) = f.status {
-        args.push(s.as_str().to_string());
-        cond.push(format!("r.status = ?{}", args.len()));
+    if !f.status.is_empty() {
+        let mut marks = Vec::new();
+        for s in &f.status {
+            args.push(s.as_str().to_string());
+            marks.push(format!("?{}", args.len()));
+        }
+        cond.push(format!("r.status IN ({})", marks.join(", ")));
     }
     if let Some(u) = &f.user {
         args.push(u.clone());

@@ -225,6 +225,11 @@ impl Ui {
         }
     }
 
+    /// The terminal's width in columns; `None` off a terminal.
+    pub fn width(&self) -> Option<usize> {
+        self.stdout_tty.then(|| console::Term::stdout().size().1 as usize)
+    }
+
     /// Prints an error the way every xone error looks: what, why, what next.
     pub fn print_error(&self, e: &XoneError) {
         let mut err = io::stderr().lock();

@@ -94,7 +94,8 @@ fn bad_input_names_the_accepted_form() {
         ],
     )
     .says(&["before the start"]);
-    env.code(2, &["requirement", "show", "pay-1"]).says(&["PROJECT-NUMBER"]);
+    env.code(2, &["requirement", "show", "pay1"]).says(&["PROJECT-NUMBER"]);
+    env.code(2, &["requirement", "show", "PAY-x"]).says(&["PROJECT-NUMBER"]);
     env.code(3, &["requirement", "show", "PAY-99"]).says(&["no requirement PAY-99"]);
     env.code(2, &["requirement", "list", "--status", "finished"]).says(&["draft"]);
     // Nothing was created by the refusals.
@@ -360,4 +361,32 @@ fn an_edit_does_not_silently_replace_a_version_saved_meanwhile() {
     assert!(r.stdout.contains("changed while it was being edited"), "{r:?}");
     let now = env.ok(&["requirement", "doc", "PAY-1", "--print"]).stdout;
     assert_eq!(now, "# Saved by someone else\n");
+}
+
+#[test]
+fn keys_read_in_any_case_statuses_filter_together_and_long_titles_fit_the_terminal() {
+    let env = TestEnv::new();
+    project(&env);
+    env.ok(&["requirement", "create", "-p", "pay", "One"]);
+    env.ok(&["requirement", "create", "-p", "PAY", "Two"]);
+    let long = format!("Three {}", "very ".repeat(40));
+    env.ok(&["requirement", "create", "-p", "PAY", long.trim()]);
+    assert_eq!(env.json(&["requirement", "show", "pay-1"])["key"], "PAY-1");
+    env.ok(&["requirement", "advance", "Pay-2", "--force", "--reason", "ready"]);
+    let keys = |status: &str| -> Vec<String> {
+        env.json(&["requirement", "list", "--status", status])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(keys("requirement-review"), ["PAY-2"]);
+    assert_eq!(keys("draft,requirement-review"), ["PAY-3", "PAY-2", "PAY-1"]);
+    env.code(2, &["requirement", "list", "--status", "draft,nope"]);
+    let tty = env.in_terminal("requirement list", &[]);
+    let row = tty.stdout.lines().find(|l| l.contains("PAY-3")).unwrap().to_string();
+    assert!(row.contains('…') && !row.contains(long.trim()), "cut to the terminal: {row:?}");
+    let piped = env.ok(&["requirement", "list"]).stdout;
+    assert!(piped.contains(long.trim()), "whole into a pipe");
 }

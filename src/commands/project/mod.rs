@@ -87,6 +87,7 @@ deployments on record, unless --force --reason. Asks on a terminal; elsewhere ne
 #[derive(Args, Debug)]
 pub struct CreateArgs {
     /// Project key: 2 to 10 upper-case letters or digits (e.g. PAY); requirement keys are KEY-N
+    #[arg(value_parser = ProjectKey::new_key)]
     pub key: ProjectKey,
     /// Human name
     #[arg(long)]

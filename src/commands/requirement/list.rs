@@ -12,8 +12,9 @@ use crate::ui::{safe, table, Result};
 pub struct ListArgs {
     #[arg(short, long = "project", value_name = "KEY", add = ArgValueCandidates::new(complete::project_keys))]
     pub project: Option<ProjectKey>,
-    #[arg(long)]
-    pub status: Option<Status>,
+    /// Only these statuses (repeat, or separate with commas: draft,submitted)
+    #[arg(long, value_delimiter = ',')]
+    pub status: Vec<Status>,
     /// Only requirements the acting user is assigned to
     #[arg(long)]
     pub mine: bool,
@@ -36,7 +37,7 @@ pub fn run(cx: &mut Ctx, a: ListArgs) -> Result<()> {
     if let Some(p) = &project {
         store::project(store.conn(), p)?;
     }
-    let filter = store::ListFilter { project, status: a.status, user };
+    let filter = store::ListFilter { project, status: a.status.clone(), user };
     let per_page = a.limit.map(|l| l as usize).unwrap_or_else(|| cx.ui.page_rows(fallback));
     let (limit, offset) =
         if a.all { (None, 0) } else { (Some(per_page), (a.page as usize - 1) * per_page) };
@@ -52,6 +53,18 @@ pub fn run(cx: &mut Ctx, a: ListArgs) -> Result<()> {
                 r.end.clone().unwrap_or_default(),
                 safe(&r.title).into_owned(),
             ]);
+        }
+        // On a terminal a long title is cut to what is left of the line, not wrapped.
+        if let Some(width) = cx.ui.width() {
+            let used: usize = (0..3)
+                .map(|i| {
+                    t.iter().map(|r| console::measure_text_width(&r[i])).max().unwrap_or(0) + 2
+                })
+                .sum();
+            let room = width.saturating_sub(used).max(10);
+            for row in t.iter_mut().skip(1) {
+                row[3] = console::truncate_str(&row[3], room, "…").into_owned();
+            }
         }
         let mut text = table(&t);
         if cx.ui.stdout_tty {
