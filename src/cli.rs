@@ -54,7 +54,7 @@ pub enum Command {
     #[command(subcommand)]
     Project(project::ProjectCommand),
     /// Requirements and their lifecycle, from draft to done
-    #[command(subcommand, visible_alias = "req")]
+    #[command(subcommand, alias = "req")]
     Requirement(requirement::RequirementCommand),
     /// Review meetings whose record outlives the meeting
     #[command(subcommand)]

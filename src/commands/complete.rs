@@ -62,6 +62,14 @@ pub fn requirement_keys(current: &OsStr) -> Vec<CompletionCandidate> {
     })
 }
 
+/// The configuration's keys, with what each is for: they need no database.
+pub fn config_keys() -> Vec<CompletionCandidate> {
+    candidates(
+        "key",
+        config::Config::known_keys().map(|(k, doc)| (k.to_string(), doc.to_string())).collect(),
+    )
+}
+
 pub fn review_ids() -> Vec<CompletionCandidate> {
     with_store(|s| {
         let rows = store::reviews(s.conn(), None).unwrap_or_default();

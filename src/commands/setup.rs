@@ -4,9 +4,10 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
+use clap_complete::ArgValueCandidates;
 use serde::Serialize;
 
-use super::Ctx;
+use super::{complete, Ctx};
 use crate::config::{self, Config};
 use crate::store::{self, Store};
 use crate::ui::{safe, Result, XoneError};
@@ -60,7 +61,8 @@ user, git's user.email, $USER). --show-origin puts where the value comes from be
 `git config --show-origin` does: file:PATH, env:VAR, git:user.email or default. \
 JSON: {\"key\", \"value\", \"origin\": default|user|project|env|gitlab-ci|git|system|unknown}")]
     Get {
-        /// e.g. gates.coverage
+        /// A dotted key, e.g. gates.coverage (`xone config list` shows them all)
+        #[arg(add = ArgValueCandidates::new(complete::config_keys))]
         key: String,
         /// Put where the value comes from before it (file:PATH, env:VAR, …)
         #[arg(long)]
@@ -68,7 +70,10 @@ JSON: {\"key\", \"value\", \"origin\": default|user|project|env|gitlab-ci|git|sy
     },
     /// Set KEY to VALUE in the user config (or the project's .xone.toml with --project)
     Set {
+        /// A dotted key, e.g. gates.coverage
+        #[arg(add = ArgValueCandidates::new(complete::config_keys))]
         key: String,
+        /// The value; numbers, true/false and durations (30s) are checked against the key
         value: String,
         /// Write the nearest .xone.toml (or ./.xone.toml) instead of the user config
         #[arg(long)]
@@ -76,6 +81,8 @@ JSON: {\"key\", \"value\", \"origin\": default|user|project|env|gitlab-ci|git|sy
     },
     /// Remove KEY from the user config (or the project's .xone.toml with --project)
     Unset {
+        /// A dotted key, e.g. gates.coverage
+        #[arg(add = ArgValueCandidates::new(complete::config_keys))]
         key: String,
         /// Edit the nearest .xone.toml instead of the user config
         #[arg(long)]

@@ -120,6 +120,34 @@ fn dynamic_completion_reads_the_database() {
 }
 
 #[test]
+fn config_keys_complete_and_the_alias_stays_out_of_the_way() {
+    let env = TestEnv::new();
+    for verb in ["get", "set", "unset"] {
+        let r = env.run_with(&["--", "xone", "config", verb, "gates."], |c| {
+            c.env("COMPLETE", "fish");
+        });
+        assert_eq!(r.code, 0, "{r:?}");
+        assert!(
+            r.stdout.lines().any(|l| l.starts_with("gates.coverage\t")),
+            "{verb}: {}",
+            r.stdout
+        );
+        assert!(r.stdout.lines().all(|l| l.starts_with("gates.")), "{verb}: {}", r.stdout);
+    }
+    // No database is needed, or made, for keys.
+    assert!(!env.db().exists());
+
+    let r = env.run_with(&["--", "xone", "re"], |c| {
+        c.env("COMPLETE", "fish");
+    });
+    let words: Vec<&str> = r.stdout.lines().map(|l| l.split('\t').next().unwrap()).collect();
+    assert!(words.contains(&"requirement") && words.contains(&"review"), "{words:?}");
+    assert!(!words.contains(&"req"), "the alias is not offered: {words:?}");
+    // It still works when typed.
+    env.ok(&["req", "list"]);
+}
+
+#[test]
 fn requirement_keys_complete_by_prefix_in_number_order() {
     let env = TestEnv::new();
     project(&env);
