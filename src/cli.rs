@@ -78,7 +78,7 @@ pub enum Command {
     Hook(hook::HookCommand),
     /// Print the shell completion script (bash, zsh, fish, powershell, elvish)
     Completion(setup::CompletionArgs),
-    /// Write the manual pages
+    /// Show a manual page (man on a terminal, roff elsewhere), or write them all
     Man(setup::ManArgs),
     /// Walk a sandbox requirement from draft to submitted on the embedded defaults
     Quickstart(quickstart::QuickstartArgs),

@@ -266,11 +266,24 @@ pub fn completion(cx: &mut Ctx, args: CompletionArgs) -> Result<()> {
 }
 
 #[derive(Args, Debug)]
+#[command(after_long_help = "\
+On a terminal the page opens in man(1), as `git help -m` opens one; elsewhere its roff is \
+printed. Examples: `xone man`, `xone man requirement list`, `xone man --out ~/.local/share/man/man1`.")]
 pub struct ManArgs {
-    /// Write one page per command and subcommand (xone.1, xone-requirement-create.1, …) here;
-    /// without it, print xone.1 on stdout
+    /// The command whose page to show, e.g. `requirement list`; xone's own page without it
+    #[arg(value_name = "COMMAND", conflicts_with = "out")]
+    pub command: Vec<String>,
+    /// Write one page per command and subcommand (xone.1, xone-requirement-create.1, …) here
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+}
+
+/// One command's page, named as man expects (`xone-requirement-create`).
+fn man_page(cmd: &clap::Command, name: &str) -> Vec<u8> {
+    let page_cmd = cmd.clone().name(name.to_string()).bin_name(name.replace('-', " "));
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(page_cmd).render(&mut buf).expect("rendering to memory cannot fail");
+    buf
 }
 
 /// Every page, named as man expects: `xone-requirement-create.1`.
@@ -281,10 +294,7 @@ pub fn man_pages(mut cmd: clap::Command) -> Vec<(String, Vec<u8>)> {
         } else {
             format!("{prefix}-{}", cmd.get_name())
         };
-        let page_cmd = cmd.clone().name(name.clone()).bin_name(name.replace('-', " "));
-        let mut buf = Vec::new();
-        clap_mangen::Man::new(page_cmd).render(&mut buf).expect("rendering to memory cannot fail");
-        pages.push((format!("{name}.1"), buf));
+        pages.push((format!("{name}.1"), man_page(cmd, &name)));
         for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
             walk(sub, &name, pages);
         }
@@ -295,12 +305,54 @@ pub fn man_pages(mut cmd: clap::Command) -> Vec<(String, Vec<u8>)> {
     pages
 }
 
+/// The command `words` name (aliases too), and its page's name.
+fn find_page(mut cmd: clap::Command, words: &[String]) -> Result<(clap::Command, String)> {
+    cmd.build();
+    let mut name = cmd.get_name().to_string();
+    for word in words {
+        let Some(sub) = cmd.find_subcommand(word).filter(|s| !s.is_hide_set()) else {
+            let subs: Vec<&str> = cmd
+                .get_subcommands()
+                .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+                .map(|s| s.get_name())
+                .collect();
+            let err = XoneError::usage(format!(
+                "`{}` has no command {}",
+                name.replace('-', " "),
+                safe(word)
+            ));
+            return Err(if subs.is_empty() {
+                err.hint(format!("its page is `xone man {}`", words_before(words, word)))
+            } else {
+                err.hint(format!("its commands: {}", subs.join(", ")))
+            });
+        };
+        name = format!("{name}-{}", sub.get_name());
+        cmd = sub.clone();
+    }
+    Ok((cmd, name))
+}
+
+fn words_before(words: &[String], word: &String) -> String {
+    words.iter().take_while(|w| *w != word).cloned().collect::<Vec<_>>().join(" ")
+}
+
 pub fn man(cx: &mut Ctx, args: ManArgs) -> Result<()> {
-    let pages = man_pages((cx.tree)());
     let Some(dir) = args.out else {
-        cx.ui.out().write_all(&pages[0].1)?;
+        let (mut cmd, name) = find_page((cx.tree)(), &args.command)?;
+        let roff = man_page(&cmd, &name);
+        if !cx.ui.stdout_tty {
+            cx.ui.out().write_all(&roff)?;
+            return Ok(());
+        }
+        if !crate::ui::manual::show(&format!("{name}.1"), &roff)? {
+            cx.ui.warn("man is not installed here; this is the command's --help");
+            let help = cmd.render_long_help().to_string();
+            cx.ui.out().write_all(help.as_bytes())?;
+        }
         return Ok(());
     };
+    let pages = man_pages((cx.tree)());
     std::fs::create_dir_all(&dir)
         .map_err(|e| XoneError::internal(format!("cannot create {}", dir.display())).cause(e))?;
     for (name, body) in &pages {

@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod jq;
+pub mod manual;
 pub mod progress;
 
 use std::io::{self, IsTerminal, Write};

@@ -76,6 +76,39 @@ fn checked_in_man_pages_match_the_binary() {
 }
 
 #[test]
+fn man_opens_a_command_s_page_on_a_terminal_and_prints_roff_elsewhere() {
+    let env = TestEnv::new();
+    let roff = env.ok(&["man", "requirement", "list"]).stdout;
+    assert!(roff.contains(".TH xone-requirement-list 1"), "{roff}");
+    assert_eq!(env.ok(&["man", "req", "list"]).stdout, roff, "aliases name the same page");
+    env.code(2, &["man", "requirement", "lst"]).says(&["has no command lst", "list, show"]);
+    env.code(2, &["man", "requirement", "list", "x"]).says(&["xone man requirement list"]);
+    env.code(2, &["man", "requirement", "--out", "d"]).says(&["cannot be used with"]);
+
+    // On a terminal man(1) formats it: no roff reaches the person.
+    let shown = env.in_terminal("man requirement list", &[("MANPAGER", "cat")]);
+    assert_eq!(shown.code, 0, "{shown:?}");
+    assert!(shown.stdout.contains("xone-requirement-list(1)"), "{}", shown.stdout);
+    assert!(!shown.stdout.contains(".TH") && !shown.stdout.contains(".SH"), "{}", shown.stdout);
+
+    // Where there is no man, the command's help stands in, and says so.
+    let bin = env.root().join("bin-without-man");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in ["sh", "script"] {
+        let found = ["/bin", "/usr/bin"]
+            .iter()
+            .map(|d| std::path::Path::new(d).join(tool))
+            .find(|p| p.exists())
+            .unwrap();
+        std::os::unix::fs::symlink(found, bin.join(tool)).unwrap();
+    }
+    let fallback = env.in_terminal("man requirement list", &[("PATH", bin.to_str().unwrap())]);
+    assert_eq!(fallback.code, 0, "{fallback:?}");
+    assert!(fallback.stdout.contains("man is not installed"), "{}", fallback.stdout);
+    assert!(fallback.stdout.contains("--status"), "{}", fallback.stdout);
+}
+
+#[test]
 fn dynamic_completion_reads_the_database() {
     let env = seeded();
     let r = env.run_with(&["--", "xone", "requirement", "show", ""], |c| {
