@@ -959,6 +959,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn jobs_line_up_by_stage_with_a_retried_job_in_its_stage() {
+        let job = |id, stage: &str, name: &str| Job {
+            id,
+            name: name.into(),
+            stage: stage.into(),
+            status: "success".into(),
+            allow_failure: false,
+        };
+        // As GitLab lists them: newest first; `unit` (test) was retried after `deploy` ran.
+        let mut jobs = vec![
+            job(9, "test", "unit"),
+            job(8, "deploy", "push"),
+            job(7, "test", "lint"),
+            job(5, "build", "compile"),
+        ];
+        in_stage_order(&mut jobs);
+        let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
+        assert_eq!(names, ["compile", "lint", "unit", "push"]);
+    }
+
+    #[test]
     fn urls_on_the_server() {
         let base = "https://gitlab.example.com";
         assert_eq!(
@@ -1020,6 +1041,18 @@ impl Pipeline {
             "created" | "waiting_for_resource" | "preparing" | "pending"
         )
     }
+}
+
+/// Sorts jobs by stage (a stage ranks by its oldest job), then by age within a stage.
+fn in_stage_order(jobs: &mut [Job]) {
+    jobs.sort_by_key(|j| j.id);
+    let mut stages: Vec<String> = Vec::new();
+    for j in jobs.iter() {
+        if !stages.contains(&j.stage) {
+            stages.push(j.stage.clone());
+        }
+    }
+    jobs.sort_by_key(|j| (stages.iter().position(|s| *s == j.stage), j.id));
 }
 
 fn pipeline_of(v: &Value, endpoint: &str) -> Result<Pipeline> {
@@ -1105,11 +1138,15 @@ impl GitLab {
         pipeline_of(&self.api.get(&endpoint)?, "GET pipeline")
     }
 
+    /// A pipeline's jobs in stage order, as its page shows them. GitLab lists them newest
+    /// first (since 13.5) and says nothing of stage order; a pipeline's jobs are created
+    /// stage by stage, so a stage ranks by its oldest job, and a retried job (a newer id)
+    /// stays in its stage.
     pub fn jobs(&self, r: &Repo, pipeline: i64) -> Result<Vec<Job>> {
         let endpoint = format!("{}/pipelines/{pipeline}/jobs", Self::project_path(r));
         let s =
             |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-        Ok(self
+        let mut jobs: Vec<Job> = self
             .api
             .get_all(&endpoint)?
             .iter()
@@ -1120,7 +1157,9 @@ impl GitLab {
                 status: s(j, "status"),
                 allow_failure: j.get("allow_failure").and_then(Value::as_bool).unwrap_or(false),
             })
-            .collect())
+            .collect();
+        in_stage_order(&mut jobs);
+        Ok(jobs)
     }
 
     /// A job's log (its trace), as text.

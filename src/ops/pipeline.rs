@@ -350,6 +350,24 @@ pub fn refresh(
     Ok(())
 }
 
+/// Every job of a pipeline build with its log as GitLab keeps it, in stage order; a job that
+/// has not run has an empty log.
+pub fn job_logs(store: &Store, forges: &Forges, b: &Build) -> Result<Vec<(Job, String)>> {
+    let Some(pipeline) = b.pipeline_id else {
+        return Err(XoneError::not_found(format!("build {} has no pipeline", b.id)));
+    };
+    let (_, repo) = app_and_repo(store, b)?;
+    let gl = forges.gitlab()?;
+    let jobs = gl.jobs(&repo, pipeline)?;
+    jobs.into_iter()
+        .map(|j| {
+            let ran = !matches!(j.status.as_str(), "created" | "pending" | "skipped" | "manual");
+            let trace = if ran { gl.trace(&repo, j.id)? } else { String::new() };
+            Ok((j, trace))
+        })
+        .collect()
+}
+
 /// The log of one job of a pipeline build, as GitLab keeps it.
 pub fn job_log(store: &Store, forges: &Forges, b: &Build, name: &str) -> Result<String> {
     let Some(pipeline) = b.pipeline_id else {

@@ -62,6 +62,9 @@ fn a_pipeline_is_followed_to_its_end_and_held_to_the_gates() {
         "{}",
         r.stderr
     );
+    // In stage order, though GitLab lists a pipeline's jobs newest first.
+    let first = |s: &str| r.stderr.find(s).unwrap_or_else(|| panic!("{s}: {}", r.stderr));
+    assert!(first("job compile (build)") < first("job unit (test)"), "{}", r.stderr);
     assert_eq!(fake.pipeline_count(), 1);
     // The job's own log.
     let id = b["id"].as_i64().unwrap().to_string();
@@ -84,7 +87,12 @@ fn a_failing_pipeline_names_the_job_its_log_and_the_failing_tests() {
     let b = env.json(&["build", "show", "1"]);
     assert_eq!(b["status"], "failed");
     assert_eq!(b["tests"]["failed"], 1);
-    assert!(env.ok(&["build", "log", "1"]).stdout.contains("assertion failed"));
+    // Every job's log under its name, in stage order.
+    let log = env.ok(&["build", "log", "1"]).stdout;
+    let at = |s: &str| log.find(s).unwrap_or_else(|| panic!("{s} not in {log}"));
+    assert!(at("==> compile (build): success <==\nok\n") < at("==> unit (test): failed <=="));
+    assert!(at("==> unit (test): failed <==") < at("running 2 tests\nassertion failed"));
+    assert!(at("assertion failed") < at("==> package (deploy): skipped <==\n(no log"), "{log}");
     assert!(r.stderr.contains("job package (deploy): skipped"), "{}", r.stderr);
     // The failing job's log tail came as the job failed, before the verdict.
     let tail = r.stderr.find("  | assertion failed: refund amount").expect("the tail streamed");

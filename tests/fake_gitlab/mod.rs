@@ -1226,40 +1226,44 @@ impl FakeGitLab {
         v
     }
 
+    /// A pipeline's jobs, newest first, as GitLab lists them since 13.5.
     fn jobs_json(&self, p: &Pipeline, path: &str) -> Vec<Value> {
         let (statuses, _) = p.statuses();
         let doc = template(JOBS);
         let example = doc.as_array().and_then(|a| a.first()).cloned().expect("an example job");
-        p.ci.jobs
-            .iter()
-            .zip(&p.job_ids)
-            .zip(statuses)
-            .map(|(((stage, name, _, _), id), status)| {
-                let mut v = example.clone();
-                let fields = [
-                    ("id", json!(id)),
-                    ("name", json!(name)),
-                    ("stage", json!(stage)),
-                    ("status", json!(status)),
-                    ("ref", json!(p.git_ref)),
-                    ("web_url", json!(format!("{}/{path}/-/jobs/{id}", self.url))),
-                    (
-                        "failure_reason",
-                        if status == "failed" { json!("script_failure") } else { Value::Null },
-                    ),
-                ];
-                for (k, val) in fields {
-                    set(&mut v, k, val);
-                }
-                if let Some(pl) = v.get_mut("pipeline").and_then(Value::as_object_mut) {
-                    pl.insert("id".into(), json!(p.id));
-                    pl.insert("status".into(), json!(status));
-                    pl.insert("sha".into(), json!(p.sha));
-                    pl.insert("ref".into(), json!(p.git_ref));
-                }
-                v
-            })
-            .collect()
+        let mut all: Vec<Value> =
+            p.ci.jobs
+                .iter()
+                .zip(&p.job_ids)
+                .zip(statuses)
+                .map(|(((stage, name, _, _), id), status)| {
+                    let mut v = example.clone();
+                    let fields = [
+                        ("id", json!(id)),
+                        ("name", json!(name)),
+                        ("stage", json!(stage)),
+                        ("status", json!(status)),
+                        ("ref", json!(p.git_ref)),
+                        ("web_url", json!(format!("{}/{path}/-/jobs/{id}", self.url))),
+                        (
+                            "failure_reason",
+                            if status == "failed" { json!("script_failure") } else { Value::Null },
+                        ),
+                    ];
+                    for (k, val) in fields {
+                        set(&mut v, k, val);
+                    }
+                    if let Some(pl) = v.get_mut("pipeline").and_then(Value::as_object_mut) {
+                        pl.insert("id".into(), json!(p.id));
+                        pl.insert("status".into(), json!(status));
+                        pl.insert("sha".into(), json!(p.sha));
+                        pl.insert("ref".into(), json!(p.git_ref));
+                    }
+                    v
+                })
+                .collect();
+        all.reverse();
+        all
     }
 
     /// The test report once the pipeline is done (empty before, as GitLab's is).

@@ -91,11 +91,16 @@ JSON: {\"id\", \"app\", \"project\", \"requirement\", \"ref\", \"sha\", \"kind\"
 \"passed\", \"failed\", \"skipped\"} or null, \"coverage\": percent or null, \"gates\": [{\"name\", \
 \"passed\", \"actual\", \"threshold\", \"forced\"}], \"image\", \"digest\", \"detail\", \"started_at\", \
 \"finished_at\", \"actor\"}")]
-    Show { id: i64 },
-    /// The build's output: the test command's and the engine's, as kept on disk
-    Log {
+    Show {
+        /// The build's number (`xone build list` shows them)
         id: i64,
-        /// A pipeline job's log (pipeline builds)
+    },
+    /// The build's output: each pipeline job's log under its name, in stage order, or a local
+    /// build's test command and engine output as kept on disk
+    Log {
+        /// The build's number (`xone build list` shows them)
+        id: i64,
+        /// Only this pipeline job's log (pipeline builds)
         #[arg(long, value_name = "NAME")]
         job: Option<String>,
     },

@@ -147,6 +147,26 @@ pub fn log(cx: &mut Ctx, id: i64, job: Option<String>) -> Result<()> {
         write_log(cx, trace.as_bytes())?;
         return Ok(());
     }
+    if b.pipeline_id.is_some() {
+        // Each job's log under its name, in stage order, as the pipeline's page shows them.
+        let forges = cx.forges()?;
+        let logs = pipeline::job_logs(&store, &forges, &b)?;
+        for (i, (j, trace)) in logs.iter().enumerate() {
+            let head = format!("==> {} ({}): {} <==", j.name, j.stage, j.status);
+            let gap = if i == 0 { "" } else { "\n" };
+            let head = cx.ui.bold(&safe(&head));
+            write!(cx.ui.out(), "{gap}{head}\n")?;
+            if trace.is_empty() {
+                writeln!(cx.ui.out(), "(no log: the job has not run)")?;
+            } else {
+                write_log(cx, trace.as_bytes())?;
+                if !cx.ui.stdout_tty && !trace.ends_with('\n') {
+                    writeln!(cx.ui.out())?;
+                }
+            }
+        }
+        return Ok(());
+    }
     let text = std::fs::read(log_path(id)).map_err(|_| {
         XoneError::not_found(format!("build {id} has no log on this machine"))
             .hint("logs are kept where the build ran")
