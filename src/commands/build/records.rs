@@ -155,7 +155,7 @@ pub fn log(cx: &mut Ctx, id: i64, job: Option<String>) -> Result<()> {
             let head = format!("==> {} ({}): {} <==", j.name, j.stage, j.status);
             let gap = if i == 0 { "" } else { "\n" };
             let head = cx.ui.bold(&safe(&head));
-            write!(cx.ui.out(), "{gap}{head}\n")?;
+            writeln!(cx.ui.out(), "{gap}{head}")?;
             if trace.is_empty() {
                 writeln!(cx.ui.out(), "(no log: the job has not run)")?;
             } else {
