@@ -95,8 +95,8 @@ const KEYS: &[KeyDef] = &[
     KeyDef {
         key: "workspace.dir",
         ty: Type::Str,
-        default: None,
-        doc: "where `branch checkout` clones GitLab repositories (default ~/xone)",
+        default: Some("~/xone"),
+        doc: "where `branch checkout` clones GitLab repositories",
     },
     KeyDef {
         key: "remote.timeout",

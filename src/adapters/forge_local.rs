@@ -655,7 +655,12 @@ impl Forge for LocalForge {
         })?;
         let ours = base_ref.get().peel_to_commit()?;
         if ours.id() == theirs.id() || repo.graph_descendant_of(ours.id(), theirs.id())? {
-            return Ok(Outcome::Already(format!("{branch} is already merged into {base}")));
+            // As `merge_request` tells them apart: taken in by a merge commit, or no work yet.
+            return Ok(Outcome::Already(if merged_into(&repo, ours.id(), theirs.id())? {
+                format!("{branch} is already merged into {base}")
+            } else {
+                format!("{branch} has nothing to merge: it has no commits of its own yet")
+            }));
         }
         let message = format!("Merge {branch} into {base}\n\n{}\n", text.title);
         let new = merge_commit(&repo, &ours, &theirs, &message, |files| {

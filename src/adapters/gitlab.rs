@@ -771,7 +771,11 @@ impl Forge for GitLab {
             "merged" => {
                 return Ok(Outcome::Already(format!("{branch} is already merged into {base}")))
             }
-            "empty" => return Ok(Outcome::Already(format!("{branch} has nothing to merge"))),
+            "empty" => {
+                return Ok(Outcome::Already(format!(
+                    "{branch} has nothing to merge: it has no commits of its own yet"
+                )))
+            }
             _ => {}
         }
         let mut mr = self.find_mr(r, branch, base)?.ok_or_else(|| {

@@ -25,6 +25,7 @@ pub enum BranchCommand {
         after_long_help = "JSON: [{\"requirement\", \"repo\", \"name\", \"base\", \"created_at\", \"exists\", \"sha\", \"ahead\", \"behind\", \"merge_request\": {\"state\", \"url\"} or null}]"
     )]
     List {
+        /// Only this requirement's branches
         #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
         key: Option<RequirementKey>,
         /// Only this project's branches
@@ -102,6 +103,7 @@ pub struct IntegrateArgs {
 
 #[derive(Args, Debug)]
 pub struct CreateArgs {
+    /// The requirement's key, e.g. PAY-1
     #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
     pub key: RequirementKey,
     /// Only this repository (its name in xone, path, URL or gitlab:GROUP/NAME); repeat for more
@@ -114,6 +116,7 @@ pub struct CreateArgs {
 
 #[derive(Args, Debug)]
 pub struct RepoArgs {
+    /// The requirement's key, e.g. PAY-1
     #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
     pub key: RequirementKey,
     /// Only this repository (its name in xone, path, URL or gitlab:GROUP/NAME); repeat for more

@@ -106,6 +106,21 @@ impl Ctx {
         wait || !no_wait
     }
 
+    /// The reason `--reason` gave, else asked for on a terminal (`what` is asked: "Why
+    /// {what}?"); elsewhere a missing or blank reason is exit 2.
+    pub fn reason(&self, reason: Option<String>, what: &str) -> Result<String> {
+        let reason = match reason {
+            Some(r) => Some(r),
+            None => self.ui.ask(&format!("Why {what}?"))?,
+        };
+        match reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty()) {
+            Some(r) => Ok(r),
+            None => {
+                Err(XoneError::usage(format!("{what} needs a reason")).hint("pass --reason \"…\""))
+            }
+        }
+    }
+
     /// The project `-p` names, else the one whose repository the working directory is in.
     pub fn project_or_here(
         &mut self,

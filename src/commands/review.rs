@@ -26,8 +26,10 @@ pub enum ReviewCommand {
     /// Open a review of the requirement's document of that kind; prints the review's id
     #[command(after_long_help = REVIEW_JSON)]
     Create {
+        /// The requirement's key, e.g. PAY-1
         #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
+        /// What is reviewed: which document, or the code
         #[arg(long)]
         kind: ReviewKind,
         /// When the meeting is held: YYYY-MM-DD HH:MM
@@ -40,19 +42,23 @@ pub enum ReviewCommand {
     /// List reviews, of one requirement or all
     #[command(after_long_help = "JSON: [review] as in `xone review show`")]
     List {
+        /// Only this requirement's reviews
         #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
         key: Option<RequirementKey>,
     },
     /// Show a review with its comments
     #[command(after_long_help = REVIEW_JSON)]
     Show {
+        /// The review's number (`xone review list` shows them)
         #[arg(add = ArgValueCandidates::new(complete::review_ids))]
         id: i64,
     },
     /// Add a comment; prints the comment's id
     Comment {
+        /// The review's number
         #[arg(add = ArgValueCandidates::new(complete::review_ids))]
         id: i64,
+        /// What is said
         text: String,
         /// The document section it is about
         #[arg(long)]
@@ -60,15 +66,20 @@ pub enum ReviewCommand {
     },
     /// Mark a comment as resolved
     Resolve {
+        /// The review's number
         #[arg(add = ArgValueCandidates::new(complete::review_ids))]
         id: i64,
+        /// The comment's number (`xone review show ID` shows them)
         comment_id: i64,
     },
     /// Close the review with a verdict; the record is appended to the reviewed document
     Verdict {
+        /// The review's number
         #[arg(add = ArgValueCandidates::new(complete::review_ids))]
         id: i64,
+        /// What the review decided
         verdict: Verdict,
+        /// Why, or what must change, for the record
         #[arg(long)]
         note: Option<String>,
     },

@@ -95,7 +95,8 @@ JSON: {\"key\", \"value\", \"origin\": default|user|project|env|gitlab-ci|git|sy
     List,
     /// Where the configuration and the state live
     #[command(
-        after_long_help = "Prints the user config file's path. JSON: {\"config\", \"project_config\" (or null), \"state_dir\", \"database\"}"
+        after_long_help = "One line each: the user config file, the nearest .xone.toml (or none), the state directory \
+and the database (`--jq .database` prints one path). JSON: {\"config\", \"project_config\" (or null), \"state_dir\", \"database\"}"
     )]
     Path,
 }
@@ -220,7 +221,17 @@ pub fn config(cx: &mut Ctx, cmd: ConfigCommand) -> Result<()> {
                     "database": dir.join(store::FILE_NAME),
                 }));
             }
-            cx.ui.line(user.display())
+            let shown = |p: Option<&std::path::Path>| {
+                p.map(|p| p.display().to_string()).unwrap_or_else(|| "none".into())
+            };
+            let rows = vec![
+                vec!["config".to_string(), shown(Some(&user))],
+                vec!["project config".to_string(), shown(project.as_deref())],
+                vec!["state".to_string(), shown(Some(&dir))],
+                vec!["database".to_string(), shown(Some(&dir.join(store::FILE_NAME)))],
+            ];
+            write!(cx.ui.out(), "{}", crate::ui::safe_table(&rows))?;
+            Ok(())
         }
     }
 }
@@ -245,6 +256,7 @@ Install:
   powershell:  xone completion powershell >> $PROFILE
   elvish:      xone completion elvish >> ~/.config/elvish/rc.elv")]
 pub struct CompletionArgs {
+    /// The shell whose script to print
     pub shell: Shell,
 }
 

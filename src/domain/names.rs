@@ -293,10 +293,12 @@ mod tests {
         assert_eq!(k.project.as_str(), "PAY");
         assert_eq!(k.seq, 12);
         assert_eq!(k.to_string(), "PAY-12");
-        for bad in ["pay-1", "PAY", "PAY-0", "PAY-01", "PAY-x", "P-1", "PAY--1", "1PAY-2", "PAY-+3"]
-        {
+        assert_eq!("pay-12".parse::<RequirementKey>().unwrap(), k, "keys read in any case");
+        assert!(ProjectKey::new_key("pay").is_err(), "a new key is written in upper case");
+        for bad in ["PAY", "PAY-0", "PAY-01", "PAY-x", "P-1", "PAY--1", "1PAY-2", "PAY-+3"] {
             assert!(bad.parse::<RequirementKey>().is_err(), "{bad} accepted");
         }
+        assert!("pay-0".parse::<RequirementKey>().is_err());
         assert!("SHOP2".parse::<ProjectKey>().is_ok());
         assert!("TOOLONGKEY1".parse::<ProjectKey>().is_err());
     }

@@ -73,8 +73,13 @@ impl XoneError {
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(Kind::Conflict, message)
     }
+    /// Adds what caused it; an empty cause (a server's empty answer) says nothing and is left
+    /// out, so no error ends in a bare "Caused by:".
     pub fn cause(mut self, cause: impl fmt::Display) -> Self {
-        self.causes.push(cause.to_string());
+        let cause = cause.to_string();
+        if !cause.trim().is_empty() {
+            self.causes.push(cause);
+        }
         self
     }
     pub fn hint(mut self, hint: impl Into<String>) -> Self {

@@ -174,6 +174,30 @@ fn delete_refuses_unmerged_work_without_force() {
 }
 
 #[test]
+fn merging_a_branch_without_work_says_there_is_nothing_to_merge() {
+    let env = TestEnv::new();
+    let (_web, api) = project(&env);
+    env.ok(&["requirement", "create", "-p", "PAY", "Refunds"]);
+    env.ok(&["branch", "create", "PAY-1"]);
+    let r = env.ok(&["branch", "mr", "PAY-1", "--merge"]).stdout;
+    assert!(r.contains("nothing to merge: it has no commits of its own yet"), "{r}");
+    assert!(!r.contains("already merged"), "{r}");
+
+    commit(
+        &git2::Repository::open(&api).unwrap(),
+        "w.txt",
+        "w",
+        "work",
+        Some("feature/PAY-1-refunds"),
+    );
+    let r = env.ok(&["branch", "mr", "PAY-1", "--merge"]).stdout;
+    assert!(r.contains("merged feature/PAY-1-refunds into main"), "{r}");
+    let again = env.ok(&["branch", "mr", "PAY-1", "--merge"]).stdout;
+    assert!(again.contains("already merged into main"), "{again}");
+    assert!(again.contains("nothing to merge"), "{again}");
+}
+
+#[test]
 fn delete_asks_on_a_terminal_and_never_in_ci() {
     let env = TestEnv::new();
     let (web, _) = project(&env);

@@ -48,11 +48,21 @@ fn layers_resolve_later_wins() {
     let list = env.json(&["config", "list"]);
     let row = list.as_array().unwrap().iter().find(|r| r["key"] == "gates.watch_window").unwrap();
     assert_eq!((row["value"].as_str(), row["origin"].as_str()), (Some("15m"), Some("project")));
+    let row = list.as_array().unwrap().iter().find(|r| r["key"] == "workspace.dir").unwrap();
+    assert_eq!((row["value"].as_str(), row["origin"].as_str()), (Some("~/xone"), Some("default")));
 
     let paths = env.json(&["config", "path"]);
     assert_eq!(paths["database"], env.db().to_str().unwrap());
     assert_eq!(paths["project_config"], env.work.join(".xone.toml").to_str().unwrap());
-    assert_eq!(env.ok(&["config", "path"]).stdout.trim(), user_file.to_str().unwrap());
+    let text = env.ok(&["config", "path"]).stdout;
+    let line = |label: &str| {
+        text.lines().find(|l| l.starts_with(label)).map(|l| l[label.len()..].trim().to_string())
+    };
+    assert_eq!(line("config ").as_deref(), user_file.to_str(), "{text}");
+    assert_eq!(line("database").as_deref(), env.db().to_str(), "{text}");
+    assert_eq!(line("state").as_deref(), env.state.to_str(), "{text}");
+    let jq = env.ok(&["config", "path", "--jq", ".database"]).stdout;
+    assert_eq!(jq.trim(), env.db().to_str().unwrap());
 
     env.ok(&["config", "set", "gates.watch_window", "30m", "--project"]);
     assert!(std::fs::read_to_string(env.work.join(".xone.toml"))

@@ -198,6 +198,33 @@ fn nothing_listening_is_exit_6_naming_the_server() {
     assert_eq!(gitlab["status"], "failed");
 }
 
+#[test]
+fn an_empty_500_leaves_no_empty_cause() {
+    let mut env = TestEnv::new();
+    // A proxy that answers every request with a bare 500.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut conn, &mut buf);
+            let _ = std::io::Write::write_all(
+                &mut conn,
+                b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    env.set_var("XONE_GITLAB_URL", &format!("http://127.0.0.1:{port}"));
+    env.set_var("XONE_GITLAB_TOKEN", TOKEN);
+    env.set_var("XONE_REMOTE_RETRIES", "1");
+    let r = env.code(6, &["doctor"]);
+    r.says(&["1 of", "checks failed", "500"]);
+    for line in r.stderr.lines().chain(r.stdout.lines()) {
+        assert!(!line.trim_end().ends_with(':'), "a cause left empty: {line:?}\n{r:?}");
+    }
+}
+
 // ---- the fake against GitLab's documented examples ------------------------------------------
 
 fn fixture(name: &str) -> Value {

@@ -9,6 +9,26 @@ fn approve(env: &TestEnv, key: &str, kind: &str) {
     env.ok(&["review", "verdict", &id, "approve"]);
 }
 
+#[test]
+fn forcing_a_gate_on_a_terminal_asks_why() {
+    let env = TestEnv::new();
+    project(&env);
+    env.ok(&["requirement", "create", "-p", "PAY", "Refunds"]);
+    // Off a terminal a reason must be given.
+    env.code(2, &["requirement", "advance", "PAY-1", "--force"])
+        .says(&["force the gate needs a reason", "--reason"]);
+    let r = env.answering("requirement advance PAY-1 --force", &[], Some("pm is on leave\\r"));
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("Why force the gate?"), "{r:?}");
+    assert_eq!(status(&env, "PAY-1"), "requirement-review");
+    let log = env.json(&["requirement", "log", "PAY-1"]);
+    let last = log.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["forced"].as_bool(), last["reason"].as_str()),
+        (Some(true), Some("pm is on leave"))
+    );
+}
+
 /// The whole walk from draft to submitted, with every gate first refused and then passed.
 #[test]
 fn draft_to_submitted_through_every_gate() {

@@ -336,6 +336,16 @@ fn edit_on_a_terminal_opens_the_editor() {
     let doc = env.ok(&["requirement", "doc", "PAY-1", "--print"]).stdout;
     assert!(doc.ends_with("Edited in the editor.\n"), "{r:?} {:?}", &doc[doc.len() - 80..]);
     assert!(doc.contains("## Background"), "the editor started from the current text");
+
+    // An editor that is not there is named, and nothing is saved.
+    let r = env.in_terminal(
+        "requirement doc PAY-1 --edit",
+        &[("VISUAL", "no-such-editor --wait"), ("EDITOR", editor.to_str().unwrap())],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stdout.contains("the editor `no-such-editor --wait` cannot be started"), "{r:?}");
+    assert!(r.stdout.contains("VISUAL or EDITOR"), "{r:?}");
+    assert_eq!(env.ok(&["requirement", "doc", "PAY-1", "--print"]).stdout, doc);
 }
 
 #[test]

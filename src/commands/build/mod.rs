@@ -63,9 +63,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "CMD", conflicts_with = "pipeline")]
     pub test_cmd: Option<String>,
     /// Pass failed gates, on the record
-    #[arg(long, requires = "reason")]
+    #[arg(long)]
     pub force: bool,
-    /// Why the gates are forced
+    /// Why the gates are forced (asked for on a terminal when --force comes without it)
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
 }
@@ -78,6 +78,7 @@ pub enum BuildCommand {
         /// Only this app's builds
         #[arg(add = ArgValueCandidates::new(complete::app_names))]
         app: Option<String>,
+        /// Only this project's builds
         #[arg(short, long = "project", value_name = "KEY", add = ArgValueCandidates::new(complete::project_keys))]
         project: Option<ProjectKey>,
         /// Only this requirement's builds
@@ -133,7 +134,10 @@ fn run_build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
         a.requirement.as_ref(),
         a.git_ref.as_deref(),
     )?;
-    let forced = a.force.then(|| a.reason.clone().unwrap_or_default());
+    let forced = match a.force {
+        true => Some(cx.reason(a.reason.clone(), "force the gates")?),
+        false => None,
+    };
     if a.pipeline {
         let scope = cx.scope()?;
         let ended =

@@ -98,6 +98,7 @@ Settles the local record of a rollout that was interrupted or not waited for. JS
 \"replicas\": {\"desired\", \"updated\", \"ready\", \"available\", \"total\"}, \"conditions\": [{\"type\", \
 \"status\", \"reason\", \"message\"}], \"record\": the latest deployment record or null}")]
     Status {
+        /// The app's name (`xone project app list KEY` shows them)
         #[arg(add = ArgValueCandidates::new(complete::app_names))]
         app: String,
         #[command(flatten)]
@@ -108,6 +109,7 @@ Settles the local record of a rollout that was interrupted or not waited for. JS
 JSON: [{\"revision\", \"image\", \"requirement\", \"build\", \"deployed_by\", \"change_cause\", \
 \"created\", \"replicas\", \"current\"}], oldest first")]
     History {
+        /// The app's name (`xone project app list KEY` shows them)
         #[arg(add = ArgValueCandidates::new(complete::app_names))]
         app: String,
         #[command(flatten)]

@@ -22,6 +22,7 @@ previous one. Started again, a watch of the same revision goes on from its recor
 JSON: {\"id\", \"project\", \"app\", \"env\", \"revision\", \"image\", \"window_secs\", \"error_rate\", \
 \"status\": watching|passed|failed, \"detail\", \"started_at\", \"finished_at\", \"actor\"}")]
 pub struct WatchArgs {
+    /// The app's name (`xone project app list KEY` shows them)
     #[arg(add = ArgValueCandidates::new(complete::app_names))]
     pub app: String,
     #[command(flatten)]

@@ -31,8 +31,10 @@ the others. An empty value (--image '', --health '', --test-cmd '', --manifests 
     /// or a registry is touched)
     #[command(after_long_help = "Asks on a terminal; elsewhere needs --yes (exit 4 without it).")]
     Remove {
+        /// The project's key, e.g. PAY
         #[arg(add = ArgValueCandidates::new(complete::project_keys))]
         key: ProjectKey,
+        /// The app's name (`xone project app list KEY` shows them)
         #[arg(add = ArgValueCandidates::new(complete::app_names))]
         app: String,
     },
@@ -41,14 +43,17 @@ the others. An empty value (--image '', --health '', --test-cmd '', --manifests 
         after_long_help = "JSON: [{\"project\", \"name\", \"repo\", \"image\", \"dockerfile\", \"context\", \"port\", \"health\", \"replicas\": {ENV: N}, \"test_cmd\", \"junit\", \"cobertura\", \"manifests\", \"alert_labels\", \"error_query\", \"added_at\"}]"
     )]
     List {
+        /// The project's key, e.g. PAY
         #[arg(add = ArgValueCandidates::new(complete::project_keys))]
         key: ProjectKey,
     },
     /// One app's settings
     #[command(after_long_help = "JSON: as one entry of list")]
     Show {
+        /// The project's key, e.g. PAY
         #[arg(add = ArgValueCandidates::new(complete::project_keys))]
         key: ProjectKey,
+        /// The app's name (`xone project app list KEY` shows them)
         #[arg(add = ArgValueCandidates::new(complete::app_names))]
         app: String,
     },
@@ -56,6 +61,7 @@ the others. An empty value (--image '', --health '', --test-cmd '', --manifests 
 
 #[derive(Args, Debug)]
 pub struct AddArgs {
+    /// The project's key, e.g. PAY
     #[arg(add = ArgValueCandidates::new(complete::project_keys))]
     pub key: ProjectKey,
     /// The app's name: lower-case letters, digits and '-' (it names images and Kubernetes objects)
@@ -106,8 +112,10 @@ pub struct AddArgs {
 
 #[derive(Args, Debug)]
 pub struct SetArgs {
+    /// The project's key, e.g. PAY
     #[arg(add = ArgValueCandidates::new(complete::project_keys))]
     pub key: ProjectKey,
+    /// The app's name (`xone project app list KEY` shows them)
     #[arg(add = ArgValueCandidates::new(complete::app_names))]
     pub app: String,
     /// The repository it is built from: its name in xone, path, URL or gitlab:GROUP/NAME

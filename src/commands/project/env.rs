@@ -26,8 +26,10 @@ XONE_NAMESPACE and XONE_IMAGE set. JSON: as one entry of list")]
     /// cluster is touched)
     #[command(after_long_help = "Asks on a terminal; elsewhere needs --yes (exit 4 without it).")]
     Remove {
+        /// The project's key, e.g. PAY
         #[arg(add = ArgValueCandidates::new(complete::project_keys))]
         key: ProjectKey,
+        /// The environment's name, e.g. staging
         #[arg(add = ArgValueCandidates::new(complete::env_names))]
         env: String,
     },
@@ -36,6 +38,7 @@ XONE_NAMESPACE and XONE_IMAGE set. JSON: as one entry of list")]
         after_long_help = "JSON: [{\"project\", \"name\", \"context\", \"namespace\", \"prometheus\", \"registry\", \"smoke\", \"alert_labels\", \"error_query\", \"set_at\"}]"
     )]
     List {
+        /// The project's key, e.g. PAY
         #[arg(add = ArgValueCandidates::new(complete::project_keys))]
         key: ProjectKey,
     },
@@ -43,6 +46,7 @@ XONE_NAMESPACE and XONE_IMAGE set. JSON: as one entry of list")]
 
 #[derive(Args, Debug)]
 pub struct SetArgs {
+    /// The project's key, e.g. PAY
     #[arg(add = ArgValueCandidates::new(complete::project_keys))]
     pub key: ProjectKey,
     /// daily, test, gray, prod, or another name

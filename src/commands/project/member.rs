@@ -14,8 +14,10 @@ use crate::ui::{safe_table, Result};
 pub enum MemberCommand {
     /// Give a user one or more roles on the project
     Add {
+        /// The project's key, e.g. PAY
         #[arg(add = ArgValueCandidates::new(complete::project_keys))]
         key: ProjectKey,
+        /// The user's name, as xone signs it (see `xone auth status`)
         #[arg(value_parser = check_user)]
         user: String,
         /// pm, ui, fe, be, qa, data, ops or owner; repeat or separate with commas
@@ -24,16 +26,20 @@ pub enum MemberCommand {
     },
     /// Take roles from a user (all of them without --role)
     Remove {
+        /// The project's key, e.g. PAY
         #[arg(add = ArgValueCandidates::new(complete::project_keys))]
         key: ProjectKey,
+        /// The user's name
         #[arg(value_parser = check_user)]
         user: String,
+        /// Only these roles (repeat, or separate with commas); all of them without it
         #[arg(long = "role", value_delimiter = ',')]
         roles: Vec<Role>,
     },
     /// List members and their roles
     #[command(after_long_help = "JSON: [{\"user\", \"roles\": [ROLE]}]")]
     List {
+        /// The project's key, e.g. PAY
         #[arg(add = ArgValueCandidates::new(complete::project_keys))]
         key: ProjectKey,
     },

@@ -35,6 +35,7 @@ pub enum ProjectCommand {
         after_long_help = "JSON: {\"key\", \"name\", \"description\", \"created_at\", \"created_by\", \"archived_at\", \"repos\": [{\"name\", \"kind\", \"location\", \"default_branch\", \"bare\"}], \"members\": [{\"user\", \"roles\"}], \"requirements\": {STATUS: count}}"
     )]
     Show {
+        /// The project's key, e.g. PAY
         #[arg(add = ArgValueCandidates::new(complete::project_keys))]
         key: ProjectKey,
     },
@@ -43,11 +44,13 @@ pub enum ProjectCommand {
         after_long_help = "Asks on a terminal; elsewhere needs --yes (exit 4 without it). `project unarchive` undoes it."
     )]
     Archive {
+        /// The project's key, e.g. PAY
         #[arg(add = ArgValueCandidates::new(complete::project_keys))]
         key: ProjectKey,
     },
     /// Take a project out of the archive: it takes new requirements again
     Unarchive {
+        /// The project's key, e.g. PAY
         #[arg(add = ArgValueCandidates::new(complete::project_keys))]
         key: ProjectKey,
     },
@@ -59,12 +62,13 @@ repositories themselves and what runs in the clusters are not touched, and the j
 the deletion. Exit 4 while the project has requirements that are not done or cancelled, or \
 deployments on record, unless --force --reason. Asks on a terminal; elsewhere needs --yes.")]
     Delete {
+        /// The project's key, e.g. PAY
         #[arg(add = ArgValueCandidates::new(complete::project_keys))]
         key: ProjectKey,
         /// Delete even with open requirements or deployments on record
-        #[arg(long, requires = "reason")]
+        #[arg(long)]
         force: bool,
-        /// Why, for the journal
+        /// Why, for the journal (asked for on a terminal when --force comes without it)
         #[arg(long)]
         reason: Option<String>,
     },
@@ -92,6 +96,7 @@ pub struct CreateArgs {
     /// Human name
     #[arg(long)]
     pub name: String,
+    /// What the project is for
     #[arg(long, default_value = "")]
     pub description: String,
     /// Link a repository: gitlab:GROUP/NAME, its URL on the configured GitLab, or the path of
@@ -279,6 +284,10 @@ fn unarchive(cx: &mut Ctx, key: &ProjectKey) -> Result<()> {
 }
 
 fn delete(cx: &mut Ctx, key: &ProjectKey, force: bool, reason: Option<String>) -> Result<()> {
+    let reason = match force {
+        true => Some(cx.reason(reason, "delete it with work open")?),
+        false => reason,
+    };
     let actor = cx.actor()?;
     let mut store = cx.store()?;
     let blockers = project::delete_blockers(&store, key)?;

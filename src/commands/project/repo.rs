@@ -13,6 +13,7 @@ use crate::ui::{safe_table, Result};
 pub enum RepoCommand {
     /// Link a repository to the project
     Add {
+        /// The project's key, e.g. PAY
         #[arg(add = ArgValueCandidates::new(complete::project_keys))]
         key: ProjectKey,
         /// gitlab:GROUP/NAME, its URL on the configured GitLab, or a local repository's path
@@ -24,6 +25,7 @@ pub enum RepoCommand {
     },
     /// Unlink a repository (the repository itself is not touched)
     Remove {
+        /// The project's key, e.g. PAY
         #[arg(add = ArgValueCandidates::new(complete::project_keys))]
         key: ProjectKey,
         /// The repository: its name in xone, path, URL or gitlab:GROUP/NAME
@@ -34,6 +36,7 @@ pub enum RepoCommand {
         after_long_help = "JSON: [{\"name\", \"kind\", \"location\", \"default_branch\", \"bare\"}]"
     )]
     List {
+        /// The project's key, e.g. PAY
         #[arg(add = ArgValueCandidates::new(complete::project_keys))]
         key: ProjectKey,
     },

@@ -14,8 +14,10 @@ use crate::ui::{safe, Result, XoneError};
     after_long_help = "Placeholders {key}, {title} and {project} are filled in when a requirement is created."
 )]
 pub struct TemplateArgs {
+    /// The project's key, e.g. PAY
     #[arg(add = ArgValueCandidates::new(complete::project_keys))]
     pub key: ProjectKey,
+    /// The document kind whose template it is
     #[arg(long, default_value = "requirement")]
     pub kind: DocKind,
     /// Use the contents of FILE (- for standard input) from now on

@@ -20,9 +20,12 @@ pub struct CreateArgs {
     /// The project (default: the one whose repository this directory is in, or the only one)
     #[arg(short, long = "project", value_name = "KEY", add = ArgValueCandidates::new(complete::project_keys))]
     pub project: Option<ProjectKey>,
+    /// What is asked for, in a line (up to 255 characters)
     pub title: String,
+    /// When work starts: YYYY-MM-DD, today, or +N (days from today)
     #[arg(long, value_name = "DATE")]
     pub start: Option<DateSpec>,
+    /// When it is due: YYYY-MM-DD, today, or +N (days from today)
     #[arg(long, value_name = "DATE")]
     pub end: Option<DateSpec>,
     /// The requirement document's first edit, from FILE (- for standard input)

@@ -19,8 +19,10 @@ Binary documents (images, PDFs) print only into a pipe or file.
 JSON with --print: {\"kind\", \"version\", \"sha256\", \"size\", \"media_type\", \"file_name\", \"created_at\", \"created_by\", \"note\", \"text\" (null when binary)}"
 )]
 pub struct DocArgs {
+    /// The requirement's key, e.g. PAY-1
     #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
     pub key: RequirementKey,
+    /// The document's kind
     #[arg(default_value = "requirement")]
     pub kind: DocKind,
     /// Open the document in $VISUAL or $EDITOR (needs a terminal)
@@ -125,12 +127,31 @@ fn edit(cx: &mut Ctx, a: &DocArgs) -> Result<()> {
         return Err(XoneError::gate("--edit needs a terminal to open an editor in").hint(how));
     }
     let (current, based_on) = docs::draft(&cx.store()?, &a.key, a.kind, &how)?;
+    // Chosen here as dialoguer would choose it ($VISUAL, $EDITOR, vi), so that an editor
+    // that cannot be started is named.
+    let editor = ["VISUAL", "EDITOR"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .find(|e| !e.trim().is_empty())
+        .unwrap_or_else(|| "vi".into());
     let edited = dialoguer::Editor::new()
+        .executable(&editor)
         .extension(".md")
         .require_save(false)
         .trim_newlines(false)
         .edit(&current)
-        .map_err(|e| XoneError::internal("the editor failed").cause(e).hint(how.clone()))?;
+        .map_err(|e| {
+            let dialoguer::Error::IO(e) = e;
+            let not_found = e.kind() == std::io::ErrorKind::NotFound;
+            let err = if not_found {
+                XoneError::usage(format!("the editor `{}` cannot be started", safe(&editor)))
+                    .hint(format!("set VISUAL or EDITOR to an installed editor, or {how}"))
+            } else {
+                XoneError::internal(format!("the editor `{}` failed", safe(&editor)))
+                    .hint(how.clone())
+            };
+            err.cause(e)
+        })?;
     // An unchanged text makes no new version: the store compares contents, not timestamps.
     let Some(text) = edited else {
         cx.ui.status("the editor failed or was aborted: no new version");

@@ -5,26 +5,19 @@ use crate::domain::RequirementKey;
 use crate::ops::lifecycle;
 use crate::ops::Work;
 use crate::store;
-use crate::ui::{Result, XoneError};
+use crate::ui::Result;
 
 /// A reason for a change that needs one: the flag, else a prompt on a terminal.
-fn need_reason(cx: &Ctx, reason: Option<String>, what: &str) -> Result<String> {
-    let reason = match reason {
-        Some(r) => Some(r),
-        None => cx.ui.ask(&format!("Why {what}?"))?,
-    };
-    match reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty()) {
-        Some(r) => Ok(r),
-        None => Err(XoneError::usage(format!("{what} needs a reason")).hint("pass --reason \"…\"")),
-    }
-}
-
 pub fn advance(
     cx: &mut Ctx,
     key: &RequirementKey,
     force: bool,
     reason: Option<String>,
 ) -> Result<()> {
+    let reason = match (force, reason) {
+        (true, r) => Some(cx.reason(r, "force the gate")?),
+        (false, r) => r,
+    };
     let actor = cx.actor()?;
     let mut store = cx.store()?;
     let forges = cx.forges()?;
@@ -44,7 +37,7 @@ pub fn reject(cx: &mut Ctx, key: &RequirementKey, reason: Option<String>) -> Res
     let actor = cx.actor()?;
     let mut store = cx.store()?;
     let req = lifecycle::check_rejectable(&store, key)?;
-    let reason = need_reason(cx, reason, "reject")?;
+    let reason = cx.reason(reason, "reject")?;
     let forges = cx.forges()?;
     let tracker = cx.tracker();
     let w = Work { ui: &cx.ui, forges: &forges, tracker: tracker.as_ref(), actor: &actor };
@@ -57,7 +50,7 @@ pub fn cancel(cx: &mut Ctx, key: &RequirementKey, reason: Option<String>) -> Res
     let actor = cx.actor()?;
     let mut store = cx.store()?;
     let req = store::open_requirement(store.conn(), key)?;
-    let reason = need_reason(cx, reason, "cancel")?;
+    let reason = cx.reason(reason, "cancel")?;
     let forges = cx.forges()?;
     let tracker = cx.tracker();
     let w = Work { ui: &cx.ui, forges: &forges, tracker: tracker.as_ref(), actor: &actor };

@@ -10,6 +10,7 @@ use crate::ui::{safe, table, Result};
 
 #[derive(Args, Debug)]
 pub struct ListArgs {
+    /// Only this project's (default: the one whose repository this directory is in)
     #[arg(short, long = "project", value_name = "KEY", add = ArgValueCandidates::new(complete::project_keys))]
     pub project: Option<ProjectKey>,
     /// Only these statuses (repeat, or separate with commas: draft,submitted)

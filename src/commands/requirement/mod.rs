@@ -37,6 +37,7 @@ pub enum RequirementCommand {
 \"next\": {\"status\", \"missing\": [{\"item\", \"hint\"}]} or null"
     )]
     Show {
+        /// The requirement's key, e.g. PAY-1
         #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
     },
@@ -45,6 +46,7 @@ pub enum RequirementCommand {
         after_long_help = "The feature branch keeps the name it was first given. Exit 2 for an empty title or one over 255 characters."
     )]
     Edit {
+        /// The requirement's key, e.g. PAY-1
         #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
         /// The new title
@@ -53,8 +55,10 @@ pub enum RequirementCommand {
     },
     /// Give people roles on the requirement: ROLE=USER (pm=alice qa=quinn)
     Assign {
+        /// The requirement's key, e.g. PAY-1
         #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
+        /// ROLE=USER pairs; the roles are pm, ui, fe, be, qa, data, ops and owner
         #[arg(value_name = "ROLE=USER", required = true)]
         assignments: Vec<Assignment>,
         /// Take these assignments away instead
@@ -70,32 +74,40 @@ pub enum RequirementCommand {
         after_long_help = "A failed gate exits 4 and names everything missing. JSON: {\"key\", \"from\", \"to\", \"forced\", \"missing\": [{\"item\", \"hint\"}]}"
     )]
     Advance {
+        /// The requirement's key, e.g. PAY-1
         #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
         /// Pass a failed gate; recorded as forced, with the reason
-        #[arg(long, requires = "reason")]
+        #[arg(long)]
         force: bool,
+        /// Why the gate is passed (asked for on a terminal when --force comes without it)
         #[arg(long)]
         reason: Option<String>,
     },
     /// Send a submitted or testing requirement back to developing
     Reject {
+        /// The requirement's key, e.g. PAY-1
         #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
+        /// What is wrong, for the log and the developers
         #[arg(long)]
         reason: Option<String>,
     },
     /// Record QA's sign-off by the acting user, who must be a qa member
     Signoff {
+        /// The requirement's key, e.g. PAY-1
         #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
+        /// A note for the log (what was tested, what was not)
         #[arg(long)]
         note: Option<String>,
     },
     /// Cancel a requirement that is not done
     Cancel {
+        /// The requirement's key, e.g. PAY-1
         #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
+        /// Why, for the log
         #[arg(long)]
         reason: Option<String>,
     },
@@ -104,6 +116,7 @@ pub enum RequirementCommand {
         after_long_help = "JSON: [{\"id\", \"project\", \"requirement\", \"at\", \"actor\", \"action\", \"from\", \"to\", \"detail\", \"reason\", \"forced\"}]"
     )]
     Log {
+        /// The requirement's key, e.g. PAY-1
         #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
     },

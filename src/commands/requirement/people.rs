@@ -30,20 +30,28 @@ impl std::str::FromStr for DateOrNone {
 
 #[derive(Args, Debug)]
 pub struct ScheduleArgs {
+    /// The requirement's key, e.g. PAY-1
     #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
     pub key: RequirementKey,
+    /// When work starts
     #[arg(long, value_name = "DATE")]
     pub start: Option<DateOrNone>,
+    /// When it is due
     #[arg(long, value_name = "DATE")]
     pub end: Option<DateOrNone>,
+    /// When development ends
     #[arg(long, value_name = "DATE")]
     pub dev_end: Option<DateOrNone>,
+    /// When it is handed to QA
     #[arg(long, value_name = "DATE")]
     pub test_submit: Option<DateOrNone>,
+    /// When the smoke test is
     #[arg(long, value_name = "DATE")]
     pub smoke: Option<DateOrNone>,
+    /// When testing ends
     #[arg(long, value_name = "DATE")]
     pub test_end: Option<DateOrNone>,
+    /// When it is released
     #[arg(long, value_name = "DATE")]
     pub release: Option<DateOrNone>,
 }
