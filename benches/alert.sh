@@ -10,5 +10,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/.."
 cargo build --release --quiet
 cargo build --release --quiet --example bench_alert
+. "$here/../scripts/setup"
 . "$here/../scripts/services"
 XONE=$PWD/target/release/xone target/release/examples/bench_alert "${RUNS:-5}"

@@ -14,6 +14,7 @@ cargo build --release --quiet
 cargo build --release --quiet --example fake_gitlab
 xone=$PWD/target/release/xone
 fake=$PWD/target/release/examples/fake_gitlab
+. "$here/../scripts/setup"
 . "$here/../scripts/services"
 work=$svc/bench
 mkdir -p "$work/home"

@@ -24,6 +24,7 @@ mod project;
 mod release;
 mod requirement;
 mod review;
+mod setup;
 mod shell;
 mod store;
 mod watch;
