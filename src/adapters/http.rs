@@ -143,16 +143,34 @@ impl Api {
         secret: Option<Secret>,
         settings: Settings,
     ) -> Result<Api> {
-        let client = Client::builder()
-            .user_agent(concat!("xone/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
-            .timeout(settings.timeout)
-            .pool_max_idle_per_host(32)
-            // The token travels in a header: it must not follow a redirect to another host,
-            // and a POST must not silently become a GET.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| XoneError::internal("cannot start the HTTP client").cause(e))?;
+        let builder = || {
+            Client::builder()
+                .user_agent(concat!("xone/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+                .timeout(settings.timeout)
+                .pool_max_idle_per_host(32)
+                // The token travels in a header: it must not follow a redirect to another
+                // host, and a POST must not silently become a GET.
+                .redirect(reqwest::redirect::Policy::none())
+        };
+        let client = match builder().build() {
+            Ok(c) => c,
+            // The platform's verifier will not start without CA certificates (a minimal
+            // container): plain http still works, and https says what is missing.
+            Err(e) if !base.starts_with("https:") => builder()
+                .tls_certs_only(Vec::new())
+                .build()
+                .map_err(|_| XoneError::internal("cannot start the HTTP client").cause(e))?,
+            Err(e) => {
+                let why = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
+                return Err(XoneError::new(
+                    Kind::Remote,
+                    format!("cannot check {system}'s certificate at {base}"),
+                )
+                .cause(why)
+                .hint("this machine has no CA certificates: install them (apt-get install ca-certificates), or point SSL_CERT_FILE at a bundle"))
+            }
+        };
         Ok(Api { system, base: base.trim_end_matches('/').to_string(), client, secret, settings })
     }
 

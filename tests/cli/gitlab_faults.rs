@@ -199,6 +199,19 @@ fn nothing_listening_is_exit_6_naming_the_server() {
 }
 
 #[test]
+fn a_machine_without_ca_certificates_still_speaks_plain_http_and_says_what_https_lacks() {
+    let (mut env, fake) = lab();
+    // As in a minimal container: no CA bundle where the platform's verifier looks.
+    env.set_var("SSL_CERT_FILE", "/nonexistent/ca-certificates.crt");
+    env.set_var("SSL_CERT_DIR", "/nonexistent/certs");
+    pay(&env, &fake);
+    env.ok(&["branch", "create", "PAY-1"]);
+    env.set_var("XONE_GITLAB_URL", "https://127.0.0.1:9");
+    env.code(6, &["branch", "create", "PAY-1"])
+        .says(&["cannot check GitLab's certificate", "ca-certificates", "SSL_CERT_FILE"]);
+}
+
+#[test]
 fn an_empty_500_leaves_no_empty_cause() {
     let mut env = TestEnv::new();
     // A proxy that answers every request with a bare 500.
