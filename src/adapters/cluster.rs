@@ -190,10 +190,25 @@ impl Cluster {
         config.connect_timeout = Some(settings.timeout);
         config.default_namespace = namespace.to_string();
         let server = config.cluster_url.to_string().trim_end_matches('/').to_string();
+        // A plain-http server needs no CA roots; without this the client would look for the
+        // machine's and, in a minimal container that has none, refuse to start.
+        if config.cluster_url.scheme_str() == Some("http") && config.root_cert.is_none() {
+            config.root_cert = Some(Vec::new());
+        }
         let client = {
             let _guard = rt.enter();
             kube::Client::try_from(config).map_err(|e| {
-                XoneError::usage(format!("cannot make a client for context '{context}'")).cause(e)
+                let no_roots = matches!(
+                    &e,
+                    kube::Error::RustlsTls(kube::client::RustlsTlsError::NoValidNativeRootCA(_))
+                );
+                let err = XoneError::usage(format!("cannot make a client for context '{context}'"))
+                    .cause(e);
+                if no_roots {
+                    err.hint("its cluster has no certificate-authority and this machine has no CA certificates: add the cluster's CA to the kubeconfig, or install ca-certificates")
+                } else {
+                    err
+                }
             })?
         };
         Ok(Cluster {

@@ -157,10 +157,12 @@ impl Api {
             Ok(c) => c,
             // The platform's verifier will not start without CA certificates (a minimal
             // container): plain http still works, and https says what is missing.
-            Err(e) if !base.starts_with("https:") => builder()
-                .tls_certs_only(Vec::new())
-                .build()
-                .map_err(|_| XoneError::internal("cannot start the HTTP client").cause(e))?,
+            Err(e) if !base.starts_with("https:") => {
+                builder()
+                    .tls_certs_only(Vec::new())
+                    .build()
+                    .map_err(|_| XoneError::internal("cannot start the HTTP client").cause(e))?
+            }
             Err(e) => {
                 let why = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
                 return Err(XoneError::new(
@@ -168,7 +170,7 @@ impl Api {
                     format!("cannot check {system}'s certificate at {base}"),
                 )
                 .cause(why)
-                .hint("this machine has no CA certificates: install them (apt-get install ca-certificates), or point SSL_CERT_FILE at a bundle"))
+                .hint("this machine has no CA certificates: install them (apt-get install ca-certificates), or point SSL_CERT_FILE at a bundle"));
             }
         };
         Ok(Api { system, base: base.trim_end_matches('/').to_string(), client, secret, settings })

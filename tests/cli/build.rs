@@ -201,7 +201,7 @@ fn a_local_build_is_made_from_the_commit_tagged_labelled_and_pushed() {
     }
     // The registry has exactly that digest under the tag.
     let path = image.split_once('/').unwrap().1;
-    let resp = reqwest::blocking::Client::new()
+    let resp = local_http()
         .head(format!("http://{}/v2/{path}/manifests/PAY-1-{short}", s.registry))
         .basic_auth(&s.user, Some(&s.password))
         .header("Accept", "application/vnd.docker.distribution.manifest.v2+json")

@@ -108,6 +108,22 @@ fn a_deploy_is_applied_server_side_followed_and_recorded() {
 }
 
 #[test]
+fn a_machine_without_ca_certificates_reaches_a_plain_http_cluster() {
+    let (mut env, _kube) = cluster();
+    // As in a minimal container: no CA bundle where the TLS stack looks for one.
+    env.set_var("SSL_CERT_FILE", "/nonexistent/ca-certificates.crt");
+    env.set_var("SSL_CERT_DIR", "/nonexistent/certs");
+    let r = deploy(&env, "registry.example.com/pay/web:1", &[]);
+    assert_eq!(r["status"], "succeeded", "{r}");
+    // An https cluster with no certificate-authority in the kubeconfig cannot be checked.
+    let kc = env.root().join("kubeconfig");
+    let text = std::fs::read_to_string(&kc).unwrap().replace("http://", "https://");
+    std::fs::write(&kc, text).unwrap();
+    env.code(2, &["deploy", "status", "web", "--env", "test"])
+        .says(&["cannot make a client for context 'test-ctx'", "install ca-certificates"]);
+}
+
+#[test]
 fn status_history_and_rollback_read_the_cluster() {
     let (env, kube) = cluster();
     deploy(&env, "reg.example.com/web:1", &[]);

@@ -207,8 +207,11 @@ fn a_machine_without_ca_certificates_still_speaks_plain_http_and_says_what_https
     pay(&env, &fake);
     env.ok(&["branch", "create", "PAY-1"]);
     env.set_var("XONE_GITLAB_URL", "https://127.0.0.1:9");
-    env.code(6, &["branch", "create", "PAY-1"])
-        .says(&["cannot check GitLab's certificate", "ca-certificates", "SSL_CERT_FILE"]);
+    env.code(6, &["branch", "create", "PAY-1"]).says(&[
+        "cannot check GitLab's certificate",
+        "ca-certificates",
+        "SSL_CERT_FILE",
+    ]);
 }
 
 #[test]
@@ -276,7 +279,7 @@ fn get(fake: &FakeGitLab, path: &str) -> Value {
 }
 
 fn call(fake: &FakeGitLab, method: &str, path: &str, body: Option<Value>) -> Value {
-    let client = reqwest::blocking::Client::new();
+    let client = local_http();
     let method: reqwest::Method = method.parse().unwrap();
     let mut req = client
         .request(method.clone(), format!("{}/api/v4{path}", fake.url))

@@ -239,3 +239,9 @@ pub fn write(env: &TestEnv, name: &str, body: &[u8]) -> String {
     std::fs::write(&p, body).unwrap();
     p.to_string_lossy().into_owned()
 }
+
+/// An HTTP client for the tests' own calls to servers on 127.0.0.1, which speak plain http:
+/// it needs no CA certificates, which a fresh machine may not have.
+pub fn local_http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().tls_certs_only(Vec::new()).build().unwrap()
+}

@@ -51,7 +51,9 @@ impl Metrics {
         let query = format!("{url}/api/v1/query?query=up%7Binstance%3D%22127.0.0.1%3A{port}%22%7D");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let up = reqwest::blocking::get(&query)
+            let up = local_http()
+                .get(&query)
+                .send()
                 .ok()
                 .and_then(|r| r.text().ok())
                 .is_some_and(|t| t.contains(r#""value":["#) && t.contains(r#""1"]"#));
