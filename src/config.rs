@@ -93,6 +93,12 @@ const KEYS: &[KeyDef] = &[
         doc: "the GitLab group where `project create --create-repo` makes projects",
     },
     KeyDef {
+        key: "build.network",
+        ty: Type::Str,
+        default: None,
+        doc: "the network an image's RUN steps use: none, host or a network's name (the engine's default when unset; an engine without a bridge network needs none or host)",
+    },
+    KeyDef {
         key: "workspace.dir",
         ty: Type::Str,
         default: Some("~/xone"),

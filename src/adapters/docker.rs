@@ -1,7 +1,8 @@
-//! The Docker Engine API (bollard): image builds from a streamed tar context, tags, pushes
-//! with the user's registry credentials (`~/.docker/config.json`, `DOCKER_CONFIG`), and the
-//! pushed digest. bollard is async; xone drives it from one small runtime here, so the
-//! commands stay synchronous.
+//! The Docker Engine API (bollard): image builds from a streamed tar context, through the
+//! engine's BuildKit (with a session, as `DOCKER_BUILDKIT=1 docker build` runs them) where the
+//! engine has it and its legacy builder where not, tags, pushes with the user's registry
+//! credentials (`~/.docker/config.json`, `DOCKER_CONFIG`), and the pushed digest. bollard is
+//! async; xone drives it from one small runtime here, so the commands stay synchronous.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -9,6 +10,9 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 use bollard::auth::DockerCredentials;
+use bollard::moby::buildkit::v1::StatusResponse;
+use bollard::models::BuildInfoAux;
+use bollard::query_parameters::{BuildImageOptionsBuilder, BuilderVersion};
 use bollard::Docker;
 use futures_util::StreamExt;
 
@@ -40,6 +44,34 @@ pub struct BuildSpec {
     /// Full references (`REGISTRY/NAME:TAG`); the first is built, the others tagged.
     pub tags: Vec<String>,
     pub labels: HashMap<String, String>,
+    /// The network `RUN` steps use (`none`, `host`, a network's name); the engine's default
+    /// without it.
+    pub network: Option<String>,
+}
+
+/// The engine's builder a build goes through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Builder {
+    BuildKit,
+    Legacy,
+}
+
+/// BuildKit where the engine has it: a Linux engine of API 1.39 (Engine 18.09) or later.
+/// `DOCKER_BUILDKIT`, read as the docker CLI reads it, decides when it is set: `0` or `false`
+/// for the legacy builder, `1` or `true` for BuildKit.
+pub fn choose_builder(docker_buildkit: Option<&str>, os: &str, api: &str) -> Builder {
+    match docker_buildkit.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        Some("0" | "false") => return Builder::Legacy,
+        Some("1" | "true") => return Builder::BuildKit,
+        _ => {}
+    }
+    let version: Vec<u32> = api.split('.').map(|p| p.parse().unwrap_or(0)).collect();
+    let recent = (version.first().copied(), version.get(1).copied()) >= (Some(1), Some(39));
+    if os.eq_ignore_ascii_case("linux") && recent {
+        Builder::BuildKit
+    } else {
+        Builder::Legacy
+    }
 }
 
 /// `NAME` and `TAG` of `NAME:TAG` (a registry port is not a tag).
@@ -85,12 +117,27 @@ impl Engine {
         Ok(v.version.unwrap_or_default())
     }
 
+    /// The builder this engine builds with (see `choose_builder`).
+    pub fn builder(&self) -> Result<Builder> {
+        let v = self
+            .rt
+            .block_on(self.docker.version())
+            .map_err(|e| unreachable(&engine_address(), e))?;
+        let setting = std::env::var("DOCKER_BUILDKIT").ok();
+        Ok(choose_builder(
+            setting.as_deref(),
+            v.os.as_deref().unwrap_or_default(),
+            v.api_version.as_deref().unwrap_or_default(),
+        ))
+    }
+
     /// Builds from a tar context fed by `feed` (written on another thread and streamed to the
-    /// engine, never held whole), reporting each line of output to `line`; returns the first
-    /// tag. A step that fails is exit 4 naming the step and its last lines.
+    /// engine, never held whole) with `builder`, reporting each line of output to `line`;
+    /// returns the first tag. A step that fails is exit 4 naming the step and its last lines.
     pub fn build(
         &self,
         spec: &BuildSpec,
+        builder: Builder,
         feed: impl FnOnce(&mut dyn Write) -> Result<()> + Send + 'static,
         line: &mut dyn FnMut(&str),
     ) -> Result<String> {
@@ -104,34 +151,41 @@ impl Engine {
             result
         });
         let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-        #[allow(deprecated)]
-        let options = bollard::image::BuildImageOptions {
-            dockerfile: spec.dockerfile.clone(),
-            t: spec.tags.first().cloned().unwrap_or_default(),
-            labels: spec.labels.clone(),
-            rm: true,
-            forcerm: true,
-            ..Default::default()
-        };
-        let mut recent: Vec<String> = Vec::new();
-        let mut step = String::new();
+        let first = spec.tags.first().cloned().unwrap_or_default();
+        let mut options = BuildImageOptionsBuilder::new()
+            .dockerfile(&spec.dockerfile)
+            .t(&first)
+            .labels(&spec.labels)
+            .rm(true)
+            .forcerm(true);
+        if let Some(network) = &spec.network {
+            options = options.networkmode(network);
+        }
+        if builder == Builder::BuildKit {
+            // The session serves the registry credentials BuildKit asks for while it builds.
+            options = options.version(BuilderVersion::BuilderBuildKit).session(&session_id());
+        }
+        // Credentials for the image's own registry, where private base images usually live.
+        let registry = registry_of(split_tag(&first).0).to_string();
+        let credentials = registry_credentials(&registry)
+            .ok()
+            .flatten()
+            .map(|c| HashMap::from([(registry.clone(), c)]));
+        let mut said = Transcript::default();
         let failure = self.rt.block_on(async {
-            let mut stream =
-                self.docker.build_image(options, None, Some(bollard::body_try_stream(body)));
+            let mut stream = self.docker.build_image(
+                options.build(),
+                credentials,
+                Some(bollard::body_try_stream(body)),
+            );
             while let Some(item) = stream.next().await {
                 match item {
                     Ok(info) => {
                         if let Some(text) = info.stream.as_deref().or(info.status.as_deref()) {
-                            for l in text.lines().filter(|l| !l.trim().is_empty()) {
-                                if l.starts_with("Step ") {
-                                    step = l.to_string();
-                                }
-                                recent.push(l.to_string());
-                                if recent.len() > 12 {
-                                    recent.remove(0);
-                                }
-                                line(l);
-                            }
+                            said.legacy(text, line);
+                        }
+                        if let Some(BuildInfoAux::BuildKit(status)) = &info.aux {
+                            said.buildkit(status, line);
                         }
                         if let Some(err) = info.error.or(info.error_detail.and_then(|d| d.message))
                         {
@@ -154,18 +208,21 @@ impl Engine {
         // only the writer's view of the same failure.
         match failure {
             Some(Failed::Step(err)) => {
+                let step = said.failed_step.clone().unwrap_or(said.step.clone());
                 let mut e = XoneError::gate(if step.is_empty() {
                     "the image build failed".to_string()
                 } else {
                     format!("the image build failed at {step}")
                 })
                 .cause(err.trim());
-                for l in recent.iter().rev().take(8).rev() {
+                for l in said.recent.iter().rev().take(8).rev() {
                     e = e.cause(format!("| {l}"));
                 }
-                return Err(
+                return Err(if err.contains("network bridge not found") {
+                    e.hint("this engine has no bridge network for RUN steps: `xone config set build.network none` (or host)")
+                } else {
                     e.hint("fix the Dockerfile or the code it builds, commit, and build again")
-                );
+                });
             }
             Some(Failed::Engine(err)) => {
                 return Err(XoneError::new(
@@ -177,7 +234,6 @@ impl Engine {
             }
             None => fed?,
         }
-        let first = spec.tags.first().cloned().unwrap_or_default();
         for extra in spec.tags.iter().skip(1) {
             let (repo, tag) = split_tag(extra);
             #[allow(deprecated)]
@@ -239,6 +295,88 @@ impl Engine {
             XoneError::new(Kind::Remote, format!("{registry} gave {reference} no digest"))
                 .hint("push again; if it persists, the registry is at fault")
         })
+    }
+}
+
+/// A name for a BuildKit session, unique on this machine.
+fn session_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("xone-{}-{nanos:x}", std::process::id())
+}
+
+/// A build's output as lines: the legacy builder's stream as it comes, BuildKit's status
+/// messages as `docker build --progress=plain` tells them (each step's name once it starts,
+/// `(cached)` when the cache served it, its output line by line, its error).
+#[derive(Default)]
+struct Transcript {
+    /// The step running last, and the one that failed.
+    step: String,
+    failed_step: Option<String>,
+    /// The last lines, for an error.
+    recent: Vec<String>,
+    /// BuildKit's steps seen starting, and those seen failing, by digest.
+    started: std::collections::HashSet<String>,
+    errored: std::collections::HashSet<String>,
+    /// Output of a step that has not ended its line yet.
+    partial: HashMap<String, String>,
+}
+
+impl Transcript {
+    fn say(&mut self, l: &str, line: &mut dyn FnMut(&str)) {
+        self.recent.push(l.to_string());
+        if self.recent.len() > 12 {
+            self.recent.remove(0);
+        }
+        line(l);
+    }
+
+    fn legacy(&mut self, text: &str, line: &mut dyn FnMut(&str)) {
+        for l in text.lines().filter(|l| !l.trim().is_empty()) {
+            if l.starts_with("Step ") {
+                self.step = l.to_string();
+            }
+            self.say(l, line);
+        }
+    }
+
+    fn buildkit(&mut self, s: &StatusResponse, line: &mut dyn FnMut(&str)) {
+        for v in &s.vertexes {
+            if (v.started.is_some() || v.cached) && self.started.insert(v.digest.clone()) {
+                self.step = v.name.clone();
+                let shown = if v.cached { format!("{} (cached)", v.name) } else { v.name.clone() };
+                self.say(&shown, line);
+            }
+        }
+        for log in &s.logs {
+            let text = String::from_utf8_lossy(&log.msg);
+            let mut pending = self.partial.remove(&log.vertex).unwrap_or_default();
+            pending.push_str(&text);
+            let mut lines: Vec<&str> = pending.split('\n').collect();
+            let rest = lines.pop().unwrap_or_default().to_string();
+            for l in lines {
+                let l = l.trim_end_matches('\r');
+                if !l.trim().is_empty() {
+                    self.say(l, line);
+                }
+            }
+            if !rest.is_empty() {
+                self.partial.insert(log.vertex.clone(), rest);
+            }
+        }
+        for v in &s.vertexes {
+            if v.completed.is_some() {
+                if let Some(rest) = self.partial.remove(&v.digest) {
+                    self.say(rest.trim_end_matches('\r'), line);
+                }
+            }
+            if !v.error.is_empty() && self.errored.insert(v.digest.clone()) {
+                self.failed_step.get_or_insert_with(|| v.name.clone());
+                self.say(&format!("ERROR: {}", v.error), line);
+            }
+        }
     }
 }
 
@@ -377,6 +515,69 @@ fn from_helper(helper: &str, registry: &str) -> Result<Option<DockerCredentials>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buildkit_where_the_engine_has_it_unless_docker_buildkit_says_otherwise() {
+        assert_eq!(choose_builder(None, "linux", "1.41"), Builder::BuildKit);
+        assert_eq!(choose_builder(None, "linux", "1.39"), Builder::BuildKit);
+        assert_eq!(choose_builder(None, "linux", "1.38"), Builder::Legacy);
+        assert_eq!(choose_builder(None, "windows", "1.41"), Builder::Legacy);
+        assert_eq!(choose_builder(None, "linux", ""), Builder::Legacy);
+        assert_eq!(choose_builder(Some("0"), "linux", "1.41"), Builder::Legacy);
+        assert_eq!(choose_builder(Some("false"), "linux", "1.41"), Builder::Legacy);
+        assert_eq!(choose_builder(Some("1"), "windows", "1.38"), Builder::BuildKit);
+        assert_eq!(choose_builder(Some(""), "linux", "1.41"), Builder::BuildKit);
+    }
+
+    #[test]
+    fn buildkit_status_reads_as_lines_with_the_failed_step_named() {
+        use bollard::moby::buildkit::v1::{Vertex, VertexLog};
+        let at = Some(Default::default());
+        let vertex = |d: &str, name: &str| Vertex {
+            digest: d.into(),
+            name: name.into(),
+            started: at,
+            ..Default::default()
+        };
+        let log = |d: &str, msg: &str| VertexLog {
+            vertex: d.into(),
+            msg: msg.as_bytes().to_vec(),
+            ..Default::default()
+        };
+        let mut t = Transcript::default();
+        let mut lines = Vec::new();
+        let mut say = |l: &str| lines.push(l.to_string());
+        t.buildkit(
+            &StatusResponse {
+                vertexes: vec![
+                    Vertex { cached: true, ..vertex("a", "[1/2] FROM base") },
+                    vertex("b", "[2/2] RUN make"),
+                ],
+                logs: vec![log("b", "compiling\nlinking"), log("b", " done\n")],
+                ..Default::default()
+            },
+            &mut say,
+        );
+        // Seen again, now failed: named once, with its error.
+        let failed =
+            Vertex { error: "exit code: 2".into(), completed: at, ..vertex("b", "[2/2] RUN make") };
+        t.buildkit(
+            &StatusResponse { vertexes: vec![failed.clone()], ..Default::default() },
+            &mut say,
+        );
+        t.buildkit(&StatusResponse { vertexes: vec![failed], ..Default::default() }, &mut say);
+        assert_eq!(
+            lines,
+            [
+                "[1/2] FROM base (cached)",
+                "[2/2] RUN make",
+                "compiling",
+                "linking done",
+                "ERROR: exit code: 2"
+            ]
+        );
+        assert_eq!(t.failed_step.as_deref(), Some("[2/2] RUN make"));
+    }
 
     #[test]
     fn references() {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::events;
-use crate::adapters::docker::{BuildSpec, Engine};
+use crate::adapters::docker::{BuildSpec, Builder, Engine};
 use crate::adapters::{forge_local, Forges};
 use crate::config::{self, Config};
 use crate::domain::{reports, ProjectKey, RequirementKey};
@@ -97,6 +97,8 @@ pub struct Request {
     pub test_cmd: Option<String>,
     /// Pass failed gates on the record, for this reason.
     pub forced: Option<String>,
+    /// The network the image's `RUN` steps use (`build.network`).
+    pub network: Option<String>,
 }
 
 /// Builds the subject locally: its tests in a clean export of the commit held to the gates,
@@ -232,7 +234,20 @@ pub fn local(
     if let Some(k) = key {
         labels.insert("xone.requirement".to_string(), k.to_string());
     }
-    let spec = BuildSpec { dockerfile: app.dockerfile.clone(), tags: tags.clone(), labels };
+    let spec = BuildSpec {
+        dockerfile: app.dockerfile.clone(),
+        tags: tags.clone(),
+        labels,
+        network: r.network.clone(),
+    };
+    let builder = match engine.builder() {
+        Ok(b) => b,
+        Err(e) => return fail(store, e, None),
+    };
+    log.line(match builder {
+        Builder::BuildKit => "the image, through the engine's BuildKit",
+        Builder::Legacy => "the image, through the engine's legacy builder",
+    });
     let path = objects.path().to_path_buf();
     let oid = commit.id();
     // The context's .dockerignore, read from the commit as `docker build` reads it from disk.
@@ -244,6 +259,7 @@ pub fn local(
         let progress = ui.progress(Duration::from_millis(100));
         engine.build(
             &spec,
+            builder,
             move |w| {
                 let repo = git2::Repository::open(&path)?;
                 let filter =
@@ -300,7 +316,8 @@ pub fn local(
 
 /// The engine's steps show as lines of their own; the rest only on a live line.
 fn show_step(progress: &Progress, line: &str) {
-    if line.starts_with("Step ") || line.starts_with("Successfully") {
+    // Legacy builder steps (`Step 2/5 : RUN …`), BuildKit's (`[base 2/5] RUN …`).
+    if line.starts_with("Step ") || line.starts_with('[') || line.starts_with("Successfully") {
         progress.step(line);
     } else {
         progress.hint(line);

@@ -194,15 +194,22 @@ fn docker_check() -> Check {
         };
     }
     let started = Instant::now();
-    match docker::Engine::connect().and_then(|e| e.version()) {
-        Ok(v) => Check {
+    let engine = docker::Engine::connect();
+    match engine.and_then(|e| Ok((e.version()?, e.builder()?))) {
+        Ok((v, builder)) => Check {
             system: "docker",
             target: host,
             status: "ok",
             version: Some(v),
             user: None,
             latency_ms: Some(started.elapsed().as_millis() as u64),
-            detail: "the engine answers".into(),
+            detail: match builder {
+                docker::Builder::BuildKit => "the engine answers; images build with BuildKit",
+                docker::Builder::Legacy => {
+                    "the engine answers; images build with its legacy builder"
+                }
+            }
+            .into(),
         },
         Err(e) => failed("docker", host, &e),
     }

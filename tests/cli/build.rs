@@ -38,6 +38,8 @@ fn docker(args: &[&str]) -> String {
 pub fn setup(s: &Services) -> (TestEnv, std::path::PathBuf, String) {
     let mut env = TestEnv::new();
     env.set_var("DOCKER_HOST", &std::env::var("DOCKER_HOST").unwrap());
+    // The test engine runs without a bridge network (no iptables here): RUN steps get none.
+    env.set_var("XONE_BUILD_NETWORK", "none");
     let web = env.repo("web", false);
     let repo = git2::Repository::open(&web).unwrap();
     let dockerfile = format!("FROM {}\nCOPY app.txt /app.txt\nRUN cat /app.txt\n", s.base);
@@ -282,9 +284,68 @@ fn a_failing_dockerfile_step_is_named_with_its_output() {
     let repo = git2::Repository::open(&web).unwrap();
     let broken = format!("FROM {}\nRUN echo preparing && echo 'no such tool' && false\n", s.base);
     commit(&repo, "Dockerfile", &broken, "break it", Some("feature/PAY-1-refund-orders"));
+    // BuildKit names the step as `[2/2] RUN …`; the legacy builder as `Step 2/2 : RUN …`.
     let r = env.code(4, &["build", "web", "--requirement", "PAY-1"]);
-    r.says(&["the image build failed at Step 2/", "RUN echo preparing", "no such tool"]);
+    r.says(&["the image build failed at [2/2] RUN echo preparing", "no such tool", "exit code"]);
     assert_eq!(env.json(&["build", "list"])[0]["status"], "failed");
+    let r = env.run_with(&["build", "web", "--requirement", "PAY-1"], |c| {
+        c.env("DOCKER_BUILDKIT", "0");
+    });
+    assert_eq!(r.code, 4, "{r:?}");
+    r.says(&["the image build failed at Step 2/", "RUN echo preparing", "no such tool"]);
+}
+
+/// A Dockerfile only BuildKit builds: an unused stage that would fail, a cache mount kept
+/// between builds, an optional secret mount, a bind mount of the context.
+const BUILDKIT_DOCKERFILE: &str = "\
+FROM BASE AS broken
+RUN echo 'this stage is not needed' && false
+
+FROM BASE AS deps
+RUN --mount=type=cache,target=/cache echo warm >> /cache/runs && wc -l < /cache/runs > /deps.txt
+
+FROM BASE
+RUN --mount=type=secret,id=token cat /run/secrets/token 2>/dev/null || echo 'no token secret'
+RUN --mount=type=bind,source=app.txt,target=/mnt/app.txt cp /mnt/app.txt /bound.txt
+COPY --from=deps /deps.txt /deps.txt
+";
+
+#[test]
+fn buildkit_dockerfiles_build_through_the_engine_s_buildkit() {
+    let s = services();
+    let (env, web, image) = setup(&s);
+    let repo = git2::Repository::open(&web).unwrap();
+    let dockerfile = BUILDKIT_DOCKERFILE.replace("BASE", &s.base);
+    commit(&repo, "Dockerfile", &dockerfile, "BuildKit", Some("feature/PAY-1-refund-orders"));
+    let b = env.json(&["build", "web", "--requirement", "PAY-1"]);
+    assert_eq!(b["status"], "success", "{b}");
+    let tag = b["image"].as_str().unwrap().to_string();
+    assert!(tag.starts_with(&image), "{tag}");
+    let inside = docker(&["run", "--rm", "--network", "none", &tag, "cat", "/bound.txt"]);
+    assert_eq!(inside, "committed content\n", "the bind mount read the committed context");
+    let id = b["id"].as_i64().unwrap().to_string();
+    let log = env.ok(&["build", "log", &id]).stdout;
+    assert!(log.contains("through the engine's BuildKit"), "{log}");
+    assert!(log.contains("no token secret"), "the optional secret was absent: {log}");
+    assert!(!log.contains("this stage is not needed"), "the unused stage was skipped: {log}");
+
+    // The legacy builder cannot read it, and says where.
+    let r = env.run_with(&["build", "web", "--requirement", "PAY-1"], |c| {
+        c.env("DOCKER_BUILDKIT", "0");
+    });
+    assert_eq!(r.code, 4, "{r:?}");
+    r.says(&["the image build failed"]);
+    let log = env.ok(&["build", "log", &(b["id"].as_i64().unwrap() + 1).to_string()]).stdout;
+    assert!(log.contains("through the engine's legacy builder"), "{log}");
+}
+
+#[test]
+fn an_engine_without_a_bridge_network_is_named_with_the_setting_that_helps() {
+    let s = services();
+    let (mut env, _web, _image) = setup(&s);
+    env.set_var("XONE_BUILD_NETWORK", "");
+    let r = env.code(4, &["build", "web", "--requirement", "PAY-1"]);
+    r.says(&["RUN cat /app.txt", "network bridge not found", "xone config set build.network none"]);
 }
 
 #[test]
@@ -480,6 +541,11 @@ fn doctor_reports_the_docker_engine() {
     let docker = d.as_array().unwrap().iter().find(|c| c["system"] == "docker").unwrap().clone();
     assert_eq!(docker["status"], "ok", "{d}");
     assert!(docker["version"].as_str().unwrap().starts_with(|c: char| c.is_ascii_digit()), "{d}");
+    assert!(docker["detail"].as_str().unwrap().contains("build with BuildKit"), "{d}");
+    env.set_var("DOCKER_BUILDKIT", "0");
+    let d = env.json(&["doctor"]);
+    let docker = d.as_array().unwrap().iter().find(|c| c["system"] == "docker").unwrap().clone();
+    assert!(docker["detail"].as_str().unwrap().contains("legacy builder"), "{d}");
     env.set_var("DOCKER_HOST", "unix:///nonexistent/docker.sock");
     let r = env.run(&["doctor", "--json"]);
     assert_eq!(r.code, 6, "{r:?}");

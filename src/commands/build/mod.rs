@@ -167,7 +167,8 @@ fn run_build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
             }
         };
     }
-    let request = Request { push: a.push, test_cmd: a.test_cmd.clone(), forced };
+    let network = cx.config()?.str("build.network").map(str::to_string);
+    let request = Request { push: a.push, test_cmd: a.test_cmd.clone(), forced, network };
     let b = build::local(&cx.ui, &mut store, &forges, &subject, &request, &policy, &actor)?;
     if cx.ui.json {
         return cx.ui.print_json(&b);
