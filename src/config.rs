@@ -96,7 +96,7 @@ const KEYS: &[KeyDef] = &[
         key: "build.network",
         ty: Type::Str,
         default: None,
-        doc: "the network an image's RUN steps use: none, host or a network's name (the engine's default when unset; an engine without a bridge network needs none or host)",
+        doc: "the network an image's RUN steps use: none or host (a network's name too with the legacy builder); the engine's default when unset, and an engine without a bridge network needs one of these",
     },
     KeyDef {
         key: "workspace.dir",

@@ -132,14 +132,15 @@ impl Engine {
     }
 
     /// Builds from a tar context fed by `feed` (written on another thread and streamed to the
-    /// engine, never held whole) with `builder`, reporting each line of output to `line`;
-    /// returns the first tag. A step that fails is exit 4 naming the step and its last lines.
+    /// engine, never held whole) with `builder`, reporting each line of output to `line`
+    /// (with `true` for a step's header: `Step 2/5 : RUN …`, `[2/5] RUN …`); returns the first
+    /// tag. A step that fails is exit 4 naming the step and its last lines.
     pub fn build(
         &self,
         spec: &BuildSpec,
         builder: Builder,
         feed: impl FnOnce(&mut dyn Write) -> Result<()> + Send + 'static,
-        line: &mut dyn FnMut(&str),
+        line: &mut dyn FnMut(&str, bool),
     ) -> Result<String> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
         let producer = std::thread::spawn(move || {
@@ -165,12 +166,8 @@ impl Engine {
             // The session serves the registry credentials BuildKit asks for while it builds.
             options = options.version(BuilderVersion::BuilderBuildKit).session(&session_id());
         }
-        // Credentials for the image's own registry, where private base images usually live.
-        let registry = registry_of(split_tag(&first).0).to_string();
-        let credentials = registry_credentials(&registry)
-            .ok()
-            .flatten()
-            .map(|c| HashMap::from([(registry.clone(), c)]));
+        // Every registry `docker login` knows, for private base images, as the CLI sends them.
+        let credentials = Some(build_credentials());
         let mut said = Transcript::default();
         let failure = self.rt.block_on(async {
             let mut stream = self.docker.build_image(
@@ -248,7 +245,7 @@ impl Engine {
 
     /// Pushes `reference` with the user's credentials for its registry and returns the digest
     /// the registry gave it (`NAME@sha256:…`).
-    pub fn push(&self, reference: &str, line: &mut dyn FnMut(&str)) -> Result<String> {
+    pub fn push(&self, reference: &str, line: &mut dyn FnMut(&str, bool)) -> Result<String> {
         let (name, tag) = split_tag(reference);
         let registry = registry_of(name);
         let credentials = registry_credentials(registry)?;
@@ -260,7 +257,7 @@ impl Engine {
                 match item {
                     Ok(info) => {
                         if let Some(s) = &info.status {
-                            line(s);
+                            line(s, false);
                         }
                         if let Some(err) = info.error.or(info.error_detail.and_then(|d| d.message))
                         {
@@ -325,29 +322,30 @@ struct Transcript {
 }
 
 impl Transcript {
-    fn say(&mut self, l: &str, line: &mut dyn FnMut(&str)) {
+    fn say(&mut self, l: &str, header: bool, line: &mut dyn FnMut(&str, bool)) {
         self.recent.push(l.to_string());
         if self.recent.len() > 12 {
             self.recent.remove(0);
         }
-        line(l);
+        line(l, header);
     }
 
-    fn legacy(&mut self, text: &str, line: &mut dyn FnMut(&str)) {
+    fn legacy(&mut self, text: &str, line: &mut dyn FnMut(&str, bool)) {
         for l in text.lines().filter(|l| !l.trim().is_empty()) {
-            if l.starts_with("Step ") {
+            let header = l.starts_with("Step ");
+            if header {
                 self.step = l.to_string();
             }
-            self.say(l, line);
+            self.say(l, header || l.starts_with("Successfully"), line);
         }
     }
 
-    fn buildkit(&mut self, s: &StatusResponse, line: &mut dyn FnMut(&str)) {
+    fn buildkit(&mut self, s: &StatusResponse, line: &mut dyn FnMut(&str, bool)) {
         for v in &s.vertexes {
             if (v.started.is_some() || v.cached) && self.started.insert(v.digest.clone()) {
                 self.step = v.name.clone();
                 let shown = if v.cached { format!("{} (cached)", v.name) } else { v.name.clone() };
-                self.say(&shown, line);
+                self.say(&shown, true, line);
             }
         }
         for log in &s.logs {
@@ -359,7 +357,7 @@ impl Transcript {
             for l in lines {
                 let l = l.trim_end_matches('\r');
                 if !l.trim().is_empty() {
-                    self.say(l, line);
+                    self.say(l, false, line);
                 }
             }
             if !rest.is_empty() {
@@ -369,12 +367,15 @@ impl Transcript {
         for v in &s.vertexes {
             if v.completed.is_some() {
                 if let Some(rest) = self.partial.remove(&v.digest) {
-                    self.say(rest.trim_end_matches('\r'), line);
+                    self.say(rest.trim_end_matches('\r'), false, line);
                 }
             }
             if !v.error.is_empty() && self.errored.insert(v.digest.clone()) {
-                self.failed_step.get_or_insert_with(|| v.name.clone());
-                self.say(&format!("ERROR: {}", v.error), line);
+                // Steps running beside the one that failed are cancelled: not the cause.
+                if !v.error.contains("context canceled") && v.error != "canceled" {
+                    self.failed_step.get_or_insert_with(|| v.name.clone());
+                }
+                self.say(&format!("ERROR: {}", v.error), false, line);
             }
         }
     }
@@ -480,6 +481,47 @@ pub fn registry_credentials(registry: &str) -> Result<Option<DockerCredentials>>
     }))
 }
 
+/// The registries of the user's docker configuration (`auths` and `credHelpers`) with their
+/// credentials, keyed as the engine's builders look them up: Docker Hub under `docker.io`,
+/// BuildKit's `registry-1.docker.io` and the legacy builder's `https://index.docker.io/v1/`.
+/// A registry whose credentials cannot be had is left out: its pulls go anonymous, and the
+/// engine's error names it.
+pub fn build_credentials() -> HashMap<String, DockerCredentials> {
+    let text = std::fs::read_to_string(docker_config_dir().join("config.json")).unwrap_or_default();
+    let config: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    credentials_by_host(&config, |host| registry_credentials(host).ok().flatten())
+}
+
+fn credentials_by_host(
+    config: &serde_json::Value,
+    lookup: impl Fn(&str) -> Option<DockerCredentials>,
+) -> HashMap<String, DockerCredentials> {
+    let mut hosts: Vec<String> = Vec::new();
+    for section in ["auths", "credHelpers"] {
+        for key in
+            config.get(section).and_then(|s| s.as_object()).into_iter().flat_map(|m| m.keys())
+        {
+            let host = key.trim_start_matches("https://").trim_start_matches("http://");
+            let host = host.split('/').next().unwrap_or_default();
+            let host = if host == "index.docker.io" { "docker.io" } else { host };
+            if !host.is_empty() && !hosts.iter().any(|h| h == host) {
+                hosts.push(host.to_string());
+            }
+        }
+    }
+    let mut out = HashMap::new();
+    for host in hosts {
+        let Some(c) = lookup(&host) else { continue };
+        if host == "docker.io" {
+            for alias in ["registry-1.docker.io", "https://index.docker.io/v1/"] {
+                out.insert(alias.to_string(), c.clone());
+            }
+        }
+        out.insert(host, c);
+    }
+    out
+}
+
 /// Asks `docker-credential-HELPER get` for `registry`'s credentials.
 fn from_helper(helper: &str, registry: &str) -> Result<Option<DockerCredentials>> {
     let program = format!("docker-credential-{helper}");
@@ -517,6 +559,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn build_credentials_are_keyed_as_both_builders_look_them_up() {
+        let config = serde_json::json!({
+            "auths": {
+                "https://index.docker.io/v1/": {"auth": "x"},
+                "registry.example.com:5000": {"auth": "y"},
+                "http://old.example.com/v2/": {"auth": "z"},
+            },
+            "credHelpers": {"gcr.io": "gcloud", "registry.example.com:5000": "pass"},
+        });
+        let by_host = credentials_by_host(&config, |host| {
+            (host != "gcr.io").then(|| DockerCredentials {
+                username: Some(host.to_string()),
+                ..Default::default()
+            })
+        });
+        let mut keys: Vec<&str> = by_host.keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "docker.io",
+                "https://index.docker.io/v1/",
+                "old.example.com",
+                "registry-1.docker.io",
+                "registry.example.com:5000"
+            ]
+        );
+        assert_eq!(by_host["registry-1.docker.io"].username.as_deref(), Some("docker.io"));
+    }
+
+    #[test]
     fn buildkit_where_the_engine_has_it_unless_docker_buildkit_says_otherwise() {
         assert_eq!(choose_builder(None, "linux", "1.41"), Builder::BuildKit);
         assert_eq!(choose_builder(None, "linux", "1.39"), Builder::BuildKit);
@@ -546,7 +619,8 @@ mod tests {
         };
         let mut t = Transcript::default();
         let mut lines = Vec::new();
-        let mut say = |l: &str| lines.push(l.to_string());
+        let mut say =
+            |l: &str, header: bool| lines.push(format!("{}{l}", if header { "# " } else { "" }));
         t.buildkit(
             &StatusResponse {
                 vertexes: vec![
@@ -569,14 +643,23 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "[1/2] FROM base (cached)",
-                "[2/2] RUN make",
+                "# [1/2] FROM base (cached)",
+                "# [2/2] RUN make",
                 "compiling",
                 "linking done",
                 "ERROR: exit code: 2"
             ]
         );
         assert_eq!(t.failed_step.as_deref(), Some("[2/2] RUN make"));
+
+        // A step cancelled because another failed is not the one named.
+        let mut t = Transcript::default();
+        let cancelled =
+            Vertex { error: "context canceled".into(), ..vertex("c", "[deps 2/3] RUN fetch") };
+        let failed = Vertex { error: "exit code: 1".into(), ..vertex("d", "[3/4] RUN test") };
+        let status = StatusResponse { vertexes: vec![cancelled, failed], ..Default::default() };
+        t.buildkit(&status, &mut |_, _| {});
+        assert_eq!(t.failed_step.as_deref(), Some("[3/4] RUN test"));
     }
 
     #[test]

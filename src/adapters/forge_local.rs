@@ -655,11 +655,11 @@ impl Forge for LocalForge {
         })?;
         let ours = base_ref.get().peel_to_commit()?;
         if ours.id() == theirs.id() || repo.graph_descendant_of(ours.id(), theirs.id())? {
-            // As `merge_request` tells them apart: taken in by a merge commit, or no work yet.
+            // As `merge_request` tells them apart: taken in by a merge commit, or nothing new.
             return Ok(Outcome::Already(if merged_into(&repo, ours.id(), theirs.id())? {
                 format!("{branch} is already merged into {base}")
             } else {
-                format!("{branch} has nothing to merge: it has no commits of its own yet")
+                format!("{branch} has nothing to merge: it has no commits that {base} lacks")
             }));
         }
         let message = format!("Merge {branch} into {base}\n\n{}\n", text.title);

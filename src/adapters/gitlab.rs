@@ -773,7 +773,7 @@ impl Forge for GitLab {
             }
             "empty" => {
                 return Ok(Outcome::Already(format!(
-                    "{branch} has nothing to merge: it has no commits of its own yet"
+                    "{branch} has nothing to merge: it has no commits that {base} lacks"
                 )))
             }
             _ => {}
@@ -971,16 +971,23 @@ mod tests {
             status: "success".into(),
             allow_failure: false,
         };
-        // As GitLab lists them: newest first; `unit` (test) was retried after `deploy` ran.
-        let mut jobs = vec![
+        let names = |jobs: Vec<Job>| -> Vec<(String, i64)> {
+            in_stage_order(jobs).into_iter().map(|j| (j.name, j.id)).collect()
+        };
+        // As GitLab lists them, newest first, retried attempts included: `unit` (test) ran
+        // at 6 and again at 9 after `push` (deploy); `compile`, a stage's only job, ran at 5
+        // and again at 10.
+        let jobs = vec![
+            job(10, "build", "compile"),
             job(9, "test", "unit"),
             job(8, "deploy", "push"),
             job(7, "test", "lint"),
+            job(6, "test", "unit"),
             job(5, "build", "compile"),
         ];
-        in_stage_order(&mut jobs);
-        let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
-        assert_eq!(names, ["compile", "lint", "unit", "push"]);
+        let want = [("compile", 10), ("unit", 9), ("lint", 7), ("push", 8)];
+        let want: Vec<(String, i64)> = want.iter().map(|(n, i)| (n.to_string(), *i)).collect();
+        assert_eq!(names(jobs), want);
     }
 
     #[test]
@@ -1047,16 +1054,29 @@ impl Pipeline {
     }
 }
 
-/// Sorts jobs by stage (a stage ranks by its oldest job), then by age within a stage.
-fn in_stage_order(jobs: &mut [Job]) {
-    jobs.sort_by_key(|j| j.id);
+/// A pipeline's jobs (every attempt) as its page shows them: by stage, a stage ranking by its
+/// oldest attempt of any job; within a stage by each job's first attempt; each job once, by
+/// its latest attempt.
+fn in_stage_order(mut attempts: Vec<Job>) -> Vec<Job> {
+    attempts.sort_by_key(|j| j.id);
     let mut stages: Vec<String> = Vec::new();
-    for j in jobs.iter() {
-        if !stages.contains(&j.stage) {
-            stages.push(j.stage.clone());
+    // (stage rank, first attempt's id, latest attempt)
+    let mut jobs: Vec<(usize, i64, Job)> = Vec::new();
+    for j in attempts {
+        let rank = match stages.iter().position(|s| *s == j.stage) {
+            Some(r) => r,
+            None => {
+                stages.push(j.stage.clone());
+                stages.len() - 1
+            }
+        };
+        match jobs.iter_mut().find(|(_, _, seen)| seen.name == j.name) {
+            Some(slot) => slot.2 = j,
+            None => jobs.push((rank, j.id, j)),
         }
     }
-    jobs.sort_by_key(|j| (stages.iter().position(|s| *s == j.stage), j.id));
+    jobs.sort_by_key(|(rank, first, _)| (*rank, *first));
+    jobs.into_iter().map(|(_, _, j)| j).collect()
 }
 
 fn pipeline_of(v: &Value, endpoint: &str) -> Result<Pipeline> {
@@ -1142,15 +1162,16 @@ impl GitLab {
         pipeline_of(&self.api.get(&endpoint)?, "GET pipeline")
     }
 
-    /// A pipeline's jobs in stage order, as its page shows them. GitLab lists them newest
-    /// first (since 13.5) and says nothing of stage order; a pipeline's jobs are created
-    /// stage by stage, so a stage ranks by its oldest job, and a retried job (a newer id)
-    /// stays in its stage.
+    /// A pipeline's jobs in stage order, as its page shows them, each by its latest attempt.
+    /// GitLab lists them newest first (since 13.5) and says nothing of stage order; a
+    /// pipeline's jobs are created stage by stage, so a stage ranks by its oldest job,
+    /// retried ones included (`include_retried`), and a retried job stays in its stage.
     pub fn jobs(&self, r: &Repo, pipeline: i64) -> Result<Vec<Job>> {
-        let endpoint = format!("{}/pipelines/{pipeline}/jobs", Self::project_path(r));
+        let endpoint =
+            format!("{}/pipelines/{pipeline}/jobs?include_retried=true", Self::project_path(r));
         let s =
             |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-        let mut jobs: Vec<Job> = self
+        let jobs: Vec<Job> = self
             .api
             .get_all(&endpoint)?
             .iter()
@@ -1162,8 +1183,7 @@ impl GitLab {
                 allow_failure: j.get("allow_failure").and_then(Value::as_bool).unwrap_or(false),
             })
             .collect();
-        in_stage_order(&mut jobs);
-        Ok(jobs)
+        Ok(in_stage_order(jobs))
     }
 
     /// A job's log (its trace), as text.

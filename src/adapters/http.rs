@@ -165,10 +165,13 @@ impl Api {
             }
             Err(e) => {
                 let why = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
-                return Err(XoneError::new(
-                    Kind::Remote,
-                    format!("cannot check {system}'s certificate at {base}"),
-                )
+                if !why.contains("CA certificates") {
+                    return Err(XoneError::internal("cannot start the HTTP client").cause(why));
+                }
+                // This machine's set-up, not the server: as a bad setting is.
+                return Err(XoneError::usage(format!(
+                    "cannot check {system}'s certificate at {base}"
+                ))
                 .cause(why)
                 .hint("this machine has no CA certificates: install them (apt-get install ca-certificates), or point SSL_CERT_FILE at a bundle"));
             }

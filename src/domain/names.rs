@@ -21,9 +21,10 @@ impl ProjectKey {
     /// existing project is read case-insensitively: `pay-1` is PAY-1.)
     pub fn new_key(s: &str) -> Result<ProjectKey, String> {
         if s.chars().any(|c| c.is_ascii_lowercase()) {
+            // The upper-case spelling, when that is a key; else an example.
+            let upper = s.parse::<ProjectKey>().map(|k| k.0).unwrap_or_else(|_| "PAY".into());
             return Err(format!(
-                "invalid project key '{s}': use 2 to 10 upper-case letters or digits, starting with a letter (e.g. {})",
-                if s.len() >= 2 { s.to_ascii_uppercase() } else { "PAY".into() }
+                "invalid project key '{s}': use 2 to 10 upper-case letters or digits, starting with a letter (e.g. {upper})"
             ));
         }
         s.parse()
@@ -294,7 +295,10 @@ mod tests {
         assert_eq!(k.seq, 12);
         assert_eq!(k.to_string(), "PAY-12");
         assert_eq!("pay-12".parse::<RequirementKey>().unwrap(), k, "keys read in any case");
-        assert!(ProjectKey::new_key("pay").is_err(), "a new key is written in upper case");
+        let e = ProjectKey::new_key("shop").unwrap_err();
+        assert!(e.contains("e.g. SHOP"), "the upper-case spelling is suggested: {e}");
+        let e = ProjectKey::new_key("1pay").unwrap_err();
+        assert!(e.contains("e.g. PAY") && !e.contains("1PAY"), "only a valid key is: {e}");
         for bad in ["PAY", "PAY-0", "PAY-01", "PAY-x", "P-1", "PAY--1", "1PAY-2", "PAY-+3"] {
             assert!(bad.parse::<RequirementKey>().is_err(), "{bad} accepted");
         }

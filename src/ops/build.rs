@@ -154,6 +154,15 @@ pub fn local(
         }
     };
     let engine = Engine::connect()?;
+    let builder = engine.builder()?;
+    if let (Builder::BuildKit, Some(network)) = (builder, &r.network) {
+        if !matches!(network.as_str(), "none" | "host" | "default") {
+            return Err(XoneError::usage(format!(
+                "build.network is '{network}': the engine's BuildKit gives RUN steps none, host or default"
+            ))
+            .hint("xone config set build.network none (or host), or build with the legacy builder: DOCKER_BUILDKIT=0"));
+        }
+    }
     // The tests' export is made before the record: a failure here leaves nothing behind.
     let test_cmd = r.test_cmd.clone().or_else(|| app.test_cmd.clone());
     let scratch = match &test_cmd {
@@ -240,10 +249,6 @@ pub fn local(
         labels,
         network: r.network.clone(),
     };
-    let builder = match engine.builder() {
-        Ok(b) => b,
-        Err(e) => return fail(store, e, None),
-    };
     log.line(match builder {
         Builder::BuildKit => "the image, through the engine's BuildKit",
         Builder::Legacy => "the image, through the engine's legacy builder",
@@ -266,9 +271,9 @@ pub fn local(
                     ignore.as_ref().map(|i| forge_local::ContextFilter { ignore: i, keep: &keep });
                 forge_local::export_tar_filtered(&repo, oid, &context, w, filter.as_ref())
             },
-            &mut |l| {
+            &mut |l, header| {
                 log.line(l);
-                show_step(&progress, l);
+                show_step(&progress, l, header);
             },
         )
     };
@@ -281,9 +286,9 @@ pub fn local(
         let progress = ui.progress(Duration::from_millis(100));
         let mut pushed = Ok(String::new());
         for t in &tags {
-            pushed = engine.push(t, &mut |l| {
+            pushed = engine.push(t, &mut |l, header| {
                 log.line(l);
-                show_step(&progress, l);
+                show_step(&progress, l, header);
             });
             if pushed.is_err() {
                 break;
@@ -315,9 +320,9 @@ pub fn local(
 }
 
 /// The engine's steps show as lines of their own; the rest only on a live line.
-fn show_step(progress: &Progress, line: &str) {
-    // Legacy builder steps (`Step 2/5 : RUN …`), BuildKit's (`[base 2/5] RUN …`).
-    if line.starts_with("Step ") || line.starts_with('[') || line.starts_with("Successfully") {
+/// A step's header stays on the screen; other output passes as a hint.
+fn show_step(progress: &Progress, line: &str, header: bool) {
+    if header {
         progress.step(line);
     } else {
         progress.hint(line);

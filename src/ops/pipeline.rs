@@ -350,22 +350,26 @@ pub fn refresh(
     Ok(())
 }
 
-/// Every job of a pipeline build with its log as GitLab keeps it, in stage order; a job that
-/// has not run has an empty log.
-pub fn job_logs(store: &Store, forges: &Forges, b: &Build) -> Result<Vec<(Job, String)>> {
+/// Hands `each` every job of a pipeline build, in stage order, with its log as GitLab keeps
+/// it, one job at a time as it comes; a job that has not run has an empty log, and a log that
+/// cannot be read is that job's error, not the whole answer's.
+pub fn each_job_log(
+    store: &Store,
+    forges: &Forges,
+    b: &Build,
+    mut each: impl FnMut(&Job, Result<String>) -> Result<()>,
+) -> Result<()> {
     let Some(pipeline) = b.pipeline_id else {
         return Err(XoneError::not_found(format!("build {} has no pipeline", b.id)));
     };
     let (_, repo) = app_and_repo(store, b)?;
     let gl = forges.gitlab()?;
-    let jobs = gl.jobs(&repo, pipeline)?;
-    jobs.into_iter()
-        .map(|j| {
-            let ran = !matches!(j.status.as_str(), "created" | "pending" | "skipped" | "manual");
-            let trace = if ran { gl.trace(&repo, j.id)? } else { String::new() };
-            Ok((j, trace))
-        })
-        .collect()
+    for j in gl.jobs(&repo, pipeline)? {
+        let ran = !matches!(j.status.as_str(), "created" | "pending" | "skipped" | "manual");
+        let trace = if ran { gl.trace(&repo, j.id) } else { Ok(String::new()) };
+        each(&j, trace)?;
+    }
+    Ok(())
 }
 
 /// The log of one job of a pipeline build, as GitLab keeps it.

@@ -635,7 +635,9 @@ pub fn requirement_keys(
     // of each row in the table. The key is made from them, as it was when stored.
     let title = if titles { "title" } else { "''" };
     // Both shapes walk the (project, seq) index in order, so nothing is sorted afterwards:
-    // `PAY-1` is project PAY with numbers starting "1"; `PA` is every project from PA.
+    // `PAY-1` is project PAY with numbers starting "1"; `PA` is every project from PA. Keys
+    // read in any case, so `pay-1` completes as `PAY-1` does.
+    let prefix = prefix.to_ascii_uppercase();
     let (sql, project, number) = match prefix.rsplit_once('-') {
         Some((project, number)) => {
             if !number.bytes().all(|b| b.is_ascii_digit()) {
@@ -655,7 +657,7 @@ pub fn requirement_keys(
                 "SELECT project, seq, {title} FROM requirement WHERE project >= ?1 AND project < ?1 || '~' \
                  AND ?2 = '' ORDER BY project, seq"
             );
-            (sql, prefix, "")
+            (sql, prefix.as_str(), "")
         }
     };
     let mut st = c.prepare(&sql)?;

@@ -180,7 +180,7 @@ fn merging_a_branch_without_work_says_there_is_nothing_to_merge() {
     env.ok(&["requirement", "create", "-p", "PAY", "Refunds"]);
     env.ok(&["branch", "create", "PAY-1"]);
     let r = env.ok(&["branch", "mr", "PAY-1", "--merge"]).stdout;
-    assert!(r.contains("nothing to merge: it has no commits of its own yet"), "{r}");
+    assert!(r.contains("nothing to merge: it has no commits that main lacks"), "{r}");
     assert!(!r.contains("already merged"), "{r}");
 
     commit(

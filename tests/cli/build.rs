@@ -302,6 +302,7 @@ FROM BASE AS broken
 RUN echo 'this stage is not needed' && false
 
 FROM BASE AS deps
+COPY app.txt /app.txt
 RUN --mount=type=cache,target=/cache echo warm >> /cache/runs && wc -l < /cache/runs > /deps.txt
 
 FROM BASE
@@ -329,13 +330,25 @@ fn buildkit_dockerfiles_build_through_the_engine_s_buildkit() {
     assert!(log.contains("no token secret"), "the optional secret was absent: {log}");
     assert!(!log.contains("this stage is not needed"), "the unused stage was skipped: {log}");
 
+    // The cache mount outlives the build: the next build's step finds the first one's run.
+    let runs = |tag: &str| -> u32 {
+        let out = docker(&["run", "--rm", "--network", "none", tag, "cat", "/deps.txt"]);
+        out.trim().parse().unwrap()
+    };
+    let before = runs(&tag);
+    commit(&repo, "app.txt", "changed content\n", "change", Some("feature/PAY-1-refund-orders"));
+    let again = env.json(&["build", "web", "--requirement", "PAY-1"]);
+    assert_eq!(again["status"], "success", "{again}");
+    assert_eq!(runs(again["image"].as_str().unwrap()), before + 1);
+
     // The legacy builder cannot read it, and says where.
     let r = env.run_with(&["build", "web", "--requirement", "PAY-1"], |c| {
         c.env("DOCKER_BUILDKIT", "0");
     });
     assert_eq!(r.code, 4, "{r:?}");
     r.says(&["the image build failed"]);
-    let log = env.ok(&["build", "log", &(b["id"].as_i64().unwrap() + 1).to_string()]).stdout;
+    let last = env.json(&["build", "list"])[0]["id"].to_string();
+    let log = env.ok(&["build", "log", &last]).stdout;
     assert!(log.contains("through the engine's legacy builder"), "{log}");
 }
 
@@ -346,6 +359,12 @@ fn an_engine_without_a_bridge_network_is_named_with_the_setting_that_helps() {
     env.set_var("XONE_BUILD_NETWORK", "");
     let r = env.code(4, &["build", "web", "--requirement", "PAY-1"]);
     r.says(&["RUN cat /app.txt", "network bridge not found", "xone config set build.network none"]);
+    // BuildKit takes none, host or default: a network's name is refused before anything runs.
+    let builds = env.json(&["build", "list"]).as_array().unwrap().len();
+    env.set_var("XONE_BUILD_NETWORK", "my-net");
+    env.code(2, &["build", "web", "--requirement", "PAY-1"])
+        .says(&["build.network is 'my-net'", "none, host or default"]);
+    assert_eq!(env.json(&["build", "list"]).as_array().unwrap().len(), builds);
 }
 
 #[test]

@@ -207,7 +207,7 @@ fn a_machine_without_ca_certificates_still_speaks_plain_http_and_says_what_https
     pay(&env, &fake);
     env.ok(&["branch", "create", "PAY-1"]);
     env.set_var("XONE_GITLAB_URL", "https://127.0.0.1:9");
-    env.code(6, &["branch", "create", "PAY-1"]).says(&[
+    env.code(2, &["branch", "create", "PAY-1"]).says(&[
         "cannot check GitLab's certificate",
         "ca-certificates",
         "SSL_CERT_FILE",

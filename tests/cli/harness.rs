@@ -123,9 +123,18 @@ impl TestEnv {
         self.answering(args, envs, None)
     }
 
+    /// As `in_terminal`, on a terminal `cols` columns wide.
+    pub fn in_terminal_of_width(&self, args: &str, cols: u16) -> Run {
+        self.terminal(&format!("stty cols {cols} rows 24; {XONE} {args}"), &[], None)
+    }
+
     /// As `in_terminal`, typing `keys` at the terminal once xone is waiting for them.
     pub fn answering(&self, args: &str, envs: &[(&str, &str)], keys: Option<&str>) -> Run {
-        let script = format!("script -qec '{XONE} {args}' /dev/null");
+        self.terminal(&format!("{XONE} {args}"), envs, keys)
+    }
+
+    fn terminal(&self, command: &str, envs: &[(&str, &str)], keys: Option<&str>) -> Run {
+        let script = format!("script -qec '{command}' /dev/null");
         let line = match keys {
             Some(k) => format!("(sleep 1; printf '{k}') | {script}"),
             None => format!("{script} < /dev/null"),
@@ -244,4 +253,22 @@ pub fn write(env: &TestEnv, name: &str, body: &[u8]) -> String {
 /// it needs no CA certificates, which a fresh machine may not have.
 pub fn local_http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder().tls_certs_only(Vec::new()).build().unwrap()
+}
+
+/// A terminal line as it shows: without its colour codes (`ESC [ … m`).
+pub fn without_colour(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for f in chars.by_ref() {
+                if f.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

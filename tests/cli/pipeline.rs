@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::fake_gitlab::{Ci, FakeGitLab};
+use crate::fake_gitlab::{Ci, FakeGitLab, Fault};
 use crate::gitlab::{lab, pay};
 use crate::harness::*;
 
@@ -93,6 +93,11 @@ fn a_failing_pipeline_names_the_job_its_log_and_the_failing_tests() {
     assert!(at("==> compile (build): success <==\nok\n") < at("==> unit (test): failed <=="));
     assert!(at("==> unit (test): failed <==") < at("running 2 tests\nassertion failed"));
     assert!(at("assertion failed") < at("==> package (deploy): skipped <==\n(no log"), "{log}");
+    // A log GitLab will not give is that job's gap, not the whole answer's.
+    fake.fail("/trace", Fault::Says { code: 403, message: "403 Forbidden".into() }, 1);
+    let log = env.ok(&["build", "log", "1"]).stdout;
+    assert!(log.contains("==> compile (build): success <==\n(log unavailable: "), "{log}");
+    assert!(log.contains("running 2 tests\nassertion failed"), "{log}");
     assert!(r.stderr.contains("job package (deploy): skipped"), "{}", r.stderr);
     // The failing job's log tail came as the job failed, before the verdict.
     let tail = r.stderr.find("  | assertion failed: refund amount").expect("the tail streamed");

@@ -394,9 +394,15 @@ fn keys_read_in_any_case_statuses_filter_together_and_long_titles_fit_the_termin
     assert_eq!(keys("requirement-review"), ["PAY-2"]);
     assert_eq!(keys("draft,requirement-review"), ["PAY-3", "PAY-2", "PAY-1"]);
     env.code(2, &["requirement", "list", "--status", "draft,nope"]);
-    let tty = env.in_terminal("requirement list", &[]);
-    let row = tty.stdout.lines().find(|l| l.contains("PAY-3")).unwrap().to_string();
-    assert!(row.contains('…') && !row.contains(long.trim()), "cut to the terminal: {row:?}");
+    for cols in [60u16, 100] {
+        let tty = env.in_terminal_of_width("requirement list", cols);
+        let row = tty.stdout.lines().find(|l| l.contains("PAY-3")).unwrap().to_string();
+        assert!(row.contains('…') && !row.contains(long.trim()), "cut to the terminal: {row:?}");
+        for line in tty.stdout.lines() {
+            let shown = without_colour(line.trim_end_matches('\r'));
+            assert!(shown.chars().count() <= cols as usize, "wider than {cols}: {shown:?}");
+        }
+    }
     let piped = env.ok(&["requirement", "list"]).stdout;
     assert!(piped.contains(long.trim()), "whole into a pipe");
 }

@@ -150,22 +150,25 @@ pub fn log(cx: &mut Ctx, id: i64, job: Option<String>) -> Result<()> {
     if b.pipeline_id.is_some() {
         // Each job's log under its name, in stage order, as the pipeline's page shows them.
         let forges = cx.forges()?;
-        let logs = pipeline::job_logs(&store, &forges, &b)?;
-        for (i, (j, trace)) in logs.iter().enumerate() {
+        let mut first = true;
+        return pipeline::each_job_log(&store, &forges, &b, |j, trace| {
             let head = format!("==> {} ({}): {} <==", j.name, j.stage, j.status);
-            let gap = if i == 0 { "" } else { "\n" };
+            let gap = if first { "" } else { "\n" };
+            first = false;
             let head = cx.ui.bold(&safe(&head));
             writeln!(cx.ui.out(), "{gap}{head}")?;
-            if trace.is_empty() {
-                writeln!(cx.ui.out(), "(no log: the job has not run)")?;
-            } else {
-                write_log(cx, trace.as_bytes())?;
-                if !cx.ui.stdout_tty && !trace.ends_with('\n') {
-                    writeln!(cx.ui.out())?;
+            match trace {
+                Ok(t) if t.is_empty() => writeln!(cx.ui.out(), "(no log: the job has not run)")?,
+                Ok(t) => {
+                    write_log(cx, t.as_bytes())?;
+                    if !cx.ui.stdout_tty && !t.ends_with('\n') {
+                        writeln!(cx.ui.out())?;
+                    }
                 }
+                Err(e) => writeln!(cx.ui.out(), "(log unavailable: {})", safe(&e.message))?,
             }
-        }
-        return Ok(());
+            cx.ui.flush()
+        });
     }
     let text = std::fs::read(log_path(id)).map_err(|_| {
         XoneError::not_found(format!("build {id} has no log on this machine"))
