@@ -986,6 +986,63 @@ fn assert_keys(name: &str, actual: &Value) {
     assert!(missing.is_empty(), "{name}: the fake's answer lacks {missing:?}\n{actual:#}");
 }
 
+/// ConfigMaps (with the resourceVersion precondition a gray release's state relies on) and
+/// Nodes, against the real answers.
+#[test]
+fn configmaps_and_nodes_answer_as_the_real_server_does() {
+    let fake = FakeKube::start();
+    fake.add_namespace("default");
+    fake.add_node("kube-worker-1");
+    let real = fixture("configmap.json");
+    let body = json!({ "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": { "name": "game-config" }, "data": real["data"] });
+    let path = "/api/v1/namespaces/default/configmaps";
+    let (code, _, text) = raw(&fake, "POST", path, Some("application/json"), &body.to_string());
+    assert_eq!(code, 201, "{text}");
+    let created: Value = serde_json::from_str(&text).unwrap();
+    assert_keys("configmap.json", &created);
+    assert_eq!(created["data"], real["data"]);
+    // A second create of the same name: AlreadyExists, as the real server says it.
+    let (code, _, text) = raw(&fake, "POST", path, Some("application/json"), &body.to_string());
+    assert_eq!(code, 409);
+    let exists: Value = serde_json::from_str(&text).unwrap();
+    assert_keys("status_409_already_exists.json", &exists);
+    assert_eq!(exists["reason"], "AlreadyExists");
+    assert_eq!(exists["message"], "configmaps \"game-config\" already exists");
+    // A replace at the current resourceVersion succeeds; at an old one it is a Conflict.
+    let mut next = created.clone();
+    next["data"] = json!({ "lives": "4" });
+    let one = format!("{path}/game-config");
+    let (code, _, text) = raw(&fake, "PUT", &one, Some("application/json"), &next.to_string());
+    assert_eq!(code, 200, "{text}");
+    let replaced: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(replaced["data"], json!({ "lives": "4" }), "a replace drops the keys not sent");
+    assert_ne!(replaced["metadata"]["resourceVersion"], created["metadata"]["resourceVersion"]);
+    let (code, _, text) = raw(&fake, "PUT", &one, Some("application/json"), &next.to_string());
+    assert_eq!(code, 409);
+    let conflict: Value = serde_json::from_str(&text).unwrap();
+    assert_keys("status_409_conflict.json", &conflict);
+    let real_conflict = fixture("status_409_conflict.json");
+    assert_eq!(
+        conflict["message"],
+        real_conflict["message"].as_str().unwrap().replace("\"foo\"", "\"game-config\"")
+    );
+    assert_eq!(conflict["details"]["kind"], "configmaps");
+
+    let (code, nodes) = raw_json(&fake, "GET", "/api/v1/nodes");
+    assert_eq!(code, 200);
+    assert_eq!(nodes["kind"], "NodeList");
+    let mut node = nodes["items"][0].clone();
+    node["kind"] = json!("Node");
+    node["apiVersion"] = json!("v1");
+    assert_keys("node.json", &node);
+    let (code, one_node) = raw_json(&fake, "GET", "/api/v1/nodes/kube-worker-1");
+    assert_eq!(code, 200);
+    assert_eq!(one_node["metadata"]["labels"]["kubernetes.io/hostname"], "kube-worker-1");
+    let (code, _) = raw_json(&fake, "GET", "/api/v1/nodes/nope");
+    assert_eq!(code, 404);
+}
+
 #[test]
 fn fixtures_deserialize_into_the_api_types() {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Status, WatchEvent as MetaWatchEvent};
@@ -1003,9 +1060,17 @@ fn fixtures_deserialize_into_the_api_types() {
     let pod: Pod = de("pod.json");
     assert!(pod.status.unwrap().container_statuses.unwrap()[0].ready);
     let _: Namespace = de("namespace.json");
-    for s in
-        ["status_404_not_found.json", "status_403_forbidden.json", "status_409_apply_conflict.json"]
-    {
+    let cm: k8s_openapi::api::core::v1::ConfigMap = de("configmap.json");
+    assert!(cm.data.unwrap().contains_key("game.properties"));
+    let node: k8s_openapi::api::core::v1::Node = de("node.json");
+    assert_eq!(node.status.unwrap().node_info.unwrap().kubelet_version, "v1.23.3");
+    for s in [
+        "status_404_not_found.json",
+        "status_403_forbidden.json",
+        "status_409_apply_conflict.json",
+        "status_409_conflict.json",
+        "status_409_already_exists.json",
+    ] {
         let st: Status = de(s);
         assert_eq!(st.status.as_deref(), Some("Failure"));
         let e: kube::error::ErrorResponse = de(s);

@@ -88,7 +88,21 @@ enum Kind {
     Pod,
     Service,
     Event,
+    ConfigMap,
+    Node,
 }
+
+/// Every kind the fake serves.
+const KINDS: [Kind; 8] = [
+    Kind::Namespace,
+    Kind::Deployment,
+    Kind::ReplicaSet,
+    Kind::Pod,
+    Kind::Service,
+    Kind::Event,
+    Kind::ConfigMap,
+    Kind::Node,
+];
 
 impl Kind {
     fn kind(self) -> &'static str {
@@ -99,6 +113,8 @@ impl Kind {
             Kind::Pod => "Pod",
             Kind::Service => "Service",
             Kind::Event => "Event",
+            Kind::ConfigMap => "ConfigMap",
+            Kind::Node => "Node",
         }
     }
     fn plural(self) -> &'static str {
@@ -109,6 +125,8 @@ impl Kind {
             Kind::Pod => "pods",
             Kind::Service => "services",
             Kind::Event => "events",
+            Kind::ConfigMap => "configmaps",
+            Kind::Node => "nodes",
         }
     }
     fn group(self) -> &'static str {
@@ -133,16 +151,14 @@ impl Kind {
         }
     }
     fn namespaced(self) -> bool {
-        self != Kind::Namespace
+        !matches!(self, Kind::Namespace | Kind::Node)
     }
     /// Kinds whose metadata carries a generation.
     fn generational(self) -> bool {
         matches!(self, Kind::Deployment | Kind::ReplicaSet)
     }
     fn from_plural(group: &str, plural: &str) -> Option<Kind> {
-        [Kind::Namespace, Kind::Deployment, Kind::ReplicaSet, Kind::Pod, Kind::Service, Kind::Event]
-            .into_iter()
-            .find(|k| k.plural() == plural && k.group() == group)
+        KINDS.into_iter().find(|k| k.plural() == plural && k.group() == group)
     }
 }
 
@@ -475,6 +491,79 @@ impl FakeKube {
 
     pub fn events(&self, ns: &str) -> Vec<Value> {
         self.with(|s| s.all(Kind::Event, Some(ns)))
+    }
+
+    pub fn configmap(&self, ns: &str, name: &str) -> Option<Value> {
+        self.with(|s| s.get(Kind::ConfigMap, ns, name).cloned())
+    }
+
+    /// Changes a ConfigMap's data as another client would (a new resourceVersion).
+    pub fn edit_configmap(&self, ns: &str, name: &str, key: &str, value: &str) {
+        self.with(|s| {
+            let st = s.objects.get(&(Kind::ConfigMap, ns.into(), name.into())).expect("it exists");
+            let (mut obj, managers) = (st.obj.clone(), st.managers.clone());
+            obj["data"][key] = json!(value);
+            s.put(Kind::ConfigMap, ns, name, obj, managers);
+        })
+    }
+
+    /// A machine of the cluster, registered and Ready, as a kubelet registers one.
+    pub fn add_node(&self, name: &str) {
+        self.with(|s| {
+            let mut obj = s.fresh(Kind::Node, "", name);
+            obj["metadata"]["labels"] = json!({
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "beta.kubernetes.io/os": "linux",
+                "beta.kubernetes.io/arch": "amd64",
+            });
+            obj["metadata"]["annotations"] = json!({
+                "node.alpha.kubernetes.io/ttl": "0",
+                "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+            });
+            obj["spec"] = json!({ "podCIDR": "10.244.0.0/24", "podCIDRs": ["10.244.0.0/24"] });
+            let at = now_iso();
+            let condition = |t: &str, status: &str, reason: &str, message: &str| {
+                json!({
+                    "type": t, "status": status, "reason": reason, "message": message,
+                    "lastHeartbeatTime": at, "lastTransitionTime": at,
+                })
+            };
+            let resources = json!({
+                "cpu": "2", "ephemeral-storage": "20134592Ki", "hugepages-2Mi": "0",
+                "memory": "4025004Ki", "pods": "110",
+            });
+            obj["status"] = json!({
+                "addresses": [
+                    { "type": "InternalIP", "address": "192.168.49.2" },
+                    { "type": "Hostname", "address": name },
+                ],
+                "allocatable": resources,
+                "capacity": resources,
+                "conditions": [
+                    condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                    condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                    condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+                    condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+                ],
+                "daemonEndpoints": { "kubeletEndpoint": { "Port": 10250 } },
+                "images": [],
+                "nodeInfo": {
+                    "architecture": "amd64",
+                    "bootID": s.uid(),
+                    "containerRuntimeVersion": "containerd://1.7.24",
+                    "kernelVersion": "6.1.0",
+                    "kubeProxyVersion": "v1.33.0",
+                    "kubeletVersion": "v1.33.0",
+                    "machineID": s.uid().replace('-', ""),
+                    "operatingSystem": "linux",
+                    "osImage": "Debian GNU/Linux 12 (bookworm)",
+                    "systemUUID": s.uid(),
+                },
+            });
+            s.put(Kind::Node, "", name, obj, Vec::new());
+        })
     }
 
     pub fn namespaces(&self) -> Vec<String> {
@@ -852,16 +941,8 @@ fn apply_json_patch(obj: &mut Value, ops: &[Value]) -> Result<Value, String> {
 /// Legacy (unaggregated) API discovery, which kubectl reads to map kinds to paths:
 /// `/api`, `/apis`, `/api/v1`, `/apis/apps/v1`.
 fn discovery(path: &str) -> Option<Value> {
-    let kinds = [
-        Kind::Namespace,
-        Kind::Deployment,
-        Kind::ReplicaSet,
-        Kind::Pod,
-        Kind::Service,
-        Kind::Event,
-    ];
     let resources = |group: &str, gv: &str| {
-        let list: Vec<Value> = kinds
+        let list: Vec<Value> = KINDS
             .iter()
             .filter(|k| k.group() == group)
             .map(|k| {
@@ -978,8 +1059,15 @@ impl State {
                 }
                 _ => return path_not_found(),
             },
+            // Every namespace's objects, or a cluster-scoped kind's (nodes).
             (g, [plural]) => match Kind::from_plural(g, plural) {
-                Some(k) if k.namespaced() => Target { kind: k, ns: None, name: None },
+                Some(k) => Target { kind: k, ns: None, name: None },
+                _ => return path_not_found(),
+            },
+            (g, [plural, name]) => match Kind::from_plural(g, plural) {
+                Some(k) if !k.namespaced() => {
+                    Target { kind: k, ns: None, name: Some(name.to_string()) }
+                }
                 _ => return path_not_found(),
             },
             _ => return path_not_found(),
@@ -1443,6 +1531,14 @@ impl State {
         }
         let managed = managed_part(&body);
         let mut obj = st.obj.clone();
+        if kind == Kind::ConfigMap {
+            // An update replaces the whole content: keys not sent are gone.
+            for k in ["data", "binaryData"] {
+                if managed.get(k).is_none() {
+                    obj.as_object_mut().expect("an object").remove(k);
+                }
+            }
+        }
         for (k, v) in managed.as_object().into_iter().flatten() {
             if k == "metadata" {
                 for f in ["labels", "annotations"] {
