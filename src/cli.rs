@@ -3,8 +3,8 @@
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
-    auth, branch, build, deploy, doctor, hook, project, quickstart, requirement, review, rollback,
-    setup, Ctx,
+    auth, branch, build, deploy, doctor, gray, hook, project, quickstart, requirement, review,
+    rollback, setup, Ctx,
 };
 use crate::ui::{Result, XoneError};
 
@@ -66,6 +66,9 @@ pub enum Command {
     Build(build::BuildArgs),
     /// Deploy an app's image to an environment's cluster, follow the rollout, and read what runs
     Deploy(deploy::DeployArgs),
+    /// Gray releases: a new version on some instances, judged against the stable, widened or pulled back
+    #[command(subcommand)]
+    Gray(gray::GrayCommand),
     /// Roll an app back to an earlier revision, or everything a requirement deployed
     Rollback(rollback::RollbackArgs),
     /// Log in to GitLab, see who the token belongs to, log out
@@ -97,6 +100,7 @@ pub fn dispatch(cx: &mut Ctx, cli: Cli) -> Result<()> {
         Command::Auth(c) => auth::run(cx, c),
         Command::Build(a) => build::run(cx, a),
         Command::Deploy(a) => deploy::run(cx, a),
+        Command::Gray(c) => gray::run(cx, c),
         Command::Rollback(a) => rollback::run(cx, a),
         Command::Doctor(a) => doctor::run(cx, a),
         Command::Completion(a) => setup::completion(cx, a),

@@ -1,11 +1,24 @@
 //! The clock: the one place xone reads the time. The domain is given it.
+//!
+//! `XONE_NOW` (RFC 3339, e.g. `2026-12-13T10:00:00Z`) sets xone's own clock: what it records
+//! and the pauses it counts (a gray release's week) follow it, so that a script or a test can
+//! move time on. Systems that keep their own time (Prometheus's samples) are asked in the
+//! machine's time, `wall_unix`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::domain::date::{self, Date};
 
-/// Seconds since the Unix epoch.
+/// Seconds since the Unix epoch, on xone's clock (`XONE_NOW` when it is set).
 pub fn unix_now() -> i64 {
+    match std::env::var("XONE_NOW").ok().and_then(|v| date::parse_rfc3339(v.trim())) {
+        Some(secs) => secs,
+        None => wall_unix(),
+    }
+}
+
+/// Seconds since the Unix epoch, on the machine's clock whatever `XONE_NOW` says.
+pub fn wall_unix() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 

@@ -135,6 +135,42 @@ const KEYS: &[KeyDef] = &[
         doc: "how often the post-release watch asks Prometheus",
     },
     KeyDef {
+        key: "gray.window",
+        ty: Type::Duration,
+        default: Some("10m"),
+        doc: "how far back a gray release's analyses compare canary with stable",
+    },
+    KeyDef {
+        key: "gray.interval",
+        ty: Type::Duration,
+        default: Some("1m"),
+        doc: "how often `gray watch` evaluates the analyses",
+    },
+    KeyDef {
+        key: "gray.min_samples",
+        ty: Type::Int,
+        default: Some("10"),
+        doc: "the fewest samples of each track an analysis needs to pass or fail (else it holds)",
+    },
+    KeyDef {
+        key: "gray.range",
+        ty: Type::Duration,
+        default: Some("1m"),
+        doc: "the range of rate() in the analyses' PromQL ({range}); at least twice the scrape interval",
+    },
+    KeyDef {
+        key: "gray.pod_label",
+        ty: Type::Str,
+        default: Some("pod"),
+        doc: "the label that names a series' pod on Prometheus",
+    },
+    KeyDef {
+        key: "gray.namespace_label",
+        ty: Type::Str,
+        default: Some("namespace"),
+        doc: "the label that names a series' namespace on Prometheus",
+    },
+    KeyDef {
         key: "state.busy_timeout",
         ty: Type::Duration,
         default: Some("30s"),
@@ -181,6 +217,9 @@ pub struct Config {
     pub project_file: Option<PathBuf>,
     /// The GitLab token `auth login` stored in the user file, read with the rest of it.
     pub stored_gitlab_token: Option<String>,
+    /// `[analysis.NAME]` tables of gray analyses: a later layer's table replaces an earlier
+    /// one of the same name. Where each came from is kept beside it.
+    pub analyses: BTreeMap<String, (toml::Table, PathBuf)>,
 }
 
 fn env_nonempty(name: &str) -> Option<String> {
@@ -237,8 +276,11 @@ fn def(key: &str) -> Result<&'static KeyDef> {
 
 /// Checks a duration such as `90s`, `15m`, `2h`, `1h30m`, `7d`; returns seconds.
 pub fn parse_duration(s: &str) -> std::result::Result<u64, String> {
-    let bad =
-        || format!("invalid duration '{s}': use a number with s, m, h or d (e.g. 15m, 2h, 1h30m)");
+    let bad = || {
+        format!(
+            "invalid duration '{s}': use a number with s, m, h, d or w (e.g. 15m, 2h, 1h30m, 7d)"
+        )
+    };
     let (mut total, mut num, mut any) = (0u64, String::new(), false);
     for c in s.chars() {
         if c.is_ascii_digit() {
@@ -250,6 +292,7 @@ pub fn parse_duration(s: &str) -> std::result::Result<u64, String> {
             'm' => 60,
             'h' => 3600,
             'd' => 86_400,
+            'w' => 7 * 86_400,
             _ => return Err(bad()),
         };
         let n: u64 = num.parse().map_err(|_| bad())?;
@@ -381,11 +424,28 @@ impl Config {
         let layers =
             [(Some(user_file.clone()), Origin::User), (project_file.clone(), Origin::Project)];
         let mut stored_gitlab_token = None;
+        let mut analyses = BTreeMap::new();
         for (path, origin) in layers {
             let Some(path) = path else { continue };
             let Some(table) = read_table(&path)? else {
                 continue;
             };
+            if let Some(section) = table.get("analysis") {
+                let bad = |what: String| {
+                    XoneError::usage(format!("bad setting in {}", path.display()))
+                        .cause(what)
+                        .hint("each analysis is a table: [analysis.NAME] with query = \"PromQL\"")
+                };
+                let section = section
+                    .as_table()
+                    .ok_or_else(|| bad("analysis is not a table of analyses".into()))?;
+                for (name, t) in section {
+                    let t = t
+                        .as_table()
+                        .ok_or_else(|| bad(format!("analysis.{name} is not a table")))?;
+                    analyses.insert(name.clone(), (t.clone(), path.clone()));
+                }
+            }
             if origin == Origin::User {
                 stored_gitlab_token = lookup(&table, "gitlab.token")
                     .and_then(|v| v.as_str())
@@ -428,7 +488,7 @@ impl Config {
                     .insert("gitlab.url", Entry { key: "gitlab.url", value, origin: Origin::Env });
             }
         }
-        Ok(Config { entries, user_file, project_file, stored_gitlab_token })
+        Ok(Config { entries, user_file, project_file, stored_gitlab_token, analyses })
     }
 
     pub fn get(&self, key: &str) -> Result<Option<&Entry>> {
@@ -579,6 +639,7 @@ mod tests {
         assert_eq!(parse_duration("2h"), Ok(7200));
         assert_eq!(parse_duration("1h30m"), Ok(5400));
         assert_eq!(parse_duration("15m"), Ok(900));
+        assert_eq!(parse_duration("1w2d"), Ok(9 * 86_400));
         for bad in ["", "2", "h", "2x", "-1h", "1.5h"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Event as KubeEvent, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Event as KubeEvent, Node, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::client::Body;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -788,6 +788,104 @@ impl Cluster {
             generation: applied["metadata"]["generation"].as_i64().unwrap_or(0),
             story,
         })
+    }
+
+    /// A ConfigMap of the namespace, if there is one.
+    pub fn configmap(&self, name: &str) -> Result<Option<ConfigMap>> {
+        let c = call("get", format!("configmaps/{name}"));
+        let req = kube::core::Request::new(ConfigMap::url_path(&(), Some(&self.namespace)));
+        let make = || req.get(name, &Default::default()).expect("valid request");
+        match self.get_json(&c, &make) {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if e.kind == Kind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// ConfigMaps carrying these labels.
+    pub fn configmaps(&self, selector: &str) -> Result<Vec<ConfigMap>> {
+        let lp = ListParams::default().labels(selector);
+        self.list("configmaps", ConfigMap::url_path(&(), Some(&self.namespace)), &lp)
+    }
+
+    /// Creates a ConfigMap; one of that name already there is a conflict (exit 5).
+    pub fn create_configmap(&self, obj: &Value) -> Result<ConfigMap> {
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let c = call("create", format!("configmaps/{name}"));
+        let req = kube::core::Request::new(ConfigMap::url_path(&(), Some(&self.namespace)));
+        let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+        let make = || req.create(&pp, obj.to_string().into_bytes()).expect("valid request");
+        self.get_json(&c, &make)
+    }
+
+    /// Replaces a ConfigMap on the condition that it is still at the `metadata.resourceVersion`
+    /// `obj` carries: a change made since, by anyone, is a conflict (exit 5), never overwritten.
+    pub fn replace_configmap(&self, obj: &Value) -> Result<ConfigMap> {
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let c = call("update", format!("configmaps/{name}"));
+        let req = kube::core::Request::new(ConfigMap::url_path(&(), Some(&self.namespace)));
+        let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+        let make = || req.replace(&name, &pp, obj.to_string().into_bytes()).expect("valid request");
+        self.get_json(&c, &make)
+    }
+
+    /// The names of the cluster's nodes.
+    pub fn nodes(&self) -> Result<Vec<String>> {
+        let nodes: Vec<Node> =
+            self.list("nodes", Node::url_path(&(), None), &ListParams::default())?;
+        Ok(nodes.into_iter().filter_map(|n| n.metadata.name).collect())
+    }
+
+    /// Deletes a Deployment and, with it, its ReplicaSets and pods; gone already is fine.
+    pub fn delete_deployment(&self, name: &str) -> Result<()> {
+        let c = call("delete", format!("deployments/{name}"));
+        let req = kube::core::Request::new(Deployment::url_path(&(), Some(&self.namespace)));
+        let dp = kube::api::DeleteParams::background();
+        let make = || req.delete(name, &dp).expect("valid request");
+        match self.block_on(self.send(&c, &make)) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind == Kind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The routers that could split an app's traffic by weight: ingress-nginx Ingresses and
+    /// Gateway API HTTPRoutes of the namespace that send to the app's Service, as
+    /// `Ingress/NAME`, `HTTPRoute/NAME`. An API the cluster does not serve has none.
+    pub fn routers(&self, service: &str) -> Result<Vec<String>> {
+        let ns = &self.namespace;
+        let kinds = [
+            ("Ingress", format!("/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses")),
+            ("HTTPRoute", format!("/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/httproutes")),
+        ];
+        let mut out = Vec::new();
+        for (kind, path) in kinds {
+            let c = call("list", format!("{}s", kind.to_ascii_lowercase()));
+            let make =
+                || http::Request::get(path.as_str()).body(Vec::new()).expect("valid request");
+            let list: Value = match self.block_on(self.exchange(&c, &make))? {
+                (404, _) => continue,
+                (code, body) if (200..300).contains(&code) => {
+                    serde_json::from_slice(&body).unwrap_or(Value::Null)
+                }
+                (code, body) => return Err(self.refused(&c, code, &body)),
+            };
+            for item in list["items"].as_array().into_iter().flatten() {
+                let text = item["spec"].to_string();
+                let nginx = kind == "HTTPRoute"
+                    || item["spec"]["ingressClassName"]
+                        .as_str()
+                        .is_some_and(|c| c.contains("nginx"))
+                    || item["metadata"]["annotations"]["kubernetes.io/ingress.class"]
+                        .as_str()
+                        .is_some_and(|c| c.contains("nginx"));
+                if nginx && text.contains(&format!("\"name\":\"{service}\"")) {
+                    let name = item["metadata"]["name"].as_str().unwrap_or("?");
+                    out.push(format!("{kind}/{name}"));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The API server's version, for `xone doctor`.

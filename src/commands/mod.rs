@@ -7,6 +7,7 @@ pub mod build;
 pub mod complete;
 pub mod deploy;
 pub mod doctor;
+pub mod gray;
 pub mod hook;
 pub mod project;
 pub mod quickstart;

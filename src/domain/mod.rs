@@ -7,7 +7,9 @@ pub mod template;
 
 pub use lifecycle::{Facts, Status};
 pub use names::{DocKind, ProjectKey, RequirementKey, ReviewKind, Role, Verdict};
+pub mod gray;
 pub mod ignore;
+pub mod judge;
 pub mod manifest;
 pub mod reports;
 pub mod rollout;

@@ -3,12 +3,15 @@
 //! parses, lends an operation what it needs (`Scope`), and reports what comes back. Progress
 //! and warnings reach a person through the `Ui` handle in the scope.
 
+pub mod analysis;
 pub mod branches;
 pub mod build;
 pub mod docs;
 pub mod doctor;
 pub mod events;
 pub mod fan_out;
+pub mod gray;
+pub mod gray_state;
 pub mod lifecycle;
 pub mod pipeline;
 pub mod project;

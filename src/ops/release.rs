@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::gray_state;
 use super::target::{self};
 use super::{events, Scope};
 use crate::adapters::cluster::{Cluster, End, Failure, Follow};
@@ -64,19 +65,23 @@ pub(super) fn deadline(scope: &Scope) -> u64 {
     scope.config.duration("deploy.progress_deadline").as_secs().max(1)
 }
 
-/// Works out what deploying `source` of `app` to `env` applies, touching no cluster.
-#[allow(clippy::too_many_arguments)]
-pub fn plan(
-    scope: &Scope,
+/// What a source stands for: the image (by digest when the build pushed one), the build and
+/// commit it came from, and the requirement it serves (`requirement`, else the build's).
+pub struct Resolved {
+    pub image: String,
+    pub build: Option<i64>,
+    pub sha: Option<String>,
+    pub requirement: Option<String>,
+}
+
+/// Resolves what to release of `app`: a build must be of the app, have succeeded and made an
+/// image; a requirement named must exist here.
+pub fn resolve(
     store: &Store,
-    forges: &Forges,
-    app: App,
-    env: Env,
+    app: &App,
     source: Source,
     requirement: Option<&RequirementKey>,
-    strategy: Strategy,
-    actor: &str,
-) -> Result<Plan> {
+) -> Result<Resolved> {
     let (image, build, sha, build_req) = match source {
         Source::Build(id) => {
             let b = store::build(store.conn(), id)?;
@@ -118,6 +123,23 @@ pub fn plan(
         }
         None => None,
     };
+    Ok(Resolved { image, build, sha, requirement })
+}
+
+/// Works out what deploying `source` of `app` to `env` applies, touching no cluster.
+#[allow(clippy::too_many_arguments)]
+pub fn plan(
+    scope: &Scope,
+    store: &Store,
+    forges: &Forges,
+    app: App,
+    env: Env,
+    source: Source,
+    requirement: Option<&RequirementKey>,
+    strategy: Strategy,
+    actor: &str,
+) -> Result<Plan> {
+    let Resolved { image, build, sha, requirement } = resolve(store, &app, source, requirement)?;
     let deadline = deadline(scope);
     let mut annotations = BTreeMap::new();
     let what = match (&requirement, build) {
@@ -189,6 +211,12 @@ pub fn deploy(
     let (app, env) = (&plan.app, &plan.env);
     let req = plan.requirement.as_deref();
     let cl = target::connect(env, scope.remote.clone())?;
+    // A gray release in flight owns the app's Deployments until it is promoted or aborted.
+    if plan.deployment == app.name || app.manifests.is_none() {
+        if let Some(g) = gray_state::in_flight(&cl, &app.name)? {
+            return Err(gray_state::busy(&g, &env.name));
+        }
+    }
     if !cl.namespace_exists()? {
         if !o.create_namespace {
             return Err(XoneError::gate(format!(

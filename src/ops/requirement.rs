@@ -249,6 +249,8 @@ pub struct Thread {
     /// Deployments and rollbacks made for it, newest first.
     pub deploys: Vec<store::Deploy>,
     pub watches: Vec<store::Watch>,
+    /// Its gray releases as this machine last saw them, newest first.
+    pub grays: Vec<super::gray::Listed>,
     pub signoffs: Vec<store::Signoff>,
     pub events: Vec<Event>,
     pub next: Option<NextStep>,
@@ -329,6 +331,10 @@ pub fn thread(
                 .filter(|w| deployed.contains(&(w.app.clone(), w.env.clone())))
                 .collect()
         },
+        grays: store::grays_of(c, &key.to_string())?
+            .into_iter()
+            .map(|(env, gray)| super::gray::Listed { project: key.project.to_string(), env, gray })
+            .collect(),
         signoffs: store::signoffs(c, key)?,
         events: store::events(c, key)?,
         next,

@@ -236,3 +236,54 @@ pub fn watches(
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
+
+/// This machine's copy of a gray release's state, as the cluster's ConfigMap last had it.
+pub fn save_gray(
+    c: &Connection,
+    project: &str,
+    env: &str,
+    g: &crate::domain::gray::Gray,
+) -> Result<()> {
+    let state = serde_json::to_string(g).map_err(|e| XoneError::internal(e.to_string()))?;
+    c.execute(
+        "INSERT INTO gray (project, app, env, started_at, requirement, phase, state, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (project, app, env, started_at) DO UPDATE SET
+             requirement = excluded.requirement, phase = excluded.phase,
+             state = excluded.state, updated_at = excluded.updated_at",
+        params![
+            project,
+            g.app,
+            env,
+            g.started_at,
+            g.requirement,
+            g.phase.to_string(),
+            state,
+            clock::now()
+        ],
+    )?;
+    Ok(())
+}
+
+/// The gray releases this machine has seen of a requirement, newest first, with their
+/// environments.
+pub fn grays_of(
+    c: &Connection,
+    requirement: &str,
+) -> Result<Vec<(String, crate::domain::gray::Gray)>> {
+    let mut st = c.prepare(
+        "SELECT env, state FROM gray WHERE requirement = ?1 ORDER BY started_at DESC, app",
+    )?;
+    let rows =
+        st.query_map([requirement], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (env, state) = row?;
+        let g = serde_json::from_str(&state).map_err(|e| {
+            XoneError::new(crate::ui::Kind::Internal, "a gray release's stored state is unreadable")
+                .cause(e)
+        })?;
+        out.push((env, g));
+    }
+    Ok(out)
+}

@@ -288,4 +288,20 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX watch_app ON watch (project, app, env, id);
     ",
+    // 7: gray releases: this machine's copy of each one's state (the cluster's ConfigMap is
+    // the truth), for `requirement show` and the log
+    "
+    CREATE TABLE gray (
+        project TEXT NOT NULL REFERENCES project(key),
+        app TEXT NOT NULL,
+        env TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        requirement TEXT,
+        phase TEXT NOT NULL,
+        state TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (project, app, env, started_at)
+    );
+    CREATE INDEX gray_requirement ON gray (requirement);
+    ",
 ];

@@ -31,10 +31,11 @@ pub fn safe(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
-/// A duration for people: `2h05m`, `4m30s`, `12s`.
+/// A duration for people: `6d23h`, `2h05m`, `4m30s`, `12s`.
 pub fn human_secs(secs: i64) -> String {
     let secs = secs.max(0);
     match secs {
+        s if s >= 86_400 => format!("{}d{:02}h", s / 86_400, s / 3600 % 24),
         s if s >= 3600 => format!("{}h{:02}m", s / 3600, s / 60 % 60),
         s if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
         s => format!("{s}s"),

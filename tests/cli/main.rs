@@ -16,6 +16,7 @@ mod env;
 mod fake_kube_check;
 mod gitlab;
 mod gitlab_faults;
+mod gray;
 mod integrate;
 mod lifecycle;
 mod output;

@@ -2947,7 +2947,25 @@ impl State {
             s.entry("serviceAccountName").or_insert(json!("default"));
             let sa = s["serviceAccountName"].clone();
             s.insert("serviceAccount".into(), sa);
-            s.insert("nodeName".into(), json!(NODE));
+            // The scheduler honours a required node affinity on the hostname; otherwise every
+            // pod goes to the one node.
+            let allowed: Vec<String> = s
+                .get("affinity")
+                .and_then(|a| {
+                    a.pointer("/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms/0/matchExpressions")
+                })
+                .and_then(Value::as_array)
+                .and_then(|exprs| exprs.iter().find(|e| e["key"] == "kubernetes.io/hostname" && e["operator"] == "In"))
+                .and_then(|e| e["values"].as_array())
+                .map(|v| v.iter().filter_map(|n| n.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            let node = match allowed.len() {
+                0 => NODE.to_string(),
+                n => allowed
+                    [name.len().wrapping_add(name.bytes().map(usize::from).sum::<usize>()) % n]
+                    .clone(),
+            };
+            s.insert("nodeName".into(), json!(node));
             s.entry("enableServiceLinks").or_insert(json!(true));
             s.entry("preemptionPolicy").or_insert(json!("PreemptLowerPriority"));
             s.entry("priority").or_insert(json!(0));
@@ -3044,7 +3062,7 @@ impl State {
             None,
             "Normal",
             "Scheduled",
-            &format!("Successfully assigned {ns}/{name} to {NODE}"),
+            &format!("Successfully assigned {ns}/{name} to {}", text(&stored, "/spec/nodeName")),
             "default-scheduler",
             None,
         );

@@ -185,6 +185,31 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
         }
     }
 
+    if !t.grays.is_empty() {
+        ui.line(format!("\n{}", ui.bold("Gray releases")))?;
+        for r in &t.grays {
+            let g = &r.gray;
+            let passed = match g.passed {
+                Some(true) => ", analyses passing",
+                Some(false) => ", analyses not passing",
+                None => "",
+            };
+            ui.line(format!(
+                "  {} in {}  {}{passed}  step {} of {} ({} of {})  {}  started {} by {}",
+                g.app,
+                r.env,
+                g.phase,
+                g.step + 1,
+                g.steps.len(),
+                g.canary_replicas(),
+                g.stable_replicas,
+                safe(&g.canary_image),
+                ui.when(&g.started_at),
+                g.started_by
+            ))?;
+        }
+    }
+
     if !t.signoffs.is_empty() {
         ui.line(format!("\n{}", ui.bold("Sign-offs")))?;
         for s in &t.signoffs {

@@ -1,0 +1,303 @@
+//! Gray releases against the fake Kubernetes API server: the canary beside the stable, steps,
+//! pauses on a clock the test moves, promotion, abort, and the state kept in the cluster so
+//! that another machine (another home) carries it on.
+
+use serde_json::Value;
+
+use crate::deploy::cluster;
+use crate::fake_kube::{FakeKube, PodBehavior};
+use crate::harness::*;
+
+/// PAY's web with 3 replicas in a `prod` environment of namespace `ns`, deployed once.
+pub fn stable(ns: &str) -> (TestEnv, FakeKube) {
+    let (env, kube) = cluster();
+    env.ok(&["project", "app", "set", "PAY", "web", "--replicas", "prod=3"]);
+    env.ok(&["project", "env", "set", "PAY", "prod", "--context", "prod-ctx", "--namespace", ns]);
+    kube.add_namespace(ns);
+    env.ok(&["deploy", "web", "--env", "prod", "--image", "reg.example.com/web:1"]);
+    (env, kube)
+}
+
+fn image(d: &Value) -> &str {
+    d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap()
+}
+
+fn replicas(d: &Value) -> i64 {
+    d["spec"]["replicas"].as_i64().unwrap()
+}
+
+fn start(env: &TestEnv, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "gray",
+        "start",
+        "web",
+        "--env",
+        "prod",
+        "--image",
+        "reg.example.com/web:2",
+        "--analysis",
+        "restarts",
+    ];
+    args.extend_from_slice(extra);
+    env.json(&args)
+}
+
+#[test]
+fn two_of_three_then_all_of_them() {
+    let (env, kube) = stable("g-two");
+    let st = start(&env, &["--instances", "2"]);
+    assert_eq!(st["phase"], "progressing", "{st}");
+    assert_eq!((st["step"].as_i64(), st["steps"].as_i64()), (Some(1), Some(2)));
+    assert_eq!(st["instances"], serde_json::json!([2, 3]));
+    // The canary beside the stable: 2 and 1, each track labelled, both selected by the Service.
+    let canary = kube.deployment("g-two", "web-canary").expect("a canary Deployment");
+    assert_eq!(image(&canary), "reg.example.com/web:2");
+    assert_eq!(replicas(&canary), 2);
+    assert_eq!(canary["spec"]["selector"]["matchLabels"]["xone.io/track"], "canary");
+    let stable = kube.deployment("g-two", "web").unwrap();
+    assert_eq!((image(&stable), replicas(&stable)), ("reg.example.com/web:1", 1));
+    let service = kube.service("g-two", "web").unwrap();
+    let pods = kube.pods("g-two");
+    let selected = |p: &&&Value| {
+        service["spec"]["selector"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .all(|(k, v)| p["metadata"]["labels"][k] == *v)
+    };
+    let live: Vec<&Value> =
+        pods.iter().filter(|p| p["metadata"]["deletionTimestamp"].is_null()).collect();
+    assert_eq!(live.iter().filter(selected).count(), 3, "the Service selects both tracks");
+    assert_eq!(st["canary"]["pods"].as_array().unwrap().len(), 2, "{st}");
+    assert_eq!(st["stable"]["pods"].as_array().unwrap().len(), 1, "{st}");
+    // The whole state is in the cluster.
+    let cm = kube.configmap("g-two", "xone-gray-web").expect("the state ConfigMap");
+    let state: Value = serde_json::from_str(cm["data"]["state.json"].as_str().unwrap()).unwrap();
+    assert_eq!(state["stable_image"], "reg.example.com/web:1");
+    assert_eq!(state["stable_replicas"], 3);
+
+    // Deploying around it, or starting a second one, is a conflict naming the one in flight.
+    env.code(5, &["deploy", "web", "--env", "prod", "--image", "reg.example.com/web:9"]).says(&[
+        "gray release in flight",
+        "reg.example.com/web:2",
+        "xone gray promote|abort",
+    ]);
+    env.code(5, &["gray", "start", "web", "--env", "prod", "--image", "reg.example.com/web:3"])
+        .says(&["gray release in flight"]);
+
+    // The last step is promotion: the stable takes the canary's image at all its replicas.
+    let st = env.json(&["gray", "step", "web", "--env", "prod"]);
+    assert_eq!(st["phase"], "promoted", "{st}");
+    let stable = kube.deployment("g-two", "web").unwrap();
+    assert!(image(&stable).starts_with("reg.example.com/web@sha256:"), "by digest: {stable}");
+    assert_eq!(replicas(&stable), 3);
+    assert!(kube.deployment("g-two", "web-canary").is_none(), "the canary is gone");
+    let list = env.json(&["gray", "list"]);
+    assert_eq!(list, serde_json::json!([]), "nothing in flight");
+    // Promoted, the app deploys again.
+    env.ok(&["deploy", "web", "--env", "prod", "--image", "reg.example.com/web:3"]);
+}
+
+#[test]
+fn a_week_s_pause_is_counted_on_the_clock() {
+    let (mut env, kube) = stable("g-pause");
+    env.set_var("XONE_NOW", "2026-12-01T10:00:00Z");
+    start(&env, &["--steps", "1,2", "--pause", "7d"]);
+    env.set_var("XONE_NOW", "2026-12-04T10:00:00Z");
+    env.code(4, &["gray", "step", "web", "--env", "prod"]).says(&["pauses for 4d00h more"]);
+    let st = env.json(&["gray", "status", "web", "--env", "prod"]);
+    assert_eq!(st["pause_left_secs"], 4 * 86_400);
+    // A person may force it, with a reason that is recorded.
+    env.code(2, &["gray", "step", "web", "--env", "prod", "--force"]).says(&["needs a reason"]);
+    env.set_var("XONE_NOW", "2026-12-08T10:00:01Z");
+    let st = env.json(&["gray", "step", "web", "--env", "prod"]);
+    assert_eq!((st["step"].as_i64(), st["phase"].as_str()), (Some(2), Some("progressing")));
+    assert_eq!(replicas(&kube.deployment("g-pause", "web-canary").unwrap()), 2);
+    assert_eq!(replicas(&kube.deployment("g-pause", "web").unwrap()), 1);
+    // The next step's pause starts afresh.
+    env.code(4, &["gray", "step", "web", "--env", "prod"]).says(&["pauses for 7d00h more"]);
+    let st = env.json(&[
+        "gray",
+        "step",
+        "web",
+        "--env",
+        "prod",
+        "--force",
+        "--reason",
+        "the PM accepted early",
+    ]);
+    assert_eq!(st["phase"], "promoted");
+    let mark = st["marks"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(mark["forced"], true, "{mark}");
+    assert!(mark["detail"].as_str().unwrap().contains("the PM accepted early"), "{mark}");
+}
+
+#[test]
+fn paused_by_a_person_it_holds_until_resumed() {
+    let (env, _kube) = stable("g-hold");
+    start(&env, &[]);
+    let st = env.json(&["gray", "pause", "web", "--env", "prod"]);
+    assert_eq!(st["phase"], "paused");
+    env.code(4, &["gray", "step", "web", "--env", "prod"]).says(&["is paused", "gray resume"]);
+    let st = env.json(&["gray", "resume", "web", "--env", "prod"]);
+    assert_eq!(st["phase"], "progressing");
+}
+
+#[test]
+fn an_abort_puts_the_stable_back() {
+    let (env, kube) = stable("g-abort");
+    env.ok(&["requirement", "create", "-p", "PAY", "Refunds"]);
+    start(&env, &["--instances", "2", "--requirement", "PAY-1"]);
+    let st = env.json(&["gray", "abort", "web", "--env", "prod", "--reason", "not today"]);
+    assert_eq!(st["phase"], "aborted");
+    let stable = kube.deployment("g-abort", "web").unwrap();
+    assert_eq!((image(&stable), replicas(&stable)), ("reg.example.com/web:1", 3));
+    assert!(kube.deployment("g-abort", "web-canary").is_none());
+    // On the requirement's story, and in `requirement show`.
+    let log = env.json(&["requirement", "log", "PAY-1"]);
+    let actions: Vec<&str> =
+        log.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(actions.contains(&"gray started") && actions.contains(&"gray aborted"), "{log}");
+    let show = env.json(&["requirement", "show", "PAY-1"]);
+    assert_eq!(show["grays"][0]["phase"], "aborted", "{show}");
+    // Ended, it cannot be stepped; a new one may start.
+    env.code(4, &["gray", "step", "web", "--env", "prod"]).says(&["was aborted by tester"]);
+    start(&env, &[]);
+}
+
+#[test]
+fn another_machine_carries_it_on_from_the_cluster() {
+    let (env, kube) = stable("g-other");
+    start(&env, &["--instances", "2"]);
+    // A teammate's fresh home with the same project set up (its own database, no copy).
+    let other = {
+        let mut o = TestEnv::new();
+        for (k, v) in &env.vars {
+            o.set_var(k, v);
+        }
+        project(&o);
+        o.ok(&["project", "app", "add", "PAY", "web", "--repo", "web", "--port", "8080"]);
+        o.ok(&[
+            "project",
+            "env",
+            "set",
+            "PAY",
+            "prod",
+            "--context",
+            "prod-ctx",
+            "--namespace",
+            "g-other",
+        ]);
+        o
+    };
+    let st = other.json(&["gray", "status", "web", "--env", "prod"]);
+    assert_eq!(
+        (st["phase"].as_str(), st["started_by"].as_str()),
+        (Some("progressing"), Some("tester"))
+    );
+    let list = other.json(&["gray", "list", "-p", "PAY"]);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    let st = other.json(&["gray", "promote", "web", "--env", "prod"]);
+    assert_eq!(st["phase"], "promoted");
+    assert_eq!(replicas(&kube.deployment("g-other", "web").unwrap()), 3);
+    // The first machine sees it ended.
+    let st = env.json(&["gray", "status", "web", "--env", "prod"]);
+    assert_eq!(st["phase"], "promoted");
+}
+
+#[test]
+fn a_change_from_elsewhere_is_never_overwritten() {
+    let (env, kube) = stable("g-race");
+    start(&env, &[]);
+    // Another machine writes the state between this one's read and write.
+    kube.fail("PUT", "configmaps/xone-gray-web", 409, 1, None);
+    env.code(5, &["gray", "pause", "web", "--env", "prod"])
+        .says(&["changed from elsewhere", "nothing was overwritten"]);
+    let cm = kube.configmap("g-race", "xone-gray-web").unwrap();
+    assert_eq!(cm["data"]["phase"], "progressing");
+}
+
+#[test]
+fn bad_starts_are_refused_before_anything_changes() {
+    let (env, kube) = stable("g-bad");
+    let gray = |extra: &[&str]| {
+        let mut a =
+            vec!["gray", "start", "web", "--env", "prod", "--image", "reg.example.com/web:2"];
+        a.extend_from_slice(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run = |code: i32, extra: &[&str], says: &[&str]| {
+        let args = gray(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        env.code(code, &args).says(says);
+    };
+    run(4, &["--instances", "3"], &["all of the app's 3"]);
+    run(4, &["--steps", "2,1"], &["do not widen"]);
+    run(2, &["--steps", "0"], &["invalid step"]);
+    run(4, &["--analysis", "nope"], &["no analysis 'nope'", "error-rate"]);
+    run(4, &["--weight", "10"], &["--weight needs a router", "--instances N"]);
+    kube.add_node("node-a");
+    run(4, &["--on-nodes", "node-z"], &["no node node-z", "node-a"]);
+    assert!(kube.configmap("g-bad", "xone-gray-web").is_none(), "nothing was written");
+    assert!(kube.deployment("g-bad", "web-canary").is_none());
+    // Never deployed there: deploy it first.
+    env.ok(&[
+        "project",
+        "env",
+        "set",
+        "PAY",
+        "gray",
+        "--context",
+        "prod-ctx",
+        "--namespace",
+        "g-none",
+    ]);
+    kube.add_namespace("g-none");
+    env.code(4, &["gray", "start", "web", "--env", "gray", "--image", "reg.example.com/web:2"])
+        .says(&["not deployed to gray", "deploy it first"]);
+    env.code(3, &["gray", "status", "web", "--env", "gray"]).says(&["no gray release"]);
+}
+
+#[test]
+fn the_canary_goes_on_the_nodes_the_product_manager_picked() {
+    let (env, kube) = stable("g-nodes");
+    kube.add_node("node-a");
+    kube.add_node("node-b");
+    let st = start(&env, &["--instances", "2", "--on-nodes", "node-b"]);
+    for p in st["canary"]["pods"].as_array().unwrap() {
+        assert_eq!(p["node"], "node-b", "{st}");
+    }
+}
+
+#[test]
+fn a_canary_whose_pods_fail_is_aborted() {
+    let (env, kube) = stable("g-crash");
+    kube.pod_behavior(
+        "web:bad",
+        PodBehavior::Waiting {
+            reason: "CrashLoopBackOff".into(),
+            message: "back-off restarting".into(),
+        },
+    );
+    env.ok(&["config", "set", "deploy.progress_deadline", "5s"]);
+    env.code(
+        7,
+        &[
+            "gray",
+            "start",
+            "web",
+            "--env",
+            "prod",
+            "--image",
+            "reg.example.com/web:bad",
+            "--analysis",
+            "restarts",
+        ],
+    )
+    .says(&["the canary of web in prod failed", "CrashLoopBackOff", "aborted"]);
+    let stable = kube.deployment("g-crash", "web").unwrap();
+    assert_eq!((image(&stable), replicas(&stable)), ("reg.example.com/web:1", 3));
+    assert!(kube.deployment("g-crash", "web-canary").is_none());
+    let cm = kube.configmap("g-crash", "xone-gray-web").unwrap();
+    assert_eq!(cm["data"]["phase"], "aborted");
+}
