@@ -167,6 +167,7 @@ pub fn start(
             .hint("--on-nodes takes node names as `kubectl get nodes` shows them"));
         }
     }
+    probe(scope, &t, &analyses, &stable)?;
     let stable_image = app_image(&stable, &app.name).unwrap_or_default();
     let at = now();
     let mut g = Gray {
@@ -211,6 +212,47 @@ fn clone_source<'a>(s: &Source<'a>) -> Source<'a> {
     match s {
         Source::Build(id) => Source::Build(*id),
         Source::Image(i) => Source::Image(i),
+    }
+}
+
+/// Runs the analyses' queries once over the stable's pods, so that one Prometheus cannot run
+/// is refused (exit 4 naming it) before anything changes.
+fn probe(scope: &Scope, t: &Target, analyses: &[Analysis], stable: &Deployment) -> Result<()> {
+    let Some(url) = &t.env.prometheus else { return Ok(()) };
+    let prom = Prometheus::new(url, scope.remote.clone())?;
+    let pods: Vec<PodInfo> = t
+        .cluster
+        .pods(&stable_selector(stable))?
+        .iter()
+        .map(|p| pod_info(p, &t.app.name))
+        .collect();
+    let mut scene = scene(scope, &t.env, &[], &pods);
+    scene.window = scene.window.min(60);
+    match analysis::evaluate(Some(&prom), analyses, &scene, clock::wall_unix()) {
+        Ok(_) => Ok(()),
+        // Prometheus down is said when the analyses are asked for; the start can go on.
+        Err(e) if e.kind == Kind::Remote => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// What the analyses look at, as the settings say.
+fn scene<'a>(
+    scope: &'a Scope,
+    env: &'a Env,
+    canary: &'a [PodInfo],
+    stable: &'a [PodInfo],
+) -> Scene<'a> {
+    let config = scope.config;
+    Scene {
+        namespace: &env.namespace,
+        canary,
+        stable,
+        window: config.duration("gray.window").as_secs().max(1),
+        min_samples: config.int("gray.min_samples").unwrap_or(10).max(1) as usize,
+        range: config.duration("gray.range").as_secs().max(1),
+        pod_label: config.str("gray.pod_label").unwrap_or("pod"),
+        namespace_label: config.str("gray.namespace_label").unwrap_or("namespace"),
     }
 }
 
@@ -645,18 +687,11 @@ impl Work<'_, '_> {
         let names = &self.held.gray.analyses;
         let analyses: Vec<Analysis> = analysis::resolve(config, names)?;
         let (canary, stable) = self.pods()?;
-        let window = config.duration("gray.window").as_secs();
-        let since_step = (clock::unix_now() - started_unix(&self.held.gray.step_started_at)).max(0);
-        let scene = Scene {
-            namespace: &self.t.env.namespace,
-            canary: &canary.pods,
-            stable: &stable.pods,
-            window: window.min(since_step as u64).max(1),
-            min_samples: config.int("gray.min_samples").unwrap_or(10).max(1) as usize,
-            range: config.duration("gray.range").as_secs().max(1),
-            pod_label: config.str("gray.pod_label").unwrap_or("pod"),
-            namespace_label: config.str("gray.namespace_label").unwrap_or("namespace"),
-        };
+        let since_step =
+            (clock::unix_now() - started_unix(&self.held.gray.step_started_at)).max(0) as u64;
+        let mut scene = scene(self.scope, &self.t.env, &canary.pods, &stable.pods);
+        // Only what the current step ran counts.
+        scene.window = scene.window.min(since_step).max(1);
         let prom = match &self.t.env.prometheus {
             Some(url) => Some(Prometheus::new(url, self.scope.remote.clone())?),
             None => None,

@@ -301,3 +301,229 @@ fn a_canary_whose_pods_fail_is_aborted() {
     let cm = kube.configmap("g-crash", "xone-gray-web").unwrap();
     assert_eq!(cm["data"]["phase"], "aborted");
 }
+
+/// Traffic and heap as Micrometer exposes them for one pod: `ok` and `errors` requests a
+/// second, with `noise` (a share) drawn afresh at every scrape.
+struct Profile {
+    ok: f64,
+    errors: f64,
+    heap: f64,
+    noise: f64,
+}
+
+fn serve_pod(ns: &str, pod: &str, p: Profile) -> crate::watch::Metrics {
+    use std::sync::Mutex;
+    let (ns, pod_name) = (ns.to_string(), pod.to_string());
+    // Counters so far, the time of the last scrape, and a random state.
+    let state = Mutex::new((0.0f64, 0.0f64, 0.0f64, pod.len() as u64 * 2_654_435_761 + 1));
+    crate::watch::Metrics::serve(&format!("gray-{pod}"), move |t| {
+        let mut s = state.lock().unwrap();
+        let dt = (t - s.2).max(0.0);
+        s.2 = t;
+        let mut draw = || {
+            s.3 =
+                s.3.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            ((s.3 >> 33) as f64 / (1u64 << 31) as f64) * 2.0 - 1.0
+        };
+        let (n1, n2) = (1.0 + p.noise * draw(), 1.0 + p.noise * draw());
+        s.0 += p.ok * dt * n1;
+        s.1 += p.errors * dt * n2;
+        let labels = format!("namespace=\"{ns}\",pod=\"{pod_name}\"");
+        format!(
+            "# TYPE http_server_requests_seconds_count counter\n\
+             http_server_requests_seconds_count{{{labels},status=\"200\",uri=\"/pay\"}} {}\n\
+             http_server_requests_seconds_count{{{labels},status=\"503\",uri=\"/pay\"}} {}\n\
+             # TYPE jvm_memory_used_bytes gauge\n\
+             jvm_memory_used_bytes{{{labels},area=\"heap\",id=\"G1 Eden Space\"}} {}\n",
+            s.0.floor(),
+            s.1.floor(),
+            p.heap
+        )
+    })
+}
+
+/// A release watched on the test Prometheus: short windows and a fast interval.
+fn analysed(ns: &str) -> (TestEnv, FakeKube) {
+    let (env, kube) = stable(ns);
+    let url = std::env::var("XONE_TEST_PROMETHEUS")
+        .expect("the gray analysis tests need a Prometheus; run them through scripts/test");
+    env.ok(&["project", "env", "set", "PAY", "prod", "--prometheus", &url]);
+    for (k, v) in [("gray.window", "15s"), ("gray.range", "4s"), ("gray.interval", "1s")] {
+        env.ok(&["config", "set", k, v]);
+    }
+    (env, kube)
+}
+
+/// Serves every pod of both tracks, the canary's with `canary` and the stable's with `stable`.
+fn serve_tracks(
+    st: &Value,
+    ns: &str,
+    canary: impl Fn() -> Profile,
+    stable: impl Fn() -> Profile,
+) -> Vec<crate::watch::Metrics> {
+    let mut served = Vec::new();
+    for (track, profile) in [("canary", &canary as &dyn Fn() -> Profile), ("stable", &stable)] {
+        for p in st[track]["pods"].as_array().unwrap() {
+            served.push(serve_pod(ns, p["name"].as_str().unwrap(), profile()));
+        }
+    }
+    served
+}
+
+fn watch_auto(env: &TestEnv) -> Run {
+    env.run(&["gray", "watch", "web", "--env", "prod", "--auto", "--interval", "1s"])
+}
+
+#[test]
+fn a_canary_made_worse_is_aborted() {
+    let (env, kube) = analysed("ga-worse");
+    let st = env.json(&[
+        "gray",
+        "start",
+        "web",
+        "--env",
+        "prod",
+        "--image",
+        "reg.example.com/web:2",
+        "--analysis",
+        "error-rate",
+        "--analysis",
+        "memory",
+    ]);
+    let _m = serve_tracks(
+        &st,
+        "ga-worse",
+        || Profile { ok: 90.0, errors: 10.0, heap: 2e8, noise: 0.05 },
+        || Profile { ok: 99.8, errors: 0.2, heap: 2e8, noise: 0.05 },
+    );
+    let r = watch_auto(&env);
+    assert_eq!(r.code, 7, "{r:?}");
+    r.says(&["failed: error-rate", "aborted"]);
+    let stable = kube.deployment("ga-worse", "web").unwrap();
+    assert_eq!((image(&stable), replicas(&stable)), ("reg.example.com/web:1", 3));
+    assert!(kube.deployment("ga-worse", "web-canary").is_none());
+}
+
+#[test]
+fn an_equal_canary_passes_and_is_promoted() {
+    let (env, kube) = analysed("ga-equal");
+    let st = env.json(&[
+        "gray",
+        "start",
+        "web",
+        "--env",
+        "prod",
+        "--image",
+        "reg.example.com/web:2",
+        "--analysis",
+        "error-rate",
+        "--analysis",
+        "memory",
+    ]);
+    let _m = serve_tracks(
+        &st,
+        "ga-equal",
+        || Profile { ok: 99.5, errors: 0.5, heap: 3e8, noise: 0.0 },
+        || Profile { ok: 99.5, errors: 0.5, heap: 3e8, noise: 0.0 },
+    );
+    // Too early to tell: the analyses hold, and a step is refused saying so.
+    env.code(4, &["gray", "step", "web", "--env", "prod"]).says(&["hold for want of samples"]);
+    let r = watch_auto(&env);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(replicas(&kube.deployment("ga-equal", "web").unwrap()), 3);
+    let st = env.json(&["gray", "status", "web", "--env", "prod"]);
+    assert_eq!((st["phase"].as_str(), st["passed"].as_bool()), (Some("promoted"), Some(true)));
+}
+
+#[test]
+fn a_noisy_equal_canary_is_not_aborted() {
+    let (env, _kube) = analysed("ga-noisy");
+    let st = env.json(&[
+        "gray",
+        "start",
+        "web",
+        "--env",
+        "prod",
+        "--image",
+        "reg.example.com/web:2",
+        "--analysis",
+        "error-rate",
+    ]);
+    let _m = serve_tracks(
+        &st,
+        "ga-noisy",
+        || Profile { ok: 98.0, errors: 2.0, heap: 3e8, noise: 0.6 },
+        || Profile { ok: 98.0, errors: 2.0, heap: 3e8, noise: 0.6 },
+    );
+    let r = watch_auto(&env);
+    assert_eq!(r.code, 0, "a noisy but equal canary goes through: {r:?}");
+    let st = env.json(&["gray", "status", "web", "--env", "prod"]);
+    assert_eq!(st["phase"], "promoted");
+}
+
+#[test]
+fn status_shows_each_analysis_and_never_passes_without_data() {
+    let (env, _kube) = analysed("ga-status");
+    env.json(&["gray", "start", "web", "--env", "prod", "--image", "reg.example.com/web:2"]);
+    // No metrics at all: all seven are there, and none passes but restarts (from the API).
+    let st = env.json(&["gray", "status", "web", "--env", "prod"]);
+    let names: Vec<&str> =
+        st["analyses"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["error-rate", "latency", "cpu", "memory", "gc-time", "gc-count", "restarts"]
+    );
+    for a in st["analyses"].as_array().unwrap() {
+        let want = if a["name"] == "restarts" { "pass" } else { "hold" };
+        assert_eq!(a["verdict"], want, "{a}");
+    }
+    // Prometheus down: status says so in each analysis; a step is exit 6.
+    env.ok(&["config", "set", "remote.retries", "0"]);
+    env.ok(&["project", "env", "set", "PAY", "prod", "--prometheus", "http://127.0.0.1:9"]);
+    let st = env.json(&["gray", "status", "web", "--env", "prod"]);
+    assert!(st["analyses"][0]["why"].as_str().unwrap().contains("cannot ask Prometheus"), "{st}");
+    env.code(6, &["gray", "step", "web", "--env", "prod"]).says(&["cannot ask Prometheus"]);
+}
+
+#[test]
+fn analyses_come_from_the_config_and_bad_promql_is_refused() {
+    let (env, kube) = analysed("ga-config");
+    let dir = env.home.join(".config/xone");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("config.toml");
+    let mut text = std::fs::read_to_string(&file).unwrap_or_default();
+    text.push_str(
+        "\n[analysis.broken]\nquery = \"sum by ({by}) (rate(x{{labels}}[{range}])\"\n\n\
+         [analysis.queue]\nquery = \"sum by ({by}) (queue_depth{{labels}})\"\nfactor = 2.0\ncritical = true\n",
+    );
+    std::fs::write(&file, text).unwrap();
+    env.code(
+        4,
+        &[
+            "gray",
+            "start",
+            "web",
+            "--env",
+            "prod",
+            "--image",
+            "reg.example.com/web:2",
+            "--analysis",
+            "broken",
+        ],
+    )
+    .says(&["the analysis broken cannot run", "Prometheus cannot run the query"]);
+    assert!(kube.configmap("ga-config", "xone-gray-web").is_none(), "nothing was started");
+    let st = env.json(&[
+        "gray",
+        "start",
+        "web",
+        "--env",
+        "prod",
+        "--image",
+        "reg.example.com/web:2",
+        "--analysis",
+        "queue",
+    ]);
+    assert_eq!(st["analyses"][0]["name"], "queue");
+    assert_eq!(st["analyses"][0]["critical"], true);
+}
