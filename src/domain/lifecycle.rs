@@ -160,6 +160,9 @@ pub struct Facts {
     /// that contains it.
     pub app_builds: Vec<(String, bool)>,
     pub qa_signoff: bool,
+    /// A pm member signed off while the requirement was in gray: the product manager
+    /// accepted the gray release.
+    pub pm_acceptance: bool,
     pub release_plan_doc: bool,
     pub rollback_plan_doc: bool,
     /// Whether the clusters were asked (only `advance` asks them).
@@ -173,6 +176,9 @@ pub struct Facts {
     pub prod_deploys: Vec<(String, Option<String>)>,
     /// `gates.require_gray`, with the apps that went through no promoted gray release.
     pub gray_missing: Vec<String>,
+    /// For each app whose gray release in `prod` stands in the way: what is wrong with it
+    /// (still in flight, or promoted without its analyses passing).
+    pub gray_releases: Vec<(String, Option<String>)>,
     /// For each app: what is missing of a passed post-release watch on `prod`.
     pub watches: Vec<(String, Option<String>)>,
 }
@@ -365,6 +371,12 @@ pub fn gate(from: Status, key: &RequirementKey, f: &Facts) -> Vec<Missing> {
             }
         }
         Status::Gray => {
+            if !f.pm_acceptance {
+                out.push(missing(
+                    "the product manager has not accepted the gray release",
+                    format!("xone requirement signoff {key} (as a pm member, while in gray)"),
+                ));
+            }
             if !f.clusters_checked {
                 out.push(missing(
                     "what runs in prod is not checked yet",
@@ -380,6 +392,7 @@ pub fn gate(from: Status, key: &RequirementKey, f: &Facts) -> Vec<Missing> {
             per_app(&mut out, &f.prod_deploys, |app| {
                 format!("xone deploy {app} --env prod --build ID")
             });
+            per_app(&mut out, &f.gray_releases, |app| format!("xone gray status {app} --env prod"));
             for app in &f.gray_missing {
                 out.push(missing(
                     format!("gates.require_gray: {app} went through no promoted gray release"),
@@ -526,9 +539,16 @@ mod tests {
         assert!(items(Status::Testing, &f).is_empty());
         let mut f = Facts { clusters_checked: true, ..f };
         f.prod_deploys = vec![("web".into(), None)];
+        assert_eq!(
+            items(Status::Gray, &f),
+            ["the product manager has not accepted the gray release"]
+        );
+        f.pm_acceptance = true;
         assert!(items(Status::Gray, &f).is_empty());
         f.gray_missing = vec!["web".into()];
         assert_eq!(items(Status::Gray, &f).len(), 1);
+        f.gray_releases = vec![("web".into(), Some("web's gray release is in flight".into()))];
+        assert_eq!(items(Status::Gray, &f).len(), 2);
         assert_eq!(
             items(Status::Released, &f),
             ["no app of the requirement was released to prod, so no post-release watch passed"]

@@ -5,9 +5,10 @@
 use serde::Serialize;
 
 use super::branches::BranchView;
-use super::{events, revisions, target, Scope, Work};
+use super::{events, gray_state, revisions, target, Scope, Work};
 use crate::adapters::tracker::Tracker;
 use crate::adapters::Forges;
+use crate::domain::gray::{Gray, Phase};
 use crate::domain::lifecycle::{self, BranchFact, ReviewFact};
 use crate::domain::{DocKind, Facts, ProjectKey, RequirementKey, ReviewKind, Role, Status};
 use crate::store::{
@@ -224,6 +225,8 @@ fn release_facts(
                 .get("gates.require_gray")?
                 .and_then(|e| e.value.as_bool())
                 .unwrap_or(false);
+            let prod = target::find_env(store, &key.project, "prod").ok();
+            let cluster = prod.as_ref().map(|e| target::connect(e, scope.remote.clone()));
             for (app, builds) in
                 app_builds(forges, store, &key, &repos, branches, test_branch, false)?
             {
@@ -236,7 +239,32 @@ fn release_facts(
                     Found::Healthy { .. } => None,
                 };
                 facts.prod_deploys.push((app.name.clone(), problem));
-                if require_gray {
+                let (problem, promoted) = match latest_gray(store, cluster.as_ref(), &key, &app) {
+                    Err(e) => (Some(format!("the gray release of {} in prod cannot be read: {}", app.name, e.message)), false),
+                    Ok(None) => (None, false),
+                    Ok(Some(g)) => match g.phase {
+                        Phase::Progressing | Phase::Paused => (
+                            Some(format!(
+                                "the gray release of {} in prod is still in flight (step {} of {}): promote or abort it",
+                                app.name,
+                                g.step + 1,
+                                g.steps.len()
+                            )),
+                            false,
+                        ),
+                        Phase::Promoted if g.passed != Some(true) => (
+                            Some(format!(
+                                "the gray release of {} in prod was promoted without its analyses passing",
+                                app.name
+                            )),
+                            false,
+                        ),
+                        Phase::Promoted => (None, true),
+                        Phase::Aborted => (None, false),
+                    },
+                };
+                facts.gray_releases.push((app.name.clone(), problem));
+                if require_gray && !promoted {
                     facts.gray_missing.push(app.name.clone());
                 }
             }
@@ -287,6 +315,28 @@ fn release_facts(
         _ => {}
     }
     Ok(smoke)
+}
+
+/// The requirement's latest gray release of `app` in prod: the cluster's, when it is the
+/// requirement's, else the newest this machine has seen.
+fn latest_gray(
+    store: &Store,
+    cluster: Option<&Result<crate::adapters::cluster::Cluster>>,
+    key: &RequirementKey,
+    app: &store::App,
+) -> Result<Option<Gray>> {
+    if let Some(cl) = cluster {
+        let cl = cl.as_ref().map_err(|e| e.clone())?;
+        if let Some(h) = gray_state::read(cl, &app.name)? {
+            if h.gray.requirement.as_deref() == Some(key.to_string().as_str()) {
+                return Ok(Some(h.gray));
+            }
+        }
+    }
+    Ok(store::grays_of(store.conn(), &key.to_string())?
+        .into_iter()
+        .find(|(env, g)| env == "prod" && g.app == app.name)
+        .map(|(_, g)| g))
 }
 
 /// Runs the test environment's smoke command for each app; the first failure's output.
@@ -372,9 +422,13 @@ pub fn gather_facts(
         .iter()
         .map(|b| BranchFact { repo: b.repo.clone(), branch: b.name.clone(), ahead: b.ahead })
         .collect();
-    let mut qa_signoff = false;
+    let (mut qa_signoff, mut pm_acceptance) = (false, false);
     for s in store::signoffs(c, &key)? {
-        qa_signoff |= store::has_role(c, &project, &s.user, Role::Qa)?;
+        if s.stage.as_deref() == Some(Status::Gray.as_str()) {
+            pm_acceptance |= store::has_role(c, &project, &s.user, Role::Pm)?;
+        } else {
+            qa_signoff |= store::has_role(c, &project, &s.user, Role::Qa)?;
+        }
     }
     Ok(Facts {
         app_builds,
@@ -391,6 +445,7 @@ pub fn gather_facts(
         test_cases_review: review(ReviewKind::TestCases)?,
         test_submit_date: req.dates.test_submit.is_some(),
         qa_signoff,
+        pm_acceptance,
         release_plan_doc: has_doc(DocKind::ReleasePlan),
         rollback_plan_doc: has_doc(DocKind::RollbackPlan),
         ..Facts::default()
@@ -530,7 +585,8 @@ pub fn cancel(w: &Work, store: &mut Store, req: &Requirement, reason: String) ->
     transition(store, w.tracker, req, Status::Cancelled, e, Some(&reason))
 }
 
-/// Records QA's sign-off by the acting user, who must be a qa member of the project.
+/// Records a sign-off by the acting user: QA's in submitted or testing (a qa member), the
+/// product manager's acceptance of the gray release in gray (a pm member).
 pub fn signoff(
     w: &Work,
     store: &mut Store,
@@ -539,6 +595,28 @@ pub fn signoff(
 ) -> Result<()> {
     let actor = w.actor;
     let req = store::open_requirement(store.conn(), key)?;
+    if req.status == Status::Gray {
+        if !store::has_role(store.conn(), &key.project, actor, Role::Pm)? {
+            return Err(XoneError::gate(format!(
+                "{actor} is not a pm member of {}: in gray, the product manager accepts the gray release",
+                key.project
+            ))
+            .hint(format!(
+                "xone project member add {} {actor} --role pm, or act as a pm member (XONE_USER)",
+                key.project
+            )));
+        }
+        return store.write(|tx| {
+            store::insert_signoff(tx, key, actor, note.as_deref(), Status::Gray.as_str())?;
+            let text = match &note {
+                Some(n) => format!("gray release accepted by {actor}: {n}"),
+                None => format!("gray release accepted by {actor}"),
+            };
+            w.tracker.comment(tx, key, actor, &text)?;
+            let e = Event { detail: Some(text), ..events::requirement(&req, actor, "signoff") };
+            store::record(tx, &e)
+        });
+    }
     if !store::has_role(store.conn(), &key.project, actor, Role::Qa)? {
         return Err(XoneError::gate(format!(
             "{actor} is not a qa member of {}: only QA signs off",
@@ -551,12 +629,12 @@ pub fn signoff(
     }
     if !matches!(req.status, Status::Submitted | Status::Testing) {
         return Err(XoneError::gate(format!(
-            "{key} is {}: QA signs off on work in submitted or testing",
+            "{key} is {}: QA signs off on work in submitted or testing, the product manager in gray",
             req.status
         )));
     }
     store.write(|tx| {
-        store::insert_signoff(tx, key, actor, note.as_deref())?;
+        store::insert_signoff(tx, key, actor, note.as_deref(), req.status.as_str())?;
         let text = match &note {
             Some(n) => format!("signed off by {actor}: {n}"),
             None => format!("signed off by {actor}"),

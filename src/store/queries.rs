@@ -1089,14 +1089,17 @@ pub struct Signoff {
     pub user: String,
     pub at: String,
     pub note: Option<String>,
+    /// The requirement's state then (`gray`: the product manager's acceptance); unknown for
+    /// sign-offs recorded before it was kept.
+    pub stage: Option<String>,
 }
 
 pub fn signoffs(c: &Connection, key: &RequirementKey) -> Result<Vec<Signoff>> {
     let mut st =
-        c.prepare("SELECT user, at, note FROM signoff WHERE requirement = ?1 ORDER BY id")?;
+        c.prepare("SELECT user, at, note, stage FROM signoff WHERE requirement = ?1 ORDER BY id")?;
     let rows = st
         .query_map([key.to_string()], |r| {
-            Ok(Signoff { user: r.get(0)?, at: r.get(1)?, note: r.get(2)? })
+            Ok(Signoff { user: r.get(0)?, at: r.get(1)?, note: r.get(2)?, stage: r.get(3)? })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
@@ -1107,10 +1110,11 @@ pub fn insert_signoff(
     key: &RequirementKey,
     user: &str,
     note: Option<&str>,
+    stage: &str,
 ) -> Result<()> {
     c.execute(
-        "INSERT INTO signoff (requirement, user, at, note) VALUES (?1, ?2, ?3, ?4)",
-        params![key.to_string(), user, clock::now(), note],
+        "INSERT INTO signoff (requirement, user, at, note, stage) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![key.to_string(), user, clock::now(), note, stage],
     )?;
     Ok(())
 }

@@ -304,4 +304,9 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX gray_requirement ON gray (requirement);
     ",
+    // 8: the state a requirement was in when it was signed off: QA signs off in testing, the
+    // product manager accepts the gray release in gray
+    "
+    ALTER TABLE signoff ADD COLUMN stage TEXT;
+    ",
 ];

@@ -527,3 +527,45 @@ fn analyses_come_from_the_config_and_bad_promql_is_refused() {
     assert_eq!(st["analyses"][0]["name"], "queue");
     assert_eq!(st["analyses"][0]["critical"], true);
 }
+
+/// The product manager accepts the gray release, and `gray -> released` wants that and each
+/// gray release of the requirement promoted with its analyses passing.
+#[test]
+fn releasing_wants_the_pm_s_acceptance_and_a_promoted_gray_release() {
+    let (env, _kube) = stable("g-life");
+    env.ok(&["requirement", "create", "-p", "PAY", "Refunds"]);
+    env.ok(&["branch", "create", "PAY-1"]);
+    for _ in 0..6 {
+        env.ok(&["requirement", "advance", "PAY-1", "--force", "--reason", "walked on"]);
+    }
+    let status = env.json(&["requirement", "show", "PAY-1"]);
+    assert_eq!(status["status"], "gray", "{status}");
+    // Every analysis, and no Prometheus to answer them: they hold.
+    env.json(&[
+        "gray",
+        "start",
+        "web",
+        "--env",
+        "prod",
+        "--image",
+        "reg.example.com/web:2",
+        "--requirement",
+        "PAY-1",
+    ]);
+    env.ok(&["config", "set", "gates.require_gray", "true"]);
+    env.code(4, &["requirement", "advance", "PAY-1"]).says(&[
+        "the product manager has not accepted the gray release",
+        "the gray release of web in prod is still in flight (step 1 of 2)",
+    ]);
+    // QA does not accept a gray release; the product manager does.
+    env.as_user("quinn").code(4, &["requirement", "signoff", "PAY-1"]).says(&["not a pm member"]);
+    env.as_user("pat").ok(&["requirement", "signoff", "PAY-1"]);
+    // Promoted without passing analyses (forced past them) does not count.
+    env.ok(&["gray", "step", "web", "--env", "prod", "--force", "--reason", "no metrics here"]);
+    let r = env.code(4, &["requirement", "advance", "PAY-1"]);
+    r.says(&["was promoted without its analyses passing"]);
+    assert!(!r.stderr.contains("product manager"), "{}", r.stderr);
+    let show = env.json(&["requirement", "show", "PAY-1"]);
+    let mark = &show["grays"][0]["marks"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((mark["action"].as_str(), mark["forced"].as_bool()), (Some("promote"), Some(true)));
+}

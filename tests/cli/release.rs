@@ -24,6 +24,7 @@ fn submitted_to_done_through_the_release_gates() {
     kube.add_namespace("life-prod");
     let prometheus = std::env::var("XONE_TEST_PROMETHEUS").expect("scripts/test starts Prometheus");
     env.ok(&["project", "member", "add", "PAY", "quinn", "--role", "qa"]);
+    env.ok(&["project", "member", "add", "PAY", "pat", "--role", "pm"]);
     let failing_smoke =
         r#"echo "smoke: $XONE_APP $XONE_ENV $XONE_NAMESPACE"; echo "GET /health 503"; exit 1"#;
     env.ok(&[
@@ -138,8 +139,21 @@ fn submitted_to_done_through_the_release_gates() {
     env.ok(&["requirement", "advance", "PAY-1"]);
     assert_eq!(status(&env), "gray");
 
-    // gray -> released: prod runs the build's image, healthy.
-    env.code(4, &["requirement", "advance", "PAY-1"]).says(&["web is not deployed to prod"]);
+    // gray -> released: the product manager accepted it; prod runs the build's image, healthy.
+    env.code(4, &["requirement", "advance", "PAY-1"]).says(&[
+        "web is not deployed to prod",
+        "the product manager has not accepted the gray release",
+    ]);
+    env.as_user("quinn")
+        .code(4, &["requirement", "signoff", "PAY-1"])
+        .says(&["quinn is not a pm member of PAY"]);
+    env.as_user("pat").ok(&[
+        "requirement",
+        "signoff",
+        "PAY-1",
+        "--note",
+        "the gray users are happy",
+    ]);
     env.ok(&["deploy", "web", "--env", "prod", "--build", &id]);
     env.ok(&["requirement", "advance", "PAY-1"]);
     assert_eq!(status(&env), "released");

@@ -32,7 +32,8 @@ pub enum RequirementCommand {
 \"documents\": [{\"kind\", \"version\", \"sha256\", \"size\", \"media_type\", \"file_name\", \"created_at\", \"created_by\", \"note\"}] (every version), \
 \"reviews\": [{\"id\", \"kind\", \"at\", \"verdict\", \"verdict_at\", \"verdict_by\", \"note\", \"doc_version\", \"attendees\", \"comments\": [{\"id\", \"author\", \"section\", \"body\", \"resolved_at\", \"resolved_by\"}]}], \
 \"branches\": [{\"repo\", \"name\", \"base\", \"created_at\", \"exists\", \"sha\", \"ahead\", \"behind\"}], \
-\"signoffs\": [{\"user\", \"at\", \"note\"}], \
+\"signoffs\": [{\"user\", \"at\", \"note\", \"stage\"}], \
+\"deploys\", \"watches\", \"grays\": [{\"project\", \"env\", \"app\", \"phase\", \"canary_image\", \"stable_image\", \"steps\", \"step\", \"passed\", \"marks\", …}] (as `gray list`), \
 \"events\": [{\"id\", \"at\", \"actor\", \"action\", \"from\", \"to\", \"detail\", \"reason\", \"forced\"}], \
 \"next\": {\"status\", \"missing\": [{\"item\", \"hint\"}]} or null"
     )]
@@ -93,7 +94,7 @@ pub enum RequirementCommand {
         #[arg(long)]
         reason: Option<String>,
     },
-    /// Record QA's sign-off by the acting user, who must be a qa member
+    /// Sign off as the acting user: QA in submitted or testing (a qa member), the product manager accepting the gray release in gray (a pm member)
     Signoff {
         /// The requirement's key, e.g. PAY-1
         #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
