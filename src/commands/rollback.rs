@@ -15,7 +15,9 @@ use crate::ui::{Kind, Result, XoneError};
 APP --env ENV: as `kubectl rollout undo`, the pod template of the previous revision (or \
 --to-revision N) is applied again and becomes the newest revision. --requirement KEY: every \
 app and environment that requirement deployed to, newest first, back to the revision before \
-its first deploy there; one line per app, exit 7 if any failed. JSON: [the rollback records]")]
+its first deploy there; its gray releases in flight are aborted first. When the revisions \
+rolled back also carry other requirements (deployed after it), they are named and it asks \
+(--yes in scripts). One line per app, exit 7 if any failed. JSON: [the rollback records]")]
 pub struct RollbackArgs {
     /// The app to roll back
     #[arg(add = ArgValueCandidates::new(complete::app_names), required_unless_present = "requirement", conflicts_with = "requirement")]

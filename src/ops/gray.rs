@@ -408,6 +408,55 @@ pub fn abort(
     w.status()
 }
 
+/// What pulling back a requirement's gray releases did.
+pub struct Aborted {
+    pub tried: usize,
+    pub failed: usize,
+}
+
+/// Aborts every gray release of the requirement in flight in its project's environments (or
+/// one), each said on its own line. A cluster that cannot be read is passed over here: the
+/// rollback that follows names it.
+pub fn abort_requirement(
+    scope: &Scope,
+    store: &mut Store,
+    key: &RequirementKey,
+    env: Option<&str>,
+    actor: &super::Actor,
+) -> Result<Aborted> {
+    let mut done = Aborted { tried: 0, failed: 0 };
+    let envs = store::envs(store.conn(), &key.project)?;
+    for e in envs.into_iter().filter(|e| env.is_none_or(|n| n == e.name)) {
+        let Ok(cl) = target::connect(&e, scope.remote.clone()) else { continue };
+        let Ok(all) = gray_state::all(&cl) else { continue };
+        let key_text = key.to_string();
+        for h in all.into_iter().filter(|h| {
+            h.gray.phase.in_flight() && h.gray.requirement.as_deref() == Some(key_text.as_str())
+        }) {
+            done.tried += 1;
+            let line = (|| -> Result<()> {
+                let actor = actor.clone()?;
+                let app = store::app(store.conn(), Some(&key.project), &h.gray.app)?;
+                let mut w = open(scope, app, e.clone(), &actor)?;
+                w.abort(store, &format!("rollback of {key}"))
+            })();
+            let label = format!("{} in {}", h.gray.app, e.name);
+            match line {
+                Ok(()) => scope.ui.status_marked(&label, true, "gray release aborted"),
+                Err(err) => {
+                    done.failed += 1;
+                    scope.ui.status_marked(
+                        &label,
+                        false,
+                        &format!("abort failed: {}", err.message),
+                    );
+                }
+            }
+        }
+    }
+    Ok(done)
+}
+
 /// How `gray watch` ended.
 pub enum Watched {
     /// It was promoted (here or elsewhere).

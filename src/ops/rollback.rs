@@ -2,8 +2,9 @@
 //! watch's rollback, and everything a requirement deployed, planned from this machine's
 //! records or from the clusters' annotated ReplicaSets.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use super::gray;
 use super::release::{deadline, describe, follow, stall_limit};
 use super::target::{self, Target};
 use super::{events, Actor, Scope};
@@ -250,9 +251,20 @@ pub fn rollback_requirement(
         .iter()
         .map(|k| (k.0.clone(), k.1.clone(), Before::Rs(first[k].prev_rs.clone())))
         .collect();
+    // Its gray releases in flight are pulled back first: their stable is what the
+    // rollbacks below start from.
+    let grays = gray::abort_requirement(scope, store, key, env, actor)?;
     let mut unreadable = Vec::new();
     if plans.is_empty() {
         (plans, unreadable) = plans_from_clusters(scope, store, key, env)?;
+    }
+    if plans.is_empty() && grays.tried > 0 {
+        return Ok(Rollbacks {
+            records: Vec::new(),
+            tried: grays.tried,
+            failed: grays.failed,
+            unreadable,
+        });
     }
     if plans.is_empty() && !unreadable.is_empty() {
         let mut err = XoneError::new(
@@ -272,45 +284,48 @@ pub fn rollback_requirement(
         ))
         .hint("roll back one app with: xone rollback APP --env ENV"));
     }
-    let mut done = Rollbacks { records: Vec::new(), tried: plans.len(), failed: 0, unreadable };
-    for (app_name, env_name, before) in &plans {
-        let line = (|| -> Result<(bool, String, Option<Deploy>)> {
-            let app = store::app(store.conn(), Some(&key.project), app_name)?;
-            let env = target::find_env(store, &key.project, env_name)?;
-            let none_before = || {
-                Ok((false, format!("no revision before {key}'s first deploy; left as is"), None))
-            };
-            let t = Target::connect(app, env, scope.remote.clone())?;
-            let d = t.deployment()?;
-            let name = d.metadata.name.clone().unwrap_or_default();
-            let to = match before {
-                Before::Rs(None) | Before::Revision(None) => return none_before(),
-                Before::Revision(Some(n)) => *n,
-                Before::Rs(Some(prev_rs)) => {
-                    let found = t
-                        .cluster
-                        .replicasets(&d)?
-                        .into_iter()
-                        .find(|rs| rs.metadata.name.as_deref() == Some(prev_rs.as_str()))
-                        .and_then(|rs| rollout::revision(&rs.metadata));
-                    let Some(to) = found else {
-                        return Ok((
-                            false,
-                            format!("the revision before {key} ({prev_rs}) is no longer kept"),
-                            None,
-                        ));
-                    };
-                    to
-                }
-            };
-            if rollout::revision(&d.metadata) == Some(to) {
-                return Ok((true, format!("already at revision {to}, from before {key}"), None));
+    // First what each rollback goes back to, and whose changes go with it: other requirements
+    // whose revisions came after the one gone back to are rolled back too, and are named.
+    let mut prepared: Vec<(String, String, Result<Prepared>)> = Vec::new();
+    for (app_name, env_name, before) in plans {
+        let p = prepare(scope, store, key, &app_name, &env_name, &before);
+        prepared.push((app_name, env_name, p));
+    }
+    let riders: BTreeSet<String> = prepared
+        .iter()
+        .filter_map(|(_, _, p)| match p {
+            Ok(Prepared::Undo { riders, .. }) => Some(riders.iter().cloned()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    if !riders.is_empty() {
+        let names = riders.iter().cloned().collect::<Vec<_>>().join(", ");
+        scope.ui.warn(format!(
+            "the revisions rolled back also carry {names}: their changes go back too"
+        ));
+        scope.ui.confirm_or_stop(
+            &format!("Roll back {key} with {names}?"),
+            &format!("rolling back {key} takes {names} back too"),
+        )?;
+    }
+    let mut done = Rollbacks {
+        records: Vec::new(),
+        tried: prepared.len() + grays.tried,
+        failed: grays.failed,
+        unreadable,
+    };
+    for (app_name, env_name, p) in prepared {
+        let line = p.and_then(|p| match p {
+            Prepared::Skip { ok, text } => Ok((ok, text, None)),
+            Prepared::Undo { t, name, to, .. } => {
+                let undo =
+                    Undo { deployment: &name, to: Some(to), requirement: Some(&key_text), wait };
+                let rec = undo_one(scope, store, &t, &undo, &actor.clone()?)?;
+                let ok = rec.status != DeployStatus::Failed;
+                Ok((ok, rec.detail.clone().unwrap_or_default(), Some(rec)))
             }
-            let undo = Undo { deployment: &name, to: Some(to), requirement: Some(&key_text), wait };
-            let rec = undo_one(scope, store, &t, &undo, &actor.clone()?)?;
-            let ok = rec.status != DeployStatus::Failed;
-            Ok((ok, rec.detail.clone().unwrap_or_default(), Some(rec)))
-        })();
+        });
         let (ok, text) = match line {
             Ok((ok, text, rec)) => {
                 done.records.extend(rec);
@@ -324,6 +339,61 @@ pub fn rollback_requirement(
         scope.ui.status_marked(&format!("{app_name} in {env_name}"), ok, &text);
     }
     Ok(done)
+}
+
+/// One app's rollback for a requirement, worked out and not yet made.
+enum Prepared {
+    /// Nothing to do: whether that is fine, and why.
+    Skip { ok: bool, text: String },
+    /// Back to revision `to` of Deployment `name`; `riders` are the other requirements whose
+    /// revisions go with it.
+    Undo { t: Box<Target>, name: String, to: i64, riders: BTreeSet<String> },
+}
+
+fn prepare(
+    scope: &Scope,
+    store: &Store,
+    key: &RequirementKey,
+    app_name: &str,
+    env_name: &str,
+    before: &Before,
+) -> Result<Prepared> {
+    let app = store::app(store.conn(), Some(&key.project), app_name)?;
+    let env = target::find_env(store, &key.project, env_name)?;
+    let skip = |ok: bool, text: String| Ok(Prepared::Skip { ok, text });
+    let t = Target::connect(app, env, scope.remote.clone())?;
+    let d = t.deployment()?;
+    let name = d.metadata.name.clone().unwrap_or_default();
+    let sets = t.cluster.replicasets(&d)?;
+    let to = match before {
+        Before::Rs(None) | Before::Revision(None) => {
+            return skip(false, format!("no revision before {key}'s first deploy; left as is"))
+        }
+        Before::Revision(Some(n)) => *n,
+        Before::Rs(Some(prev_rs)) => {
+            let found = sets
+                .iter()
+                .find(|rs| rs.metadata.name.as_deref() == Some(prev_rs.as_str()))
+                .and_then(|rs| rollout::revision(&rs.metadata));
+            let Some(to) = found else {
+                return skip(
+                    false,
+                    format!("the revision before {key} ({prev_rs}) is no longer kept"),
+                );
+            };
+            to
+        }
+    };
+    if rollout::revision(&d.metadata) == Some(to) {
+        return skip(true, format!("already at revision {to}, from before {key}"));
+    }
+    let riders = sets
+        .iter()
+        .filter(|rs| rollout::revision(&rs.metadata).is_some_and(|r| r > to))
+        .filter_map(|rs| rs.metadata.annotations.as_ref()?.get(manifest::REQUIREMENT).cloned())
+        .filter(|r| *r != key.to_string())
+        .collect();
+    Ok(Prepared::Undo { t: Box::new(t), name, to, riders })
 }
 
 /// A requirement's deployments as the clusters tell them: in every environment of its

@@ -569,3 +569,44 @@ fn releasing_wants_the_pm_s_acceptance_and_a_promoted_gray_release() {
     let mark = &show["grays"][0]["marks"].as_array().unwrap().last().unwrap().clone();
     assert_eq!((mark["action"].as_str(), mark["forced"].as_bool()), (Some("promote"), Some(true)));
 }
+
+#[test]
+fn rolling_back_a_requirement_pulls_its_gray_releases_back() {
+    let (env, kube) = stable("g-rollback");
+    env.ok(&["requirement", "create", "-p", "PAY", "Refunds"]);
+    start(&env, &["--instances", "2", "--requirement", "PAY-1"]);
+    let r = env.ok(&["rollback", "--requirement", "PAY-1"]);
+    assert!(r.stderr.contains("web in prod") && r.stderr.contains("gray release aborted"), "{r:?}");
+    let stable = kube.deployment("g-rollback", "web").unwrap();
+    assert_eq!((image(&stable), replicas(&stable)), ("reg.example.com/web:1", 3));
+    assert!(kube.deployment("g-rollback", "web-canary").is_none());
+    let st = env.json(&["gray", "status", "web", "--env", "prod"]);
+    assert_eq!(st["phase"], "aborted");
+    assert!(st["marks"][1]["detail"].as_str().unwrap().contains("rollback of PAY-1"), "{st}");
+}
+
+#[test]
+fn a_requirement_s_rollback_names_the_others_that_ride_along_and_asks() {
+    let (env, kube) = stable("g-riders");
+    env.ok(&["requirement", "create", "-p", "PAY", "Refunds"]);
+    env.ok(&["requirement", "create", "-p", "PAY", "Coupons"]);
+    let deploy = |image: &str, key: &str| {
+        env.ok(&["deploy", "web", "--env", "prod", "--image", image, "--requirement", key]);
+    };
+    deploy("reg.example.com/web:2", "PAY-1");
+    deploy("reg.example.com/web:3", "PAY-2");
+    // PAY-2's revision came after PAY-1's: going back before PAY-1 takes PAY-2 back too.
+    env.code(4, &["rollback", "--requirement", "PAY-1"]).says(&[
+        "also carry PAY-2",
+        "not confirmed",
+        "--yes",
+    ]);
+    let d = kube.deployment("g-riders", "web").unwrap();
+    assert_eq!(image(&d), "reg.example.com/web:3", "nothing was rolled back");
+    env.ok(&["rollback", "--requirement", "PAY-1", "--yes"]);
+    let d = kube.deployment("g-riders", "web").unwrap();
+    assert_eq!(image(&d), "reg.example.com/web:1");
+    // PAY-2 alone takes nobody else along: no question.
+    deploy("reg.example.com/web:3", "PAY-2");
+    env.ok(&["rollback", "--requirement", "PAY-2"]);
+}
