@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Event as KubeEvent, Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Event as KubeEvent, Node, Pod, Service};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::client::Body;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -788,6 +788,18 @@ impl Cluster {
             generation: applied["metadata"]["generation"].as_i64().unwrap_or(0),
             story,
         })
+    }
+
+    /// A Service of the namespace, if there is one.
+    pub fn service(&self, name: &str) -> Result<Option<Value>> {
+        let c = call("get", format!("services/{name}"));
+        let req = kube::core::Request::new(Service::url_path(&(), Some(&self.namespace)));
+        let make = || req.get(name, &Default::default()).expect("valid request");
+        match self.get_json(&c, &make) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.kind == Kind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// A ConfigMap of the namespace, if there is one.

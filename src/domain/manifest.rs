@@ -14,6 +14,8 @@ pub const BUILD: &str = "xone.dev/build";
 pub const IMAGE: &str = "xone.dev/image";
 pub const DEPLOYED_BY: &str = "xone.dev/deployed-by";
 pub const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
+/// On the Service of an app released blue-green: the Deployment it sends to.
+pub const ACTIVE: &str = "xone.io/active";
 
 /// What a deployment of one app to one environment is made of.
 #[derive(Clone, Debug)]

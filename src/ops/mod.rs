@@ -4,6 +4,7 @@
 //! and warnings reach a person through the `Ui` handle in the scope.
 
 pub mod analysis;
+pub mod bluegreen;
 pub mod branches;
 pub mod build;
 pub mod docs;

@@ -217,6 +217,20 @@ pub fn deploy(
             return Err(gray_state::busy(&g, &env.name));
         }
     }
+    // An app released blue-green has its Service pointed at a colour: a rolling deploy would
+    // point it at everything.
+    if let Some(svc) = cl.service(&app.name).ok().flatten() {
+        if let Some(active) = svc["metadata"]["annotations"][manifest::ACTIVE].as_str() {
+            return Err(XoneError::gate(format!(
+                "{} is released blue-green in {} ({active} serves)",
+                app.name, env.name
+            ))
+            .hint(format!(
+                "xone deploy {} --env {} --strategy blue-green --build ID",
+                app.name, env.name
+            )));
+        }
+    }
     if !cl.namespace_exists()? {
         if !o.create_namespace {
             return Err(XoneError::gate(format!(

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::bluegreen;
 use super::gray;
 use super::release::{deadline, describe, follow, stall_limit};
 use super::target::{self, Target};
@@ -33,6 +34,13 @@ pub fn rollback(
     wait: bool,
     actor: &Actor,
 ) -> Result<Rollback> {
+    // Released blue-green: the Service goes back to the colour kept, at once.
+    if to.is_none() {
+        let who = actor.clone()?;
+        if let Some(record) = bluegreen::switch_back(scope, store, t, &who)? {
+            return Ok(Rollback::Done(Box::new(record)));
+        }
+    }
     let d = t.deployment()?;
     let name = d.metadata.name.clone().unwrap_or_default();
     if let (Some(to), Some(now)) = (to, rollout::revision(&d.metadata)) {

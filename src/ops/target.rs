@@ -37,9 +37,20 @@ pub fn connect(env: &Env, remote: http::Settings) -> Result<Cluster> {
     Cluster::connect(&env.context, &env.namespace, remote)
 }
 
-/// The Deployment of an app in a namespace: named like the app, else the one labelled with
-/// its name (an app with its own manifests).
+/// The Deployment of an app in a namespace: the one its Service sends to when it is released
+/// blue-green, else the one named like the app, else the one labelled with its name (an app
+/// with its own manifests).
 pub fn find_deployment(cl: &Cluster, app: &str) -> Result<Option<Deployment>> {
+    // Who may not read Services releases no app blue-green through xone: none is active.
+    let active =
+        cl.service(app).ok().flatten().and_then(|s| {
+            s["metadata"]["annotations"][manifest::ACTIVE].as_str().map(str::to_string)
+        });
+    if let Some(name) = active {
+        if let Some(d) = cl.deployment(&name)? {
+            return Ok(Some(d));
+        }
+    }
     if let Some(d) = cl.deployment(app)? {
         return Ok(Some(d));
     }

@@ -8,6 +8,7 @@ mod fake_http;
 mod fake_kube;
 mod harness;
 
+mod bluegreen;
 mod branch;
 mod build;
 mod config;

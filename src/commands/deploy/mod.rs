@@ -11,6 +11,7 @@ use clap_complete::{ArgValueCandidates, ArgValueCompleter};
 use super::{complete, AtEnv, Ctx};
 use crate::domain::manifest;
 use crate::domain::RequirementKey;
+use crate::ops::bluegreen;
 use crate::ops::release::{self, Source};
 use crate::ops::target;
 use crate::ui::{Result, XoneError};
@@ -29,6 +30,11 @@ too). It waits by default, everywhere, for the rollout (followed through watches
 rollout that fails (progress deadline, pods in ImagePullBackOff or CrashLoopBackOff) is rolled \
 back to the previous revision unless --no-rollback, and xone exits 7 saying what failed and \
 what it did. --dry-run prints the manifests as YAML and touches nothing. \
+--strategy blue-green brings the other colour (APP-blue or APP-green, pods labelled \
+xone.io/color) up at full size, waits until it is Available, switches the Service's selector to \
+it, and keeps the colour it replaced for --keep (default 1h): `xone rollback` switches back at \
+once. A failed colour is removed and the Service is left as it was. An app released \
+blue-green is deployed blue-green (a rolling deploy is refused, exit 4). \
 JSON: {\"id\", \"project\", \"app\", \"env\", \"kind\": deploy|rollback, \"requirement\", \"build\", \
 \"image\", \"sha\", \"context\", \"namespace\", \"status\": rolling|succeeded|failed|rolled-back|applied|interrupted, \
 \"revision\", \"prev_revision\", \"prev_rs\", \"detail\", \"started_at\", \"finished_at\", \"actor\"}; \
@@ -45,6 +51,8 @@ pub struct DeployArgs {
 pub enum Strategy {
     Rolling,
     Recreate,
+    /// The other colour at full size, then the Service switched to it
+    BlueGreen,
 }
 
 #[derive(Args, Debug)]
@@ -67,6 +75,9 @@ pub struct RunArgs {
     /// How pods are replaced
     #[arg(long, value_enum, default_value = "rolling")]
     pub strategy: Strategy,
+    /// With blue-green: how long the colour replaced keeps running for `xone rollback`
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    pub keep: Option<u64>,
     /// Follow the rollout to its end (the default; kept for scripts that say so)
     #[arg(long, conflicts_with = "no_wait")]
     pub wait: bool,
@@ -142,7 +153,12 @@ fn deploy(cx: &mut Ctx, a: RunArgs) -> Result<()> {
     let strategy = match a.strategy {
         Strategy::Rolling => release::Strategy::Rolling,
         Strategy::Recreate => release::Strategy::Recreate,
+        Strategy::BlueGreen => release::Strategy::Rolling,
     };
+    let blue_green = matches!(a.strategy, Strategy::BlueGreen);
+    if a.keep.is_some() && !blue_green {
+        return Err(XoneError::usage("--keep is for --strategy blue-green"));
+    }
     let forges = cx.forges()?;
     let wait = cx.waits(a.wait, a.no_wait);
     let scope = cx.scope()?;
@@ -170,7 +186,12 @@ fn deploy(cx: &mut Ctx, a: RunArgs) -> Result<()> {
         no_rollback: a.no_rollback,
         force_conflicts: a.force_conflicts,
     };
-    let record = release::deploy(&scope, &mut store, &plan, &options, &actor)?;
+    let record = if blue_green {
+        let keep = a.keep.unwrap_or(3600);
+        bluegreen::deploy(&scope, &mut store, &plan, keep, &options, &actor)?
+    } else {
+        release::deploy(&scope, &mut store, &plan, &options, &actor)?
+    };
     if cx.ui.json {
         return cx.ui.print_json(&record);
     }
