@@ -36,6 +36,14 @@ fn labels(app: &str) -> Value {
     json!({ NAME_LABEL: app, MANAGED_BY_LABEL: "xone", "app": app })
 }
 
+/// A pod's labels: the app's, and its track (`stable`: a gray release's canary pods say
+/// `canary`).
+fn pod_labels(app: &str) -> Value {
+    let mut l = labels(app);
+    l[crate::domain::gray::TRACK_LABEL] = json!("stable");
+    l
+}
+
 /// A Deployment and, when the app serves a port, its Service.
 pub fn render(s: &Spec) -> Vec<Value> {
     let mut container = json!({ "name": s.app, "image": s.image });
@@ -75,7 +83,7 @@ pub fn render(s: &Spec) -> Vec<Value> {
             "strategy": strategy,
             "selector": { "matchLabels": { NAME_LABEL: s.app } },
             "template": {
-                "metadata": { "labels": labels(s.app) },
+                "metadata": { "labels": pod_labels(s.app) },
                 "spec": { "containers": [container] },
             },
         },
@@ -151,6 +159,12 @@ pub fn adopt(docs: &[(String, String)], s: &Spec) -> Result<(Vec<Value>, String)
                 .find(|c| only || c["name"] == s.app)
                 .ok_or_else(|| format!("Deployment {name} has no container named {}", s.app))?;
             c["image"] = json!(s.image);
+            if let Some(l) = v
+                .pointer_mut("/spec/template/metadata/labels")
+                .and_then(Value::as_object_mut)
+            {
+                l.insert(crate::domain::gray::TRACK_LABEL.into(), json!("stable"));
+            }
             deployment = Some(name);
         }
     }

@@ -56,6 +56,7 @@ fn two_of_three_then_all_of_them() {
     assert_eq!(canary["spec"]["selector"]["matchLabels"]["xone.io/track"], "canary");
     let stable = kube.deployment("g-two", "web").unwrap();
     assert_eq!((image(&stable), replicas(&stable)), ("reg.example.com/web:1", 1));
+    assert_eq!(stable["spec"]["template"]["metadata"]["labels"]["xone.io/track"], "stable");
     let service = kube.service("g-two", "web").unwrap();
     let pods = kube.pods("g-two");
     let selected = |p: &&&Value| {
