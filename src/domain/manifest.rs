@@ -159,9 +159,8 @@ pub fn adopt(docs: &[(String, String)], s: &Spec) -> Result<(Vec<Value>, String)
                 .find(|c| only || c["name"] == s.app)
                 .ok_or_else(|| format!("Deployment {name} has no container named {}", s.app))?;
             c["image"] = json!(s.image);
-            if let Some(l) = v
-                .pointer_mut("/spec/template/metadata/labels")
-                .and_then(Value::as_object_mut)
+            if let Some(l) =
+                v.pointer_mut("/spec/template/metadata/labels").and_then(Value::as_object_mut)
             {
                 l.insert(crate::domain::gray::TRACK_LABEL.into(), json!("stable"));
             }
