@@ -11,7 +11,7 @@
 //! XONE_TEST_PROMETHEUS_TARGETS (set by scripts/services) name the Prometheus and where its
 //! scrape targets are written.
 
-#![allow(clippy::print_stdout)] // a benchmark: its table is its output
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a benchmark: its table is its output
 
 #[path = "../tests/fake_http/mod.rs"]
 mod fake_http;
