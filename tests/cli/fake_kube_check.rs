@@ -1043,6 +1043,48 @@ fn configmaps_and_nodes_answer_as_the_real_server_does() {
     assert_eq!(code, 404);
 }
 
+/// Ingresses and Gateway API HTTPRoutes, which a gray release by weight routes through, as
+/// a cluster with ingress-nginx and a gateway controller answers them.
+#[test]
+fn ingresses_and_httproutes_answer_as_the_real_server_does() {
+    let fake = FakeKube::start();
+    fake.add_namespace("kubescrub-operator-system");
+    let real = fixture("ingress.json");
+    let body = json!({ "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": { "name": "kubescrub", "labels": real["metadata"]["labels"],
+            "ownerReferences": real["metadata"]["ownerReferences"] },
+        "spec": real["spec"] });
+    let path = "/apis/networking.k8s.io/v1/namespaces/kubescrub-operator-system/ingresses";
+    let (code, _, text) = raw(&fake, "POST", path, Some("application/json"), &body.to_string());
+    assert_eq!(code, 201, "{text}");
+    let created: Value = serde_json::from_str(&text).unwrap();
+    assert_keys("ingress.json", &created);
+    assert_eq!(created["spec"], real["spec"]);
+    assert_eq!(created["metadata"]["generation"], 1);
+    let (code, list) = raw_json(&fake, "GET", path);
+    assert_eq!((code, list["kind"].as_str()), (200, Some("IngressList")));
+
+    fake.add_namespace("default");
+    let real = fixture("httproute.json");
+    // What a person writes; the server fills in the rest.
+    let body = json!({ "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": { "name": "http" },
+        "spec": {
+            "hostnames": real["spec"]["hostnames"],
+            "parentRefs": [{ "name": "demo-gateway", "namespace": "openshift-gateway-api" }],
+            "rules": [{ "backendRefs": [{ "name": "hello-microshift", "namespace": "default", "port": 8080 }] }],
+        } });
+    let path = "/apis/gateway.networking.k8s.io/v1/namespaces/default/httproutes";
+    let (code, _, text) = raw(&fake, "POST", path, Some("application/json"), &body.to_string());
+    assert_eq!(code, 201, "{text}");
+    let created: Value = serde_json::from_str(&text).unwrap();
+    assert_keys("httproute.json", &created);
+    assert_eq!(created["spec"], real["spec"], "the server's defaults, as the real one sets them");
+    let conditions = &created["status"]["parents"][0]["conditions"];
+    assert_eq!(conditions[0]["type"], "Accepted");
+    assert_eq!(conditions[1]["type"], "ResolvedRefs");
+}
+
 #[test]
 fn fixtures_deserialize_into_the_api_types() {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Status, WatchEvent as MetaWatchEvent};
@@ -1062,6 +1104,8 @@ fn fixtures_deserialize_into_the_api_types() {
     let _: Namespace = de("namespace.json");
     let cm: k8s_openapi::api::core::v1::ConfigMap = de("configmap.json");
     assert!(cm.data.unwrap().contains_key("game.properties"));
+    let ing: k8s_openapi::api::networking::v1::Ingress = de("ingress.json");
+    assert_eq!(ing.spec.unwrap().ingress_class_name.as_deref(), Some("nginx"));
     let node: k8s_openapi::api::core::v1::Node = de("node.json");
     assert_eq!(node.status.unwrap().node_info.unwrap().kubelet_version, "v1.23.3");
     for s in [

@@ -90,10 +90,12 @@ enum Kind {
     Event,
     ConfigMap,
     Node,
+    Ingress,
+    HttpRoute,
 }
 
 /// Every kind the fake serves.
-const KINDS: [Kind; 8] = [
+const KINDS: [Kind; 10] = [
     Kind::Namespace,
     Kind::Deployment,
     Kind::ReplicaSet,
@@ -102,6 +104,8 @@ const KINDS: [Kind; 8] = [
     Kind::Event,
     Kind::ConfigMap,
     Kind::Node,
+    Kind::Ingress,
+    Kind::HttpRoute,
 ];
 
 impl Kind {
@@ -115,6 +119,8 @@ impl Kind {
             Kind::Event => "Event",
             Kind::ConfigMap => "ConfigMap",
             Kind::Node => "Node",
+            Kind::Ingress => "Ingress",
+            Kind::HttpRoute => "HTTPRoute",
         }
     }
     fn plural(self) -> &'static str {
@@ -127,19 +133,24 @@ impl Kind {
             Kind::Event => "events",
             Kind::ConfigMap => "configmaps",
             Kind::Node => "nodes",
+            Kind::Ingress => "ingresses",
+            Kind::HttpRoute => "httproutes",
         }
     }
     fn group(self) -> &'static str {
         match self {
             Kind::Deployment | Kind::ReplicaSet => "apps",
+            Kind::Ingress => "networking.k8s.io",
+            Kind::HttpRoute => "gateway.networking.k8s.io",
             _ => "",
         }
     }
     fn api_version(self) -> &'static str {
-        if self.group().is_empty() {
-            "v1"
-        } else {
-            "apps/v1"
+        match self.group() {
+            "" => "v1",
+            "apps" => "apps/v1",
+            "networking.k8s.io" => "networking.k8s.io/v1",
+            _ => "gateway.networking.k8s.io/v1",
         }
     }
     /// `deployments.apps`, `pods`: how error messages name the resource.
@@ -155,7 +166,7 @@ impl Kind {
     }
     /// Kinds whose metadata carries a generation.
     fn generational(self) -> bool {
-        matches!(self, Kind::Deployment | Kind::ReplicaSet)
+        matches!(self, Kind::Deployment | Kind::ReplicaSet | Kind::Ingress | Kind::HttpRoute)
     }
     fn from_plural(group: &str, plural: &str) -> Option<Kind> {
         KINDS.into_iter().find(|k| k.plural() == plural && k.group() == group)
@@ -505,6 +516,29 @@ impl FakeKube {
             obj["data"][key] = json!(value);
             s.put(Kind::ConfigMap, ns, name, obj, managers);
         })
+    }
+
+    /// Creates an object of any kind it serves, as `kubectl create` would (an Ingress, an
+    /// HTTPRoute a person wrote).
+    pub fn add_object(&self, obj: Value) {
+        self.with(|s| {
+            let kind = KINDS
+                .into_iter()
+                .find(|k| obj["kind"] == k.kind())
+                .unwrap_or_else(|| panic!("the fake serves no {}", obj["kind"]));
+            let ns = text(&obj, "/metadata/namespace");
+            let name = text(&obj, "/metadata/name");
+            let mut fresh = s.fresh(kind, &ns, &name);
+            merge(&mut fresh, &managed_part(&obj));
+            s.default_new(kind, &mut fresh);
+            s.put(kind, &ns, &name, fresh, Vec::new());
+        })
+    }
+
+    /// An object by its resource name (`ingresses`, `httproutes`, ...), namespace and name.
+    pub fn object(&self, plural: &str, ns: &str, name: &str) -> Option<Value> {
+        let kind = KINDS.into_iter().find(|k| k.plural() == plural).expect("a served resource");
+        self.with(|s| s.get(kind, ns, name).cloned())
     }
 
     /// A machine of the cluster, registered and Ready, as a kubelet registers one.
@@ -963,17 +997,25 @@ fn discovery(path: &str) -> Option<Value> {
             "versions": ["v1"],
             "serverAddressByClientCIDRs": [{ "clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1" }],
         }),
-        "/apis" => json!({
-            "kind": "APIGroupList",
-            "apiVersion": "v1",
-            "groups": [{
-                "name": "apps",
-                "versions": [{ "groupVersion": "apps/v1", "version": "v1" }],
-                "preferredVersion": { "groupVersion": "apps/v1", "version": "v1" },
-            }],
-        }),
+        "/apis" => {
+            let groups: Vec<Value> = ["apps", "networking.k8s.io", "gateway.networking.k8s.io"]
+                .iter()
+                .map(|g| {
+                    json!({
+                        "name": g,
+                        "versions": [{ "groupVersion": format!("{g}/v1"), "version": "v1" }],
+                        "preferredVersion": { "groupVersion": format!("{g}/v1"), "version": "v1" },
+                    })
+                })
+                .collect();
+            json!({ "kind": "APIGroupList", "apiVersion": "v1", "groups": groups })
+        }
         "/api/v1" => resources("", "v1"),
         "/apis/apps/v1" => resources("apps", "apps/v1"),
+        "/apis/networking.k8s.io/v1" => resources("networking.k8s.io", "networking.k8s.io/v1"),
+        "/apis/gateway.networking.k8s.io/v1" => {
+            resources("gateway.networking.k8s.io", "gateway.networking.k8s.io/v1")
+        }
         _ => return None,
     })
 }
@@ -1038,6 +1080,10 @@ impl State {
             ("", r)
         } else if let Some(r) = path.strip_prefix("/apis/apps/v1") {
             ("apps", r)
+        } else if let Some(r) = path.strip_prefix("/apis/networking.k8s.io/v1") {
+            ("networking.k8s.io", r)
+        } else if let Some(r) = path.strip_prefix("/apis/gateway.networking.k8s.io/v1") {
+            ("gateway.networking.k8s.io", r)
         } else {
             return path_not_found();
         };
@@ -2292,9 +2338,67 @@ impl State {
     }
 }
 
-/// Defaults the API server applies on every write.
+/// Defaults the API server applies on every write, and the status an ingress or gateway
+/// controller writes for what it routes.
 fn default_object(kind: Kind, obj: &mut Value) {
     match kind {
+        Kind::Ingress => {
+            // An ingress controller of the class gives it an address.
+            let classed = obj["spec"]["ingressClassName"].is_string();
+            let lb = &mut obj["status"]["loadBalancer"];
+            if classed && lb.get("ingress").is_none() {
+                *lb = json!({ "ingress": [{ "ip": "10.96.75.29" }] });
+            } else if !lb.is_object() {
+                *lb = json!({});
+            }
+        }
+        Kind::HttpRoute => {
+            let spec = object_at(obj, "spec");
+            for p in spec.get_mut("parentRefs").and_then(Value::as_array_mut).into_iter().flatten()
+            {
+                if let Some(p) = p.as_object_mut() {
+                    p.entry("group").or_insert(json!("gateway.networking.k8s.io"));
+                    p.entry("kind").or_insert(json!("Gateway"));
+                }
+            }
+            for rule in spec.get_mut("rules").and_then(Value::as_array_mut).into_iter().flatten() {
+                let Some(rule) = rule.as_object_mut() else { continue };
+                rule.entry("matches")
+                    .or_insert_with(|| json!([{ "path": { "type": "PathPrefix", "value": "/" } }]));
+                for b in
+                    rule.get_mut("backendRefs").and_then(Value::as_array_mut).into_iter().flatten()
+                {
+                    if let Some(b) = b.as_object_mut() {
+                        b.entry("group").or_insert(json!(""));
+                        b.entry("kind").or_insert(json!("Service"));
+                        b.entry("weight").or_insert(json!(1));
+                    }
+                }
+            }
+            // The gateway controller accepts it for each parent, at this generation.
+            let generation = obj["metadata"]["generation"].clone();
+            let parents: Vec<Value> = obj["spec"]["parentRefs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    let condition = |t: &str, message: &str| json!({
+                        "lastTransitionTime": now_iso(),
+                        "message": message,
+                        "observedGeneration": generation,
+                        "reason": t,
+                        "status": "True",
+                        "type": t,
+                    });
+                    json!({
+                        "conditions": [condition("Accepted", "Route was valid"), condition("ResolvedRefs", "All references resolved")],
+                        "controllerName": "xone.test/fake-gateway-controller",
+                        "parentRef": p,
+                    })
+                })
+                .collect();
+            obj["status"] = json!({ "parents": parents });
+        }
         Kind::Deployment => {
             let spec = object_at(obj, "spec");
             spec.entry("replicas").or_insert(json!(1));
