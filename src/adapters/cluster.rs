@@ -790,6 +790,29 @@ impl Cluster {
         })
     }
 
+    /// Deletes a namespaced object (`apiVersion`, `kind`, name); gone already is fine.
+    pub fn delete_object(&self, api_version: &str, kind: &str, name: &str) -> Result<()> {
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", api_version),
+        };
+        let plural = plural(kind);
+        let base = if group.is_empty() {
+            format!("/api/{version}/namespaces/{}/{plural}", self.namespace)
+        } else {
+            format!("/apis/{group}/{version}/namespaces/{}/{plural}", self.namespace)
+        };
+        let c = call("delete", format!("{plural}/{name}"));
+        let req = kube::core::Request::new(base);
+        let dp = kube::api::DeleteParams::background();
+        let make = || req.delete(name, &dp).expect("valid request");
+        match self.block_on(self.send(&c, &make)) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind == Kind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// A Service of the namespace, if there is one.
     pub fn service(&self, name: &str) -> Result<Option<Value>> {
         let c = call("get", format!("services/{name}"));
@@ -862,9 +885,9 @@ impl Cluster {
     }
 
     /// The routers that could split an app's traffic by weight: ingress-nginx Ingresses and
-    /// Gateway API HTTPRoutes of the namespace that send to the app's Service, as
-    /// `Ingress/NAME`, `HTTPRoute/NAME`. An API the cluster does not serve has none.
-    pub fn routers(&self, service: &str) -> Result<Vec<String>> {
+    /// Gateway API HTTPRoutes of the namespace that send to the app's Service (each with its
+    /// `kind` and `apiVersion` set). An API the cluster does not serve has none.
+    pub fn routers(&self, service: &str) -> Result<Vec<Value>> {
         let ns = &self.namespace;
         let kinds = [
             ("Ingress", format!("/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses")),
@@ -883,6 +906,10 @@ impl Cluster {
                 (code, body) => return Err(self.refused(&c, code, &body)),
             };
             for item in list["items"].as_array().into_iter().flatten() {
+                // A canary Ingress of ingress-nginx is not a route of its own.
+                let canary = item["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary"]
+                    .as_str()
+                    == Some("true");
                 let text = item["spec"].to_string();
                 let nginx = kind == "HTTPRoute"
                     || item["spec"]["ingressClassName"]
@@ -891,9 +918,15 @@ impl Cluster {
                     || item["metadata"]["annotations"]["kubernetes.io/ingress.class"]
                         .as_str()
                         .is_some_and(|c| c.contains("nginx"));
-                if nginx && text.contains(&format!("\"name\":\"{service}\"")) {
-                    let name = item["metadata"]["name"].as_str().unwrap_or("?");
-                    out.push(format!("{kind}/{name}"));
+                if nginx && !canary && text.contains(&format!("\"name\":\"{service}\"")) {
+                    let mut obj = item.clone();
+                    obj["kind"] = json!(kind);
+                    obj["apiVersion"] = json!(if kind == "Ingress" {
+                        "networking.k8s.io/v1"
+                    } else {
+                        "gateway.networking.k8s.io/v1"
+                    });
+                    out.push(obj);
                 }
             }
         }

@@ -59,7 +59,7 @@ the end")]
 
 const STATUS_JSON: &str = "\
 JSON: {\"app\", \"env\", \"namespace\", \"phase\": progressing|paused|promoted|aborted, \"step\" \
-(from 1), \"steps\", \"instances\" (the canary's at each step), \"canary_image\", \"stable_image\", \
+(from 1), \"steps\", \"instances\" (the canary's at each step; by weight, its share in %), \"weight\", \"router\": {\"kind\", \"name\", \"service\"} or null, \"canary_image\", \"stable_image\", \
 \"requirement\", \"build\", \"step_started_at\", \"pause_secs\", \"pause_left_secs\", \"nodes\", \
 \"canary\" and \"stable\": {\"deployment\", \"image\", \"replicas\", \"ready\", \"pods\": [{\"name\", \
 \"image\", \"digest\", \"ready\", \"restarts\", \"node\"}]}, \"analyses\": [{\"name\", \"critical\", \
@@ -88,7 +88,9 @@ ConfigMap xone-gray-APP in the namespace, so any machine carries it on. An app w
 release in flight cannot be deployed (exit 5) until it is promoted or aborted. Analyses \
 compare canary and stable pods on Prometheus over gray.window: error-rate and restarts \
 (critical), latency, cpu, memory, gc-time, gc-count; [analysis.NAME] in the config changes or \
-adds them. JSON: as `gray status`")]
+adds them. With --weight, the canary takes that share of the traffic instead, through a canary \
+Ingress of ingress-nginx or the weighted backends of a Gateway API HTTPRoute, and a Service of \
+its own; the stable keeps all its instances. JSON: as `gray status`")]
 pub struct StartArgs {
     /// The app to release
     #[arg(add = ArgValueCandidates::new(complete::app_names))]
@@ -104,7 +106,7 @@ pub struct StartArgs {
     /// Instances the canary starts on (default 1); then all of them
     #[arg(long, value_name = "N", conflicts_with_all = ["weight", "steps"], value_parser = clap::value_parser!(u32).range(1..))]
     pub instances: Option<u32>,
-    /// A share of the traffic instead, where a router can split it (ingress-nginx, Gateway API)
+    /// A share of the traffic instead (1-99), where a router splits it: an ingress-nginx Ingress or a Gateway API HTTPRoute in front of the app's Service
     #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u32).range(1..100))]
     pub weight: Option<u32>,
     /// The canary's instances at each step, counts (1,2,3) or shares of the replicas (33%,66%,100%); the last is full promotion
@@ -303,13 +305,16 @@ fn list(cx: &mut Ctx, a: ListArgs) -> Result<()> {
             g.app.clone(),
             r.env.clone(),
             g.phase.to_string(),
-            format!(
-                "{}/{} ({} of {})",
-                g.step + 1,
-                g.steps.len(),
-                g.canary_replicas(),
-                g.stable_replicas
-            ),
+            match g.weight() {
+                Some(w) => format!("{}/{} ({w}%)", g.step + 1, g.steps.len()),
+                None => format!(
+                    "{}/{} ({} of {})",
+                    g.step + 1,
+                    g.steps.len(),
+                    g.canary_replicas(),
+                    g.stable_replicas
+                ),
+            },
             g.canary_image.clone(),
             g.stable_image.clone(),
             g.started_by.clone(),
@@ -374,16 +379,19 @@ fn show(cx: &mut Ctx, st: &Status) -> Result<()> {
     if cx.ui.json {
         return cx.ui.print_json(st);
     }
+    let now = st.instances.get(st.step - 1).copied().unwrap_or(0);
+    let share = match (&st.router, st.weight) {
+        (Some(r), Some(w)) => {
+            format!("{w}% of the traffic on the canary, through {} {}", r.kind, r.name)
+        }
+        _ => format!(
+            "{now} of {} instances on the canary",
+            st.instances.last().copied().unwrap_or(0)
+        ),
+    };
     let mut out = format!(
-        "{} in {} ({}): {}, step {} of {} ({} of {} instances on the canary)\n",
-        st.app,
-        st.env,
-        st.namespace,
-        st.phase,
-        st.step,
-        st.steps,
-        st.instances.get(st.step - 1).copied().unwrap_or(0),
-        st.instances.last().copied().unwrap_or(0)
+        "{} in {} ({}): {}, step {} of {} ({share})\n",
+        st.app, st.env, st.namespace, st.phase, st.step, st.steps
     );
     for (label, t) in [("canary", &st.canary), ("stable", &st.stable)] {
         let pods: Vec<String> = t

@@ -92,6 +92,50 @@ pub fn plan(steps: &[Step], instances: Option<u32>, replicas: u32) -> Result<Vec
     Ok(counts)
 }
 
+/// The canary's traffic weight (a percentage) at each step, the last being 100 (full
+/// promotion). Without steps: `weight`, then 100. Steps are shares (`10%,50%`); counts of
+/// instances mean nothing here and are refused.
+pub fn plan_weights(steps: &[Step], weight: u32) -> Result<Vec<u32>, String> {
+    let mut weights: Vec<u32> = Vec::new();
+    for s in steps {
+        match s {
+            Step::Percent(p) => weights.push(*p),
+            Step::Count(n) => {
+                return Err(format!(
+                    "a gray release by weight takes its steps as shares of the traffic (10%,50%), not {n}"
+                ))
+            }
+        }
+    }
+    if weights.is_empty() {
+        weights.push(weight);
+    }
+    if weights.last() != Some(&100) {
+        weights.push(100);
+    }
+    if weights.windows(2).any(|w| w[0] >= w[1]) || weights[0] >= 100 {
+        return Err(format!(
+            "the weights {} do not widen: each must be more than the one before, below 100 but the last",
+            weights.iter().map(|w| format!("{w}%")).collect::<Vec<_>>().join(",")
+        ));
+    }
+    Ok(weights)
+}
+
+/// Where a gray release by weight splits the traffic: the app's Service, and the router in
+/// front of it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Router {
+    /// `Ingress` (ingress-nginx, through a canary Ingress) or `HTTPRoute` (Gateway API,
+    /// through weighted backends).
+    pub kind: String,
+    pub name: String,
+    pub service: String,
+    /// An HTTPRoute's rules before the release: what promotion and abort put back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<serde_json::Value>,
+}
+
 /// Where a gray release stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -160,6 +204,9 @@ pub struct Gray {
     pub requirement: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<i64>,
+    /// By weight: the router that splits the traffic, and `steps` are weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<Router>,
     /// Node names the canary's pods are kept on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<String>,
@@ -174,14 +221,28 @@ pub struct Gray {
 }
 
 impl Gray {
-    /// Canary instances at the current step.
+    /// Canary instances at the current step; by weight, its share of the stable's, at least
+    /// one.
     pub fn canary_replicas(&self) -> u32 {
-        self.steps.get(self.step).copied().unwrap_or(0)
+        let step = self.steps.get(self.step).copied().unwrap_or(0);
+        match self.router {
+            Some(_) => (self.stable_replicas * step).div_ceil(100).max(1),
+            None => step,
+        }
     }
 
-    /// Stable instances at the current step: what the canary does not run.
+    /// The canary's share of the traffic at the current step, by weight.
+    pub fn weight(&self) -> Option<u32> {
+        self.router.as_ref().map(|_| self.steps.get(self.step).copied().unwrap_or(0))
+    }
+
+    /// Stable instances at the current step: what the canary does not run (by weight the
+    /// stable keeps them all).
     pub fn stable_replicas_now(&self) -> u32 {
-        self.stable_replicas.saturating_sub(self.canary_replicas())
+        match self.router {
+            Some(_) => self.stable_replicas,
+            None => self.stable_replicas.saturating_sub(self.canary_replicas()),
+        }
     }
 
     /// Seconds of the current step's pause still to run at `now` (unix seconds), given when
@@ -247,6 +308,14 @@ mod tests {
     }
 
     #[test]
+    fn weights_are_shares_up_to_all_of_the_traffic() {
+        assert_eq!(plan_weights(&[], 10), Ok(vec![10, 100]));
+        assert_eq!(plan_weights(&steps("5%,25%,50%"), 10), Ok(vec![5, 25, 50, 100]));
+        assert!(plan_weights(&steps("2"), 10).unwrap_err().contains("shares of the traffic"));
+        assert!(plan_weights(&steps("50%,20%"), 10).unwrap_err().contains("do not widen"));
+    }
+
+    #[test]
     fn the_state_reads_back_as_written_and_counts_its_tracks() {
         let mut g = Gray {
             app: "web".into(),
@@ -263,6 +332,7 @@ mod tests {
             requirement: Some("PAY-1".into()),
             build: None,
             nodes: vec![],
+            router: None,
             started_at: "2026-12-06T10:00:00Z".into(),
             started_by: "pat".into(),
             passed: None,

@@ -69,8 +69,11 @@ pub struct Status {
     /// The step it is at, counted from 1, of `steps`.
     pub step: usize,
     pub steps: usize,
-    /// The canary's instances at each step.
+    /// The canary's instances at each step (by weight: its share of the traffic, in %).
     pub instances: Vec<u32>,
+    /// By weight: the canary's share of the traffic now, and the router that splits it.
+    pub weight: Option<u32>,
+    pub router: Option<gray::Router>,
     pub canary_image: String,
     pub stable_image: String,
     pub requirement: Option<String>,
@@ -134,9 +137,6 @@ pub fn start(
         release::resolve(store, &app, clone_source(&s.source), s.requirement)?;
     let t = Target::connect(app, env, scope.remote.clone())?;
     let (app, env) = (&t.app, &t.env);
-    if s.weight.is_some() {
-        return Err(weight_refused(&t)?);
-    }
     let existing = gray_state::read(&t.cluster, &app.name)?;
     if let Some(h) = existing.as_ref().filter(|h| h.gray.phase.in_flight()) {
         return Err(gray_state::busy(&h.gray, &env.name));
@@ -149,11 +149,25 @@ pub fn start(
         .hint(format!("deploy it first: xone deploy {} --env {} --build ID", app.name, env.name))
     })?;
     let replicas = stable.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as u32;
-    let steps = gray::plan(&s.steps, s.instances, replicas).map_err(|e| {
-        XoneError::gate(format!("cannot gray-release {} in {}", app.name, env.name))
-            .cause(e)
-            .hint("choose --instances or --steps below the app's replicas, or raise its replicas")
-    })?;
+    let (steps, router) = match s.weight {
+        Some(weight) => {
+            let router = router_for(&t, &stable)?;
+            let weights = gray::plan_weights(&s.steps, weight).map_err(|e| {
+                XoneError::gate(format!("cannot gray-release {} in {}", app.name, env.name))
+                    .cause(e)
+                    .hint("--steps 10%,50% with --weight")
+            })?;
+            (weights, Some(router))
+        }
+        None => {
+            let steps = gray::plan(&s.steps, s.instances, replicas).map_err(|e| {
+                XoneError::gate(format!("cannot gray-release {} in {}", app.name, env.name))
+                    .cause(e)
+                    .hint("choose --instances or --steps below the app's replicas, or raise its replicas")
+            })?;
+            (steps, None)
+        }
+    };
     if !s.nodes.is_empty() {
         let known = t.cluster.nodes()?;
         let unknown: Vec<&String> = s.nodes.iter().filter(|n| !known.contains(n)).collect();
@@ -185,13 +199,13 @@ pub fn start(
         requirement,
         build,
         nodes: s.nodes.clone(),
+        router,
         started_at: at.clone(),
         started_by: actor.to_string(),
         passed: None,
         marks: Vec::new(),
     };
-    let what =
-        format!("{} on {} of {} instances", g.canary_image, g.canary_replicas(), g.stable_replicas);
+    let what = share(&g);
     g.mark(&at, actor, "start", Some(what.clone()), false);
     let held = gray_state::create(&t.cluster, &g, &env.name, existing.as_ref())?;
     journal(store, &t, &held.gray, actor, "gray started", what)?;
@@ -256,24 +270,70 @@ fn scene<'a>(
     }
 }
 
-/// `--weight`: a share of the traffic needs a router that splits it. None is there: exit 4.
-fn weight_refused(t: &Target) -> Result<XoneError> {
-    let routers = t.cluster.routers(&t.app.name)?;
-    let base = if routers.is_empty() {
-        XoneError::gate(format!(
-            "--weight needs a router in front of {}: there is no ingress-nginx Ingress nor Gateway API HTTPRoute for it in namespace {}",
-            t.app.name, t.env.namespace
-        ))
-    } else {
-        XoneError::gate(format!(
-            "--weight through {} is not supported by this xone",
-            routers.join(", ")
-        ))
-    };
-    Ok(base.hint(format!(
+/// What the canary has: `IMAGE on 2 of 3 instances`, or `IMAGE on 10% of the traffic`.
+fn share(g: &Gray) -> String {
+    match g.weight() {
+        Some(w) => format!(
+            "{} on {w}% of the traffic ({} instance(s))",
+            g.canary_image,
+            g.canary_replicas()
+        ),
+        None => format!(
+            "{} on {} of {} instances",
+            g.canary_image,
+            g.canary_replicas(),
+            g.stable_replicas
+        ),
+    }
+}
+
+/// `--weight`: a share of the traffic needs a router that splits it: an ingress-nginx
+/// Ingress or a Gateway API HTTPRoute sending to the app's Service. None is there: exit 4,
+/// never an approximation. The stable's pods must say they are stable, so that the Service
+/// can leave the canary's out.
+fn router_for(t: &Target, stable: &Deployment) -> Result<gray::Router> {
+    let (app, env) = (&t.app, &t.env);
+    let by_instances = format!(
         "gray-release it by instances: xone gray start {} --env {} --instances N",
-        t.app.name, t.env.name
-    )))
+        app.name, env.name
+    );
+    let Some(service) = t.cluster.service(&app.name)? else {
+        return Err(XoneError::gate(format!(
+            "--weight splits the traffic of the Service {}, and there is none in namespace {}",
+            app.name, env.namespace
+        ))
+        .hint(by_instances));
+    };
+    let routers = t.cluster.routers(&app.name)?;
+    let Some(r) = routers.first() else {
+        return Err(XoneError::gate(format!(
+            "--weight needs a router in front of {}: there is no ingress-nginx Ingress nor Gateway API HTTPRoute for it in namespace {}",
+            app.name, env.namespace
+        ))
+        .hint(by_instances));
+    };
+    let labels = stable
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.labels.as_ref());
+    if labels.and_then(|l| l.get(TRACK_LABEL)).map(String::as_str) != Some("stable") {
+        return Err(XoneError::gate(format!(
+            "the pods of {} in {} do not carry {TRACK_LABEL}: stable, so its Service cannot leave the canary's out",
+            app.name, env.name
+        ))
+        .hint(format!(
+            "deploy it once with this xone (xone deploy {} --env {} --build ID), then start the gray release",
+            app.name, env.name
+        )));
+    }
+    let kind = r["kind"].as_str().unwrap_or("Ingress").to_string();
+    Ok(gray::Router {
+        rules: (kind == "HTTPRoute").then(|| r["spec"]["rules"].clone()),
+        name: r["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+        service: service["metadata"]["name"].as_str().unwrap_or(&app.name).to_string(),
+        kind,
+    })
 }
 
 /// Opens the app's gray release in an environment, which must exist.
@@ -533,13 +593,12 @@ pub fn watch(
             (Err(e), _) => e.message.clone(),
         };
         progress.say(format!(
-            "{} in {}: step {} of {} ({} of {} on the canary): {line}",
+            "{} in {}: step {} of {} ({}): {line}",
             w.t.app.name,
             w.t.env.name,
             g.step + 1,
             g.steps.len(),
-            g.canary_replicas(),
-            g.stable_replicas
+            share(g)
         ));
         if auto && gate.is_ok() && g.phase == Phase::Progressing {
             w.advance(store, None, &report)?;
@@ -637,6 +696,9 @@ impl Work<'_, '_> {
         let generation = self.apply_canary()?;
         let selector = canary_selector(&self.stable()?);
         self.follow(&name, generation, selector, &g.canary_image.clone(), "the canary")?;
+        if let (Some(router), Some(weight)) = (&g.router, g.weight()) {
+            return self.route(router, weight);
+        }
         let stable = self.stable()?;
         let stable_name = stable.metadata.name.clone().unwrap_or_default();
         let want = g.stable_replicas_now();
@@ -647,6 +709,116 @@ impl Work<'_, '_> {
             self.follow(&stable_name, generation, selector, &image, "the stable")?;
         }
         Ok(())
+    }
+
+    /// The Service applied as it stands with another selector (its ports, labels and
+    /// annotations kept, so that the apply takes nothing away).
+    fn restate_service(&self, live: &Value, name: &str, selector: Value) -> Result<()> {
+        let obj = json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": name,
+                "namespace": self.t.env.namespace,
+                "labels": live["metadata"]["labels"],
+                "annotations": live["metadata"]["annotations"],
+            },
+            "spec": { "selector": selector, "ports": live["spec"]["ports"] },
+        });
+        self.t.cluster.apply(&obj, true).map(|_| ())
+    }
+
+    /// By weight: a Service for the canary's pods, the app's Service kept to the stable's, and
+    /// the router sending the canary `weight` % of the traffic.
+    fn route(&self, router: &gray::Router, weight: u32) -> Result<()> {
+        let cl = &self.t.cluster;
+        let live = cl.service(&router.service)?.ok_or_else(|| {
+            XoneError::gate(format!(
+                "the Service {} of {} is gone: the gray release cannot route",
+                router.service,
+                self.label()
+            ))
+        })?;
+        let canary_service = gray::canary_name(&router.service);
+        let mut selector = live["spec"]["selector"].clone();
+        selector[TRACK_LABEL] = json!("canary");
+        let svc = json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": canary_service,
+                "namespace": self.t.env.namespace,
+                "labels": { manifest::MANAGED_BY_LABEL: "xone", manifest::NAME_LABEL: self.t.app.name, TRACK_LABEL: "canary" },
+            },
+            "spec": { "selector": selector, "ports": live["spec"]["ports"] },
+        });
+        cl.apply(&svc, true)?;
+        let mut stable = live["spec"]["selector"].clone();
+        if stable[TRACK_LABEL] != "stable" {
+            stable[TRACK_LABEL] = json!("stable");
+            self.restate_service(&live, &router.service, stable)?;
+        }
+        let obj = match router.kind.as_str() {
+            "HTTPRoute" => {
+                let rules =
+                    weighted_rules(router.rules.as_ref(), &router.service, &canary_service, weight);
+                json!({
+                    "apiVersion": "gateway.networking.k8s.io/v1",
+                    "kind": "HTTPRoute",
+                    "metadata": { "name": router.name, "namespace": self.t.env.namespace },
+                    "spec": { "rules": rules },
+                })
+            }
+            _ => {
+                let ingress = cl
+                    .routers(&router.service)?
+                    .into_iter()
+                    .find(|r| {
+                        r["kind"] == "Ingress" && r["metadata"]["name"] == router.name.as_str()
+                    })
+                    .ok_or_else(|| {
+                        XoneError::gate(format!(
+                            "the Ingress {} in front of {} is gone: the gray release cannot route",
+                            router.name,
+                            self.label()
+                        ))
+                    })?;
+                canary_ingress(&ingress, &router.service, &canary_service, weight, &self.t.app.name)
+            }
+        };
+        cl.apply(&obj, true).map(|_| ())
+    }
+
+    /// By weight: every request back to the stable, the app's Service selecting as before, and
+    /// the canary's Service gone.
+    fn unroute(&self) -> Result<()> {
+        let Some(router) = &self.held.gray.router else { return Ok(()) };
+        let cl = &self.t.cluster;
+        match router.kind.as_str() {
+            "HTTPRoute" => {
+                let obj = json!({
+                    "apiVersion": "gateway.networking.k8s.io/v1",
+                    "kind": "HTTPRoute",
+                    "metadata": { "name": router.name, "namespace": self.t.env.namespace },
+                    "spec": { "rules": router.rules },
+                });
+                cl.apply(&obj, true)?;
+            }
+            _ => cl.delete_object(
+                "networking.k8s.io/v1",
+                "Ingress",
+                &gray::canary_name(&router.name),
+            )?,
+        }
+        if let Some(live) = cl.service(&router.service)? {
+            let mut selector = live["spec"]["selector"].clone();
+            if let Some(m) = selector.as_object_mut() {
+                if m.remove(TRACK_LABEL).is_some() {
+                    self.restate_service(&live, &router.service, selector)?;
+                }
+            }
+        }
+        cl.delete_object("v1", "Service", &gray::canary_name(&router.service))
     }
 
     /// As `settle`; a canary that fails is aborted, and the failure returned (exit 7).
@@ -796,13 +968,7 @@ impl Work<'_, '_> {
         let g = &mut self.held.gray;
         g.step += 1;
         g.step_started_at = now();
-        let what = format!(
-            "step {} of {}: {} of {} instances on the canary",
-            g.step + 1,
-            g.steps.len(),
-            g.canary_replicas(),
-            g.stable_replicas
-        );
+        let what = format!("step {} of {}: {}", g.step + 1, g.steps.len(), share(g));
         let detail = match &forced {
             Some(f) => format!("{what}; {f}"),
             None => what.clone(),
@@ -899,6 +1065,7 @@ impl Work<'_, '_> {
                 )));
             }
         }
+        self.unroute()?;
         self.t.cluster.delete_deployment(&gray::canary_name(&self.t.app.name))?;
         let gm = &mut self.held.gray;
         gm.phase = Phase::Promoted;
@@ -931,6 +1098,8 @@ impl Work<'_, '_> {
     /// The stable back to its replicas and image, Available, then the canary deleted.
     fn abort(&mut self, store: &mut Store, reason: &str) -> Result<()> {
         let g = self.held.gray.clone();
+        // By weight, the traffic goes back to the stable first.
+        self.unroute()?;
         let stable = self.stable()?;
         let stable_name = stable.metadata.name.clone().unwrap_or_default();
         let image_now = app_image(&stable, &self.t.app.name).unwrap_or_default();
@@ -1008,6 +1177,8 @@ impl Work<'_, '_> {
             step: g.step + 1,
             steps: g.steps.len(),
             instances: g.steps.clone(),
+            weight: g.weight(),
+            router: g.router.clone(),
             canary_image: g.canary_image.clone(),
             stable_image: g.stable_image.clone(),
             requirement: g.requirement.clone(),
@@ -1149,4 +1320,61 @@ fn pinned(image: &str, pods: &[PodInfo]) -> String {
         Some(d) => format!("{}@{d}", release::image_repo(image)),
         None => image.to_string(),
     }
+}
+
+/// An HTTPRoute's rules with each backend of `service` split: `100 - weight` to it, `weight`
+/// to the canary's Service.
+fn weighted_rules(rules: Option<&Value>, service: &str, canary: &str, weight: u32) -> Value {
+    let mut rules = rules.cloned().unwrap_or_else(|| json!([]));
+    for rule in rules.as_array_mut().into_iter().flatten() {
+        let Some(refs) = rule["backendRefs"].as_array().cloned() else { continue };
+        let mut out = Vec::new();
+        for r in refs {
+            if r["name"] == service {
+                let mut stable = r.clone();
+                stable["weight"] = json!(100 - weight);
+                let mut c = r.clone();
+                c["name"] = json!(canary);
+                c["weight"] = json!(weight);
+                out.push(stable);
+                out.push(c);
+            } else {
+                out.push(r);
+            }
+        }
+        rule["backendRefs"] = json!(out);
+    }
+    rules
+}
+
+/// An ingress-nginx canary Ingress beside the app's: its rules' paths to the app's Service,
+/// sent to the canary's, with `canary-weight` set.
+fn canary_ingress(ingress: &Value, service: &str, canary: &str, weight: u32, app: &str) -> Value {
+    let mut spec = ingress["spec"].clone();
+    for rule in spec["rules"].as_array_mut().into_iter().flatten() {
+        if let Some(paths) = rule["http"]["paths"].as_array_mut() {
+            paths.retain(|p| p["backend"]["service"]["name"] == service);
+            for p in paths.iter_mut() {
+                p["backend"]["service"]["name"] = json!(canary);
+            }
+        }
+    }
+    if let Some(m) = spec.as_object_mut() {
+        m.remove("defaultBackend");
+    }
+    let name = ingress["metadata"]["name"].as_str().unwrap_or(app);
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            "name": gray::canary_name(name),
+            "namespace": ingress["metadata"]["namespace"],
+            "labels": { manifest::MANAGED_BY_LABEL: "xone", manifest::NAME_LABEL: app, TRACK_LABEL: "canary" },
+            "annotations": {
+                "nginx.ingress.kubernetes.io/canary": "true",
+                "nginx.ingress.kubernetes.io/canary-weight": weight.to_string(),
+            },
+        },
+        "spec": spec,
+    })
 }

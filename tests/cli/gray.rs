@@ -611,3 +611,103 @@ fn a_requirement_s_rollback_names_the_others_that_ride_along_and_asks() {
     deploy("reg.example.com/web:3", "PAY-2");
     env.ok(&["rollback", "--requirement", "PAY-2"]);
 }
+
+fn ingress(ns: &str) -> Value {
+    serde_json::json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": { "name": "pay", "namespace": ns },
+        "spec": {
+            "ingressClassName": "nginx",
+            "rules": [{ "host": "pay.example.com", "http": { "paths": [
+                { "path": "/", "pathType": "Prefix",
+                  "backend": { "service": { "name": "web", "port": { "number": 8080 } } } },
+                { "path": "/static", "pathType": "Prefix",
+                  "backend": { "service": { "name": "cdn", "port": { "number": 80 } } } },
+            ]}}],
+        },
+    })
+}
+
+#[test]
+fn by_weight_through_an_ingress_nginx_canary_ingress() {
+    let (env, kube) = stable("gw-ingress");
+    kube.add_object(ingress("gw-ingress"));
+    let st = start(&env, &["--weight", "10"]);
+    assert_eq!(
+        (st["weight"].as_i64(), st["instances"].clone()),
+        (Some(10), serde_json::json!([10, 100]))
+    );
+    assert_eq!(st["router"]["kind"], "Ingress", "{st}");
+    // A canary Ingress beside the app's, for the app's path only, at 10 %.
+    let canary = kube.object("ingresses", "gw-ingress", "pay-canary").expect("a canary Ingress");
+    let notes = &canary["metadata"]["annotations"];
+    assert_eq!(notes["nginx.ingress.kubernetes.io/canary"], "true");
+    assert_eq!(notes["nginx.ingress.kubernetes.io/canary-weight"], "10");
+    let paths = canary["spec"]["rules"][0]["http"]["paths"].as_array().unwrap();
+    assert_eq!(paths.len(), 1, "{canary}");
+    assert_eq!(paths[0]["backend"]["service"]["name"], "web-canary");
+    // The app's Service keeps to the stable's pods; the canary's has its own.
+    let svc = kube.service("gw-ingress", "web").unwrap();
+    assert_eq!(svc["spec"]["selector"]["xone.io/track"], "stable", "{svc}");
+    let csvc = kube.service("gw-ingress", "web-canary").expect("the canary's Service");
+    assert_eq!(csvc["spec"]["selector"]["xone.io/track"], "canary");
+    // By weight, the stable keeps every instance; the canary runs its share, at least one.
+    assert_eq!(replicas(&kube.deployment("gw-ingress", "web").unwrap()), 3);
+    assert_eq!(replicas(&kube.deployment("gw-ingress", "web-canary").unwrap()), 1);
+    let st = env.json(&["gray", "promote", "web", "--env", "prod"]);
+    assert_eq!(st["phase"], "promoted");
+    assert!(kube.object("ingresses", "gw-ingress", "pay-canary").is_none());
+    assert!(kube.service("gw-ingress", "web-canary").is_none());
+    let svc = kube.service("gw-ingress", "web").unwrap();
+    assert!(svc["spec"]["selector"].get("xone.io/track").is_none(), "{svc}");
+    assert!(image(&kube.deployment("gw-ingress", "web").unwrap()).contains("@sha256:"));
+}
+
+#[test]
+fn by_weight_through_a_gateway_api_httproute() {
+    let (env, kube) = stable("gw-route");
+    let rules = serde_json::json!([{ "backendRefs": [{ "name": "web", "port": 8080 }] }]);
+    kube.add_object(serde_json::json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": { "name": "pay", "namespace": "gw-route" },
+        "spec": { "parentRefs": [{ "name": "edge" }], "rules": rules },
+    }));
+    let before = kube.object("httproutes", "gw-route", "pay").unwrap()["spec"]["rules"].clone();
+    start(&env, &["--weight", "20", "--steps", "20%,50%"]);
+    let weights = |kube: &FakeKube| -> Vec<(String, i64)> {
+        let route = kube.object("httproutes", "gw-route", "pay").unwrap();
+        route["spec"]["rules"][0]["backendRefs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| (b["name"].as_str().unwrap().to_string(), b["weight"].as_i64().unwrap()))
+            .collect()
+    };
+    assert_eq!(weights(&kube), [("web".to_string(), 80), ("web-canary".to_string(), 20)]);
+    let st = env.json(&["gray", "step", "web", "--env", "prod"]);
+    assert_eq!(st["weight"], 50, "{st}");
+    assert_eq!(weights(&kube), [("web".to_string(), 50), ("web-canary".to_string(), 50)]);
+    env.json(&["gray", "abort", "web", "--env", "prod"]);
+    let after = kube.object("httproutes", "gw-route", "pay").unwrap()["spec"]["rules"].clone();
+    assert_eq!(after, before, "the route is as it was");
+    assert!(kube.service("gw-route", "web-canary").is_none());
+    env.code(
+        4,
+        &[
+            "gray",
+            "start",
+            "web",
+            "--env",
+            "prod",
+            "--image",
+            "reg.example.com/web:2",
+            "--weight",
+            "10",
+            "--steps",
+            "2",
+        ],
+    )
+    .says(&["shares of the traffic"]);
+}
