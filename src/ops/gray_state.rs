@@ -3,6 +3,8 @@
 //! resourceVersion), so that two machines carrying the same release on never overwrite each
 //! other. The state database keeps a copy for `requirement show` and the log.
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Value};
 
 use crate::adapters::cluster::Cluster;
@@ -18,6 +20,10 @@ pub const GRAY_LABEL: &str = "xone.io/gray";
 pub struct Held {
     pub gray: Gray,
     pub resource_version: String,
+    /// The ConfigMap's labels and annotations as read: others may have added theirs, which a
+    /// write keeps.
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
 }
 
 fn unreadable(name: &str, namespace: &str, cause: impl std::fmt::Display) -> XoneError {
@@ -37,7 +43,12 @@ fn held_of(cm: &k8s_openapi::api::core::v1::ConfigMap, namespace: &str) -> Resul
             unreadable(&name, namespace, format!("it has no {}", gray::STATE_KEY))
         })?;
     let gray: Gray = serde_json::from_str(text).map_err(|e| unreadable(&name, namespace, e))?;
-    Ok(Held { gray, resource_version: cm.metadata.resource_version.clone().unwrap_or_default() })
+    Ok(Held {
+        gray,
+        resource_version: cm.metadata.resource_version.clone().unwrap_or_default(),
+        labels: cm.metadata.labels.clone().unwrap_or_default(),
+        annotations: cm.metadata.annotations.clone().unwrap_or_default(),
+    })
 }
 
 /// The app's gray release in the cluster's namespace, finished or not.
@@ -76,7 +87,12 @@ pub fn busy(g: &Gray, env: &str) -> XoneError {
     ))
 }
 
-fn object(g: &Gray, namespace: &str, resource_version: Option<&str>) -> Result<Value> {
+fn object(
+    g: &Gray,
+    namespace: &str,
+    resource_version: Option<&str>,
+    kept: Option<&Held>,
+) -> Result<Value> {
     let state = serde_json::to_string_pretty(g)?;
     let mut obj = json!({
         "apiVersion": "v1",
@@ -94,6 +110,16 @@ fn object(g: &Gray, namespace: &str, resource_version: Option<&str>) -> Result<V
     });
     if let Some(rv) = resource_version {
         obj["metadata"]["resourceVersion"] = json!(rv);
+    }
+    if let Some(h) = kept {
+        for (k, v) in &h.labels {
+            if obj["metadata"]["labels"].get(k).is_none() {
+                obj["metadata"]["labels"][k] = json!(v);
+            }
+        }
+        if !h.annotations.is_empty() {
+            obj["metadata"]["annotations"] = json!(h.annotations);
+        }
     }
     Ok(obj)
 }
@@ -118,20 +144,27 @@ fn changed_elsewhere(g: &Gray, env: &str, e: XoneError) -> XoneError {
 pub fn create(cl: &Cluster, g: &Gray, env: &str, over: Option<&Held>) -> Result<Held> {
     let cm = match over {
         Some(old) => {
-            let obj = object(g, &cl.namespace, Some(&old.resource_version))?;
+            let obj = object(g, &cl.namespace, Some(&old.resource_version), Some(old))?;
             cl.replace_configmap(&obj)
         }
-        None => cl.create_configmap(&object(g, &cl.namespace, None)?),
+        None => cl.create_configmap(&object(g, &cl.namespace, None, None)?),
     }
     .map_err(|e| changed_elsewhere(g, env, e))?;
-    Ok(Held { gray: g.clone(), resource_version: cm.metadata.resource_version.unwrap_or_default() })
+    Ok(Held {
+        gray: g.clone(),
+        resource_version: cm.metadata.resource_version.clone().unwrap_or_default(),
+        labels: cm.metadata.labels.unwrap_or_default(),
+        annotations: cm.metadata.annotations.unwrap_or_default(),
+    })
 }
 
 /// Writes `held`'s state on the condition that the cluster still has the version it was read
 /// at; a change made since, from anywhere, is a conflict (exit 5) and is left as it is.
 pub fn save(cl: &Cluster, held: &mut Held, env: &str) -> Result<()> {
-    let obj = object(&held.gray, &cl.namespace, Some(&held.resource_version))?;
+    let obj = object(&held.gray, &cl.namespace, Some(&held.resource_version), Some(held))?;
     let cm = cl.replace_configmap(&obj).map_err(|e| changed_elsewhere(&held.gray, env, e))?;
     held.resource_version = cm.metadata.resource_version.unwrap_or_default();
+    held.labels = cm.metadata.labels.unwrap_or_default();
+    held.annotations = cm.metadata.annotations.unwrap_or_default();
     Ok(())
 }

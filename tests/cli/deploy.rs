@@ -652,10 +652,15 @@ fn doctor_checks_each_environment_cluster_and_a_bad_token_is_refused() {
 
 /// kubectl, run against the same cluster as xone (`.ci/run` installs one where none is).
 fn kubectl(env: &TestEnv, args: &[&str]) -> String {
+    kubectl_in(env, "pay-test", "test-ctx", args)
+}
+
+/// kubectl in a namespace and context of the test's kubeconfig.
+pub fn kubectl_in(env: &TestEnv, ns: &str, context: &str, args: &[&str]) -> String {
     let kc = env.vars.iter().find(|(k, _)| k == "KUBECONFIG").unwrap().1.clone();
     let out = std::process::Command::new("kubectl")
         .args(args)
-        .args(["--namespace", "pay-test", "--context", "test-ctx"])
+        .args(["--namespace", ns, "--context", context])
         .env_clear()
         .env("KUBECONFIG", kc)
         .env("HOME", &env.home)

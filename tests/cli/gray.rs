@@ -711,3 +711,35 @@ fn by_weight_through_a_gateway_api_httproute() {
     )
     .says(&["shares of the traffic"]);
 }
+
+/// What xone keeps in the cluster reads the same with kubectl: the state, the tracks, the
+/// canary Ingress; and a change made with kubectl meanwhile is taken, not overwritten.
+#[test]
+fn kubectl_sees_the_gray_release_as_xone_does() {
+    let (env, kube) = stable("g-kubectl");
+    kube.allow_anonymous();
+    kube.add_object(ingress("g-kubectl"));
+    start(&env, &["--weight", "10"]);
+    let k = |args: &[&str]| crate::deploy::kubectl_in(&env, "g-kubectl", "prod-ctx", args);
+    assert_eq!(
+        k(&["get", "configmap", "xone-gray-web", "-o", "jsonpath={.data.phase}"]),
+        "progressing"
+    );
+    let canary = k(&["get", "deployments", "-l", "xone.io/track=canary", "-o", "name"]);
+    assert_eq!(canary.trim(), "deployment.apps/web-canary");
+    let weight = k(&[
+        "get",
+        "ingress",
+        "pay-canary",
+        "-o",
+        "jsonpath={.metadata.annotations.nginx\\.ingress\\.kubernetes\\.io/canary-weight}",
+    ]);
+    assert_eq!(weight, "10");
+    // Someone labels the state with kubectl; xone's next write starts from that version.
+    k(&["label", "configmap", "xone-gray-web", "team=pay"]);
+    let st = env.json(&["gray", "pause", "web", "--env", "prod"]);
+    assert_eq!(st["phase"], "paused");
+    assert_eq!(k(&["get", "configmap", "xone-gray-web", "-o", "jsonpath={.data.phase}"]), "paused");
+    let label = k(&["get", "configmap", "xone-gray-web", "-o", "jsonpath={.metadata.labels.team}"]);
+    assert_eq!(label, "pay", "the label put on with kubectl is kept");
+}
