@@ -303,6 +303,11 @@ pub fn parse_duration(s: &str) -> std::result::Result<u64, String> {
     if !num.is_empty() || !any {
         return Err(bad());
     }
+    // Nothing xone waits for lasts longer; beyond it, times would not add up.
+    const LONGEST: u64 = 100 * 365 * 86_400;
+    if total > LONGEST {
+        return Err(format!("the duration '{s}' is longer than 100 years"));
+    }
     Ok(total)
 }
 
@@ -640,6 +645,8 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(5400));
         assert_eq!(parse_duration("15m"), Ok(900));
         assert_eq!(parse_duration("1w2d"), Ok(9 * 86_400));
+        assert!(parse_duration("99999999999999w").is_err());
+        assert!(parse_duration("101000000000s").unwrap_err().contains("100 years"));
         for bad in ["", "2", "h", "2x", "-1h", "1.5h"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }

@@ -288,13 +288,27 @@ fn list(cx: &mut Ctx, a: ListArgs) -> Result<()> {
             .hint("xone project env list KEY shows them"));
     }
     let scope = cx.scope()?;
-    let rows = gray::list(&scope, &envs, a.all)?;
+    let (rows, unreadable) = gray::list(&scope, &envs, a.all)?;
+    let unread = || -> Result<()> {
+        if unreadable.is_empty() {
+            return Ok(());
+        }
+        Err(XoneError::new(
+            Kind::Remote,
+            format!(
+                "the clusters of {} cannot be read: the list may miss some",
+                unreadable.join(", ")
+            ),
+        )
+        .hint("`xone doctor` checks them"))
+    };
     if cx.ui.json {
-        return cx.ui.print_json(&rows);
+        cx.ui.print_json(&rows)?;
+        return unread();
     }
     if rows.is_empty() {
         cx.ui.status("no gray release in flight");
-        return Ok(());
+        return unread();
     }
     let mut lines = vec![["APP", "ENV", "PHASE", "STEP", "CANARY", "STABLE", "BY", "STARTED"]
         .map(String::from)
@@ -322,7 +336,7 @@ fn list(cx: &mut Ctx, a: ListArgs) -> Result<()> {
         ]);
     }
     write!(cx.ui.out(), "{}", safe(&table(&lines)))?;
-    Ok(())
+    unread()
 }
 
 fn watch(cx: &mut Ctx, a: WatchArgs) -> Result<()> {

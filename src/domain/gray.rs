@@ -144,6 +144,10 @@ pub enum Phase {
     Progressing,
     /// Held by a person: no step is taken until it is resumed.
     Paused,
+    /// Being promoted: the next `gray promote` (or `gray watch`) finishes it.
+    Promoting,
+    /// Being pulled back: the next `gray abort` (or `gray watch`) finishes it.
+    Aborting,
     /// The stable took the canary's image: done.
     Promoted,
     /// Pulled back: the stable runs as before.
@@ -152,7 +156,15 @@ pub enum Phase {
 
 impl Phase {
     pub fn in_flight(self) -> bool {
-        matches!(self, Phase::Progressing | Phase::Paused)
+        !matches!(self, Phase::Promoted | Phase::Aborted)
+    }
+
+    /// Where a release goes back to when a promotion or an abort under way is given up.
+    pub fn steady(self) -> Phase {
+        match self {
+            Phase::Promoting | Phase::Aborting => Phase::Progressing,
+            p => p,
+        }
     }
 }
 
@@ -161,6 +173,8 @@ impl std::fmt::Display for Phase {
         f.write_str(match self {
             Phase::Progressing => "progressing",
             Phase::Paused => "paused",
+            Phase::Promoting => "promoting",
+            Phase::Aborting => "aborting",
             Phase::Promoted => "promoted",
             Phase::Aborted => "aborted",
         })
@@ -198,7 +212,8 @@ pub struct Gray {
     /// How long each step runs before the next may be taken; none: a person steps it on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_secs: Option<u64>,
-    pub analyses: Vec<String>,
+    /// The analyses it is judged by, whole (queries and limits as they were at the start).
+    pub analyses: Vec<crate::domain::judge::Analysis>,
     pub phase: Phase,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requirement: Option<String>,
@@ -248,8 +263,8 @@ impl Gray {
     /// Seconds of the current step's pause still to run at `now` (unix seconds), given when
     /// the step started; `None` when there is no pause.
     pub fn pause_left(&self, started: i64, now: i64) -> Option<u64> {
-        let pause = self.pause_secs? as i64;
-        Some((started + pause - now).max(0) as u64)
+        let pause = i64::try_from(self.pause_secs?).unwrap_or(i64::MAX);
+        Some(started.saturating_add(pause).saturating_sub(now).max(0) as u64)
     }
 
     pub fn mark(
@@ -327,7 +342,7 @@ mod tests {
             step: 0,
             step_started_at: "2026-12-06T10:00:00Z".into(),
             pause_secs: Some(7 * 86_400),
-            analyses: vec!["cpu".into(), "memory".into()],
+            analyses: vec![],
             phase: Phase::Progressing,
             requirement: Some("PAY-1".into()),
             build: None,

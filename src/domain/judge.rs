@@ -4,7 +4,32 @@
 //! really higher, so that noise never aborts a healthy canary and a real shift is not
 //! missed. Too few samples is "hold", never "pass".
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// Where an analysis reads its samples.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// A PromQL query giving one series per pod (`sum by ({by}) (…{labels}…)`).
+    Query(String),
+    /// The containers' restart counts, read from the Kubernetes API.
+    Restarts,
+}
+
+/// One analysis as a gray release runs it: kept whole in the release's state, so that every
+/// machine judges it alike, whatever its own configuration says.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    pub name: String,
+    pub source: Source,
+    pub allowance: Allowance,
+    /// A failure aborts the release (`gray watch`), rather than only holding it.
+    pub critical: bool,
+    /// A query giving the requests each pod served over the window, and the fewest the canary
+    /// must have served for its figures to count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<(String, f64)>,
+}
 
 /// What an analysis concludes.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -30,7 +55,7 @@ impl Judgement {
 /// How much worse the canary may be: it fails above `factor × stable + plus`, and, when
 /// `points` is set, only when it is also above `stable + points` (an error share, where a
 /// factor alone would fail 0.2 % against 0.1 %).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Allowance {
     pub factor: f64,
     pub plus: f64,

@@ -10,29 +10,8 @@ use serde::Serialize;
 use crate::adapters::prometheus::{Prometheus, Series};
 use crate::config::Config;
 use crate::domain::judge::{self, Allowance, Judgement};
+pub use crate::domain::judge::{Analysis, Source};
 use crate::ui::{Kind, Result, XoneError};
-
-/// Where an analysis reads its samples.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Source {
-    /// A PromQL query giving one series per pod (`sum by ({by}) (…{labels}…)`).
-    Query(String),
-    /// The containers' restart counts, read from the Kubernetes API.
-    Restarts,
-}
-
-/// One analysis, ready to run.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Analysis {
-    pub name: String,
-    pub source: Source,
-    pub allowance: Allowance,
-    /// A failure aborts the release (`gray watch`), rather than only holding it.
-    pub critical: bool,
-    /// A query giving the requests each pod served over the window, and the fewest the canary
-    /// must have served for its figures to count.
-    pub volume: Option<(String, f64)>,
-}
 
 /// The built-in analyses, in the order they are shown.
 pub const BUILT_IN: [&str; 7] =

@@ -17,6 +17,7 @@ use super::{events, Scope};
 use crate::adapters::cluster::{Cluster, End, Follow};
 use crate::clock;
 use crate::domain::date;
+use crate::domain::gray::TRACK_LABEL;
 use crate::domain::manifest;
 use crate::store::{self, Deploy, DeployKind, DeployStatus, Store};
 use crate::ui::{human_secs, Kind, Result, XoneError};
@@ -82,11 +83,34 @@ pub fn deploy(
         _ => "blue",
     };
     let name = format!("{}-{color}", plan.deployment);
-    // What the Service selected before, for a switch back.
-    let before_selector = live
+    // What the Service selected before, for a switch back. A Deployment without a colour is
+    // told from the colours by its pods' track (`stable`; a colour's pods carry their colour),
+    // so that switching back to it leaves the colours out.
+    let mut before_selector = live
         .as_ref()
         .map(|s| s["spec"]["selector"].clone())
         .unwrap_or_else(|| service["spec"]["selector"].clone());
+    if before_selector.get(COLOR_LABEL).is_none() {
+        if let Some(plain) = serving.as_deref().map(|s| cl.deployment(s)).transpose()?.flatten() {
+            let track = plain
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.metadata.as_ref())
+                .and_then(|m| m.labels.as_ref())
+                .and_then(|l| l.get(TRACK_LABEL).cloned());
+            if track.as_deref() != Some("stable") {
+                return Err(XoneError::gate(format!(
+                    "the pods of {} in {} do not carry {TRACK_LABEL}: stable, so a switch back could not leave the new colour out",
+                    app.name, env.name
+                ))
+                .hint(format!(
+                    "deploy it once with this xone (xone deploy {} --env {} --build ID), then release it blue-green",
+                    app.name, env.name
+                )));
+            }
+            before_selector[TRACK_LABEL] = json!("stable");
+        }
+    }
     let record = Deploy {
         project: app.project.clone(),
         app: app.name.clone(),
@@ -123,6 +147,7 @@ pub fn deploy(
     deployment["metadata"]["labels"][COLOR_LABEL] = json!(color);
     deployment["spec"]["selector"]["matchLabels"][COLOR_LABEL] = json!(color);
     deployment["spec"]["template"]["metadata"]["labels"][COLOR_LABEL] = json!(color);
+    deployment["spec"]["template"]["metadata"]["labels"][TRACK_LABEL] = json!(color);
     let applied = match cl.apply(&deployment, true) {
         Ok(v) => v,
         Err(e) => {

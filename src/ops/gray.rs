@@ -194,7 +194,7 @@ pub fn start(
         step: 0,
         step_started_at: at.clone(),
         pause_secs: s.pause,
-        analyses: analyses.iter().map(|a| a.name.clone()).collect(),
+        analyses: analyses.clone(),
         phase: Phase::Progressing,
         requirement,
         build,
@@ -354,21 +354,27 @@ pub fn status(scope: &Scope, app: App, env: Env, actor: &str) -> Result<Status> 
 
 /// Every gray release of the project's environments (or one), finished ones left out unless
 /// `all`.
-pub fn list(scope: &Scope, envs: &[Env], all: bool) -> Result<Vec<Listed>> {
+/// Environments whose cluster cannot be read are warned of and named in the second list.
+pub fn list(scope: &Scope, envs: &[Env], all_too: bool) -> Result<(Vec<Listed>, Vec<String>)> {
     let mut out = Vec::new();
+    let mut unreadable = Vec::new();
     for env in envs {
-        let cl = target::connect(env, scope.remote.clone())?;
-        for h in gray_state::all(&cl)? {
-            if all || h.gray.phase.in_flight() {
-                out.push(Listed {
+        let read = target::connect(env, scope.remote.clone()).and_then(|cl| gray_state::all(&cl));
+        match read {
+            Ok(all) => out.extend(
+                all.into_iter().filter(|h| all_too || h.gray.phase.in_flight()).map(|h| Listed {
                     project: env.project.clone(),
                     env: env.name.clone(),
                     gray: h.gray,
-                });
+                }),
+            ),
+            Err(e) => {
+                scope.ui.warn(format!("{} {}: {}", env.project, env.name, e.message));
+                unreadable.push(env.name.clone());
             }
         }
     }
-    Ok(out)
+    Ok((out, unreadable))
 }
 
 /// Widens the release to its next step (the last step is promotion) when the pause has
@@ -382,7 +388,7 @@ pub fn step(
     actor: &str,
 ) -> Result<Status> {
     let mut w = open(scope, app, env, actor)?;
-    w.must_be_in_flight()?;
+    w.must_be_steady()?;
     if w.held.gray.phase == Phase::Paused {
         return Err(XoneError::gate(format!(
             "the gray release of {} in {} is paused",
@@ -415,7 +421,7 @@ pub fn pause(
     actor: &str,
 ) -> Result<Status> {
     let mut w = open(scope, app, env, actor)?;
-    w.must_be_in_flight()?;
+    w.must_be_steady()?;
     let (from, to, action) = if pause {
         (Phase::Progressing, Phase::Paused, "pause")
     } else {
@@ -446,10 +452,19 @@ pub fn promote(
 ) -> Result<Status> {
     let mut w = open(scope, app, env, actor)?;
     w.must_be_in_flight()?;
-    w.settle_or_abort(store)?;
-    let report = w.analyse()?;
-    let passed = w.gate(&report).is_ok();
-    w.promote(store, passed, None)?;
+    match w.held.gray.phase {
+        Phase::Aborting => w.must_be_steady()?,
+        // Cut short before: finished as it was begun.
+        Phase::Promoting => {
+            let passed = w.held.gray.passed.unwrap_or(false);
+            w.promote(store, passed, None)?;
+        }
+        _ => {
+            w.settle_or_abort(store)?;
+            let report = w.analyse()?;
+            w.promote(store, analyses_pass(&report), None)?;
+        }
+    }
     w.status()
 }
 
@@ -554,10 +569,20 @@ pub fn watch(
         match w.held.gray.phase {
             Phase::Promoted => return Ok(Watched::Promoted(w.status()?)),
             Phase::Aborted => return Ok(Watched::AbortedElsewhere(w.status()?)),
+            // A promotion or an abort cut short is finished.
+            Phase::Promoting => {
+                let passed = w.held.gray.passed.unwrap_or(false);
+                w.promote(store, passed, None)?;
+                return Ok(Watched::Promoted(w.status()?));
+            }
+            Phase::Aborting => {
+                w.abort(store, "finishing an abort cut short")?;
+                return Ok(Watched::AbortedElsewhere(w.status()?));
+            }
             Phase::Progressing | Phase::Paused => {}
         }
         if let Err(e) = w.settle_or_abort(store) {
-            if e.kind == Kind::Rollout {
+            if e.kind == Kind::Rollout && w.held.gray.phase == Phase::Aborted {
                 let why = e.message.clone();
                 return Ok(Watched::Aborted { status: w.status()?, why });
             }
@@ -611,6 +636,11 @@ pub fn watch(
     }
 }
 
+/// Whether every analysis passed: none failed, none held, Prometheus answered.
+fn analyses_pass(report: &Report) -> bool {
+    report.unreachable.is_none() && report.failed().is_empty() && report.holding().is_empty()
+}
+
 fn describe(o: &analysis::Outcome) -> String {
     match &o.judgement {
         Judgement::Fail(why) | Judgement::Hold(why) => format!("{} {}", o.name, why),
@@ -621,6 +651,25 @@ fn describe(o: &analysis::Outcome) -> String {
 impl Work<'_, '_> {
     fn label(&self) -> String {
         format!("{} in {}", self.t.app.name, self.t.env.name)
+    }
+
+    /// In flight, and neither being promoted nor being pulled back.
+    fn must_be_steady(&self) -> Result<()> {
+        self.must_be_in_flight()?;
+        let (app, env) = (&self.t.app.name, &self.t.env.name);
+        match self.held.gray.phase {
+            Phase::Promoting => Err(XoneError::gate(format!(
+                "the gray release of {} is being promoted",
+                self.label()
+            ))
+            .hint(format!("finish it: xone gray promote {app} --env {env}"))),
+            Phase::Aborting => Err(XoneError::gate(format!(
+                "the gray release of {} is being pulled back",
+                self.label()
+            ))
+            .hint(format!("finish it: xone gray abort {app} --env {env}"))),
+            _ => Ok(()),
+        }
     }
 
     fn must_be_in_flight(&self) -> Result<()> {
@@ -789,9 +838,8 @@ impl Work<'_, '_> {
         cl.apply(&obj, true).map(|_| ())
     }
 
-    /// By weight: every request back to the stable, the app's Service selecting as before, and
-    /// the canary's Service gone.
-    fn unroute(&self) -> Result<()> {
+    /// By weight: every request back to the stable, through the router as it was.
+    fn route_back(&self) -> Result<()> {
         let Some(router) = &self.held.gray.router else { return Ok(()) };
         let cl = &self.t.cluster;
         match router.kind.as_str() {
@@ -810,6 +858,14 @@ impl Work<'_, '_> {
                 &gray::canary_name(&router.name),
             )?,
         }
+        Ok(())
+    }
+
+    /// By weight, once the canary is gone: the app's Service selecting as before, and the
+    /// canary's Service removed.
+    fn unselect(&self) -> Result<()> {
+        let Some(router) = &self.held.gray.router else { return Ok(()) };
+        let cl = &self.t.cluster;
         if let Some(live) = cl.service(&router.service)? {
             let mut selector = live["spec"]["selector"].clone();
             if let Some(m) = selector.as_object_mut() {
@@ -821,12 +877,26 @@ impl Work<'_, '_> {
         cl.delete_object("v1", "Service", &gray::canary_name(&router.service))
     }
 
-    /// As `settle`; a canary that fails is aborted, and the failure returned (exit 7).
+    /// As `settle`; a canary that fails is aborted, and the failure returned (exit 7). When
+    /// the abort fails too, that is said, and the state stays `aborting` for the next command.
     fn settle_or_abort(&mut self, store: &mut Store) -> Result<()> {
         match self.settle() {
             Err(e) if e.kind == Kind::Rollout => {
                 let why = e.message.clone();
-                self.abort(store, &format!("the canary failed: {why}"))?;
+                if let Err(a) = self.abort(store, &format!("the canary failed: {why}")) {
+                    return Err(XoneError::new(
+                        a.kind,
+                        format!(
+                            "the canary of {} failed ({why}), and pulling it back failed: {}",
+                            self.label(),
+                            a.message
+                        ),
+                    )
+                    .hint(format!(
+                        "finish it: xone gray abort {} --env {}",
+                        self.t.app.name, self.t.env.name
+                    )));
+                }
                 Err(XoneError::new(
                     Kind::Rollout,
                     format!("the canary of {} failed: {why}", self.label()),
@@ -904,9 +974,8 @@ impl Work<'_, '_> {
     }
 
     fn analyse(&self) -> Result<Report> {
-        let config = self.scope.config;
-        let names = &self.held.gray.analyses;
-        let analyses: Vec<Analysis> = analysis::resolve(config, names)?;
+        // As the release was started with them, whatever this machine's config says.
+        let analyses = &self.held.gray.analyses;
         let (canary, stable) = self.pods()?;
         let since_step =
             (clock::unix_now() - started_unix(&self.held.gray.step_started_at)).max(0) as u64;
@@ -917,7 +986,7 @@ impl Work<'_, '_> {
             Some(url) => Some(Prometheus::new(url, self.scope.remote.clone())?),
             None => None,
         };
-        analysis::evaluate(prom.as_ref(), &analyses, &scene, clock::wall_unix())
+        analysis::evaluate(prom.as_ref(), analyses, &scene, clock::wall_unix())
     }
 
     /// Whether the release may step on now: its pause passed and every analysis passes.
@@ -962,7 +1031,7 @@ impl Work<'_, '_> {
     ) -> Result<()> {
         let g = &self.held.gray;
         if g.step + 2 >= g.steps.len() {
-            let passed = forced.is_none() && self.gate(report).is_ok();
+            let passed = forced.is_none() && analyses_pass(report);
             return self.promote(store, passed, forced);
         }
         let g = &mut self.held.gray;
@@ -989,14 +1058,38 @@ impl Work<'_, '_> {
         self.settle_or_abort(store)
     }
 
+    /// Writes a phase on the condition that nobody changed the state since it was read: the
+    /// promise made before acting, so that a command cut short is finished by the next.
+    fn enter(&mut self, phase: Phase) -> Result<()> {
+        if self.held.gray.phase != phase {
+            self.held.gray.phase = phase;
+            gray_state::save(&self.t.cluster, &mut self.held, &self.t.env.name)?;
+        }
+        Ok(())
+    }
+
     /// The stable takes the canary's image (by digest where the canary's pods tell it) at all
-    /// its replicas and is followed to the end; then the canary goes.
+    /// its replicas and is followed to the end; then the canary goes. A stable whose rollout
+    /// fails is rolled back, and the release goes on where it was.
     fn promote(&mut self, store: &mut Store, passed: bool, forced: Option<String>) -> Result<()> {
+        let was = self.held.gray.phase;
+        if was != Phase::Promoting {
+            self.held.gray.passed = Some(passed);
+        }
+        self.enter(Phase::Promoting)?;
+        let passed = self.held.gray.passed.unwrap_or(passed);
         let (canary, _) = self.pods()?;
         let image = pinned(&self.held.gray.canary_image, &canary.pods);
         let stable = self.stable()?;
         let stable_name = stable.metadata.name.clone().unwrap_or_default();
         let prev_revision = rollout::revision(&stable.metadata);
+        let prev_rs = self
+            .t
+            .cluster
+            .replicasets(&stable)?
+            .into_iter()
+            .find(|rs| prev_revision.is_some() && rollout::revision(&rs.metadata) == prev_revision)
+            .and_then(|rs| rs.metadata.name);
         let g = self.held.gray.clone();
         let record = Deploy {
             project: self.t.app.project.clone(),
@@ -1010,6 +1103,7 @@ impl Work<'_, '_> {
             context: self.t.env.context.clone(),
             namespace: self.t.env.namespace.clone(),
             prev_revision,
+            prev_rs,
             actor: self.actor.clone(),
             detail: Some("gray release promoted".into()),
             ..Deploy::default()
@@ -1033,21 +1127,46 @@ impl Work<'_, '_> {
             }
             End::Failed(failure) => {
                 let what = release::describe(&failure);
+                // As deploy does: back to the revision before, followed.
+                let back = self.t.cluster.undo(
+                    &stable_name,
+                    &self.t.app.name,
+                    prev_revision,
+                    &format!("xone: rollback after a failed gray promotion, by {}", self.actor),
+                );
+                let did = match back {
+                    Ok(undo) => {
+                        let sel = stable_selector(&stable);
+                        match self.follow(
+                            &stable_name,
+                            undo.generation,
+                            sel,
+                            &undo.image,
+                            "the stable",
+                        ) {
+                            Ok(()) => format!("the stable was rolled back to {}", undo.image),
+                            Err(e) => format!("rolling the stable back failed too: {}", e.message),
+                        }
+                    }
+                    Err(e) => format!("rolling the stable back failed too: {}", e.message),
+                };
                 store.write(|tx| {
                     store::finish_deploy(
                         tx,
                         id,
-                        DeployStatus::Failed,
+                        DeployStatus::RolledBack,
                         failure.revision,
-                        Some(&what),
+                        Some(&format!("{what}; {did}")),
                     )
                 })?;
+                self.enter(was.steady())?;
                 return Err(XoneError::new(
                     Kind::Rollout,
                     format!("promoting {} failed: the stable's rollout: {what}", self.label()),
                 )
+                .cause(did)
                 .hint(format!(
-                    "the canary still runs; pull back with xone gray abort {} --env {}",
+                    "the gray release goes on where it was; try again, or pull back: xone gray abort {} --env {}",
                     self.t.app.name, self.t.env.name
                 )));
             }
@@ -1065,11 +1184,11 @@ impl Work<'_, '_> {
                 )));
             }
         }
-        self.unroute()?;
+        self.route_back()?;
         self.t.cluster.delete_deployment(&gray::canary_name(&self.t.app.name))?;
+        self.unselect()?;
         let gm = &mut self.held.gray;
         gm.phase = Phase::Promoted;
-        gm.passed = Some(passed);
         gm.canary_image = image.clone();
         let verdict = if passed { "analyses passing" } else { "analyses not passing" };
         let detail = match &forced {
@@ -1095,11 +1214,18 @@ impl Work<'_, '_> {
         Ok(())
     }
 
-    /// The stable back to its replicas and image, Available, then the canary deleted.
+    /// Pulls the release back. By instances: the stable back to its replicas and image,
+    /// Available, then the canary deleted. By weight: the traffic back to the stable first,
+    /// then the canary deleted, then the Service selecting as before.
     fn abort(&mut self, store: &mut Store, reason: &str) -> Result<()> {
+        self.enter(Phase::Aborting)?;
         let g = self.held.gray.clone();
-        // By weight, the traffic goes back to the stable first.
-        self.unroute()?;
+        let canary = gray::canary_name(&self.t.app.name);
+        if g.router.is_some() {
+            self.route_back()?;
+            self.t.cluster.delete_deployment(&canary)?;
+            self.unselect()?;
+        }
         let stable = self.stable()?;
         let stable_name = stable.metadata.name.clone().unwrap_or_default();
         let image_now = app_image(&stable, &self.t.app.name).unwrap_or_default();
@@ -1110,7 +1236,7 @@ impl Work<'_, '_> {
             self.restate(&stable, g.stable_replicas, restore.map(|i| (i, BTreeMap::new())))?;
         let image = restore.unwrap_or(&image_now).to_string();
         self.follow(&stable_name, generation, stable_selector(&stable), &image, "the stable")?;
-        self.t.cluster.delete_deployment(&gray::canary_name(&self.t.app.name))?;
+        self.t.cluster.delete_deployment(&canary)?;
         let gm = &mut self.held.gray;
         gm.phase = Phase::Aborted;
         gm.mark(&now(), &self.actor, "abort", Some(reason.to_string()), false);
@@ -1299,7 +1425,7 @@ fn pod_info(p: &Pod, app: &str) -> PodInfo {
     let digest = statuses
         .iter()
         .find(|s| statuses.len() == 1 || s.name == app)
-        .and_then(|s| s.image_id.rsplit('@').next().map(str::to_string))
+        .and_then(|s| s.image_id.split_once('@').map(|(_, d)| d.to_string()))
         .filter(|d| d.starts_with("sha256:") && d.len() > 7);
     PodInfo {
         name: p.metadata.name.clone().unwrap_or_default(),
@@ -1358,6 +1484,9 @@ fn canary_ingress(ingress: &Value, service: &str, canary: &str, weight: u32, app
                 p["backend"]["service"]["name"] = json!(canary);
             }
         }
+    }
+    if let Some(rules) = spec["rules"].as_array_mut() {
+        rules.retain(|r| r["http"]["paths"].as_array().is_some_and(|p| !p.is_empty()));
     }
     if let Some(m) = spec.as_object_mut() {
         m.remove("defaultBackend");

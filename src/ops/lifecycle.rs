@@ -243,7 +243,10 @@ fn release_facts(
                     Err(e) => (Some(format!("the gray release of {} in prod cannot be read: {}", app.name, e.message)), false),
                     Ok(None) => (None, false),
                     Ok(Some(g)) => match g.phase {
-                        Phase::Progressing | Phase::Paused => (
+                        Phase::Progressing
+                        | Phase::Paused
+                        | Phase::Promoting
+                        | Phase::Aborting => (
                             Some(format!(
                                 "the gray release of {} in prod is still in flight (step {} of {}): promote or abort it",
                                 app.name,
@@ -260,7 +263,14 @@ fn release_facts(
                             false,
                         ),
                         Phase::Promoted => (None, true),
-                        Phase::Aborted => (None, false),
+                        // Its last gray release was pulled back: what runs did not pass one.
+                        Phase::Aborted => (
+                            Some(format!(
+                                "the gray release of {} in prod was aborted: release it through one that is promoted",
+                                app.name
+                            )),
+                            false,
+                        ),
                     },
                 };
                 facts.gray_releases.push((app.name.clone(), problem));

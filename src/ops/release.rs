@@ -212,10 +212,8 @@ pub fn deploy(
     let req = plan.requirement.as_deref();
     let cl = target::connect(env, scope.remote.clone())?;
     // A gray release in flight owns the app's Deployments until it is promoted or aborted.
-    if plan.deployment == app.name || app.manifests.is_none() {
-        if let Some(g) = gray_state::in_flight(&cl, &app.name)? {
-            return Err(gray_state::busy(&g, &env.name));
-        }
+    if let Some(g) = gray_state::in_flight(&cl, &app.name)? {
+        return Err(gray_state::busy(&g, &env.name));
     }
     // An app released blue-green has its Service pointed at a colour: a rolling deploy would
     // point it at everything.

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::bluegreen;
 use super::gray;
+use super::gray_state;
 use super::release::{deadline, describe, follow, stall_limit};
 use super::target::{self, Target};
 use super::{events, Actor, Scope};
@@ -34,6 +35,11 @@ pub fn rollback(
     wait: bool,
     actor: &Actor,
 ) -> Result<Rollback> {
+    // A gray release in flight is ended with `gray abort`, which puts the stable back.
+    if let Some(g) = gray_state::in_flight(&t.cluster, &t.app.name)? {
+        return Err(gray_state::busy(&g, &t.env.name)
+            .hint(format!("pull it back: xone gray abort {} --env {}", t.app.name, t.env.name)));
+    }
     // Released blue-green: the Service goes back to the colour kept, at once.
     if to.is_none() {
         let who = actor.clone()?;
@@ -259,38 +265,9 @@ pub fn rollback_requirement(
         .iter()
         .map(|k| (k.0.clone(), k.1.clone(), Before::Rs(first[k].prev_rs.clone())))
         .collect();
-    // Its gray releases in flight are pulled back first: their stable is what the
-    // rollbacks below start from.
-    let grays = gray::abort_requirement(scope, store, key, env, actor)?;
     let mut unreadable = Vec::new();
     if plans.is_empty() {
         (plans, unreadable) = plans_from_clusters(scope, store, key, env)?;
-    }
-    if plans.is_empty() && grays.tried > 0 {
-        return Ok(Rollbacks {
-            records: Vec::new(),
-            tried: grays.tried,
-            failed: grays.failed,
-            unreadable,
-        });
-    }
-    if plans.is_empty() && !unreadable.is_empty() {
-        let mut err = XoneError::new(
-            Kind::Remote,
-            format!(
-                "cannot tell what {key} deployed: the clusters it may have gone to cannot be read"
-            ),
-        );
-        for u in &unreadable {
-            err = err.cause(u);
-        }
-        return Err(err.hint("check them with `xone doctor`, then run this again"));
-    }
-    if plans.is_empty() {
-        return Err(XoneError::not_found(format!(
-            "{key} deployed nothing: no record here and no revision in its environments carries it"
-        ))
-        .hint("roll back one app with: xone rollback APP --env ENV"));
     }
     // First what each rollback goes back to, and whose changes go with it: other requirements
     // whose revisions came after the one gone back to are rolled back too, and are named.
@@ -317,6 +294,35 @@ pub fn rollback_requirement(
             &format!("rolling back {key} takes {names} back too"),
         )?;
     }
+    // Its gray releases in flight are pulled back before the rollbacks: their stable is
+    // what those start from.
+    let grays = gray::abort_requirement(scope, store, key, env, actor)?;
+    if prepared.is_empty() && grays.tried > 0 {
+        return Ok(Rollbacks {
+            records: Vec::new(),
+            tried: grays.tried,
+            failed: grays.failed,
+            unreadable,
+        });
+    }
+    if prepared.is_empty() && !unreadable.is_empty() {
+        let mut err = XoneError::new(
+            Kind::Remote,
+            format!(
+                "cannot tell what {key} deployed: the clusters it may have gone to cannot be read"
+            ),
+        );
+        for u in &unreadable {
+            err = err.cause(u);
+        }
+        return Err(err.hint("check them with `xone doctor`, then run this again"));
+    }
+    if prepared.is_empty() {
+        return Err(XoneError::not_found(format!(
+            "{key} deployed nothing: no record here and no revision in its environments carries it"
+        ))
+        .hint("roll back one app with: xone rollback APP --env ENV"));
+    }
     let mut done = Rollbacks {
         records: Vec::new(),
         tried: prepared.len() + grays.tried,
@@ -326,6 +332,11 @@ pub fn rollback_requirement(
     for (app_name, env_name, p) in prepared {
         let line = p.and_then(|p| match p {
             Prepared::Skip { ok, text } => Ok((ok, text, None)),
+            Prepared::SwitchBack { t } => {
+                let rec = bluegreen::switch_back(scope, store, &t, &actor.clone()?)?
+                    .ok_or_else(|| XoneError::internal("the app is no longer blue-green"))?;
+                Ok((true, rec.detail.clone().unwrap_or_default(), Some(rec)))
+            }
             Prepared::Undo { t, name, to, .. } => {
                 let undo =
                     Undo { deployment: &name, to: Some(to), requirement: Some(&key_text), wait };
@@ -356,6 +367,8 @@ enum Prepared {
     /// Back to revision `to` of Deployment `name`; `riders` are the other requirements whose
     /// revisions go with it.
     Undo { t: Box<Target>, name: String, to: i64, riders: BTreeSet<String> },
+    /// Released blue-green: the Service back to the colour kept.
+    SwitchBack { t: Box<Target> },
 }
 
 fn prepare(
@@ -372,6 +385,19 @@ fn prepare(
     let t = Target::connect(app, env, scope.remote.clone())?;
     let d = t.deployment()?;
     let name = d.metadata.name.clone().unwrap_or_default();
+    // Released blue-green: its colour serving is switched back, when it is the requirement's.
+    let blue_green = t
+        .cluster
+        .service(&t.app.name)?
+        .is_some_and(|s| s["metadata"]["annotations"][manifest::ACTIVE].is_string());
+    if blue_green {
+        let ours = d.metadata.annotations.as_ref().and_then(|a| a.get(manifest::REQUIREMENT))
+            == Some(&key.to_string());
+        if !ours {
+            return skip(true, format!("the colour serving ({name}) is not {key}'s; left as is"));
+        }
+        return Ok(Prepared::SwitchBack { t: Box::new(t) });
+    }
     let sets = t.cluster.replicasets(&d)?;
     let to = match before {
         Before::Rs(None) | Before::Revision(None) => {

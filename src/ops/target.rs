@@ -54,7 +54,12 @@ pub fn find_deployment(cl: &Cluster, app: &str) -> Result<Option<Deployment>> {
     if let Some(d) = cl.deployment(app)? {
         return Ok(Some(d));
     }
-    let labelled = cl.deployments(&format!("{}={app}", manifest::NAME_LABEL))?;
+    // A gray release's canary carries the app's labels too: it is never the app's Deployment.
+    let labelled = cl.deployments(&format!(
+        "{}={app},{}!=canary",
+        manifest::NAME_LABEL,
+        crate::domain::gray::TRACK_LABEL
+    ))?;
     Ok(labelled.into_iter().next())
 }
 

@@ -11,6 +11,22 @@ fn image(d: &Value) -> &str {
     d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap()
 }
 
+/// The images of the pods the app's Service selects.
+fn served(kube: &crate::fake_kube::FakeKube, ns: &str) -> Vec<String> {
+    let svc = kube.service(ns, "web").unwrap();
+    let selector = svc["spec"]["selector"].as_object().unwrap().clone();
+    let mut images: Vec<String> = kube
+        .pods(ns)
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .filter(|p| selector.iter().all(|(k, v)| p["metadata"]["labels"][k] == *v))
+        .map(|p| p["spec"]["containers"][0]["image"].as_str().unwrap().to_string())
+        .collect();
+    images.sort();
+    images.dedup();
+    images
+}
+
 fn blue_green(env: &TestEnv, image: &str, extra: &[&str]) -> Run {
     let mut args =
         vec!["deploy", "web", "--env", "prod", "--image", image, "--strategy", "blue-green"];
@@ -38,10 +54,12 @@ fn the_service_switches_to_the_new_colour_and_back() {
     // A rolling deploy would point the Service at every colour: refused.
     env.code(4, &["deploy", "web", "--env", "prod", "--image", "reg.example.com/web:9"])
         .says(&["released blue-green", "--strategy blue-green"]);
-    // Rollback switches back at once, and again.
+    assert_eq!(served(&kube, "bg-switch"), ["reg.example.com/web:2"]);
+    // Rollback switches back at once, to the old pods alone, and again.
     env.ok(&["rollback", "web", "--env", "prod"]);
     let svc = kube.service("bg-switch", "web").unwrap();
     assert!(svc["spec"]["selector"].get("xone.io/color").is_none(), "{svc}");
+    assert_eq!(served(&kube, "bg-switch"), ["reg.example.com/web:1"], "the new colour is left out");
     let st = env.json(&["deploy", "status", "web", "--env", "prod"]);
     assert_eq!(st["image"], "reg.example.com/web:1");
     env.ok(&["rollback", "web", "--env", "prod"]);

@@ -211,11 +211,14 @@ fn a_change_from_elsewhere_is_never_overwritten() {
     let (env, kube) = stable("g-race");
     start(&env, &[]);
     // Another machine writes the state between this one's read and write.
-    kube.fail("PUT", "configmaps/xone-gray-web", 409, 1, None);
+    kube.edit_configmap_after_next_read("g-race", "xone-gray-web", "note", "from another machine");
     env.code(5, &["gray", "pause", "web", "--env", "prod"])
         .says(&["changed from elsewhere", "nothing was overwritten"]);
     let cm = kube.configmap("g-race", "xone-gray-web").unwrap();
     assert_eq!(cm["data"]["phase"], "progressing");
+    assert_eq!(cm["data"]["note"], "from another machine", "the other write stands");
+    // Read afresh, the next command goes through.
+    env.ok(&["gray", "pause", "web", "--env", "prod"]);
 }
 
 #[test]
@@ -310,6 +313,9 @@ struct Profile {
     errors: f64,
     heap: f64,
     noise: f64,
+    /// After this many seconds, `errors` becomes the second figure: the test changes the pod
+    /// while xone watches it.
+    later: Option<(f64, f64)>,
 }
 
 fn serve_pod(ns: &str, pod: &str, p: Profile) -> crate::watch::Metrics {
@@ -327,8 +333,12 @@ fn serve_pod(ns: &str, pod: &str, p: Profile) -> crate::watch::Metrics {
             ((s.3 >> 33) as f64 / (1u64 << 31) as f64) * 2.0 - 1.0
         };
         let (n1, n2) = (1.0 + p.noise * draw(), 1.0 + p.noise * draw());
+        let errors = match p.later {
+            Some((after, e)) if t >= after => e,
+            _ => p.errors,
+        };
         s.0 += p.ok * dt * n1;
-        s.1 += p.errors * dt * n2;
+        s.1 += errors * dt * n2;
         let labels = format!("namespace=\"{ns}\",pod=\"{pod_name}\"");
         format!(
             "# TYPE http_server_requests_seconds_count counter\n\
@@ -376,8 +386,9 @@ fn watch_auto(env: &TestEnv) -> Run {
 }
 
 #[test]
-fn a_canary_made_worse_is_aborted() {
+fn a_canary_made_worse_while_it_is_watched_is_aborted() {
     let (env, kube) = analysed("ga-worse");
+    // A day's pause keeps the watch from stepping on while the canary is fine.
     let st = env.json(&[
         "gray",
         "start",
@@ -390,14 +401,18 @@ fn a_canary_made_worse_is_aborted() {
         "error-rate",
         "--analysis",
         "memory",
+        "--pause",
+        "1d",
     ]);
+    let started = std::time::Instant::now();
     let _m = serve_tracks(
         &st,
         "ga-worse",
-        || Profile { ok: 90.0, errors: 10.0, heap: 2e8, noise: 0.05 },
-        || Profile { ok: 99.8, errors: 0.2, heap: 2e8, noise: 0.05 },
+        || Profile { ok: 99.8, errors: 0.2, heap: 2e8, noise: 0.05, later: Some((12.0, 10.0)) },
+        || Profile { ok: 99.8, errors: 0.2, heap: 2e8, noise: 0.05, later: None },
     );
     let r = watch_auto(&env);
+    assert!(started.elapsed().as_secs() >= 12, "it ran healthy until the canary got worse");
     assert_eq!(r.code, 7, "{r:?}");
     r.says(&["failed: error-rate", "aborted"]);
     let stable = kube.deployment("ga-worse", "web").unwrap();
@@ -424,8 +439,8 @@ fn an_equal_canary_passes_and_is_promoted() {
     let _m = serve_tracks(
         &st,
         "ga-equal",
-        || Profile { ok: 99.5, errors: 0.5, heap: 3e8, noise: 0.0 },
-        || Profile { ok: 99.5, errors: 0.5, heap: 3e8, noise: 0.0 },
+        || Profile { ok: 99.5, errors: 0.5, heap: 3e8, noise: 0.0, later: None },
+        || Profile { ok: 99.5, errors: 0.5, heap: 3e8, noise: 0.0, later: None },
     );
     // Too early to tell: the analyses hold, and a step is refused saying so.
     env.code(4, &["gray", "step", "web", "--env", "prod"]).says(&["hold for want of samples"]);
@@ -453,8 +468,8 @@ fn a_noisy_equal_canary_is_not_aborted() {
     let _m = serve_tracks(
         &st,
         "ga-noisy",
-        || Profile { ok: 98.0, errors: 2.0, heap: 3e8, noise: 0.6 },
-        || Profile { ok: 98.0, errors: 2.0, heap: 3e8, noise: 0.6 },
+        || Profile { ok: 98.0, errors: 2.0, heap: 3e8, noise: 0.6, later: None },
+        || Profile { ok: 98.0, errors: 2.0, heap: 3e8, noise: 0.6, later: None },
     );
     let r = watch_auto(&env);
     assert_eq!(r.code, 0, "a noisy but equal canary goes through: {r:?}");
@@ -742,4 +757,119 @@ fn kubectl_sees_the_gray_release_as_xone_does() {
     assert_eq!(k(&["get", "configmap", "xone-gray-web", "-o", "jsonpath={.data.phase}"]), "paused");
     let label = k(&["get", "configmap", "xone-gray-web", "-o", "jsonpath={.metadata.labels.team}"]);
     assert_eq!(label, "pay", "the label put on with kubectl is kept");
+}
+
+#[test]
+fn a_release_in_flight_is_rolled_back_with_gray_abort_and_a_promoted_one_with_rollback() {
+    let (env, kube) = stable("g-undo");
+    env.ok(&["requirement", "create", "-p", "PAY", "Refunds"]);
+    start(&env, &["--instances", "2", "--requirement", "PAY-1"]);
+    env.code(5, &["rollback", "web", "--env", "prod"])
+        .says(&["gray release in flight", "xone gray abort web --env prod"]);
+    env.json(&["gray", "promote", "web", "--env", "prod"]);
+    // Promoted, the requirement's rollback takes the stable back to before its gray release.
+    env.ok(&["rollback", "--requirement", "PAY-1"]);
+    let d = kube.deployment("g-undo", "web").unwrap();
+    assert_eq!((image(&d), replicas(&d)), ("reg.example.com/web:1", 3));
+}
+
+#[test]
+fn by_weight_an_abort_takes_the_traffic_back_before_the_canary_goes() {
+    let (env, kube) = stable("gw-abort");
+    kube.add_object(ingress("gw-abort"));
+    start(&env, &["--weight", "10"]);
+    kube.clear_requests();
+    let st = env.json(&["gray", "abort", "web", "--env", "prod"]);
+    assert_eq!(st["phase"], "aborted");
+    assert!(kube.object("ingresses", "gw-abort", "pay-canary").is_none());
+    assert!(kube.deployment("gw-abort", "web-canary").is_none());
+    assert!(kube.service("gw-abort", "web-canary").is_none());
+    let svc = kube.service("gw-abort", "web").unwrap();
+    assert!(svc["spec"]["selector"].get("xone.io/track").is_none(), "{svc}");
+    // In that order: the canary Ingress, the canary, then the Service's selector.
+    let log = kube.requests();
+    let at = |method: &str, part: &str| {
+        log.iter()
+            .position(|(m, p)| m == method && p.contains(part))
+            .unwrap_or_else(|| panic!("no {method} {part} in {log:?}"))
+    };
+    assert!(at("DELETE", "ingresses/pay-canary") < at("DELETE", "deployments/web-canary"));
+    assert!(at("DELETE", "deployments/web-canary") < at("PATCH", "services/web?"));
+}
+
+#[test]
+fn a_fresh_home_judges_by_the_analyses_the_release_started_with() {
+    let (env, kube) = stable("g-defs");
+    let dir = env.home.join(".config/xone");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("config.toml");
+    let mut text = std::fs::read_to_string(&file).unwrap_or_default();
+    text.push_str(
+        "\n[analysis.queue]\nquery = \"sum by ({by}) (queue_depth{{labels}})\"\ncritical = true\n",
+    );
+    std::fs::write(&file, text).unwrap();
+    start(&env, &["--analysis", "queue"]);
+    let other = {
+        let mut o = TestEnv::new();
+        for (k, v) in &env.vars {
+            o.set_var(k, v);
+        }
+        project(&o);
+        o.ok(&["project", "app", "add", "PAY", "web", "--repo", "web", "--port", "8080"]);
+        o.ok(&[
+            "project",
+            "env",
+            "set",
+            "PAY",
+            "prod",
+            "--context",
+            "prod-ctx",
+            "--namespace",
+            "g-defs",
+        ]);
+        o
+    };
+    let st = other.json(&["gray", "status", "web", "--env", "prod"]);
+    let queue = st["analyses"].as_array().unwrap().iter().find(|a| a["name"] == "queue");
+    let queue = queue.unwrap_or_else(|| panic!("the queue analysis, from the state: {st}"));
+    assert_eq!(queue["critical"], true);
+    let state = kube.configmap("g-defs", "xone-gray-web").unwrap();
+    assert!(state["data"]["state.json"].as_str().unwrap().contains("queue_depth"));
+}
+
+#[test]
+fn a_failing_analysis_that_is_not_critical_holds_the_step_and_aborts_nothing() {
+    let (env, kube) = analysed("ga-heap");
+    let st = env.json(&[
+        "gray",
+        "start",
+        "web",
+        "--env",
+        "prod",
+        "--image",
+        "reg.example.com/web:2",
+        "--analysis",
+        "memory",
+    ]);
+    let _m = serve_tracks(
+        &st,
+        "ga-heap",
+        || Profile { ok: 50.0, errors: 0.0, heap: 6e8, noise: 0.0, later: None },
+        || Profile { ok: 50.0, errors: 0.0, heap: 3e8, noise: 0.0, later: None },
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let r = loop {
+        let r = env.run(&["gray", "step", "web", "--env", "prod"]);
+        if !r.stderr.contains("hold for want of samples") {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "never enough samples: {r:?}");
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    };
+    assert_eq!(r.code, 4, "{r:?}");
+    r.says(&["analyses fail: memory"]);
+    let st = env.json(&["gray", "status", "web", "--env", "prod"]);
+    assert_eq!((st["phase"].as_str(), st["step"].as_i64()), (Some("progressing"), Some(1)));
+    assert_eq!(st["analyses"][0]["verdict"], "fail", "{st}");
+    assert!(kube.deployment("ga-heap", "web-canary").is_some(), "nothing was aborted");
 }

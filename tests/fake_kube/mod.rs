@@ -286,6 +286,9 @@ struct State {
     stopped: bool,
     /// Requests without credentials are let in (a cluster with anonymous auth allowed).
     anonymous: bool,
+    /// ConfigMaps another client changes right after the next read of them: (namespace,
+    /// name, key, value).
+    after_read: Vec<(String, String, String, String)>,
 }
 
 impl FakeKube {
@@ -314,6 +317,7 @@ impl FakeKube {
             last_event: 0,
             stopped: false,
             anonymous: false,
+            after_read: Vec::new(),
         };
         for ns in ["default", "kube-node-lease", "kube-public", "kube-system"] {
             state.create_namespace(ns);
@@ -510,12 +514,13 @@ impl FakeKube {
 
     /// Changes a ConfigMap's data as another client would (a new resourceVersion).
     pub fn edit_configmap(&self, ns: &str, name: &str, key: &str, value: &str) {
-        self.with(|s| {
-            let st = s.objects.get(&(Kind::ConfigMap, ns.into(), name.into())).expect("it exists");
-            let (mut obj, managers) = (st.obj.clone(), st.managers.clone());
-            obj["data"][key] = json!(value);
-            s.put(Kind::ConfigMap, ns, name, obj, managers);
-        })
+        self.with(|s| s.edit_configmap(ns, name, key, value))
+    }
+
+    /// Has another client change a ConfigMap's data right after the next read of it: the
+    /// reader's copy is then out of date.
+    pub fn edit_configmap_after_next_read(&self, ns: &str, name: &str, key: &str, value: &str) {
+        self.with(|s| s.after_read.push((ns.into(), name.into(), key.into(), value.into())))
     }
 
     /// Creates an object of any kind it serves, as `kubectl create` would (an Ingress, an
@@ -1175,10 +1180,19 @@ impl State {
 
     fn get_one(&mut self, t: &Target) -> Reply {
         let name = t.name.as_deref().unwrap_or_default();
-        match self.get(t.kind, t.ns.as_deref().unwrap_or_default(), name) {
+        let ns = t.ns.as_deref().unwrap_or_default();
+        let answer = match self.get(t.kind, ns, name) {
             Some(o) => reply(200, o),
             None => not_found(t.kind, name),
+        };
+        // Another machine writes it just after this client read it.
+        if t.kind == Kind::ConfigMap {
+            if let Some(i) = self.after_read.iter().position(|(n, m, _, _)| n == ns && m == name) {
+                let (_, _, key, value) = self.after_read.remove(i);
+                self.edit_configmap(ns, name, &key, &value);
+            }
         }
+        answer
     }
 
     fn list(&mut self, t: &Target, req: &Request) -> Reply {
@@ -2284,6 +2298,13 @@ impl State {
             Task::Reconcile(ns, name) => self.reconcile(&ns, &name),
             Task::Container { ns, pod, index } => self.container_progress(&ns, &pod, index),
         }
+    }
+
+    fn edit_configmap(&mut self, ns: &str, name: &str, key: &str, value: &str) {
+        let st = self.objects.get(&(Kind::ConfigMap, ns.into(), name.into())).expect("it exists");
+        let (mut obj, managers) = (st.obj.clone(), st.managers.clone());
+        obj["data"][key] = json!(value);
+        self.put(Kind::ConfigMap, ns, name, obj, managers);
     }
 
     fn create_namespace(&mut self, name: &str) -> Value {
