@@ -59,7 +59,7 @@ the end")]
 
 const STATUS_JSON: &str = "\
 JSON: {\"app\", \"env\", \"namespace\", \"phase\": progressing|paused|promoted|aborted, \"step\" \
-(from 1), \"steps\", \"instances\" (the canary's at each step; by weight, its share in %), \"weight\", \"router\": {\"kind\", \"name\", \"service\"} or null, \"canary_image\", \"stable_image\", \
+(from 1), \"steps\", \"instances\" (the canary's at each step; by weight, its share in %), \"weight\", \"router\": {\"kind\", \"name\", \"service\"} or null, \"canary_image\", \"canary_digest\", \"stable_image\", \
 \"requirement\", \"build\", \"step_started_at\", \"pause_secs\", \"pause_left_secs\", \"nodes\", \
 \"canary\" and \"stable\": {\"deployment\", \"image\", \"replicas\", \"ready\", \"pods\": [{\"name\", \
 \"image\", \"digest\", \"ready\", \"restarts\", \"node\"}]}, \"analyses\": [{\"name\", \"critical\", \

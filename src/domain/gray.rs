@@ -200,6 +200,9 @@ pub struct Gray {
     pub app: String,
     pub namespace: String,
     pub canary_image: String,
+    /// The canary's image by digest, as its pods run it (once they have reported it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_digest: Option<String>,
     /// The stable's image and replicas when the release started: what an abort restores.
     pub stable_image: String,
     pub stable_replicas: u32,
@@ -336,6 +339,7 @@ mod tests {
             app: "web".into(),
             namespace: "pay-prod".into(),
             canary_image: "reg/web@sha256:1".into(),
+            canary_digest: None,
             stable_image: "reg/web@sha256:0".into(),
             stable_replicas: 3,
             steps: vec![2, 3],

@@ -75,6 +75,9 @@ fn two_of_three_then_all_of_them() {
     let cm = kube.configmap("g-two", "xone-gray-web").expect("the state ConfigMap");
     let state: Value = serde_json::from_str(cm["data"]["state.json"].as_str().unwrap()).unwrap();
     assert_eq!(state["stable_image"], "reg.example.com/web:1");
+    let digest = state["canary_digest"].as_str().unwrap_or_else(|| panic!("a digest: {state}"));
+    assert!(digest.starts_with("reg.example.com/web@sha256:"), "{digest}");
+    assert_eq!(st["canary_digest"], digest);
     assert_eq!(state["stable_replicas"], 3);
 
     // Deploying around it, or starting a second one, is a conflict naming the one in flight.

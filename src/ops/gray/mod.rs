@@ -77,6 +77,8 @@ pub struct Status {
     pub weight: Option<u32>,
     pub router: Option<gray::Router>,
     pub canary_image: String,
+    /// The canary's image by digest, once its pods reported it.
+    pub canary_digest: Option<String>,
     pub stable_image: String,
     pub requirement: Option<String>,
     pub build: Option<i64>,
@@ -189,6 +191,7 @@ pub fn start(
     let mut g = Gray {
         app: app.name.clone(),
         namespace: env.namespace.clone(),
+        canary_digest: image.contains('@').then(|| image.clone()),
         canary_image: image,
         stable_image,
         stable_replicas: replicas,
@@ -214,6 +217,7 @@ pub fn start(
     let mut w = Work { scope, t, held, actor: actor.to_string() };
     if s.wait {
         w.settle_or_abort(store)?;
+        w.note_digest()?;
     } else {
         w.apply_canary()?;
         scope.ui.status(format!(

@@ -317,6 +317,20 @@ impl Work<'_, '_> {
         self.settle_or_abort(store)
     }
 
+    /// Keeps the digest the canary's pods run in the state, once they report one.
+    pub(super) fn note_digest(&mut self) -> Result<()> {
+        if self.held.gray.canary_digest.is_some() {
+            return Ok(());
+        }
+        let (canary, _) = self.pods()?;
+        let pinned = pinned(&self.held.gray.canary_image, &canary.pods);
+        if pinned.contains('@') {
+            self.held.gray.canary_digest = Some(pinned);
+            gray_state::save(&self.t.cluster, &mut self.held, &self.t.env.name)?;
+        }
+        Ok(())
+    }
+
     /// Writes a phase on the condition that nobody changed the state since it was read: the
     /// promise made before acting, so that a command cut short is finished by the next.
     pub(super) fn enter(&mut self, phase: Phase) -> Result<()> {
@@ -570,6 +584,7 @@ impl Work<'_, '_> {
             weight: g.weight(),
             router: g.router.clone(),
             canary_image: g.canary_image.clone(),
+            canary_digest: g.canary_digest.clone(),
             stable_image: g.stable_image.clone(),
             requirement: g.requirement.clone(),
             build: g.build,
