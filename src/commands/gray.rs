@@ -42,8 +42,10 @@ of samples; --force --reason takes the step anyway and records it. JSON: as `gra
     /// Put the canary's image on every instance now, and remove the canary
     #[command(after_long_help = "\
 The stable Deployment takes the canary's image (by digest where its pods report one) at all its \
-replicas, rolled out and followed as deploy follows it; then the canary goes. Whether the \
-analyses passed is recorded. JSON: as `gray status`")]
+replicas, rolled out and followed as deploy follows it (rolled back if it fails, the release \
+going on where it was); then the canary goes, and the release watch starts: `xone deploy watch \
+APP --env ENV` goes on with it for gates.watch_window. Whether the analyses passed is recorded. \
+A promotion cut short is finished by running it again. JSON: as `gray status`")]
     Promote(At),
     /// Pull a gray release back: the stable returns to its replicas and image, the canary goes
     #[command(after_long_help = "JSON: as `gray status`")]

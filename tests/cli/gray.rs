@@ -770,6 +770,14 @@ fn a_release_in_flight_is_rolled_back_with_gray_abort_and_a_promoted_one_with_ro
     env.code(5, &["rollback", "web", "--env", "prod"])
         .says(&["gray release in flight", "xone gray abort web --env prod"]);
     env.json(&["gray", "promote", "web", "--env", "prod"]);
+    // The release watch started with the promotion; `deploy watch` goes on with it.
+    let show = env.json(&["requirement", "show", "PAY-1"]);
+    let w = &show["watches"][0];
+    assert_eq!(
+        (w["status"].as_str(), w["window_secs"].as_i64()),
+        (Some("watching"), Some(7200)),
+        "{show}"
+    );
     // Promoted, the requirement's rollback takes the stable back to before its gray release.
     env.ok(&["rollback", "--requirement", "PAY-1"]);
     let d = kube.deployment("g-undo", "web").unwrap();

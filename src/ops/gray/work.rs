@@ -397,11 +397,12 @@ impl Work<'_, '_> {
             image: &image,
             limit: release::stall_limit(deadline),
         };
-        match release::follow(self.scope.ui, &self.t.cluster, &stable_name, &f)? {
+        let promoted = match release::follow(self.scope.ui, &self.t.cluster, &stable_name, &f)? {
             End::Complete { revision, .. } => {
                 store.write(|tx| {
                     store::finish_deploy(tx, id, DeployStatus::Succeeded, revision, None)
                 })?;
+                revision
             }
             End::Failed(failure) => {
                 let what = release::describe(&failure);
@@ -461,7 +462,7 @@ impl Work<'_, '_> {
                     self.t.app.name, self.t.env.name
                 )));
             }
-        }
+        };
         self.route_back()?;
         self.t.cluster.delete_deployment(&gray::canary_name(&self.t.app.name))?;
         self.unselect()?;
@@ -483,9 +484,25 @@ impl Work<'_, '_> {
             "gray promoted",
             format!("{}: {detail}", self.label()),
         )?;
+        // The release watch starts now: `deploy watch` goes on with it from here.
+        let window = self.scope.config.duration("gates.watch_window").as_secs() as i64;
+        let watch = store::Watch {
+            project: self.t.app.project.clone(),
+            app: self.t.app.name.clone(),
+            env: self.t.env.name.clone(),
+            revision: promoted,
+            image: Some(image.clone()),
+            window_secs: window,
+            error_rate: 0.01,
+            started_unix: clock::unix_now(),
+            actor: self.actor.clone(),
+            ..store::Watch::default()
+        };
+        store.write(|tx| store::start_watch(tx, &watch).map(|_| ()))?;
         self.scope.ui.status(format!(
-            "{}: promoted {image}; watch the release: xone deploy watch {} --env {}",
+            "{}: promoted {image}; the release watch started ({}): xone deploy watch {} --env {} follows it",
             self.label(),
+            human_secs(window),
             self.t.app.name,
             self.t.env.name
         ));
