@@ -154,7 +154,19 @@ fn submitted_to_done_through_the_release_gates() {
         "--note",
         "the gray users are happy",
     ]);
-    env.ok(&["deploy", "web", "--env", "prod", "--build", &id]);
+    // Through a gray release, as the project requires: the build on 1 of 2 instances beside
+    // the version before, then promoted with its analyses passing.
+    env.ok(&["config", "set", "gates.require_gray", "true"]);
+    env.ok(&["project", "app", "set", "PAY", "web", "--replicas", "prod=2"]);
+    env.ok(&["deploy", "web", "--env", "prod", "--image", "reg.example.com/web:before"]);
+    env.ok(&["gray", "start", "web", "--env", "prod", "--build", &id, "--analysis", "restarts"]);
+    env.code(4, &["requirement", "advance", "PAY-1"])
+        .says(&["the gray release of web in prod is still in flight"]);
+    let promoted = env.json(&["gray", "promote", "web", "--env", "prod"]);
+    assert_eq!(
+        (promoted["phase"].as_str(), promoted["passed"].as_bool()),
+        (Some("promoted"), Some(true))
+    );
     env.ok(&["requirement", "advance", "PAY-1"]);
     assert_eq!(status(&env), "released");
 
