@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+use k8s_openapi::api::core::v1::ConfigMap;
+
 use crate::adapters::cluster::Cluster;
 use crate::domain::gray::{self, Gray};
 use crate::domain::manifest;
@@ -139,6 +141,26 @@ fn changed_elsewhere(g: &Gray, env: &str, e: XoneError) -> XoneError {
     ))
 }
 
+/// A write answered with a conflict may be xone's own, retried after an answer that was
+/// lost: read back, a ConfigMap that holds exactly this state is the write having gone
+/// through, not someone else's change.
+fn written(cl: &Cluster, g: &Gray, sent: Result<ConfigMap>) -> Result<ConfigMap> {
+    match sent {
+        Err(e) if e.kind == Kind::Conflict => {
+            let now = cl.configmap(&gray::state_name(&g.app))?;
+            let ours = now
+                .as_ref()
+                .and_then(|cm| cm.data.as_ref()?.get(gray::STATE_KEY))
+                .and_then(|text| serde_json::from_str::<Gray>(text).ok());
+            match (now, ours) {
+                (Some(cm), Some(state)) if state == *g => Ok(cm),
+                _ => Err(e),
+            }
+        }
+        other => other,
+    }
+}
+
 /// Writes a new gray release; one written meanwhile by another machine is a conflict (exit 5).
 /// `over` is the finished release it replaces, if there is one.
 pub fn create(cl: &Cluster, g: &Gray, env: &str, over: Option<&Held>) -> Result<Held> {
@@ -148,8 +170,8 @@ pub fn create(cl: &Cluster, g: &Gray, env: &str, over: Option<&Held>) -> Result<
             cl.replace_configmap(&obj)
         }
         None => cl.create_configmap(&object(g, &cl.namespace, None, None)?),
-    }
-    .map_err(|e| changed_elsewhere(g, env, e))?;
+    };
+    let cm = written(cl, g, cm).map_err(|e| changed_elsewhere(g, env, e))?;
     Ok(Held {
         gray: g.clone(),
         resource_version: cm.metadata.resource_version.clone().unwrap_or_default(),
@@ -162,7 +184,8 @@ pub fn create(cl: &Cluster, g: &Gray, env: &str, over: Option<&Held>) -> Result<
 /// at; a change made since, from anywhere, is a conflict (exit 5) and is left as it is.
 pub fn save(cl: &Cluster, held: &mut Held, env: &str) -> Result<()> {
     let obj = object(&held.gray, &cl.namespace, Some(&held.resource_version), Some(held))?;
-    let cm = cl.replace_configmap(&obj).map_err(|e| changed_elsewhere(&held.gray, env, e))?;
+    let cm = written(cl, &held.gray, cl.replace_configmap(&obj))
+        .map_err(|e| changed_elsewhere(&held.gray, env, e))?;
     held.resource_version = cm.metadata.resource_version.unwrap_or_default();
     held.labels = cm.metadata.labels.unwrap_or_default();
     held.annotations = cm.metadata.annotations.unwrap_or_default();

@@ -884,3 +884,20 @@ fn a_failing_analysis_that_is_not_critical_holds_the_step_and_aborts_nothing() {
     assert_eq!(st["analyses"][0]["verdict"], "fail", "{st}");
     assert!(kube.deployment("ga-heap", "web-canary").is_some(), "nothing was aborted");
 }
+
+#[test]
+fn a_write_whose_answer_was_lost_is_found_done_not_taken_for_another_s() {
+    let (env, kube) = stable("g-lost");
+    start(&env, &[]);
+    // The pause is written, and the answer lost: xone sends it again, is told of a conflict,
+    // reads the state back and finds its own write there.
+    kube.lose_answers("PUT", "configmaps/xone-gray-web", 1);
+    let st = env.json(&["gray", "pause", "web", "--env", "prod"]);
+    assert_eq!(st["phase"], "paused");
+    let puts = kube
+        .requests()
+        .iter()
+        .filter(|(m, p)| m == "PUT" && p.contains("configmaps/xone-gray-web"))
+        .count();
+    assert!(puts >= 2, "the write was sent again ({puts})");
+}

@@ -289,6 +289,9 @@ struct State {
     /// ConfigMaps another client changes right after the next read of them: (namespace,
     /// name, key, value).
     after_read: Vec<(String, String, String, String)>,
+    /// Requests that are carried out and whose answer is then lost: a 503 from a proxy in
+    /// between, (method, path part, times).
+    lose_answers: Vec<(String, String, usize)>,
 }
 
 impl FakeKube {
@@ -318,6 +321,7 @@ impl FakeKube {
             stopped: false,
             anonymous: false,
             after_read: Vec::new(),
+            lose_answers: Vec::new(),
         };
         for ns in ["default", "kube-node-lease", "kube-public", "kube-system"] {
             state.create_namespace(ns);
@@ -515,6 +519,12 @@ impl FakeKube {
     /// Changes a ConfigMap's data as another client would (a new resourceVersion).
     pub fn edit_configmap(&self, ns: &str, name: &str, key: &str, value: &str) {
         self.with(|s| s.edit_configmap(ns, name, key, value))
+    }
+
+    /// Carries out the next `times` requests of `method` whose path contains `path_contains`,
+    /// then answers 503 as a proxy that lost the answer would.
+    pub fn lose_answers(&self, method: &str, path_contains: &str, times: usize) {
+        self.with(|s| s.lose_answers.push((method.into(), path_contains.into(), times)))
     }
 
     /// Has another client change a ConfigMap's data right after the next read of it: the
@@ -1042,7 +1052,16 @@ fn handle(sh: &Shared, req: &Request) -> Reply {
     if !authorized && !anonymous {
         return status(401, "Unauthorized", "Unauthorized", None);
     }
-    s.route(req)
+    let answer = s.route(req);
+    let lost = s.lose_answers.iter().position(|(m, p, n)| {
+        *n > 0 && m.eq_ignore_ascii_case(&req.method) && req.target.contains(p.as_str())
+    });
+    if let Some(i) = lost {
+        s.lose_answers[i].2 -= 1;
+        let (reason, message) = reason_for(503);
+        return reply(503, &status_body(503, reason, message, None));
+    }
+    answer
 }
 
 impl State {
