@@ -77,9 +77,17 @@ pub fn run(cx: &mut Ctx, a: RollbackArgs) -> Result<()> {
 fn requirement(cx: &mut Ctx, key: &RequirementKey, at: &AtEnv, wait: bool) -> Result<()> {
     let mut store = cx.store()?;
     let actor = cx.actor();
+    let forges = cx.forges()?;
     let scope = cx.scope()?;
-    let done =
-        rollback::rollback_requirement(&scope, &mut store, key, at.env.as_deref(), wait, &actor)?;
+    let done = rollback::rollback_requirement(
+        &scope,
+        &forges,
+        &mut store,
+        key,
+        at.env.as_deref(),
+        wait,
+        &actor,
+    )?;
     if cx.ui.json {
         cx.ui.print_json(&done.records)?;
     }

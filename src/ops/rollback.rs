@@ -10,7 +10,10 @@ use super::gray_state;
 use super::release::{deadline, describe, follow, stall_limit};
 use super::target::{self, Target};
 use super::{events, Actor, Scope};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+
 use crate::adapters::cluster::{self, End, Follow};
+use crate::adapters::Forges;
 use crate::domain::manifest;
 use crate::domain::rollout;
 use crate::domain::RequirementKey;
@@ -240,6 +243,7 @@ pub struct Rollbacks {
 /// is done.
 pub fn rollback_requirement(
     scope: &Scope,
+    forges: &Forges,
     store: &mut Store,
     key: &RequirementKey,
     env: Option<&str>,
@@ -273,7 +277,7 @@ pub fn rollback_requirement(
     // whose revisions came after the one gone back to are rolled back too, and are named.
     let mut prepared: Vec<(String, String, Result<Prepared>)> = Vec::new();
     for (app_name, env_name, before) in plans {
-        let p = prepare(scope, store, key, &app_name, &env_name, &before);
+        let p = prepare(scope, forges, store, key, &app_name, &env_name, &before);
         prepared.push((app_name, env_name, p));
     }
     let riders: BTreeSet<String> = prepared
@@ -371,8 +375,39 @@ enum Prepared {
     SwitchBack { t: Box<Target> },
 }
 
+/// The requirements whose integrated work the images of these builds hold: each whose
+/// branch commit taken in by an integration of the app's repository is an ancestor of (or is)
+/// a build's commit. What cannot be read (a repository not fetched here) names nobody.
+fn riding_in(store: &Store, forges: &Forges, app: &store::App, builds: &[i64]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    if builds.is_empty() {
+        return out;
+    }
+    let Ok(project) = app.project.parse::<crate::domain::ProjectKey>() else { return out };
+    let repo = store::repos(store.conn(), &project)
+        .ok()
+        .and_then(|repos| repos.into_iter().find(|r| r.id == app.repo_id));
+    let (Some(repo), Ok(taken)) = (repo, store::integrated_in_repo(store.conn(), app.repo_id))
+    else {
+        return out;
+    };
+    let Ok(objects) = forges.objects(&repo) else { return out };
+    for id in builds {
+        let Ok(b) = store::build(store.conn(), *id) else { continue };
+        let Ok(image_commit) = git2::Oid::from_str(&b.sha) else { continue };
+        for (requirement, feature) in &taken {
+            let Ok(f) = git2::Oid::from_str(feature) else { continue };
+            if f == image_commit || objects.graph_descendant_of(image_commit, f).unwrap_or(false) {
+                out.insert(requirement.clone());
+            }
+        }
+    }
+    out
+}
+
 fn prepare(
     scope: &Scope,
+    forges: &Forges,
     store: &Store,
     key: &RequirementKey,
     app_name: &str,
@@ -421,12 +456,20 @@ fn prepare(
     if rollout::revision(&d.metadata) == Some(to) {
         return skip(true, format!("already at revision {to}, from before {key}"));
     }
-    let riders = sets
+    let going: Vec<&ReplicaSet> =
+        sets.iter().filter(|rs| rollout::revision(&rs.metadata).is_some_and(|r| r > to)).collect();
+    let mut riders: BTreeSet<String> = going
         .iter()
-        .filter(|rs| rollout::revision(&rs.metadata).is_some_and(|r| r > to))
         .filter_map(|rs| rs.metadata.annotations.as_ref()?.get(manifest::REQUIREMENT).cloned())
-        .filter(|r| *r != key.to_string())
         .collect();
+    // The images going back were built from commits that may hold other requirements' work,
+    // integrated beside this one's: those ride along too.
+    let builds: Vec<i64> = going
+        .iter()
+        .filter_map(|rs| rs.metadata.annotations.as_ref()?.get(manifest::BUILD)?.parse().ok())
+        .collect();
+    riders.extend(riding_in(store, forges, &t.app, &builds));
+    riders.remove(&key.to_string());
     Ok(Prepared::Undo { t: Box::new(t), name, to, riders })
 }
 

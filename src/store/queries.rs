@@ -1236,6 +1236,19 @@ pub struct IntegrationRecord {
     pub actor: String,
 }
 
+/// Every requirement whose branch was integrated in repository `repo_id`, with the commit of
+/// its branch that was taken in: (requirement, feature commit).
+pub fn integrated_in_repo(c: &Connection, repo_id: i64) -> Result<Vec<(String, String)>> {
+    let mut st = c.prepare(
+        "SELECT DISTINCT it.requirement, it.sha FROM integration_item it
+         JOIN integration i ON i.id = it.integration WHERE i.repo = ?1",
+    )?;
+    let rows = st
+        .query_map([repo_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
 /// The integrations that took in `key`'s branches, oldest first.
 pub fn integrations_of(c: &Connection, key: &RequirementKey) -> Result<Vec<IntegrationRecord>> {
     let mut st = c.prepare(

@@ -259,3 +259,42 @@ fn a_pipeline_s_tests_and_an_image_built_here_from_the_same_commit_open_the_test
         "no image was built from",
     ]);
 }
+
+/// An image built from the integration branch holds every requirement integrated there:
+/// rolling back one requirement's release takes the others back too, so they are named and
+/// the rollback asks first.
+#[test]
+fn a_requirement_s_rollback_names_those_riding_in_the_same_integrated_image() {
+    let s = services();
+    let (mut env, web, _image) = setup(&s);
+    let kube = FakeKube::start();
+    let kc = env.root().join("kubeconfig");
+    kube.write_kubeconfig(&kc, &[("prod-ctx", "default")]);
+    env.set_var("KUBECONFIG", kc.to_str().unwrap());
+    kube.add_namespace("ride-prod");
+    env.ok(&[
+        "project",
+        "env",
+        "set",
+        "PAY",
+        "prod",
+        "--context",
+        "prod-ctx",
+        "--namespace",
+        "ride-prod",
+    ]);
+    env.ok(&["requirement", "create", "-p", "PAY", "Coupons"]);
+    env.ok(&["branch", "create", "PAY-2"]);
+    let repo = git2::Repository::open(&web).unwrap();
+    commit(&repo, "coupon.txt", "coupons\n", "PAY-2: coupons", Some("feature/PAY-2-coupons"));
+    env.ok(&["branch", "integrate", "prod", "PAY-1", "PAY-2"]);
+    env.ok(&["deploy", "web", "--env", "prod", "--image", "reg.example.com/web:before"]);
+    let b = env.json(&["build", "web", "--ref", "release/prod"]);
+    assert_eq!(b["status"], "success", "{b}");
+    let id = b["id"].as_i64().unwrap().to_string();
+    env.ok(&["deploy", "web", "--env", "prod", "--build", &id, "--requirement", "PAY-1"]);
+    env.code(4, &["rollback", "--requirement", "PAY-1"]).says(&["also carry PAY-2", "--yes"]);
+    env.ok(&["rollback", "--requirement", "PAY-1", "--yes"]);
+    let st = env.json(&["deploy", "status", "web", "--env", "prod"]);
+    assert_eq!(st["image"], "reg.example.com/web:before");
+}
