@@ -343,16 +343,31 @@ fn serve_pod(ns: &str, pod: &str, p: Profile) -> crate::watch::Metrics {
         s.0 += p.ok * dt * n1;
         s.1 += errors * dt * n2;
         let labels = format!("namespace=\"{ns}\",pod=\"{pod_name}\"");
-        format!(
-            "# TYPE http_server_requests_seconds_count counter\n\
-             http_server_requests_seconds_count{{{labels},status=\"200\",uri=\"/pay\"}} {}\n\
+        let ok = s.0.floor();
+        // Latency: 90 % under 100 ms, 99 % under 250 ms; CPU, GC time and count grow evenly.
+        let mut text = String::new();
+        for (le, share) in [("0.1", 0.9), ("0.25", 0.99), ("+Inf", 1.0)] {
+            text.push_str(&format!(
+                "http_server_requests_seconds_bucket{{{labels},status=\"200\",uri=\"/pay\",le=\"{le}\"}} {}\n",
+                (ok * share).floor()
+            ));
+        }
+        text.push_str(&format!(
+            "http_server_requests_seconds_count{{{labels},status=\"200\",uri=\"/pay\"}} {ok}\n\
+             http_server_requests_seconds_sum{{{labels},status=\"200\",uri=\"/pay\"}} {}\n\
              http_server_requests_seconds_count{{{labels},status=\"503\",uri=\"/pay\"}} {}\n\
-             # TYPE jvm_memory_used_bytes gauge\n\
-             jvm_memory_used_bytes{{{labels},area=\"heap\",id=\"G1 Eden Space\"}} {}\n",
-            s.0.floor(),
+             jvm_memory_used_bytes{{{labels},area=\"heap\",id=\"G1 Eden Space\"}} {}\n\
+             process_cpu_seconds_total{{{labels}}} {}\n\
+             jvm_gc_pause_seconds_sum{{{labels},action=\"end of minor GC\"}} {}\n\
+             jvm_gc_pause_seconds_count{{{labels},action=\"end of minor GC\"}} {}\n",
+            ok * 0.05,
             s.1.floor(),
-            p.heap
-        )
+            p.heap,
+            0.2 * t,
+            0.01 * t,
+            (0.5 * t).floor()
+        ));
+        text
     })
 }
 
@@ -424,21 +439,10 @@ fn a_canary_made_worse_while_it_is_watched_is_aborted() {
 }
 
 #[test]
-fn an_equal_canary_passes_and_is_promoted() {
+fn an_equal_canary_passes_all_seven_analyses_and_is_promoted() {
     let (env, kube) = analysed("ga-equal");
-    let st = env.json(&[
-        "gray",
-        "start",
-        "web",
-        "--env",
-        "prod",
-        "--image",
-        "reg.example.com/web:2",
-        "--analysis",
-        "error-rate",
-        "--analysis",
-        "memory",
-    ]);
+    let st =
+        env.json(&["gray", "start", "web", "--env", "prod", "--image", "reg.example.com/web:2"]);
     let _m = serve_tracks(
         &st,
         "ga-equal",
