@@ -87,6 +87,18 @@ const KEYS: &[KeyDef] = &[
         doc: "GitLab's address (https://gitlab.example.com); in GitLab CI, CI_SERVER_URL",
     },
     KeyDef {
+        key: "jira.url",
+        ty: Type::Url,
+        default: None,
+        doc: "Jira's address (https://jira.example.com, or https://SITE.atlassian.net for Cloud)",
+    },
+    KeyDef {
+        key: "jira.user",
+        ty: Type::Str,
+        default: None,
+        doc: "Jira Cloud: the account's email, sent with its API token; unset for Server/Data Center (a personal access token)",
+    },
+    KeyDef {
         key: "gitlab.namespace",
         ty: Type::Str,
         default: None,
@@ -217,6 +229,8 @@ pub struct Config {
     pub project_file: Option<PathBuf>,
     /// The GitLab token `auth login` stored in the user file, read with the rest of it.
     pub stored_gitlab_token: Option<String>,
+    /// The Jira token `auth login jira` stored in the user file.
+    pub stored_jira_token: Option<String>,
     /// `[analysis.NAME]` tables of gray analyses: a later layer's table replaces an earlier
     /// one of the same name. Where each came from is kept beside it.
     pub analyses: BTreeMap<String, (toml::Table, PathBuf)>,
@@ -429,6 +443,7 @@ impl Config {
         let layers =
             [(Some(user_file.clone()), Origin::User), (project_file.clone(), Origin::Project)];
         let mut stored_gitlab_token = None;
+        let mut stored_jira_token = None;
         let mut analyses = BTreeMap::new();
         for (path, origin) in layers {
             let Some(path) = path else { continue };
@@ -453,6 +468,10 @@ impl Config {
             }
             if origin == Origin::User {
                 stored_gitlab_token = lookup(&table, "gitlab.token")
+                    .and_then(|v| v.as_str())
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string);
+                stored_jira_token = lookup(&table, "jira.token")
                     .and_then(|v| v.as_str())
                     .filter(|t| !t.is_empty())
                     .map(str::to_string);
@@ -493,7 +512,14 @@ impl Config {
                     .insert("gitlab.url", Entry { key: "gitlab.url", value, origin: Origin::Env });
             }
         }
-        Ok(Config { entries, user_file, project_file, stored_gitlab_token, analyses })
+        Ok(Config {
+            entries,
+            user_file,
+            project_file,
+            stored_gitlab_token,
+            stored_jira_token,
+            analyses,
+        })
     }
 
     pub fn get(&self, key: &str) -> Result<Option<&Entry>> {

@@ -70,6 +70,21 @@ impl Reply {
     pub fn message(&self) -> String {
         let v: Option<Value> = serde_json::from_slice(&self.body).ok();
         let from_json = v.and_then(|v| {
+            // Jira: {"errorMessages": [..], "errors": {field: message}}.
+            if let Some(list) = v.get("errorMessages").and_then(Value::as_array) {
+                let mut all: Vec<String> =
+                    list.iter().filter_map(|m| m.as_str().map(str::to_string)).collect();
+                if let Some(fields) = v.get("errors").and_then(Value::as_object) {
+                    all.extend(
+                        fields
+                            .iter()
+                            .map(|(k, m)| format!("{k}: {}", m.as_str().unwrap_or_default())),
+                    );
+                }
+                if !all.is_empty() {
+                    return Some(all.join("; "));
+                }
+            }
             let m = v.get("message").or_else(|| v.get("error"))?;
             Some(match m {
                 Value::String(s) => s.clone(),

@@ -6,6 +6,7 @@ pub mod docker;
 pub mod forge_local;
 pub mod gitlab;
 pub mod http;
+pub mod jira;
 pub mod prometheus;
 pub mod tracker;
 pub mod tracker_local;

@@ -9,7 +9,7 @@ use crate::ui::{safe, table, Kind, Result, XoneError};
 #[derive(Args, Debug)]
 #[command(after_long_help = "\
 Checks every configured system: the state database, GitLab (reachability, version, whose \
-token, latency), the Docker engine (DOCKER_HOST or the default socket), and each environment's \
+token, latency), Jira (version, deployment, whose token), the Docker engine (DOCKER_HOST or the default socket), and each environment's \
 Kubernetes context and namespace and Prometheus. Exit 6 when a configured remote system fails. \
 JSON: [{\"system\", \"target\", \"status\": ok|failed|not configured, \"version\", \"user\", \"latency_ms\", \"detail\"}]")]
 pub struct DoctorArgs {}
@@ -18,7 +18,8 @@ pub fn run(cx: &mut Ctx, _a: DoctorArgs) -> Result<()> {
     let store = cx.store();
     let forges = cx.forges()?;
     let remote = cx.remote()?;
-    let checks = doctor::checks(store.as_ref().map_err(Clone::clone), &forges, &remote)?;
+    let jira = cx.jira()?;
+    let checks = doctor::checks(store.as_ref().map_err(Clone::clone), &forges, &jira, &remote)?;
     if cx.ui.json {
         cx.ui.print_json(&checks)?;
     } else {

@@ -93,6 +93,13 @@ impl Ctx {
         Ok(Forges::new(settings))
     }
 
+    /// How Jira is reached: `jira.url`, `jira.user` and the token (`XONE_JIRA_TOKEN`, else
+    /// the one `auth login jira` stored).
+    pub fn jira(&mut self) -> Result<crate::adapters::jira::Settings> {
+        let http = self.remote()?;
+        Ok(crate::adapters::jira::Settings::from(self.config()?, http))
+    }
+
     /// What an operation is lent: the settings, the remote-call limits and the `Ui`.
     pub fn scope(&mut self) -> Result<Scope<'_>> {
         let remote = self.remote()?;

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::target;
 use crate::adapters::prometheus::Prometheus;
-use crate::adapters::{docker, gitlab, http, Forges};
+use crate::adapters::{docker, gitlab, http, jira, Forges};
 use crate::config;
 use crate::domain::ProjectKey;
 use crate::store::{self, Store};
@@ -30,6 +30,7 @@ pub struct Check {
 pub fn checks(
     store: Result<&Store>,
     forges: &Forges,
+    jira: &jira::Settings,
     remote: &http::Settings,
 ) -> Result<Vec<Check>> {
     let mut checks = Vec::new();
@@ -103,6 +104,7 @@ pub fn checks(
             }
         }
     });
+    checks.push(jira_check(jira));
     checks.push(docker_check());
     if let Ok(store) = store {
         checks.extend(cluster_checks(store, remote)?);
@@ -177,6 +179,57 @@ fn cluster_checks(store: &Store, remote: &http::Settings) -> Result<Vec<Check>> 
 
 /// The Docker engine builds use: configured when DOCKER_HOST is set or the default socket
 /// exists.
+/// Jira, when `jira.url` is set: reachable, its version and deployment, whose token.
+fn jira_check(s: &jira::Settings) -> Check {
+    let check = |status, target: String, detail: String| Check {
+        system: "jira",
+        target,
+        status,
+        version: None,
+        user: None,
+        latency_ms: None,
+        detail,
+    };
+    let Some(url) = s.url.clone() else {
+        return check(
+            "not configured",
+            "-".into(),
+            "the built-in tracker keeps requirements; set jira.url for Jira".into(),
+        );
+    };
+    let client = match jira::Jira::new(s) {
+        Ok(c) => c,
+        Err(e) => return check("failed", url, one_line(&e)),
+    };
+    let started = Instant::now();
+    let info = match client.server_info() {
+        Ok(i) => i,
+        Err(e) => return failed("jira", url, &e),
+    };
+    let latency = started.elapsed().as_millis() as u64;
+    let (user, status, detail) = match client.myself() {
+        Ok(me) => (
+            Some(me.id),
+            "ok",
+            format!(
+                "{}, token from {}",
+                client.deployment,
+                s.token.as_ref().map(|t| t.source.as_str()).unwrap_or("-")
+            ),
+        ),
+        Err(e) => (None, "failed", one_line(&e)),
+    };
+    Check {
+        system: "jira",
+        target: url,
+        status,
+        version: info.version,
+        user,
+        latency_ms: Some(latency),
+        detail,
+    }
+}
+
 fn docker_check() -> Check {
     let host = docker::engine_address();
     let configured = std::env::var_os("DOCKER_HOST").is_some_and(|h| !h.is_empty())

@@ -947,7 +947,7 @@ const FREE_FORM: &[&str] =
 
 /// Every key the fixture has (recursively) that `actual` lacks; each element of a list must
 /// have the keys of one of the fixture's elements.
-fn missing_keys(fixture: &Value, actual: &Value) -> Vec<String> {
+pub fn missing_keys(fixture: &Value, actual: &Value) -> Vec<String> {
     fn go(f: &Value, a: &Value, path: &str, out: &mut Vec<String>) {
         match (f, a) {
             (Value::Object(f), Value::Object(a)) => {

@@ -95,6 +95,16 @@ impl TestEnv {
         self.run_with(args, |_| {})
     }
 
+    /// Runs with `input` on standard input.
+    pub fn run_stdin(&self, args: &[&str], input: &str) -> Run {
+        use std::io::Write;
+        let mut c = self.cmd();
+        c.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = c.spawn().expect("xone runs");
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        Run::from(child.wait_with_output().unwrap())
+    }
+
     /// Runs and expects exit code `code`.
     pub fn code(&self, code: i32, args: &[&str]) -> Run {
         let r = self.run(args);

@@ -4,6 +4,8 @@
 mod fake_gitlab;
 #[path = "../fake_http/mod.rs"]
 mod fake_http;
+#[path = "../fake_jira/mod.rs"]
+mod fake_jira;
 #[path = "../fake_kube/mod.rs"]
 mod fake_kube;
 mod harness;
@@ -19,6 +21,7 @@ mod gitlab;
 mod gitlab_faults;
 mod gray;
 mod integrate;
+mod jira;
 mod lifecycle;
 mod output;
 mod pipeline;
