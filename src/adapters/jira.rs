@@ -7,10 +7,11 @@
 //! a refused token is said in Jira's terms, naming the user and the deployment, never the
 //! token.
 
+use reqwest::Method;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use super::http::{Api, Secret, Settings as Http};
+use super::http::{encode, Api, Secret, Settings as Http};
 use crate::config::Config;
 use crate::ui::{Kind, Result, Tag, XoneError};
 
@@ -187,6 +188,101 @@ impl Jira {
             version: text("version"),
             deployment_type: text("deploymentType"),
             title: text("serverTitle"),
+        })
+    }
+
+    /// Text as the API version takes it: a plain string on v2, a document (ADF) on v3.
+    fn text(&self, text: &str) -> Value {
+        match self.deployment {
+            Deployment::Server => json!(text),
+            Deployment::Cloud => json!({
+                "type": "doc",
+                "version": 1,
+                "content": [{ "type": "paragraph", "content": [{ "type": "text", "text": text }] }],
+            }),
+        }
+    }
+
+    fn send(&self, method: Method, path: &str, body: &Value) -> Result<Value> {
+        let path = format!("{}{path}", self.deployment.api());
+        // Creating an issue or a comment is not repeated blindly: a lost answer could make two.
+        let reply = match method {
+            Method::POST => self.api.call_once(method, &path, Some(body), &[]),
+            _ => self.api.call(method, &path, Some(body), &[]),
+        }
+        .map_err(|e| self.explain(e))?;
+        if reply.body.is_empty() {
+            return Ok(Value::Null);
+        }
+        reply.json()
+    }
+
+    /// Creates an issue of `issue_type` in `project`; returns its key.
+    pub fn create_issue(&self, project: &str, issue_type: &str, summary: &str) -> Result<String> {
+        let body = json!({ "fields": {
+            "project": { "key": project },
+            "issuetype": { "name": issue_type },
+            "summary": summary,
+        }});
+        let created = self.send(Method::POST, "/issue", &body)?;
+        created["key"].as_str().map(str::to_string).ok_or_else(|| {
+            XoneError::new(
+                Kind::Remote,
+                format!("Jira at {} made an issue without a key", self.url),
+            )
+        })
+    }
+
+    pub fn set_summary(&self, key: &str, summary: &str) -> Result<()> {
+        let body = json!({ "fields": { "summary": summary } });
+        self.send(Method::PUT, &format!("/issue/{}", encode(key)), &body).map(|_| ())
+    }
+
+    /// The transitions the issue's workflow offers now: (id, name, the status it reaches).
+    pub fn transitions(&self, key: &str) -> Result<Vec<(String, String, String)>> {
+        let v = self.get(&format!("/issue/{}/transitions", encode(key)))?;
+        Ok(v["transitions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+                (s(&t["id"]), s(&t["name"]), s(&t["to"]["name"]))
+            })
+            .collect())
+    }
+
+    pub fn transition(&self, key: &str, id: &str) -> Result<()> {
+        let body = json!({ "transition": { "id": id } });
+        self.send(Method::POST, &format!("/issue/{}/transitions", encode(key)), &body).map(|_| ())
+    }
+
+    pub fn comment(&self, key: &str, text: &str) -> Result<()> {
+        let body = json!({ "body": self.text(text) });
+        self.send(Method::POST, &format!("/issue/{}/comment", encode(key)), &body).map(|_| ())
+    }
+
+    /// Links work to the issue under `global_id`: made again, the link is updated, not doubled.
+    pub fn remote_link(&self, key: &str, global_id: &str, title: &str, url: &str) -> Result<()> {
+        let body = json!({ "globalId": global_id, "object": { "url": url, "title": title } });
+        // Jira updates the link with that globalId: safe to send again.
+        let path = format!("{}/issue/{}/remotelink", self.deployment.api(), encode(key));
+        self.api.call(Method::POST, &path, Some(&body), &[]).map_err(|e| self.explain(e))?;
+        Ok(())
+    }
+
+    /// A project by its key; one the user cannot see (or that does not exist) is exit 3.
+    pub fn project(&self, key: &str) -> Result<Value> {
+        self.get(&format!("/project/{}", encode(key))).map_err(|e| {
+            if e.kind == Kind::NotFound {
+                XoneError::not_found(format!(
+                    "{} at {} has no project {key} that this user can see",
+                    self.deployment, self.url
+                ))
+                .hint("check the key, and that the token's user may browse the project")
+            } else {
+                e
+            }
         })
     }
 }

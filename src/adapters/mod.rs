@@ -9,6 +9,7 @@ pub mod http;
 pub mod jira;
 pub mod prometheus;
 pub mod tracker;
+pub mod tracker_jira;
 pub mod tracker_local;
 
 use std::sync::OnceLock;

@@ -140,7 +140,7 @@ fn create(cx: &mut Ctx, a: CreateArgs) -> Result<()> {
     let actor = cx.actor()?;
     let mut store = cx.store()?;
     let forges = cx.forges()?;
-    let tracker = cx.tracker();
+    let tracker = cx.tracker()?;
     let w = Work { ui: &cx.ui, forges: &forges, tracker: tracker.as_ref(), actor: &actor };
     let reports = branches::create(&w, &mut store, &a.key, &a.repos, a.from.as_deref())?;
     report_repos(cx, "branch create", reports)
@@ -157,7 +157,7 @@ fn integrate(cx: &mut Ctx, a: IntegrateArgs) -> Result<()> {
         (None, false) => None,
     };
     let forges = cx.forges()?;
-    let tracker = cx.tracker();
+    let tracker = cx.tracker()?;
     let w = Work { ui: &cx.ui, forges: &forges, tracker: tracker.as_ref(), actor: &actor };
     let which = branches::Integrate { env: &a.env, target: &target, keys: &a.keys };
     let reports = branches::integrate(&w, &mut store, &which, project.as_ref())?;
@@ -168,7 +168,7 @@ fn sync(cx: &mut Ctx, a: RepoArgs, rebase: bool) -> Result<()> {
     let actor = cx.actor()?;
     let mut store = cx.store()?;
     let forges = cx.forges()?;
-    let tracker = cx.tracker();
+    let tracker = cx.tracker()?;
     let w = Work { ui: &cx.ui, forges: &forges, tracker: tracker.as_ref(), actor: &actor };
     let reports = branches::sync(&w, &mut store, &a.key, &a.repos, rebase)?;
     report_repos(cx, "branch sync", reports)
@@ -250,7 +250,7 @@ fn delete(cx: &mut Ctx, a: RepoArgs, force: bool) -> Result<()> {
         n => format!("{n} repositories"),
     };
     cx.ui.confirm_or_stop(&format!("Delete {}'s branch in {repos}?", a.key), "nothing deleted")?;
-    let tracker = cx.tracker();
+    let tracker = cx.tracker()?;
     let w = Work { ui: &cx.ui, forges: &forges, tracker: tracker.as_ref(), actor: &actor };
     let reports = branches::delete(&w, &mut store, &a.key, &targets, force)?;
     report_repos(cx, "branch delete", reports)
@@ -260,7 +260,7 @@ fn mr(cx: &mut Ctx, a: RepoArgs, merge: bool) -> Result<()> {
     let actor = cx.actor()?;
     let mut store = cx.store()?;
     let forges = cx.forges()?;
-    let tracker = cx.tracker();
+    let tracker = cx.tracker()?;
     let w = Work { ui: &cx.ui, forges: &forges, tracker: tracker.as_ref(), actor: &actor };
     if merge {
         let reports = branches::merge(&w, &mut store, &a.key, &a.repos)?;

@@ -20,7 +20,7 @@ use clap::Args;
 use clap_complete::ArgValueCandidates;
 
 use crate::adapters::tracker::Tracker;
-use crate::adapters::tracker_local::BuiltinTracker;
+use crate::adapters::tracker_jira::Routed;
 use crate::adapters::{gitlab, http, Forges};
 use crate::config::{self, Config};
 use crate::domain::names::check_user;
@@ -143,9 +143,10 @@ impl Ctx {
         crate::ops::project::here(store, &cwd, url.as_deref())
     }
 
-    /// The tracker requirements live in: the built-in one, the state database itself.
-    pub fn tracker(&self) -> Box<dyn Tracker> {
-        Box::new(BuiltinTracker)
+    /// The tracker requirements live in: per project, the built-in one (the state database
+    /// itself) or Jira.
+    pub fn tracker(&mut self) -> Result<Box<dyn Tracker>> {
+        Ok(Box::new(Routed::new(self.jira()?)))
     }
 
     pub fn store(&mut self) -> Result<Store> {

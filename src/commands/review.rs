@@ -194,7 +194,7 @@ fn close(cx: &mut Ctx, id: i64, verdict: Verdict, note: Option<String>) -> Resul
     let actor = cx.actor()?;
     let mut store = cx.store()?;
     let review::Closed { kind, key, open, doc_version } =
-        review::close(&mut store, cx.tracker().as_ref(), id, verdict, note, &actor)?;
+        review::close(&mut store, cx.tracker()?.as_ref(), id, verdict, note, &actor)?;
     if open > 0 {
         cx.ui.warn(format!(
             "review #{id} closed with {open} open comment(s); they are in the record"

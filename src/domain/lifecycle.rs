@@ -32,6 +32,26 @@ pub enum Status {
     Cancelled,
 }
 
+/// Whether a Jira status stands for a stage: the same name, ignoring case, spaces, hyphens
+/// and underscores ("Requirement Review"), or one of the names teams commonly give it ("To
+/// Do" or "Backlog" for a draft, "In Development" or "In Progress", "Won't Do").
+pub fn jira_status_is(stage: Status, jira: &str) -> bool {
+    let norm = |s: &str| -> String {
+        s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+    };
+    let name = norm(jira);
+    if name == norm(stage.as_str()) {
+        return true;
+    }
+    let also: &[&str] = match stage {
+        Status::Draft => &["todo", "backlog"],
+        Status::Developing => &["indevelopment", "inprogress"],
+        Status::Cancelled => &["wontdo"],
+        _ => &[],
+    };
+    also.contains(&name.as_str())
+}
+
 impl Status {
     pub const ALL: [Status; 10] = [
         Status::Draft,
@@ -417,6 +437,16 @@ pub fn gate(from: Status, key: &RequirementKey, f: &Facts) -> Vec<Missing> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jira_statuses_stand_for_stages_by_name() {
+        assert!(jira_status_is(Status::RequirementReview, "Requirement Review"));
+        assert!(jira_status_is(Status::RequirementReview, "requirement-review"));
+        assert!(jira_status_is(Status::Draft, "To Do") && jira_status_is(Status::Draft, "Backlog"));
+        assert!(jira_status_is(Status::Developing, "In Progress"));
+        assert!(jira_status_is(Status::Cancelled, "Won't Do"));
+        assert!(!jira_status_is(Status::Testing, "In Progress"));
+    }
 
     fn key() -> RequirementKey {
         "PAY-1".parse().unwrap()

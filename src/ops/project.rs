@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::events;
 use crate::adapters::forge_local::init_repository;
-use crate::adapters::{gitlab, Forges, RepoInfo};
+use crate::adapters::{gitlab, jira, Forges, RepoInfo};
 use crate::domain::{DocKind, ProjectKey, RequirementKey, Role};
 use crate::store::{self, Repo, RepoKind, Store};
 use crate::ui::{Result, XoneError};
@@ -218,6 +218,64 @@ pub fn archive(store: &mut Store, key: &ProjectKey, name: &str, actor: &str) -> 
         store::archive_project(tx, key)?;
         store::record(tx, &events::project(key, actor, "project archive", name.to_string()))
     })
+}
+
+/// Where a project's requirements are to live.
+pub enum TrackerChoice<'a> {
+    Builtin,
+    /// A Jira project, by its key (the xone project's own by default).
+    Jira {
+        project: Option<&'a str>,
+        settings: &'a jira::Settings,
+    },
+}
+
+/// Moves a project to a tracker. Jira must know the project under the same key (one key
+/// everywhere: exit 4 naming both otherwise) and the user must see it (exit 3). A project
+/// that already has requirements stays where it is: carrying them over is not done here.
+/// Returns whether anything changed.
+pub fn set_tracker(
+    store: &mut Store,
+    key: &ProjectKey,
+    choice: &TrackerChoice,
+    actor: &str,
+) -> Result<bool> {
+    let p = store::active_project(store.conn(), key)?;
+    let (tracker, jira_project) = match choice {
+        TrackerChoice::Builtin => ("builtin", None),
+        TrackerChoice::Jira { project, settings } => {
+            let jira_key = project.unwrap_or(key.as_str()).to_string();
+            if jira_key != key.as_str() {
+                return Err(XoneError::gate(format!(
+                    "the Jira project {jira_key} is not {key}: a requirement keeps one key everywhere, so the keys must be equal"
+                ))
+                .hint(format!("use a Jira project whose key is {key}, or create the xone project as {jira_key}")));
+            }
+            let client = jira::Jira::new(settings)?;
+            client.project(&jira_key)?;
+            ("jira", Some(jira_key))
+        }
+    };
+    if p.tracker == tracker && p.jira_project == jira_project {
+        return Ok(false);
+    }
+    let count = store::requirement_count(store.conn(), key)?;
+    if count > 0 {
+        return Err(XoneError::gate(format!(
+            "project {key} has {count} requirement(s) in the {} tracker: they would be left behind",
+            p.tracker
+        ))
+        .hint("switch trackers before the first requirement; carrying requirements over is not supported by this xone"));
+    }
+    let detail = match &jira_project {
+        Some(j) => format!("requirements live in Jira project {j}"),
+        None => "requirements live in the built-in tracker".to_string(),
+    };
+    store.write(|tx| {
+        store::set_tracker(tx, key, tracker, jira_project.as_deref())?;
+        store::record(tx, &events::project(key, actor, "project tracker", detail.clone()))
+    })?;
+    Ok(true)
 }
 
 /// Takes a project out of the archive: it takes new requirements again.

@@ -20,6 +20,10 @@ pub struct Project {
     pub created_at: String,
     pub created_by: String,
     pub archived_at: Option<String>,
+    /// Where its requirements live: `builtin` or `jira`.
+    pub tracker: String,
+    /// The Jira project they live in, with the Jira tracker.
+    pub jira_project: Option<String>,
 }
 
 fn project_row(r: &Row) -> rusqlite::Result<Project> {
@@ -30,10 +34,27 @@ fn project_row(r: &Row) -> rusqlite::Result<Project> {
         created_at: r.get(3)?,
         created_by: r.get(4)?,
         archived_at: r.get(5)?,
+        tracker: r.get(6)?,
+        jira_project: r.get(7)?,
     })
 }
 
-const PROJECT_COLS: &str = "key, name, description, created_at, created_by, archived_at";
+const PROJECT_COLS: &str =
+    "key, name, description, created_at, created_by, archived_at, tracker, jira_project";
+
+/// Sets where a project's requirements live.
+pub fn set_tracker(
+    c: &Connection,
+    key: &ProjectKey,
+    tracker: &str,
+    jira_project: Option<&str>,
+) -> Result<()> {
+    c.execute(
+        "UPDATE project SET tracker = ?2, jira_project = ?3 WHERE key = ?1",
+        params![key.as_str(), tracker, jira_project],
+    )?;
+    Ok(())
+}
 
 pub fn find_project(c: &Connection, key: &ProjectKey) -> Result<Option<Project>> {
     Ok(c.query_row(
@@ -128,6 +149,13 @@ pub fn open_work(c: &Connection, key: &ProjectKey) -> Result<(Vec<String>, i64)>
             r.get(0)
         })?;
     Ok((open, deploys))
+}
+
+/// How many requirements a project has, of any status.
+pub fn requirement_count(c: &Connection, key: &ProjectKey) -> Result<i64> {
+    Ok(c.query_row("SELECT count(*) FROM requirement WHERE project = ?1", [key.as_str()], |r| {
+        r.get(0)
+    })?)
 }
 
 /// Deletes a project and every record xone keeps of it; the project-level events stay in the
@@ -510,6 +538,35 @@ pub fn insert_requirement(
         params![key.to_string(), project.as_str(), seq, title, Status::Draft.as_str(), now, actor],
     )?;
     Ok(key)
+}
+
+/// Records a requirement whose key another tracker gave (a Jira issue's); the project's
+/// numbering moves past it.
+pub fn insert_requirement_as(
+    c: &Connection,
+    key: &RequirementKey,
+    title: &str,
+    actor: &str,
+) -> Result<()> {
+    let now = clock::now();
+    c.execute(
+        "INSERT INTO requirement (key, project, seq, title, status, created_at, created_by, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6)",
+        params![
+            key.to_string(),
+            key.project.as_str(),
+            key.seq,
+            title,
+            Status::Draft.as_str(),
+            now,
+            actor
+        ],
+    )?;
+    c.execute(
+        "UPDATE project SET next_seq = max(next_seq, ?2 + 1) WHERE key = ?1",
+        params![key.project.as_str(), key.seq],
+    )?;
+    Ok(())
 }
 
 pub fn set_status(c: &Connection, key: &RequirementKey, status: Status) -> Result<()> {

@@ -309,4 +309,9 @@ pub const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE signoff ADD COLUMN stage TEXT;
     ",
+    // 9: where a project's requirements live: the built-in tracker, or a Jira project
+    "
+    ALTER TABLE project ADD COLUMN tracker TEXT NOT NULL DEFAULT 'builtin';
+    ALTER TABLE project ADD COLUMN jira_project TEXT;
+    ",
 ];

@@ -137,3 +137,95 @@ fn the_fake_answers_with_the_documented_keys() {
         assert!(missing.is_empty(), "an error lacks {missing:?}");
     }
 }
+
+#[test]
+fn a_project_moves_to_the_jira_project_of_its_key() {
+    let (mut env, jira) = with_jira(Flavour::Server);
+    env.set_var("XONE_JIRA_TOKEN", PAT);
+    project(&env);
+    // The key must be the same everywhere, and the user must see the project.
+    env.code(4, &["project", "set", "PAY", "--tracker", "jira", "--jira-project", "PAYMENTS"])
+        .says(&["the Jira project PAYMENTS is not PAY", "keys must be equal"]);
+    env.code(3, &["project", "set", "PAY", "--tracker", "jira"])
+        .says(&["has no project PAY that this user can see"]);
+    jira.add_project("PAY", "Payments");
+    let p = env.json(&["project", "set", "PAY", "--tracker", "jira"]);
+    assert_eq!((p["tracker"].as_str(), p["jira_project"].as_str()), (Some("jira"), Some("PAY")));
+    let show = env.json(&["project", "show", "PAY"]);
+    assert_eq!(show["tracker"], "jira", "{show}");
+    // And back; a project with requirements stays where they are.
+    env.ok(&["project", "set", "PAY", "--tracker", "builtin"]);
+    env.ok(&["requirement", "create", "-p", "PAY", "Refunds"]);
+    env.code(4, &["project", "set", "PAY", "--tracker", "jira"])
+        .says(&["has 1 requirement(s) in the builtin tracker"]);
+    // Without a Jira server or token: exit 4 saying how to set them.
+    let fresh = TestEnv::new();
+    project(&fresh);
+    fresh
+        .code(4, &["project", "set", "PAY", "--tracker", "jira"])
+        .says(&["no Jira server is configured", "jira.url"]);
+}
+
+/// PAY on a Jira of `flavour`, its requirements kept there, logged in by token.
+fn tracked(flavour: Flavour) -> (TestEnv, FakeJira) {
+    let (mut env, jira) = with_jira(flavour);
+    env.set_var("XONE_JIRA_TOKEN", if flavour == Flavour::Server { PAT } else { API_TOKEN });
+    project(&env);
+    jira.add_project("PAY", "Payments");
+    env.ok(&["project", "set", "PAY", "--tracker", "jira"]);
+    (env, jira)
+}
+
+#[test]
+fn a_requirement_is_a_jira_issue_moved_along_its_workflow() {
+    let (env, jira) = tracked(Flavour::Server);
+    let r = env.json(&["requirement", "create", "-p", "PAY", "Refund orders"]);
+    assert_eq!(r["key"], "PAY-1", "the issue's key is the requirement's: {r}");
+    let issue = jira.issue("PAY-1").expect("the Jira issue");
+    assert_eq!((issue.summary.as_str(), issue.status.as_str()), ("Refund orders", "To Do"));
+    env.ok(&["requirement", "edit", "PAY-1", "--title", "Refund whole orders"]);
+    assert_eq!(jira.issue("PAY-1").unwrap().summary, "Refund whole orders");
+    // A stage moves the issue by the transition that reaches the status of its name; a
+    // forced gate is a comment.
+    env.ok(&["requirement", "advance", "PAY-1", "--force", "--reason", "the PM is away"]);
+    let issue = jira.issue("PAY-1").unwrap();
+    assert_eq!(issue.status, "Requirement Review");
+    assert!(
+        issue.comments.iter().any(|(_, b)| b.as_str().unwrap().contains("the PM is away")),
+        "{issue:?}"
+    );
+    // A workflow with no path to the next stage: exit 4 listing what it offers; nothing moves.
+    jira.make_unreachable("Design");
+    env.code(4, &["requirement", "advance", "PAY-1", "--force", "--reason", "again"]).says(&[
+        "no transition to the status of design",
+        "it offers:",
+        "In Development",
+    ]);
+    assert_eq!(jira.issue("PAY-1").unwrap().status, "Requirement Review");
+    assert_eq!(env.json(&["requirement", "show", "PAY-1"])["status"], "requirement-review");
+    // A branch is a remote link, made once however often it is made again.
+    env.ok(&["branch", "create", "PAY-1"]);
+    env.ok(&["branch", "create", "PAY-1"]);
+    let links = jira.issue("PAY-1").unwrap().links;
+    assert_eq!(links.len(), 2, "one per repository: {links:?}");
+    assert!(links.iter().all(|l| l.0.starts_with("xone:branch:")), "{links:?}");
+}
+
+#[test]
+fn on_cloud_comments_are_documents_and_a_dead_jira_makes_nothing() {
+    let (mut env, jira) = tracked(Flavour::Cloud);
+    env.ok(&["requirement", "create", "-p", "PAY", "Refund orders"]);
+    env.ok(&["requirement", "cancel", "PAY-1", "--reason", "out of scope"]);
+    let issue = jira.issue("PAY-1").unwrap();
+    assert_eq!(issue.status, "Won't Do");
+    let (_, body) = issue.comments.last().expect("the reason, as a comment");
+    assert_eq!(body["type"], "doc", "Cloud takes comments as documents: {body}");
+    assert!(body.to_string().contains("out of scope"));
+    // Jira unreachable: exit 6, and no requirement is made here either.
+    env.ok(&["config", "set", "remote.retries", "0"]);
+    env.set_var("XONE_JIRA_URL", "http://127.0.0.1:9");
+    env.code(6, &["requirement", "create", "-p", "PAY", "Coupons"])
+        .says(&["Jira could not be reached"]);
+    let list = env.json(&["requirement", "list", "-p", "PAY", "--all"]);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+}

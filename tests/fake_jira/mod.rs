@@ -20,6 +20,39 @@ use wire::{Request, Response};
 const MYSELF_SERVER: &str = include_str!("../../fixtures/jira/myself_server.json");
 const MYSELF_CLOUD: &str = include_str!("../../fixtures/jira/myself_cloud.json");
 const SERVER_INFO: &str = include_str!("../../fixtures/jira/serverinfo.json");
+const PROJECT: &str = include_str!("../../fixtures/jira/project.json");
+const CREATED: &str = include_str!("../../fixtures/jira/issue_create.json");
+const TRANSITIONS: &str = include_str!("../../fixtures/jira/transitions.json");
+const COMMENT: &str = include_str!("../../fixtures/jira/comment.json");
+
+/// The statuses of the default workflow, every one reachable from any other (as global
+/// transitions named after their status).
+pub const STATUSES: [&str; 10] = [
+    "To Do",
+    "Requirement Review",
+    "Design",
+    "In Development",
+    "Submitted",
+    "Testing",
+    "Gray",
+    "Released",
+    "Done",
+    "Won't Do",
+];
+
+/// An issue as the fake keeps it.
+#[derive(Clone, Debug)]
+pub struct Issue {
+    pub id: u64,
+    pub key: String,
+    pub project: String,
+    pub summary: String,
+    pub status: String,
+    /// (author, body as sent: a string on v2, a document on v3)
+    pub comments: Vec<(String, Value)>,
+    /// (globalId, url, title)
+    pub links: Vec<(String, String, String)>,
+}
 
 /// Which Jira it plays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +74,12 @@ pub struct User {
 #[derive(Default)]
 struct State {
     users: Vec<User>,
+    /// (id, key, name)
+    projects: Vec<(u64, String, String)>,
+    issues: Vec<Issue>,
+    /// Statuses the workflow cannot reach (to test a workflow without a path).
+    unreachable: Vec<String>,
+    next_id: u64,
     /// (path part, status, times, Retry-After)
     faults: Vec<(String, u16, usize, Option<u64>)>,
     log: Vec<(String, String)>,
@@ -78,6 +117,31 @@ impl FakeJira {
         };
         self.state.lock().unwrap().users.push(u.clone());
         u
+    }
+
+    /// A project the users may browse.
+    pub fn add_project(&self, key: &str, name: &str) {
+        let mut s = self.state.lock().unwrap();
+        let id = 10_000 + s.projects.len() as u64;
+        s.projects.push((id, key.into(), name.into()));
+    }
+
+    /// An issue, by key.
+    pub fn issue(&self, key: &str) -> Option<Issue> {
+        self.state.lock().unwrap().issues.iter().find(|i| i.key == key).cloned()
+    }
+
+    /// Moves an issue to a status, as a person in Jira's web UI would.
+    pub fn set_status(&self, key: &str, status: &str) {
+        let mut s = self.state.lock().unwrap();
+        if let Some(i) = s.issues.iter_mut().find(|i| i.key == key) {
+            i.status = status.into();
+        }
+    }
+
+    /// Takes every transition to `status` out of the workflow.
+    pub fn make_unreachable(&self, status: &str) {
+        self.state.lock().unwrap().unreachable.push(status.into());
     }
 
     /// Answers the next `times` requests whose path contains `path` with `status`.
@@ -141,8 +205,17 @@ impl FakeJira {
                 "You are not authenticated. Authentication required to perform this operation.",
             );
         };
-        match (req.method.as_str(), rest.as_str()) {
-            ("GET", "/myself") => self.myself(&user),
+        let segs: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+        match (req.method.as_str(), segs.as_slice()) {
+            ("GET", ["myself"]) => self.myself(&user),
+            ("GET", ["project", key]) => self.project(&wire::decode(key)),
+            ("POST", ["issue"]) => self.create_issue(req),
+            ("GET", ["issue", key]) => self.get_issue(&wire::decode(key)),
+            ("PUT", ["issue", key]) => self.edit_issue(&wire::decode(key), req),
+            ("GET", ["issue", key, "transitions"]) => self.transitions(&wire::decode(key)),
+            ("POST", ["issue", key, "transitions"]) => self.transition(&wire::decode(key), req),
+            ("POST", ["issue", key, "comment"]) => self.comment(&wire::decode(key), req, &user),
+            ("POST", ["issue", key, "remotelink"]) => self.remote_link(&wire::decode(key), req),
             _ => errors(404, "The requested resource was not found."),
         }
     }
@@ -184,6 +257,196 @@ impl FakeJira {
         ok(&v)
     }
 
+    fn project(&self, key: &str) -> Response {
+        let s = self.state.lock().unwrap();
+        let Some((id, key, name)) = s.projects.iter().find(|p| p.1 == key).cloned() else {
+            return errors(404, &format!("No project could be found with key '{key}'."));
+        };
+        let mut v: Value = serde_json::from_str(PROJECT).unwrap();
+        v["id"] = json!(id.to_string());
+        v["key"] = json!(key);
+        v["name"] = json!(name);
+        v["self"] = json!(format!("{}/rest/api/2/project/{id}", self.url));
+        ok(&v)
+    }
+
+    fn body(req: &Request) -> Option<Value> {
+        serde_json::from_slice(&req.body).ok()
+    }
+
+    fn create_issue(&self, req: &Request) -> Response {
+        let Some(b) = Self::body(req) else { return errors(400, "Unexpected body") };
+        let f = &b["fields"];
+        let mut s = self.state.lock().unwrap();
+        let project = f["project"]["key"].as_str().unwrap_or_default().to_string();
+        if !s.projects.iter().any(|p| p.1 == project) {
+            return field_errors(400, "project", "valid project is required");
+        }
+        if f["issuetype"]["name"].as_str().is_none_or(str::is_empty) {
+            return field_errors(400, "issuetype", "issue type is required");
+        }
+        let Some(summary) = f["summary"].as_str().filter(|t| !t.is_empty()) else {
+            return field_errors(400, "summary", "You must specify a summary of the issue.");
+        };
+        s.next_id += 1;
+        let n = s.issues.iter().filter(|i| i.project == project).count() + 1;
+        let issue = Issue {
+            id: 10_000 + s.next_id,
+            key: format!("{project}-{n}"),
+            project,
+            summary: summary.to_string(),
+            status: STATUSES[0].into(),
+            comments: Vec::new(),
+            links: Vec::new(),
+        };
+        let mut v: Value = serde_json::from_str(CREATED).unwrap();
+        v["id"] = json!(issue.id.to_string());
+        v["key"] = json!(issue.key);
+        v["self"] = json!(format!("{}{}/issue/{}", self.url, self.api(), issue.id));
+        if let Some(m) = v.as_object_mut() {
+            // Only when a transition was asked for with the creation.
+            m.remove("transition");
+        }
+        s.issues.push(issue);
+        with_status(201, &v)
+    }
+
+    fn api(&self) -> &'static str {
+        match self.flavour {
+            Flavour::Server => "/rest/api/2",
+            Flavour::Cloud => "/rest/api/3",
+        }
+    }
+
+    fn get_issue(&self, key: &str) -> Response {
+        let s = self.state.lock().unwrap();
+        let Some(i) = s.issues.iter().find(|i| i.key == key) else {
+            return errors(404, "Issue does not exist or you do not have permission to see it.");
+        };
+        ok(&json!({
+            "id": i.id.to_string(),
+            "key": i.key,
+            "self": format!("{}{}/issue/{}", self.url, self.api(), i.id),
+            "fields": { "summary": i.summary, "status": status_object(&i.status, &self.url) },
+        }))
+    }
+
+    fn edit_issue(&self, key: &str, req: &Request) -> Response {
+        let Some(b) = Self::body(req) else { return errors(400, "Unexpected body") };
+        let mut s = self.state.lock().unwrap();
+        let Some(i) = s.issues.iter_mut().find(|i| i.key == key) else {
+            return errors(404, "Issue does not exist or you do not have permission to see it.");
+        };
+        if let Some(t) = b["fields"]["summary"].as_str() {
+            i.summary = t.to_string();
+        }
+        no_content()
+    }
+
+    /// The transitions offered from the issue's status: one to every other status the
+    /// workflow reaches.
+    fn offered(&self, s: &State, i: &Issue) -> Vec<(String, String)> {
+        STATUSES
+            .iter()
+            .enumerate()
+            .filter(|(_, st)| **st != i.status && !s.unreachable.iter().any(|u| u == *st))
+            .map(|(n, st)| ((11 + n * 10).to_string(), st.to_string()))
+            .collect()
+    }
+
+    fn transitions(&self, key: &str) -> Response {
+        let s = self.state.lock().unwrap();
+        let Some(i) = s.issues.iter().find(|i| i.key == key) else {
+            return errors(404, "Issue does not exist or you do not have permission to see it.");
+        };
+        let example: Value = serde_json::from_str(TRANSITIONS).unwrap();
+        let base = example["transitions"][0].clone();
+        let list: Vec<Value> = self
+            .offered(&s, i)
+            .into_iter()
+            .map(|(id, to)| {
+                let mut t = base.clone();
+                t["id"] = json!(id);
+                t["name"] = json!(to);
+                t["isGlobal"] = json!(true);
+                t["to"] = status_object(&to, &self.url);
+                t
+            })
+            .collect();
+        ok(&json!({ "expand": "transitions", "transitions": list }))
+    }
+
+    fn transition(&self, key: &str, req: &Request) -> Response {
+        let Some(b) = Self::body(req) else { return errors(400, "Unexpected body") };
+        let mut s = self.state.lock().unwrap();
+        let Some(i) = s.issues.iter().find(|i| i.key == key).cloned() else {
+            return errors(404, "Issue does not exist or you do not have permission to see it.");
+        };
+        let id = b["transition"]["id"].as_str().unwrap_or_default().to_string();
+        let Some((_, to)) = self.offered(&s, &i).into_iter().find(|(t, _)| *t == id) else {
+            return errors(400, &format!("Transition id '{id}' is not valid for this issue."));
+        };
+        if let Some(i) = s.issues.iter_mut().find(|i| i.key == key) {
+            i.status = to;
+        }
+        no_content()
+    }
+
+    fn comment(&self, key: &str, req: &Request, user: &User) -> Response {
+        let Some(b) = Self::body(req) else { return errors(400, "Unexpected body") };
+        // v2 takes the body as text, v3 as a document.
+        let valid = match self.flavour {
+            Flavour::Server => b["body"].is_string(),
+            Flavour::Cloud => b["body"]["type"] == "doc",
+        };
+        if !valid {
+            return field_errors(400, "comment", "Comment body is not valid!");
+        }
+        let mut s = self.state.lock().unwrap();
+        s.next_id += 1;
+        let id = 10_000 + s.next_id;
+        let Some(i) = s.issues.iter_mut().find(|i| i.key == key) else {
+            return errors(404, "Issue does not exist or you do not have permission to see it.");
+        };
+        i.comments.push((user.id.clone(), b["body"].clone()));
+        let mut v: Value = serde_json::from_str(COMMENT).unwrap();
+        v["id"] = json!(id.to_string());
+        v["body"] = b["body"].clone();
+        v["author"]["displayName"] = json!(user.display_name);
+        v["self"] = json!(format!("{}{}/issue/{}/comment/{id}", self.url, self.api(), i.id));
+        with_status(201, &v)
+    }
+
+    fn remote_link(&self, key: &str, req: &Request) -> Response {
+        let Some(b) = Self::body(req) else { return errors(400, "Unexpected body") };
+        let (Some(url), Some(title)) = (b["object"]["url"].as_str(), b["object"]["title"].as_str())
+        else {
+            return field_errors(400, "title", "'title' is required.");
+        };
+        let global = b["globalId"].as_str().unwrap_or_default().to_string();
+        let mut s = self.state.lock().unwrap();
+        let Some(i) = s.issues.iter_mut().find(|i| i.key == key) else {
+            return errors(404, "Issue does not exist or you do not have permission to see it.");
+        };
+        // The same globalId updates the link it names.
+        let existing = i.links.iter().position(|l| !global.is_empty() && l.0 == global);
+        let (code, n) = match existing {
+            Some(n) => {
+                i.links[n] = (global, url.into(), title.into());
+                (200, n)
+            }
+            None => {
+                i.links.push((global, url.into(), title.into()));
+                (201, i.links.len() - 1)
+            }
+        };
+        let id = 10_000 + n as u64;
+        with_status(
+            code,
+            &json!({ "id": id, "self": format!("{}/rest/api/issue/{key}/remotelink/{id}", self.url) }),
+        )
+    }
+
     fn myself(&self, u: &User) -> Response {
         let mut v: Value = match self.flavour {
             Flavour::Server => {
@@ -210,6 +473,48 @@ fn ok(v: &Value) -> Response {
         status: 200,
         headers: vec![("Content-Type".into(), "application/json;charset=UTF-8".into())],
         body: v.to_string().into_bytes(),
+    }
+}
+
+fn with_status(status: u16, v: &Value) -> Response {
+    Response { status, ..ok(v) }
+}
+
+fn no_content() -> Response {
+    Response { status: 204, headers: Vec::new(), body: Vec::new() }
+}
+
+/// A status as issues and transitions carry it.
+fn status_object(name: &str, url: &str) -> Value {
+    let n = STATUSES.iter().position(|s| *s == name).unwrap_or(0);
+    let category = match n {
+        0 => ("new", "To Do", 2, "blue-gray"),
+        8 | 9 => ("done", "Done", 3, "green"),
+        _ => ("indeterminate", "In Progress", 4, "yellow"),
+    };
+    json!({
+        "description": "",
+        "iconUrl": format!("{url}/images/icons/statuses/generic.png"),
+        "id": (10_000 + n).to_string(),
+        "name": name,
+        "self": format!("{url}/rest/api/2/status/{}", 10_000 + n),
+        "statusCategory": {
+            "colorName": category.3,
+            "id": category.2,
+            "key": category.0,
+            "name": category.1,
+            "self": format!("{url}/rest/api/2/statuscategory/{}", category.2),
+        },
+    })
+}
+
+/// Jira's error body for a field: `{"errorMessages": [], "errors": {field: message}}`.
+fn field_errors(status: u16, field: &str, message: &str) -> Response {
+    let body = json!({ "errorMessages": [], "errors": { field: message } });
+    Response {
+        status,
+        headers: vec![("Content-Type".into(), "application/json;charset=UTF-8".into())],
+        body: body.to_string().into_bytes(),
     }
 }
 

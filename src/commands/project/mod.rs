@@ -32,7 +32,7 @@ pub enum ProjectCommand {
     },
     /// Show a project: repositories, members, requirements by status
     #[command(
-        after_long_help = "JSON: {\"key\", \"name\", \"description\", \"created_at\", \"created_by\", \"archived_at\", \"repos\": [{\"name\", \"kind\", \"location\", \"default_branch\", \"bare\"}], \"members\": [{\"user\", \"roles\"}], \"requirements\": {STATUS: count}}"
+        after_long_help = "JSON: {\"key\", \"name\", \"description\", \"created_at\", \"created_by\", \"archived_at\", \"tracker\": builtin|jira, \"jira_project\", \"repos\": [{\"name\", \"kind\", \"location\", \"default_branch\", \"bare\"}], \"members\": [{\"user\", \"roles\"}], \"requirements\": {STATUS: count}}"
     )]
     Show {
         /// The project's key, e.g. PAY
@@ -47,6 +47,23 @@ pub enum ProjectCommand {
         /// The project's key, e.g. PAY
         #[arg(add = ArgValueCandidates::new(complete::project_keys))]
         key: ProjectKey,
+    },
+    /// Choose where the project's requirements live: the built-in tracker, or a Jira project
+    #[command(after_long_help = "\
+--tracker jira keeps the requirements in the Jira project of the same key (jira.url and a \
+token: `xone auth login jira`); the project is checked on Jira first (exit 3 when the user \
+cannot see it, 4 when --jira-project names another key). A project switches trackers before \
+its first requirement. JSON: the project, as `project show` prints it")]
+    Set {
+        /// The project's key, e.g. PAY
+        #[arg(add = ArgValueCandidates::new(complete::project_keys))]
+        key: ProjectKey,
+        /// Where requirements live
+        #[arg(long, value_enum)]
+        tracker: Tracker,
+        /// The Jira project (its key must be the project's own; the default)
+        #[arg(long, value_name = "KEY", requires = "tracker")]
+        jira_project: Option<String>,
     },
     /// Take a project out of the archive: it takes new requirements again
     Unarchive {
@@ -109,6 +126,45 @@ pub struct CreateArgs {
     pub create_repo: Option<String>,
 }
 
+/// Where a project's requirements live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Tracker {
+    /// The state database
+    Builtin,
+    /// A Jira project of the same key
+    Jira,
+}
+
+fn set(cx: &mut Ctx, key: &ProjectKey, tracker: Tracker, jira_project: Option<&str>) -> Result<()> {
+    if tracker == Tracker::Builtin && jira_project.is_some() {
+        return Err(XoneError::usage("--jira-project goes with --tracker jira"));
+    }
+    let actor = cx.actor()?;
+    let settings = cx.jira()?;
+    let mut store = cx.store()?;
+    let choice = match tracker {
+        Tracker::Builtin => project::TrackerChoice::Builtin,
+        Tracker::Jira => {
+            project::TrackerChoice::Jira { project: jira_project, settings: &settings }
+        }
+    };
+    let changed = project::set_tracker(&mut store, key, &choice, &actor)?;
+    let p = store::project(store.conn(), key)?;
+    if cx.ui.json {
+        return cx.ui.print_json(&p);
+    }
+    let where_ = match &p.jira_project {
+        Some(j) => format!("Jira project {j}"),
+        None => "the built-in tracker".to_string(),
+    };
+    if changed {
+        cx.ui.status(format!("{key}: requirements live in {where_}"));
+    } else {
+        cx.ui.status(format!("{key}: requirements already live in {where_}"));
+    }
+    Ok(())
+}
+
 pub fn run(cx: &mut Ctx, cmd: ProjectCommand) -> Result<()> {
     match cmd {
         ProjectCommand::Create(a) => create(cx, a),
@@ -116,6 +172,9 @@ pub fn run(cx: &mut Ctx, cmd: ProjectCommand) -> Result<()> {
         ProjectCommand::Show { key } => show(cx, &key),
         ProjectCommand::Archive { key } => archive(cx, &key),
         ProjectCommand::Unarchive { key } => unarchive(cx, &key),
+        ProjectCommand::Set { key, tracker, jira_project } => {
+            set(cx, &key, tracker, jira_project.as_deref())
+        }
         ProjectCommand::Delete { key, force, reason } => delete(cx, &key, force, reason),
         ProjectCommand::Repo(c) => repo::run(cx, c),
         ProjectCommand::Member(c) => member::run(cx, c),
@@ -223,6 +282,7 @@ fn show(cx: &mut Ctx, key: &ProjectKey) -> Result<()> {
         return cx.ui.print_json(&serde_json::json!({
             "key": p.key, "name": p.name, "description": p.description,
             "created_at": p.created_at, "created_by": p.created_by, "archived_at": p.archived_at,
+            "tracker": p.tracker, "jira_project": p.jira_project,
             "repos": repos, "members": members, "requirements": counts,
         }));
     }
@@ -233,6 +293,9 @@ fn show(cx: &mut Ctx, key: &ProjectKey) -> Result<()> {
         ui.line(safe(&p.description))?;
     }
     ui.line(format!("created {} by {}", ui.when(&p.created_at), p.created_by))?;
+    if let Some(j) = &p.jira_project {
+        ui.line(format!("requirements in Jira project {j}"))?;
+    }
     if let Some(at) = p.archived_at.as_deref().map(|a| ui.when(a)) {
         ui.line(ui.yellow(&format!("archived {at}")))?;
     }

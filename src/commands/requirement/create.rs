@@ -55,7 +55,7 @@ pub fn run(cx: &mut Ctx, a: CreateArgs) -> Result<()> {
     // Once it is made, what names it is printed even if Ctrl-C comes: a script that saw
     // nothing would make it twice.
     let _hold = interrupt::hold();
-    let key = requirement::create(&mut store, cx.tracker().as_ref(), &new, &actor)?;
+    let key = requirement::create(&mut store, cx.tracker()?.as_ref(), &new, &actor)?;
     warn_unknown_people(cx, &store, &project, &a.assign)?;
     if cx.ui.json {
         show::show(cx, &key)?;

@@ -21,7 +21,7 @@ pub fn advance(
     let actor = cx.actor()?;
     let mut store = cx.store()?;
     let forges = cx.forges()?;
-    let tracker = cx.tracker();
+    let tracker = cx.tracker()?;
     let scope = cx.scope()?;
     let w = Work { ui: scope.ui, forges: &forges, tracker: tracker.as_ref(), actor: &actor };
     let t = lifecycle::advance(&scope, &w, &mut store, key, force, reason)?;
@@ -39,7 +39,7 @@ pub fn reject(cx: &mut Ctx, key: &RequirementKey, reason: Option<String>) -> Res
     let req = lifecycle::check_rejectable(&store, key)?;
     let reason = cx.reason(reason, "reject")?;
     let forges = cx.forges()?;
-    let tracker = cx.tracker();
+    let tracker = cx.tracker()?;
     let w = Work { ui: &cx.ui, forges: &forges, tracker: tracker.as_ref(), actor: &actor };
     lifecycle::reject(&w, &mut store, &req, reason)?;
     cx.ui.status(format!("{key}: {} -> developing (rejected)", req.status));
@@ -52,7 +52,7 @@ pub fn cancel(cx: &mut Ctx, key: &RequirementKey, reason: Option<String>) -> Res
     let req = store::open_requirement(store.conn(), key)?;
     let reason = cx.reason(reason, "cancel")?;
     let forges = cx.forges()?;
-    let tracker = cx.tracker();
+    let tracker = cx.tracker()?;
     let w = Work { ui: &cx.ui, forges: &forges, tracker: tracker.as_ref(), actor: &actor };
     lifecycle::cancel(&w, &mut store, &req, reason)?;
     cx.ui.status(format!("{key}: {} -> cancelled", req.status));
@@ -63,7 +63,7 @@ pub fn signoff(cx: &mut Ctx, key: &RequirementKey, note: Option<String>) -> Resu
     let actor = cx.actor()?;
     let mut store = cx.store()?;
     let forges = cx.forges()?;
-    let tracker = cx.tracker();
+    let tracker = cx.tracker()?;
     let w = Work { ui: &cx.ui, forges: &forges, tracker: tracker.as_ref(), actor: &actor };
     lifecycle::signoff(&w, &mut store, key, note)?;
     cx.ui.status(format!("{key}: signed off by {actor}"));

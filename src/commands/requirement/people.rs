@@ -118,7 +118,7 @@ pub fn edit(cx: &mut Ctx, key: &RequirementKey, title: Option<&str>) -> Result<(
         );
     };
     let mut store = cx.store()?;
-    if requirement::retitle(&mut store, cx.tracker().as_ref(), key, title, &actor)? {
+    if requirement::retitle(&mut store, cx.tracker()?.as_ref(), key, title, &actor)? {
         cx.ui.status(format!("{key}: title changed"));
     } else {
         cx.ui.status(format!("{key}: it has that title already"));
