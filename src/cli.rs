@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
     auth, branch, build, deploy, doctor, gray, hook, project, quickstart, requirement, review,
-    rollback, setup, Ctx,
+    rollback, setup, sync, Ctx,
 };
 use crate::ui::{Result, XoneError};
 
@@ -71,7 +71,9 @@ pub enum Command {
     Gray(gray::GrayCommand),
     /// Roll an app back to an earlier revision, or everything a requirement deployed
     Rollback(rollback::RollbackArgs),
-    /// Log in to GitLab, see who the token belongs to, log out
+    /// Rebuild this machine's view of its projects from Jira
+    Sync(sync::SyncArgs),
+    /// Log in to GitLab (or Jira), see who the tokens belong to, log out
     #[command(subcommand)]
     Auth(auth::AuthCommand),
     /// Check that every configured system can be reached, and how fast
@@ -102,6 +104,7 @@ pub fn dispatch(cx: &mut Ctx, cli: Cli) -> Result<()> {
         Command::Deploy(a) => deploy::run(cx, a),
         Command::Gray(c) => gray::run(cx, c),
         Command::Rollback(a) => rollback::run(cx, a),
+        Command::Sync(a) => sync::run(cx, a),
         Command::Doctor(a) => doctor::run(cx, a),
         Command::Completion(a) => setup::completion(cx, a),
         Command::Man(a) => setup::man(cx, a),

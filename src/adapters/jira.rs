@@ -271,6 +271,51 @@ impl Jira {
         Ok(())
     }
 
+    /// Every issue a JQL query selects, page by page to the end, with `fields`: Server's
+    /// `/search` by `startAt`, Cloud's `/search/jql` by `nextPageToken` (its old `/search` is
+    /// gone). Returns the issues and how many requests it took.
+    pub fn search(&self, jql: &str, fields: &str) -> Result<(Vec<Value>, usize)> {
+        const PAGE: usize = 100;
+        let (mut issues, mut requests) = (Vec::new(), 0);
+        match self.deployment {
+            Deployment::Server => loop {
+                let page = self.get(&format!(
+                    "/search?jql={}&fields={fields}&startAt={}&maxResults={PAGE}",
+                    encode(jql),
+                    issues.len()
+                ))?;
+                requests += 1;
+                let got = page["issues"].as_array().cloned().unwrap_or_default();
+                let total = page["total"].as_u64().unwrap_or(0) as usize;
+                let empty = got.is_empty();
+                issues.extend(got);
+                if empty || issues.len() >= total {
+                    break;
+                }
+            },
+            Deployment::Cloud => {
+                let mut token: Option<String> = None;
+                loop {
+                    let mut path = format!(
+                        "/search/jql?jql={}&fields={fields}&maxResults={PAGE}",
+                        encode(jql)
+                    );
+                    if let Some(t) = &token {
+                        path.push_str(&format!("&nextPageToken={}", encode(t)));
+                    }
+                    let page = self.get(&path)?;
+                    requests += 1;
+                    issues.extend(page["issues"].as_array().cloned().unwrap_or_default());
+                    token = page["nextPageToken"].as_str().map(str::to_string);
+                    if page["isLast"].as_bool().unwrap_or(true) || token.is_none() {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok((issues, requests))
+    }
+
     /// A project by its key; one the user cannot see (or that does not exist) is exit 3.
     pub fn project(&self, key: &str) -> Result<Value> {
         self.get(&format!("/project/{}", encode(key))).map_err(|e| {

@@ -15,6 +15,7 @@ pub mod requirement;
 pub mod review;
 pub mod rollback;
 pub mod setup;
+pub mod sync;
 
 use clap::Args;
 use clap_complete::ArgValueCandidates;

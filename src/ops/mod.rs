@@ -21,6 +21,7 @@ pub mod requirement;
 pub mod review;
 pub mod revisions;
 pub mod rollback;
+pub mod sync;
 pub mod target;
 pub mod watch;
 

@@ -493,6 +493,16 @@ fn requirement_row(r: &Row) -> rusqlite::Result<Requirement> {
     })
 }
 
+/// A requirement, if this machine has it.
+pub fn find_requirement(c: &Connection, key: &RequirementKey) -> Result<Option<Requirement>> {
+    Ok(c.query_row(
+        &format!("SELECT {REQ_COLS} FROM requirement WHERE key = ?1"),
+        [key.to_string()],
+        requirement_row,
+    )
+    .optional()?)
+}
+
 pub fn requirement(c: &Connection, key: &RequirementKey) -> Result<Requirement> {
     c.query_row(
         &format!("SELECT {REQ_COLS} FROM requirement WHERE key = ?1"),
@@ -538,6 +548,25 @@ pub fn insert_requirement(
         params![key.to_string(), project.as_str(), seq, title, Status::Draft.as_str(), now, actor],
     )?;
     Ok(key)
+}
+
+/// When a project was last synced from its tracker (RFC 3339), if ever.
+pub fn synced_at(c: &Connection, project: &ProjectKey) -> Result<Option<String>> {
+    Ok(c.query_row(
+        "SELECT synced_at FROM sync_state WHERE project = ?1",
+        [project.as_str()],
+        |r| r.get(0),
+    )
+    .optional()?)
+}
+
+pub fn set_synced_at(c: &Connection, project: &ProjectKey, at: &str) -> Result<()> {
+    c.execute(
+        "INSERT INTO sync_state (project, synced_at) VALUES (?1, ?2)
+         ON CONFLICT (project) DO UPDATE SET synced_at = excluded.synced_at",
+        params![project.as_str(), at],
+    )?;
+    Ok(())
 }
 
 /// Records a requirement whose key another tracker gave (a Jira issue's); the project's

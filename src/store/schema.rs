@@ -314,4 +314,11 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE project ADD COLUMN tracker TEXT NOT NULL DEFAULT 'builtin';
     ALTER TABLE project ADD COLUMN jira_project TEXT;
     ",
+    // 10: when each project was last synced from its tracker
+    "
+    CREATE TABLE sync_state (
+        project TEXT PRIMARY KEY REFERENCES project(key),
+        synced_at TEXT NOT NULL
+    );
+    ",
 ];

@@ -229,3 +229,56 @@ fn on_cloud_comments_are_documents_and_a_dead_jira_makes_nothing() {
     let list = env.json(&["requirement", "list", "-p", "PAY", "--all"]);
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
 }
+
+#[test]
+fn a_fresh_home_rebuilds_its_requirements_from_jira_then_syncs_only_what_changed() {
+    let (env, jira) = tracked(Flavour::Server);
+    jira.add_issues("PAY", 180, "In Progress", 3600);
+    jira.add_issues("PAY", 70, "Testing", 3600);
+    let first = env.json(&["sync"]);
+    let s = &first[0];
+    assert_eq!((s["kind"].as_str(), s["issues"].as_i64()), (Some("full"), Some(250)), "{s}");
+    assert_eq!(s["requests"], 3, "pages of 100, to the end");
+    assert_eq!(s["created"].as_array().unwrap().len(), 250);
+    let list = env.json(&["requirement", "list", "-p", "PAY", "--all"]);
+    assert_eq!(list.as_array().unwrap().len(), 250);
+    assert_eq!(env.json(&["requirement", "show", "PAY-1"])["status"], "developing");
+    assert_eq!(env.json(&["requirement", "show", "PAY-200"])["status"], "testing");
+    // Moved in Jira's web UI: the next sync reads only that, and says it went around the gates.
+    jira.set_status("PAY-7", "Released");
+    let again = env.json(&["sync", "-p", "PAY"]);
+    let s = &again[0];
+    assert_eq!((s["kind"].as_str(), s["issues"].as_i64()), (Some("incremental"), Some(1)), "{s}");
+    assert!(s["requests"].as_i64().unwrap() <= 3, "{s}");
+    assert_eq!(s["moved"][0]["key"], "PAY-7");
+    assert_eq!(
+        (s["moved"][0]["from"].as_str(), s["moved"][0]["to"].as_str()),
+        (Some("developing"), Some("released"))
+    );
+    let log = env.json(&["requirement", "log", "PAY-7"]);
+    let sync =
+        log.as_array().unwrap().iter().rev().find(|e| e["action"] == "sync").unwrap().clone();
+    assert!(sync["detail"].as_str().unwrap().contains("not through xone's gates"), "{sync}");
+    // A status that stands for no stage is said, and changes nothing.
+    jira.set_status("PAY-8", "Blocked");
+    let r = env.ok(&["sync"]);
+    assert!(r.stderr.contains("PAY-8: the Jira status \"Blocked\" stands for no stage"), "{r:?}");
+    assert_eq!(env.json(&["requirement", "show", "PAY-8"])["status"], "developing");
+}
+
+#[test]
+fn cloud_pages_by_token_and_never_asks_the_removed_search() {
+    let (env, jira) = tracked(Flavour::Cloud);
+    jira.add_issues("PAY", 150, "To Do", 600);
+    let first = env.json(&["sync"]);
+    assert_eq!((first[0]["issues"].as_i64(), first[0]["requests"].as_i64()), (Some(150), Some(2)));
+    assert!(
+        jira.requests().iter().all(|(_, p)| !p.starts_with("/rest/api/3/search?")),
+        "the old search is gone on Cloud"
+    );
+    assert!(jira.requests().iter().any(|(_, p)| p.contains("nextPageToken=")));
+    // Nothing to sync without a Jira project.
+    let plain = TestEnv::new();
+    project(&plain);
+    plain.code(4, &["sync"]).says(&["no project keeps its requirements in Jira"]);
+}

@@ -24,6 +24,7 @@ const PROJECT: &str = include_str!("../../fixtures/jira/project.json");
 const CREATED: &str = include_str!("../../fixtures/jira/issue_create.json");
 const TRANSITIONS: &str = include_str!("../../fixtures/jira/transitions.json");
 const COMMENT: &str = include_str!("../../fixtures/jira/comment.json");
+const SEARCH_410: &str = include_str!("../../fixtures/jira/search_410.json");
 
 /// The statuses of the default workflow, every one reachable from any other (as global
 /// transitions named after their status).
@@ -52,6 +53,8 @@ pub struct Issue {
     pub comments: Vec<(String, Value)>,
     /// (globalId, url, title)
     pub links: Vec<(String, String, String)>,
+    /// When it last changed, in seconds since the epoch.
+    pub updated: i64,
 }
 
 /// Which Jira it plays.
@@ -80,6 +83,8 @@ struct State {
     /// Statuses the workflow cannot reach (to test a workflow without a path).
     unreachable: Vec<String>,
     next_id: u64,
+    /// The most results a search page holds (Jira's own cap is 100 on Cloud's new search).
+    page_cap: usize,
     /// (path part, status, times, Retry-After)
     faults: Vec<(String, u16, usize, Option<u64>)>,
     log: Vec<(String, String)>,
@@ -96,7 +101,8 @@ impl FakeJira {
     pub fn start(flavour: Flavour) -> FakeJira {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let fake = FakeJira { url, flavour, state: Arc::new(Mutex::new(State::default())) };
+        let state = State { page_cap: 100, ..State::default() };
+        let fake = FakeJira { url, flavour, state: Arc::new(Mutex::new(state)) };
         let server = fake.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
@@ -136,7 +142,33 @@ impl FakeJira {
         let mut s = self.state.lock().unwrap();
         if let Some(i) = s.issues.iter_mut().find(|i| i.key == key) {
             i.status = status.into();
+            i.updated = wire::now_secs();
         }
+    }
+
+    /// Makes `n` issues in `project` as people would in Jira's web UI, `updated` seconds ago.
+    pub fn add_issues(&self, project: &str, n: usize, status: &str, ago: i64) {
+        let mut s = self.state.lock().unwrap();
+        for _ in 0..n {
+            s.next_id += 1;
+            let seq = s.issues.iter().filter(|i| i.project == project).count() + 1;
+            let issue = Issue {
+                id: 10_000 + s.next_id,
+                key: format!("{project}-{seq}"),
+                project: project.into(),
+                summary: format!("Issue {seq} made in Jira"),
+                status: status.into(),
+                comments: Vec::new(),
+                links: Vec::new(),
+                updated: wire::now_secs() - ago,
+            };
+            s.issues.push(issue);
+        }
+    }
+
+    /// The most issues one search page holds.
+    pub fn page_cap(&self, n: usize) {
+        self.state.lock().unwrap().page_cap = n;
     }
 
     /// Takes every transition to `status` out of the workflow.
@@ -216,6 +248,14 @@ impl FakeJira {
             ("POST", ["issue", key, "transitions"]) => self.transition(&wire::decode(key), req),
             ("POST", ["issue", key, "comment"]) => self.comment(&wire::decode(key), req, &user),
             ("POST", ["issue", key, "remotelink"]) => self.remote_link(&wire::decode(key), req),
+            ("GET", ["search"])
+                if self.flavour == Flavour::Cloud && req.path.starts_with("/rest/api/3") =>
+            {
+                // Removed on Cloud: the new search is /search/jql.
+                Response { status: 410, ..ok(&serde_json::from_str(SEARCH_410).unwrap()) }
+            }
+            ("GET", ["search"]) => self.search_v2(req),
+            ("GET", ["search", "jql"]) if self.flavour == Flavour::Cloud => self.search_jql(req),
             _ => errors(404, "The requested resource was not found."),
         }
     }
@@ -298,6 +338,7 @@ impl FakeJira {
             status: STATUSES[0].into(),
             comments: Vec::new(),
             links: Vec::new(),
+            updated: wire::now_secs(),
         };
         let mut v: Value = serde_json::from_str(CREATED).unwrap();
         v["id"] = json!(issue.id.to_string());
@@ -339,6 +380,7 @@ impl FakeJira {
         };
         if let Some(t) = b["fields"]["summary"].as_str() {
             i.summary = t.to_string();
+            i.updated = wire::now_secs();
         }
         no_content()
     }
@@ -388,6 +430,7 @@ impl FakeJira {
         };
         if let Some(i) = s.issues.iter_mut().find(|i| i.key == key) {
             i.status = to;
+            i.updated = wire::now_secs();
         }
         no_content()
     }
@@ -447,6 +490,100 @@ impl FakeJira {
         )
     }
 
+    /// The issues a JQL query of the subset xone sends selects, oldest change first:
+    /// `project = KEY [AND updated >= "yyyy/MM/dd HH:mm"] [ORDER BY updated ASC]`.
+    fn select(&self, s: &State, jql: &str) -> Result<Vec<Issue>, Response> {
+        let lower = jql.to_ascii_lowercase();
+        let project = jql
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .windows(3)
+            .find(|w| w[0].eq_ignore_ascii_case("project") && w[1] == "=")
+            .map(|w| w[2].trim_matches('"').to_string())
+            .ok_or_else(|| errors(400, &format!("Error in the JQL Query: {jql}")))?;
+        let since = match lower.find("updated >=") {
+            Some(at) => {
+                let rest = &jql[at + "updated >=".len()..];
+                let text = rest.trim().trim_start_matches('"');
+                let text: String = text.chars().take_while(|c| *c != '"').collect();
+                Some(parse_jql_time(&text).ok_or_else(|| {
+                    errors(400, &format!("Date value '{text}' for field 'updated' is invalid."))
+                })?)
+            }
+            None => None,
+        };
+        let mut out: Vec<Issue> = s
+            .issues
+            .iter()
+            .filter(|i| i.project == project && since.is_none_or(|t| i.updated >= t))
+            .cloned()
+            .collect();
+        out.sort_by_key(|i| (i.updated, i.id));
+        Ok(out)
+    }
+
+    fn issue_json(&self, i: &Issue) -> Value {
+        json!({
+            "expand": "",
+            "id": i.id.to_string(),
+            "key": i.key,
+            "self": format!("{}{}/issue/{}", self.url, self.api(), i.id),
+            "fields": {
+                "summary": i.summary,
+                "status": status_object(&i.status, &self.url),
+                "updated": wire::date_time(i.updated),
+            },
+        })
+    }
+
+    /// Server's search: `startAt` and `maxResults`, with the total.
+    fn search_v2(&self, req: &Request) -> Response {
+        let s = self.state.lock().unwrap();
+        let jql = req.q("jql").unwrap_or_default().to_string();
+        let all = match self.select(&s, &jql) {
+            Ok(a) => a,
+            Err(r) => return r,
+        };
+        let start: usize = req.q("startAt").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let max: usize =
+            req.q("maxResults").and_then(|v| v.parse().ok()).unwrap_or(50).min(s.page_cap);
+        let page: Vec<Value> =
+            all.iter().skip(start).take(max).map(|i| self.issue_json(i)).collect();
+        ok(&json!({
+            "expand": "schema,names",
+            "startAt": start,
+            "maxResults": max,
+            "total": all.len(),
+            "warningMessages": [],
+            "issues": page,
+        }))
+    }
+
+    /// Cloud's search: a `nextPageToken` to the next page, `isLast` on the last.
+    fn search_jql(&self, req: &Request) -> Response {
+        let s = self.state.lock().unwrap();
+        let jql = req.q("jql").unwrap_or_default().to_string();
+        let all = match self.select(&s, &jql) {
+            Ok(a) => a,
+            Err(r) => return r,
+        };
+        let start: usize = req
+            .q("nextPageToken")
+            .and_then(|t| t.strip_prefix("page-"))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let max: usize =
+            req.q("maxResults").and_then(|v| v.parse().ok()).unwrap_or(50).min(s.page_cap);
+        let page: Vec<Value> =
+            all.iter().skip(start).take(max).map(|i| self.issue_json(i)).collect();
+        let last = start + max >= all.len();
+        let mut v = json!({ "isLast": last, "issues": page });
+        if !last {
+            v["nextPageToken"] = json!(format!("page-{}", start + max));
+        }
+        ok(&v)
+    }
+
     fn myself(&self, u: &User) -> Response {
         let mut v: Value = match self.flavour {
             Flavour::Server => {
@@ -474,6 +611,24 @@ fn ok(v: &Value) -> Response {
         headers: vec![("Content-Type".into(), "application/json;charset=UTF-8".into())],
         body: v.to_string().into_bytes(),
     }
+}
+
+/// JQL's `"yyyy/MM/dd HH:mm"` (or with `-`), in UTC, to seconds since the epoch.
+fn parse_jql_time(text: &str) -> Option<i64> {
+    let t = text.replace('-', "/");
+    let (date, time) = t.split_once(' ').unwrap_or((t.as_str(), "00:00"));
+    let d: Vec<i64> = date.split('/').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let hm: Vec<i64> = time.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let (y, m, day) = (*d.first()?, *d.get(1)?, *d.get(2)?);
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hm.first()? * 3600 + hm.get(1).copied().unwrap_or(0) * 60)
 }
 
 fn with_status(status: u16, v: &Value) -> Response {

@@ -1,0 +1,200 @@
+//! `xone sync`: a machine's view of its projects rebuilt from the shared systems. For a project
+//! whose requirements live in Jira, its issues are read (all of them the first time, then only
+//! those changed since the last sync) and each requirement's title and stage are taken from
+//! Jira, which is the truth for status: a status moved in Jira's web UI shows here after a
+//! sync, said as a move that went around xone's gates.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::events;
+use crate::adapters::jira::{self, Jira};
+use crate::clock;
+use crate::domain::date;
+use crate::domain::lifecycle::jira_status_is;
+use crate::domain::{ProjectKey, RequirementKey, Status};
+use crate::store::{self, Event, Store};
+use crate::ui::{Result, Ui, XoneError};
+
+/// A stage that changed in Jira.
+#[derive(Clone, Debug, Serialize)]
+pub struct Moved {
+    pub key: String,
+    pub from: String,
+    pub to: String,
+}
+
+/// What a project's sync did.
+#[derive(Clone, Debug, Serialize)]
+pub struct Synced {
+    pub project: String,
+    /// `full` the first time, `incremental` after.
+    pub kind: &'static str,
+    /// Requests made to Jira.
+    pub requests: usize,
+    pub issues: usize,
+    pub created: Vec<String>,
+    pub retitled: Vec<String>,
+    pub moved: Vec<Moved>,
+    /// Issues whose Jira status stands for no stage: (key, status).
+    pub unmapped: Vec<(String, String)>,
+}
+
+/// One minute back from the last sync: JQL compares to the minute.
+const OVERLAP_SECS: i64 = 60;
+
+/// Syncs the projects (every one whose requirements live in Jira, or `only`).
+pub fn sync(
+    ui: &Ui,
+    store: &mut Store,
+    settings: &jira::Settings,
+    only: Option<&ProjectKey>,
+    actor: &str,
+) -> Result<Vec<Synced>> {
+    let projects: Vec<store::Project> = match only {
+        Some(k) => vec![store::project(store.conn(), k)?],
+        None => store::projects(store.conn(), false)?,
+    };
+    let tracked: Vec<store::Project> =
+        projects.into_iter().filter(|p| p.tracker == "jira").collect();
+    if tracked.is_empty() {
+        return Err(match only {
+            Some(k) => XoneError::gate(format!(
+                "the requirements of {k} live in the built-in tracker: there is nothing to sync"
+            ))
+            .hint(format!("xone project set {k} --tracker jira")),
+            None => XoneError::gate("no project keeps its requirements in Jira: nothing to sync")
+                .hint("xone project set KEY --tracker jira"),
+        });
+    }
+    let client = Jira::new(settings)?;
+    let mut out = Vec::new();
+    for p in tracked {
+        let key: ProjectKey = p.key.parse().map_err(XoneError::internal)?;
+        let synced = project(&client, store, &key, p.jira_project.as_deref(), actor)?;
+        ui.status(format!(
+            "{}: {} sync, {} issue(s) read in {} request(s); {} new, {} moved",
+            synced.project,
+            synced.kind,
+            synced.issues,
+            synced.requests,
+            synced.created.len(),
+            synced.moved.len()
+        ));
+        out.push(synced);
+    }
+    Ok(out)
+}
+
+fn project(
+    client: &Jira,
+    store: &mut Store,
+    key: &ProjectKey,
+    jira_project: Option<&str>,
+    actor: &str,
+) -> Result<Synced> {
+    let started = clock::now();
+    let jira_key = jira_project.unwrap_or(key.as_str());
+    let since = store::synced_at(store.conn(), key)?;
+    let mut jql = format!("project = \"{jira_key}\"");
+    if let Some(at) = since.as_deref().and_then(date::parse_rfc3339) {
+        jql.push_str(&format!(" AND updated >= \"{}\"", jql_time(at - OVERLAP_SECS)));
+    }
+    jql.push_str(" ORDER BY updated ASC");
+    let (issues, requests) = client.search(&jql, "summary,status,updated")?;
+    let mut done = Synced {
+        project: key.to_string(),
+        kind: if since.is_some() { "incremental" } else { "full" },
+        requests,
+        issues: issues.len(),
+        created: Vec::new(),
+        retitled: Vec::new(),
+        moved: Vec::new(),
+        unmapped: Vec::new(),
+    };
+    store.write(|tx| {
+        for issue in &issues {
+            apply(tx, key, issue, actor, &mut done)?;
+        }
+        store::set_synced_at(tx, key, &started)
+    })?;
+    Ok(done)
+}
+
+/// One issue into the local index.
+fn apply(
+    c: &rusqlite::Connection,
+    project: &ProjectKey,
+    issue: &Value,
+    actor: &str,
+    done: &mut Synced,
+) -> Result<()> {
+    let Some(Ok(key)) = issue["key"].as_str().map(str::parse::<RequirementKey>) else {
+        return Ok(());
+    };
+    if key.project != *project {
+        return Ok(());
+    }
+    let summary = issue["fields"]["summary"].as_str().unwrap_or_default();
+    let status_name = issue["fields"]["status"]["name"].as_str().unwrap_or_default();
+    let stage = Status::ALL.into_iter().find(|s| jira_status_is(*s, status_name));
+    if stage.is_none() {
+        done.unmapped.push((key.to_string(), status_name.to_string()));
+    }
+    let local = store::find_requirement(c, &key)?;
+    match local {
+        None => {
+            store::insert_requirement_as(c, &key, summary, "jira")?;
+            if let Some(s) = stage.filter(|s| *s != Status::Draft) {
+                store::set_status(c, &key, s)?;
+            }
+            let req = store::requirement(c, &key)?;
+            let e = Event {
+                detail: Some(format!("from Jira: {status_name}")),
+                ..events::requirement(&req, actor, "sync")
+            };
+            store::record(c, &e)?;
+            done.created.push(key.to_string());
+        }
+        Some(req) => {
+            if req.title != summary && !summary.is_empty() {
+                store::set_title(c, &key, summary)?;
+                done.retitled.push(key.to_string());
+            }
+            if let Some(to) = stage.filter(|s| *s != req.status) {
+                store::set_status(c, &key, to)?;
+                let e = Event {
+                    from: Some(req.status.to_string()),
+                    to: Some(to.to_string()),
+                    detail: Some(format!(
+                        "moved in Jira to {status_name}, not through xone's gates"
+                    )),
+                    ..events::requirement(&req, actor, "sync")
+                };
+                store::record(c, &e)?;
+                done.moved.push(Moved {
+                    key: key.to_string(),
+                    from: req.status.to_string(),
+                    to: to.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A time as JQL takes it: `"yyyy/MM/dd HH:mm"`.
+fn jql_time(secs: i64) -> String {
+    let t = date::rfc3339(secs);
+    // 2026-12-06T10:20:30Z → 2026/12/06 10:20
+    format!("{} {}", t[..10].replace('-', "/"), &t[11..16])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn jql_times_are_to_the_minute() {
+        assert_eq!(super::jql_time(0), "1970/01/01 00:00");
+        assert_eq!(super::jql_time(86_400 + 3_725), "1970/01/02 01:02");
+    }
+}
