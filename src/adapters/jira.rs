@@ -233,14 +233,30 @@ impl Jira {
         })
     }
 
+    /// An issue that is not there any more, said as such.
+    fn gone(&self, key: &str, e: XoneError) -> XoneError {
+        if e.kind != Kind::NotFound {
+            return e;
+        }
+        XoneError::not_found(format!(
+            "the Jira issue {key} is gone from {} (deleted, moved, or no longer visible to this user)",
+            self.url
+        ))
+        .hint(format!("look for it in Jira; `xone requirement show {key}` keeps what xone knew"))
+    }
+
     pub fn set_summary(&self, key: &str, summary: &str) -> Result<()> {
         let body = json!({ "fields": { "summary": summary } });
-        self.send(Method::PUT, &format!("/issue/{}", encode(key)), &body).map(|_| ())
+        self.send(Method::PUT, &format!("/issue/{}", encode(key)), &body)
+            .map(|_| ())
+            .map_err(|e| self.gone(key, e))
     }
 
     /// The transitions the issue's workflow offers now: (id, name, the status it reaches).
     pub fn transitions(&self, key: &str) -> Result<Vec<(String, String, String)>> {
-        let v = self.get(&format!("/issue/{}/transitions", encode(key)))?;
+        let v = self
+            .get(&format!("/issue/{}/transitions", encode(key)))
+            .map_err(|e| self.gone(key, e))?;
         Ok(v["transitions"]
             .as_array()
             .into_iter()
@@ -254,12 +270,16 @@ impl Jira {
 
     pub fn transition(&self, key: &str, id: &str) -> Result<()> {
         let body = json!({ "transition": { "id": id } });
-        self.send(Method::POST, &format!("/issue/{}/transitions", encode(key)), &body).map(|_| ())
+        self.send(Method::POST, &format!("/issue/{}/transitions", encode(key)), &body)
+            .map(|_| ())
+            .map_err(|e| self.gone(key, e))
     }
 
     pub fn comment(&self, key: &str, text: &str) -> Result<()> {
         let body = json!({ "body": self.text(text) });
-        self.send(Method::POST, &format!("/issue/{}/comment", encode(key)), &body).map(|_| ())
+        self.send(Method::POST, &format!("/issue/{}/comment", encode(key)), &body)
+            .map(|_| ())
+            .map_err(|e| self.gone(key, e))
     }
 
     /// Links work to the issue under `global_id`: made again, the link is updated, not doubled.
@@ -267,8 +287,23 @@ impl Jira {
         let body = json!({ "globalId": global_id, "object": { "url": url, "title": title } });
         // Jira updates the link with that globalId: safe to send again.
         let path = format!("{}/issue/{}/remotelink", self.deployment.api(), encode(key));
-        self.api.call(Method::POST, &path, Some(&body), &[]).map_err(|e| self.explain(e))?;
+        self.api
+            .call(Method::POST, &path, Some(&body), &[])
+            .map_err(|e| self.gone(key, self.explain(e)))?;
         Ok(())
+    }
+
+    /// An issue's summary and status name; `None` when Jira has no such issue (or the user may
+    /// not see it).
+    pub fn issue(&self, key: &str) -> Result<Option<(String, String)>> {
+        match self.get(&format!("/issue/{}?fields=summary,status", encode(key))) {
+            Ok(v) => Ok(Some((
+                v["fields"]["summary"].as_str().unwrap_or_default().to_string(),
+                v["fields"]["status"]["name"].as_str().unwrap_or_default().to_string(),
+            ))),
+            Err(e) if e.kind == Kind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Every issue a JQL query selects, page by page to the end, with `fields`: Server's

@@ -183,6 +183,47 @@ fn apply(
     Ok(())
 }
 
+/// Links a Jira issue that already exists as a requirement of its project (which keeps its
+/// requirements in Jira): its key, summary and stage are the issue's.
+pub fn adopt(
+    store: &mut Store,
+    settings: &jira::Settings,
+    key: &RequirementKey,
+    actor: &str,
+) -> Result<store::Requirement> {
+    let p = store::active_project(store.conn(), &key.project)?;
+    if p.tracker != "jira" {
+        return Err(XoneError::gate(format!(
+            "the requirements of {} live in the built-in tracker: there is no Jira issue to adopt",
+            key.project
+        ))
+        .hint(format!("xone project set {} --tracker jira", key.project)));
+    }
+    if store::find_requirement(store.conn(), key)?.is_some() {
+        return Err(XoneError::conflict(format!("{key} is a requirement here already"))
+            .hint(format!("xone requirement show {key}")));
+    }
+    let client = Jira::new(settings)?;
+    let (summary, status) = client.issue(&key.to_string())?.ok_or_else(|| {
+        XoneError::not_found(format!("{} at {} has no issue {key}", client.deployment, client.url))
+            .hint("check the key, and that the token's user may see the issue")
+    })?;
+    let stage = Status::ALL.into_iter().find(|s| jira_status_is(*s, &status));
+    store.write(|tx| {
+        store::insert_requirement_as(tx, key, &summary, actor)?;
+        if let Some(s) = stage.filter(|s| *s != Status::Draft) {
+            store::set_status(tx, key, s)?;
+        }
+        let req = store::requirement(tx, key)?;
+        let e = Event {
+            detail: Some(format!("adopted the Jira issue, {status}")),
+            ..events::requirement(&req, actor, "adopt")
+        };
+        store::record(tx, &e)
+    })?;
+    store::requirement(store.conn(), key)
+}
+
 /// A time as JQL takes it: `"yyyy/MM/dd HH:mm"`.
 fn jql_time(secs: i64) -> String {
     let t = date::rfc3339(secs);

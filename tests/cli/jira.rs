@@ -282,3 +282,26 @@ fn cloud_pages_by_token_and_never_asks_the_removed_search() {
     project(&plain);
     plain.code(4, &["sync"]).says(&["no project keeps its requirements in Jira"]);
 }
+
+#[test]
+fn an_issue_is_adopted_and_one_deleted_under_xone_is_said() {
+    let (env, jira) = tracked(Flavour::Server);
+    jira.add_issues("PAY", 3, "In Development", 60);
+    let r = env.json(&["requirement", "adopt", "PAY-2"]);
+    assert_eq!(
+        (r["key"].as_str(), r["status"].as_str()),
+        (Some("PAY-2"), Some("developing")),
+        "{r}"
+    );
+    assert_eq!(r["title"], "Issue 2 made in Jira");
+    env.code(5, &["requirement", "adopt", "PAY-2"]).says(&["PAY-2 is a requirement here already"]);
+    env.code(3, &["requirement", "adopt", "PAY-9"]).says(&["has no issue PAY-9"]);
+    // Deleted in Jira: the next move says so, and nothing changes here.
+    jira.delete_issue("PAY-2");
+    env.code(3, &["requirement", "advance", "PAY-2", "--force", "--reason", "on"])
+        .says(&["the Jira issue PAY-2 is gone"]);
+    assert_eq!(env.json(&["requirement", "show", "PAY-2"])["status"], "developing");
+    // A new requirement takes the next free number in Jira, not one already used there.
+    let made = env.json(&["requirement", "create", "-p", "PAY", "Coupons"]);
+    assert_eq!(made["key"], "PAY-4", "{made}");
+}

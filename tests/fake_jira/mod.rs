@@ -85,9 +85,19 @@ struct State {
     next_id: u64,
     /// The most results a search page holds (Jira's own cap is 100 on Cloud's new search).
     page_cap: usize,
+    /// Each project's issue counter: numbers are never used twice, deleted issues' included.
+    counters: std::collections::HashMap<String, u64>,
     /// (path part, status, times, Retry-After)
     faults: Vec<(String, u16, usize, Option<u64>)>,
     log: Vec<(String, String)>,
+}
+
+impl State {
+    fn next_number(&mut self, project: &str) -> u64 {
+        let n = self.counters.entry(project.to_string()).or_insert(0);
+        *n += 1;
+        *n
+    }
 }
 
 #[derive(Clone)]
@@ -151,7 +161,7 @@ impl FakeJira {
         let mut s = self.state.lock().unwrap();
         for _ in 0..n {
             s.next_id += 1;
-            let seq = s.issues.iter().filter(|i| i.project == project).count() + 1;
+            let seq = s.next_number(project);
             let issue = Issue {
                 id: 10_000 + s.next_id,
                 key: format!("{project}-{seq}"),
@@ -169,6 +179,11 @@ impl FakeJira {
     /// The most issues one search page holds.
     pub fn page_cap(&self, n: usize) {
         self.state.lock().unwrap().page_cap = n;
+    }
+
+    /// Deletes an issue, as a person in Jira's web UI would.
+    pub fn delete_issue(&self, key: &str) {
+        self.state.lock().unwrap().issues.retain(|i| i.key != key);
     }
 
     /// Takes every transition to `status` out of the workflow.
@@ -329,7 +344,7 @@ impl FakeJira {
             return field_errors(400, "summary", "You must specify a summary of the issue.");
         };
         s.next_id += 1;
-        let n = s.issues.iter().filter(|i| i.project == project).count() + 1;
+        let n = s.next_number(&project);
         let issue = Issue {
             id: 10_000 + s.next_id,
             key: format!("{project}-{n}"),

@@ -19,6 +19,15 @@ use crate::ui::Result;
 pub enum RequirementCommand {
     /// Create a requirement; prints its key (PROJECT-N)
     Create(create::CreateArgs),
+    /// Make an existing Jira issue a requirement of its project (which keeps them in Jira)
+    #[command(after_long_help = "\
+The issue's key, summary and stage (from its status) become the requirement's. Exit 3 when \
+Jira has no such issue (or the user may not see it), 4 when the project keeps its requirements \
+in the built-in tracker, 5 when the requirement is here already. JSON: the requirement")]
+    Adopt {
+        /// The Jira issue's key, e.g. PAY-123
+        key: RequirementKey,
+    },
     /// List requirements, newest first, one page at a time
     #[command(
         after_long_help = "JSON: [{\"key\", \"project\", \"title\", \"status\", \"updated_at\", \"end\"}] (the page asked for; --all for every row)"
@@ -126,6 +135,17 @@ pub enum RequirementCommand {
 pub fn run(cx: &mut Ctx, cmd: RequirementCommand) -> Result<()> {
     match cmd {
         RequirementCommand::Create(a) => create::run(cx, a),
+        RequirementCommand::Adopt { key } => {
+            let actor = cx.actor()?;
+            let settings = cx.jira()?;
+            let mut store = cx.store()?;
+            let req = crate::ops::sync::adopt(&mut store, &settings, &key, &actor)?;
+            if cx.ui.json {
+                return cx.ui.print_json(&req);
+            }
+            cx.ui.status(format!("{}: adopted from Jira, {}", req.key, req.status));
+            Ok(())
+        }
         RequirementCommand::List(a) => list::run(cx, a),
         RequirementCommand::Show { key } => show::show(cx, &key),
         RequirementCommand::Edit { key, title } => people::edit(cx, &key, title.as_deref()),
