@@ -231,6 +231,8 @@ pub struct Config {
     pub stored_gitlab_token: Option<String>,
     /// The Jira token `auth login jira` stored in the user file.
     pub stored_jira_token: Option<String>,
+    /// `[jira.status_map]`: stage name → the Jira statuses that stand for it.
+    pub jira_status_map: crate::domain::lifecycle::StatusMap,
     /// `[analysis.NAME]` tables of gray analyses: a later layer's table replaces an earlier
     /// one of the same name. Where each came from is kept beside it.
     pub analyses: BTreeMap<String, (toml::Table, PathBuf)>,
@@ -445,11 +447,38 @@ impl Config {
         let mut stored_gitlab_token = None;
         let mut stored_jira_token = None;
         let mut analyses = BTreeMap::new();
+        let mut jira_status_map = crate::domain::lifecycle::StatusMap::new();
         for (path, origin) in layers {
             let Some(path) = path else { continue };
             let Some(table) = read_table(&path)? else {
                 continue;
             };
+            if let Some(map) = table.get("jira").and_then(|j| j.get("status_map")) {
+                let bad = |what: String| {
+                    XoneError::usage(format!("bad setting in {}", path.display()))
+                        .cause(what)
+                        .hint("[jira.status_map] maps a stage to a Jira status or a list of them: testing = [\"QA\", \"In QA\"]")
+                };
+                let map =
+                    map.as_table().ok_or_else(|| bad("jira.status_map is not a table".into()))?;
+                for (stage, names) in map {
+                    if !crate::domain::Status::ALL.iter().any(|s| s.as_str() == stage) {
+                        return Err(bad(format!("jira.status_map: '{stage}' is not a stage")));
+                    }
+                    let names: Vec<String> = match names {
+                        toml::Value::String(s) => vec![s.clone()],
+                        toml::Value::Array(a) => {
+                            a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
+                        }
+                        _ => {
+                            return Err(bad(format!(
+                                "jira.status_map.{stage} is not a status name"
+                            )))
+                        }
+                    };
+                    jira_status_map.insert(stage.clone(), names);
+                }
+            }
             if let Some(section) = table.get("analysis") {
                 let bad = |what: String| {
                     XoneError::usage(format!("bad setting in {}", path.display()))
@@ -518,6 +547,7 @@ impl Config {
             project_file,
             stored_gitlab_token,
             stored_jira_token,
+            jira_status_map,
             analyses,
         })
     }

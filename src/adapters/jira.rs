@@ -30,6 +30,8 @@ pub struct Settings {
     pub user: Option<String>,
     pub token: Option<Token>,
     pub http: Http,
+    /// `[jira.status_map]`: the Jira statuses that stand for each stage.
+    pub status_map: crate::domain::lifecycle::StatusMap,
 }
 
 impl Settings {
@@ -52,6 +54,7 @@ impl Settings {
             user: config.str("jira.user").map(str::to_string),
             token,
             http,
+            status_map: config.jira_status_map.clone(),
         }
     }
 }

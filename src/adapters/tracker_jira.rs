@@ -12,7 +12,7 @@ use rusqlite::Connection;
 use super::jira::{self, Jira};
 use super::tracker::Tracker;
 use super::tracker_local::BuiltinTracker;
-use crate::domain::lifecycle::jira_status_is;
+use crate::domain::lifecycle::jira_status_maps;
 use crate::domain::{ProjectKey, RequirementKey, Status};
 use crate::store;
 use crate::ui::{Result, XoneError};
@@ -79,7 +79,9 @@ impl Tracker for JiraTracker {
         let client = self.client()?;
         let issue = key.to_string();
         let offered = client.transitions(&issue)?;
-        let Some((id, _, _)) = offered.iter().find(|(_, _, reaches)| jira_status_is(to, reaches))
+        let map = &self.settings.status_map;
+        let Some((id, _, _)) =
+            offered.iter().find(|(_, _, reaches)| jira_status_maps(map, to, reaches))
         else {
             let list: Vec<String> =
                 offered.iter().map(|(_, name, reaches)| format!("{name} (to {reaches})")).collect();

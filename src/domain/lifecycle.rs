@@ -32,13 +32,35 @@ pub enum Status {
     Cancelled,
 }
 
+/// Which Jira statuses stand for which stages, as `[jira.status_map]` says (stage name →
+/// status names); a stage it does not name goes by `jira_status_is`.
+pub type StatusMap = std::collections::BTreeMap<String, Vec<String>>;
+
+fn norm(s: &str) -> String {
+    s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+}
+
+/// Whether a Jira status stands for a stage under `map`.
+pub fn jira_status_maps(map: &StatusMap, stage: Status, jira: &str) -> bool {
+    match map.get(stage.as_str()) {
+        Some(names) => names.iter().any(|n| norm(n) == norm(jira)),
+        None => jira_status_is(stage, jira),
+    }
+}
+
+/// The stage a Jira status stands for under `map`, if one does: a stage the map gives it to
+/// first, then one of the same name.
+pub fn stage_of_jira_status(map: &StatusMap, jira: &str) -> Option<Status> {
+    let mapped = Status::ALL.into_iter().find(|s| {
+        map.get(s.as_str()).is_some_and(|names| names.iter().any(|n| norm(n) == norm(jira)))
+    });
+    mapped.or_else(|| Status::ALL.into_iter().find(|s| jira_status_maps(map, *s, jira)))
+}
+
 /// Whether a Jira status stands for a stage: the same name, ignoring case, spaces, hyphens
 /// and underscores ("Requirement Review"), or one of the names teams commonly give it ("To
 /// Do" or "Backlog" for a draft, "In Development" or "In Progress", "Won't Do").
 pub fn jira_status_is(stage: Status, jira: &str) -> bool {
-    let norm = |s: &str| -> String {
-        s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
-    };
     let name = norm(jira);
     if name == norm(stage.as_str()) {
         return true;
@@ -446,6 +468,14 @@ mod tests {
         assert!(jira_status_is(Status::Developing, "In Progress"));
         assert!(jira_status_is(Status::Cancelled, "Won't Do"));
         assert!(!jira_status_is(Status::Testing, "In Progress"));
+        let mut map = StatusMap::new();
+        map.insert("testing".into(), vec!["QA".into(), "In QA".into()]);
+        assert!(jira_status_maps(&map, Status::Testing, "in qa"));
+        assert!(!jira_status_maps(&map, Status::Testing, "Testing"), "the map replaces the name");
+        assert_eq!(stage_of_jira_status(&map, "QA"), Some(Status::Testing));
+        assert_eq!(stage_of_jira_status(&map, "Gray"), Some(Status::Gray));
+        map.insert("developing".into(), vec!["Design".into()]);
+        assert_eq!(stage_of_jira_status(&map, "Design"), Some(Status::Developing), "the map first");
     }
 
     fn key() -> RequirementKey {

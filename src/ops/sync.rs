@@ -11,7 +11,7 @@ use super::events;
 use crate::adapters::jira::{self, Jira};
 use crate::clock;
 use crate::domain::date;
-use crate::domain::lifecycle::jira_status_is;
+use crate::domain::lifecycle::{stage_of_jira_status, StatusMap};
 use crate::domain::{ProjectKey, RequirementKey, Status};
 use crate::store::{self, Event, Store};
 use crate::ui::{Result, Ui, XoneError};
@@ -71,7 +71,8 @@ pub fn sync(
     let mut out = Vec::new();
     for p in tracked {
         let key: ProjectKey = p.key.parse().map_err(XoneError::internal)?;
-        let synced = project(&client, store, &key, p.jira_project.as_deref(), actor)?;
+        let synced =
+            project(&client, &settings.status_map, store, &key, p.jira_project.as_deref(), actor)?;
         ui.status(format!(
             "{}: {} sync, {} issue(s) read in {} request(s); {} new, {} moved",
             synced.project,
@@ -88,6 +89,7 @@ pub fn sync(
 
 fn project(
     client: &Jira,
+    map: &StatusMap,
     store: &mut Store,
     key: &ProjectKey,
     jira_project: Option<&str>,
@@ -114,7 +116,7 @@ fn project(
     };
     store.write(|tx| {
         for issue in &issues {
-            apply(tx, key, issue, actor, &mut done)?;
+            apply(tx, map, key, issue, actor, &mut done)?;
         }
         store::set_synced_at(tx, key, &started)
     })?;
@@ -124,6 +126,7 @@ fn project(
 /// One issue into the local index.
 fn apply(
     c: &rusqlite::Connection,
+    map: &StatusMap,
     project: &ProjectKey,
     issue: &Value,
     actor: &str,
@@ -137,7 +140,7 @@ fn apply(
     }
     let summary = issue["fields"]["summary"].as_str().unwrap_or_default();
     let status_name = issue["fields"]["status"]["name"].as_str().unwrap_or_default();
-    let stage = Status::ALL.into_iter().find(|s| jira_status_is(*s, status_name));
+    let stage = stage_of_jira_status(map, status_name);
     if stage.is_none() {
         done.unmapped.push((key.to_string(), status_name.to_string()));
     }
@@ -208,7 +211,7 @@ pub fn adopt(
         XoneError::not_found(format!("{} at {} has no issue {key}", client.deployment, client.url))
             .hint("check the key, and that the token's user may see the issue")
     })?;
-    let stage = Status::ALL.into_iter().find(|s| jira_status_is(*s, &status));
+    let stage = stage_of_jira_status(&settings.status_map, &status);
     store.write(|tx| {
         store::insert_requirement_as(tx, key, &summary, actor)?;
         if let Some(s) = stage.filter(|s| *s != Status::Draft) {

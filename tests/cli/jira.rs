@@ -305,3 +305,22 @@ fn an_issue_is_adopted_and_one_deleted_under_xone_is_said() {
     let made = env.json(&["requirement", "create", "-p", "PAY", "Coupons"]);
     assert_eq!(made["key"], "PAY-4", "{made}");
 }
+
+#[test]
+fn a_status_map_names_the_jira_statuses_of_the_stages() {
+    let (env, jira) = tracked(Flavour::Server);
+    let dir = env.home.join(".config/xone");
+    let file = dir.join("config.toml");
+    let mut text = std::fs::read_to_string(&file).unwrap_or_default();
+    text.push_str("\n[jira.status_map]\nrequirement-review = [\"Design\"]\n");
+    std::fs::write(&file, text).unwrap();
+    env.ok(&["requirement", "create", "-p", "PAY", "Refund orders"]);
+    env.ok(&["requirement", "advance", "PAY-1", "--force", "--reason", "mapped"]);
+    assert_eq!(jira.issue("PAY-1").unwrap().status, "Design", "the mapped status");
+    jira.add_issues("PAY", 1, "Design", 3600);
+    env.ok(&["sync"]);
+    assert_eq!(env.json(&["requirement", "show", "PAY-2"])["status"], "requirement-review");
+    // A map that names no stage is refused, naming the file.
+    std::fs::write(&file, "[jira.status_map]\nreviewing = \"Design\"\n").unwrap();
+    env.code(2, &["sync"]).says(&["'reviewing' is not a stage", "config.toml"]);
+}
