@@ -193,6 +193,11 @@ fn resolve(cx: &mut Ctx, id: i64, comment_id: i64) -> Result<()> {
 fn close(cx: &mut Ctx, id: i64, verdict: Verdict, note: Option<String>) -> Result<()> {
     let actor = cx.actor()?;
     let mut store = cx.store()?;
+    // With Jira as the tracker, a verdict is proven by whose Jira token gives it.
+    if let Ok(req) = store::review(store.conn(), id)?.requirement.parse::<RequirementKey>() {
+        let jira = cx.jira()?;
+        crate::ops::project::prove_actor(&store, &jira, &req.project, &actor)?;
+    }
     let review::Closed { kind, key, open, doc_version } =
         review::close(&mut store, cx.tracker()?.as_ref(), id, verdict, note, &actor)?;
     if open > 0 {

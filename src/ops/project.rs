@@ -220,6 +220,46 @@ pub fn archive(store: &mut Store, key: &ProjectKey, name: &str, actor: &str) -> 
     })
 }
 
+/// Proves who acts on a project whose requirements live in Jira: the Jira token's account
+/// must be a member's (its `--jira-account`, else a member named like the account or its
+/// email), and that member must be the one xone acts as. Elsewhere who acts stays
+/// self-declared. Returns the member the token proves, if it proved one.
+pub fn prove_actor(
+    store: &Store,
+    settings: &jira::Settings,
+    key: &ProjectKey,
+    actor: &str,
+) -> Result<Option<String>> {
+    let p = store::project(store.conn(), key)?;
+    if p.tracker != "jira" {
+        return Ok(None);
+    }
+    let me = jira::Jira::new(settings)?.myself()?;
+    let accounts = store::member_accounts(store.conn(), key)?;
+    let members = store::members(store.conn(), key)?;
+    let by_email = me.email.as_deref().and_then(|e| e.split('@').next()).unwrap_or_default();
+    let member = accounts.iter().find(|(_, a)| *a == me.id).map(|(u, _)| u.clone()).or_else(|| {
+        members.iter().find(|m| m.user == me.id || m.user == by_email).map(|m| m.user.clone())
+    });
+    let who = match &me.display_name {
+        Some(n) => format!("{} ({n})", me.id),
+        None => me.id.clone(),
+    };
+    let Some(member) = member else {
+        return Err(XoneError::gate(format!(
+            "the Jira account {who} whose token xone uses is no member of {key}"
+        ))
+        .hint(format!("xone project member add {key} USER --role ROLE --jira-account {}", me.id)));
+    };
+    if member != actor {
+        return Err(XoneError::gate(format!(
+            "xone would act as {actor}, but the Jira token is {member}'s ({who})"
+        ))
+        .hint(format!("act as {member} (XONE_USER={member}), or log in to Jira as {actor}: xone auth login jira")));
+    }
+    Ok(Some(member))
+}
+
 /// Where a project's requirements are to live.
 pub enum TrackerChoice<'a> {
     Builtin,
@@ -370,11 +410,17 @@ pub fn add_member(
     key: &ProjectKey,
     user: &str,
     roles: &[Role],
+    jira_account: Option<&str>,
     actor: &str,
 ) -> Result<Vec<Role>> {
     store::active_project(store.conn(), key)?;
     store.write(|tx| {
         let added = store::add_member(tx, key, user, roles)?;
+        if let Some(account) = jira_account {
+            store::set_member_account(tx, key, user, account)?;
+            let detail = format!("{user} acts as the Jira account {account}");
+            store::record(tx, &events::project(key, actor, "member account", detail))?;
+        }
         if !added.is_empty() {
             let names: Vec<&str> = added.iter().map(|r| r.as_str()).collect();
             let detail = format!("{user}: {}", names.join(", "));

@@ -328,6 +328,32 @@ pub fn is_member(c: &Connection, project: &ProjectKey, user: &str) -> Result<boo
 }
 
 /// Adds roles; returns those that were new.
+/// Records the Jira account a member acts as.
+pub fn set_member_account(
+    c: &Connection,
+    project: &ProjectKey,
+    user: &str,
+    account: &str,
+) -> Result<()> {
+    c.execute(
+        "INSERT INTO member_account (project, user, jira_account) VALUES (?1, ?2, ?3)
+         ON CONFLICT (project, user) DO UPDATE SET jira_account = excluded.jira_account",
+        params![project.as_str(), user, account],
+    )?;
+    Ok(())
+}
+
+/// The members' Jira accounts: (user, account).
+pub fn member_accounts(c: &Connection, project: &ProjectKey) -> Result<Vec<(String, String)>> {
+    let mut st = c.prepare(
+        "SELECT user, jira_account FROM member_account WHERE project = ?1 ORDER BY user",
+    )?;
+    let rows = st
+        .query_map([project.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
 pub fn add_member(
     c: &Connection,
     project: &ProjectKey,

@@ -321,4 +321,13 @@ pub const MIGRATIONS: &[&str] = &[
         synced_at TEXT NOT NULL
     );
     ",
+    // 11: the Jira account each member acts as
+    "
+    CREATE TABLE member_account (
+        project TEXT NOT NULL REFERENCES project(key),
+        user TEXT NOT NULL,
+        jira_account TEXT NOT NULL,
+        PRIMARY KEY (project, user)
+    );
+    ",
 ];

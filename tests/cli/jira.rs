@@ -324,3 +324,42 @@ fn a_status_map_names_the_jira_statuses_of_the_stages() {
     std::fs::write(&file, "[jira.status_map]\nreviewing = \"Design\"\n").unwrap();
     env.code(2, &["sync"]).says(&["'reviewing' is not a stage", "config.toml"]);
 }
+
+/// With Jira as the tracker, a role-gated step is proven by whose Jira token takes it.
+#[test]
+fn a_sign_off_is_proven_by_whose_jira_token_signs_it() {
+    let (mut env, jira) = tracked(Flavour::Server);
+    env.ok(&["requirement", "create", "-p", "PAY", "Refund orders"]);
+    for _ in 0..5 {
+        env.ok(&["requirement", "advance", "PAY-1", "--force", "--reason", "on"]);
+    }
+    assert_eq!(env.json(&["requirement", "show", "PAY-1"])["status"], "testing");
+    // The token is pat's (a pm); xone is told it acts as quinn (the qa member): refused.
+    env.set_var("XONE_USER", "quinn");
+    env.code(4, &["requirement", "signoff", "PAY-1"])
+        .says(&["xone would act as quinn, but the Jira token is pat's"]);
+    // quinn's own token, mapped to quinn by account: signed, as a comment by that account.
+    jira.add_user("qa-quinn", "q.a@example.com", "Quinn QA", "quinn-token-5678");
+    env.set_var("XONE_JIRA_TOKEN", "quinn-token-5678");
+    env.code(4, &["requirement", "signoff", "PAY-1"]).says(&[
+        "qa-quinn (Quinn QA)",
+        "is no member of PAY",
+        "--jira-account qa-quinn",
+    ]);
+    env.ok(&[
+        "project",
+        "member",
+        "add",
+        "PAY",
+        "quinn",
+        "--role",
+        "qa",
+        "--jira-account",
+        "qa-quinn",
+    ]);
+    env.ok(&["requirement", "signoff", "PAY-1", "--note", "all cases pass"]);
+    let issue = jira.issue("PAY-1").unwrap();
+    let (author, body) = issue.comments.last().unwrap();
+    assert_eq!(author, "qa-quinn");
+    assert!(body.as_str().unwrap().contains("all cases pass"), "{body}");
+}

@@ -23,6 +23,9 @@ pub enum MemberCommand {
         /// pm, ui, fe, be, qa, data, ops or owner; repeat or separate with commas
         #[arg(long = "role", required = true, value_delimiter = ',')]
         roles: Vec<Role>,
+        /// The Jira account the user acts as (Server: the user name; Cloud: the account id)
+        #[arg(long, value_name = "ID")]
+        jira_account: Option<String>,
     },
     /// Take roles from a user (all of them without --role)
     Remove {
@@ -47,10 +50,17 @@ pub enum MemberCommand {
 
 pub fn run(cx: &mut Ctx, cmd: MemberCommand) -> Result<()> {
     match cmd {
-        MemberCommand::Add { key, user, roles } => {
+        MemberCommand::Add { key, user, roles, jira_account } => {
             let actor = cx.actor()?;
             let mut store = cx.store()?;
-            let added = project::add_member(&mut store, &key, &user, &roles, &actor)?;
+            let added = project::add_member(
+                &mut store,
+                &key,
+                &user,
+                &roles,
+                jira_account.as_deref(),
+                &actor,
+            )?;
             let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
             if added.is_empty() {
                 cx.ui.status(format!("{user} already has {} on {key}", names.join(", ")));

@@ -62,6 +62,9 @@ pub fn cancel(cx: &mut Ctx, key: &RequirementKey, reason: Option<String>) -> Res
 pub fn signoff(cx: &mut Ctx, key: &RequirementKey, note: Option<String>) -> Result<()> {
     let actor = cx.actor()?;
     let mut store = cx.store()?;
+    // With Jira as the tracker, a sign-off is proven by whose Jira token signs it.
+    let jira = cx.jira()?;
+    crate::ops::project::prove_actor(&store, &jira, &key.project, &actor)?;
     let forges = cx.forges()?;
     let tracker = cx.tracker()?;
     let w = Work { ui: &cx.ui, forges: &forges, tracker: tracker.as_ref(), actor: &actor };
