@@ -307,6 +307,7 @@ impl Api {
                     Kind::Remote,
                     format!("{} could not be reached ({})", self.system, endpoint),
                 )
+                .tagged(Tag::Unavailable)
                 .cause(self.redact(&describe(&e)))
                 .hint(format!(
                     "check that {} is up and the URL is right ({})",
@@ -328,6 +329,7 @@ impl Api {
                     Kind::Remote,
                     format!("{} broke off its answer to {endpoint}", self.system),
                 )
+                .tagged(Tag::Unavailable)
                 .cause(self.redact(&describe(&e)))
                 .hint("retry; if it persists, the server or a proxy in between is at fault");
                 return Err(Failure::Transient { error, pause: None, sent: true });
@@ -370,14 +372,25 @@ impl Api {
                     Kind::Remote,
                     format!("{} is unavailable ({status}) for {endpoint}", self.system),
                 )
+                .tagged(Tag::Unavailable)
                 .cause(message)
                 .hint("try again later");
                 // 429 means the request was turned away before it did anything.
                 return Err(Failure::Transient { error, pause, sent: status != 429 });
             }
-            _ => XoneError::new(Kind::Remote, format!("{} {endpoint} failed with {status}", self.system))
+            _ => {
+                let error = XoneError::new(
+                    Kind::Remote,
+                    format!("{} {endpoint} failed with {status}", self.system),
+                )
                 .cause(message)
-                .hint(format!("retry; if it persists, ask the {} administrators", self.system)),
+                .hint(format!("retry; if it persists, ask the {} administrators", self.system));
+                if status >= 500 {
+                    error.tagged(Tag::Unavailable)
+                } else {
+                    error
+                }
+            }
         };
         Err(Failure::Final(error))
     }

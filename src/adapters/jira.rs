@@ -309,6 +309,37 @@ impl Jira {
         }
     }
 
+    /// The comments of an issue, as text (a document's text runs joined).
+    pub fn comments(&self, key: &str) -> Result<Vec<String>> {
+        let v =
+            self.get(&format!("/issue/{}/comment", encode(key))).map_err(|e| self.gone(key, e))?;
+        fn text(v: &Value, out: &mut String) {
+            match v {
+                Value::String(s) => out.push_str(s),
+                Value::Object(m) => {
+                    if let Some(Value::String(t)) = m.get("text") {
+                        out.push_str(t);
+                    }
+                    if let Some(c) = m.get("content") {
+                        text(c, out);
+                    }
+                }
+                Value::Array(a) => a.iter().for_each(|x| text(x, out)),
+                _ => {}
+            }
+        }
+        Ok(v["comments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let mut s = String::new();
+                text(&c["body"], &mut s);
+                s
+            })
+            .collect())
+    }
+
     /// Every issue a JQL query selects, page by page to the end, with `fields`: Server's
     /// `/search` by `startAt`, Cloud's `/search/jql` by `nextPageToken` (its old `/search` is
     /// gone). Returns the issues and how many requests it took.

@@ -5,7 +5,8 @@
 //!
 //! `Routed` picks the tracker per project, so that every command works on either.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
+use std::rc::Rc;
 
 use rusqlite::Connection;
 
@@ -14,8 +15,8 @@ use super::tracker::Tracker;
 use super::tracker_local::BuiltinTracker;
 use crate::domain::lifecycle::jira_status_maps;
 use crate::domain::{ProjectKey, RequirementKey, Status};
-use crate::store;
-use crate::ui::{Result, XoneError};
+use crate::store::{self, Store};
+use crate::ui::{Result, Tag, XoneError};
 
 /// The issue type requirements are made as.
 const ISSUE_TYPE: &str = "Story";
@@ -23,11 +24,121 @@ const ISSUE_TYPE: &str = "Story";
 pub struct JiraTracker {
     settings: jira::Settings,
     client: OnceCell<Jira>,
+    /// How many changes this command queued because Jira could not be reached.
+    queued: Rc<Cell<usize>>,
+}
+
+/// What pushing the queue did.
+#[derive(Debug, Default)]
+pub struct Pushed {
+    pub pushed: usize,
+    /// Still queued: Jira could not be reached.
+    pub waiting: usize,
 }
 
 impl JiraTracker {
-    pub fn new(settings: jira::Settings) -> JiraTracker {
-        JiraTracker { settings, client: OnceCell::new() }
+    pub fn new(settings: jira::Settings, queued: Rc<Cell<usize>>) -> JiraTracker {
+        JiraTracker { settings, client: OnceCell::new(), queued }
+    }
+
+    /// Sends a change to Jira, or, when Jira cannot be reached (or changes of the requirement
+    /// already wait), keeps it in the outbox, in the caller's transaction, for a later push.
+    fn send_or_queue(
+        &self,
+        c: &Connection,
+        key: &RequirementKey,
+        op: &str,
+        payload: serde_json::Value,
+        actor: &str,
+        send: impl FnOnce(&Jira) -> Result<()>,
+    ) -> Result<()> {
+        if !store::has_queued(c, key)? {
+            let sent = self.client().and_then(send);
+            match sent {
+                Err(e) if e.is(Tag::Unavailable) => {}
+                other => return other,
+            }
+        }
+        store::enqueue(c, key, op, &payload, actor)?;
+        self.queued.set(self.queued.get() + 1);
+        Ok(())
+    }
+
+    /// Pushes what waits in the outbox, in order, each once: a change that may have reached
+    /// Jira before (a lost answer) is read back first. Stops, leaving the rest queued, when
+    /// Jira cannot be reached; a change Jira no longer takes is marked refused, stays local,
+    /// and is the error (exit 4).
+    pub fn push(&self, store: &mut Store) -> Result<Pushed> {
+        let mut done = Pushed::default();
+        let waiting = store::outbox(store.conn(), false)?;
+        if waiting.is_empty() {
+            return Ok(done);
+        }
+        let client = self.client()?;
+        for (n, q) in waiting.iter().enumerate() {
+            let issue = q.requirement.clone();
+            let attempt = (|| -> Result<()> {
+                match q.op.as_str() {
+                    "transition" => {
+                        let to: Status = q.payload["to"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .parse()
+                            .map_err(XoneError::internal)?;
+                        let map = &self.settings.status_map;
+                        if let Some((_, now)) = client.issue(&issue)? {
+                            if jira_status_maps(map, to, &now) {
+                                return Ok(());
+                            }
+                        }
+                        let offered = client.transitions(&issue)?;
+                        move_along(client, &issue, &offered, map, to).map_err(|e| {
+                            if e.kind != crate::ui::Kind::Gate {
+                                return e;
+                            }
+                            XoneError::gate(format!(
+                                "{issue}: the queued move to {} is not one Jira's workflow allows now; it stays here only",
+                                to.as_str()
+                            ))
+                            .cause(e.causes.join("; "))
+                            .hint(format!("look at {issue} in Jira; `xone sync --drop {}` forgets the queued move", q.id))
+                        })
+                    }
+                    "comment" => {
+                        let text = q.payload["text"].as_str().unwrap_or_default();
+                        if client.comments(&issue)?.iter().any(|c| c == text) {
+                            return Ok(());
+                        }
+                        client.comment(&issue, text)
+                    }
+                    "link" => {
+                        let p = &q.payload;
+                        let s = |k: &str| p[k].as_str().unwrap_or_default().to_string();
+                        client.remote_link(&issue, &s("id"), &s("title"), &s("url"))
+                    }
+                    "retitle" => {
+                        client.set_summary(&issue, q.payload["title"].as_str().unwrap_or_default())
+                    }
+                    other => Err(XoneError::internal(format!("an outbox entry of kind {other}"))),
+                }
+            })();
+            match attempt {
+                Ok(()) => {
+                    store.write(|tx| store::unqueue(tx, q.id).map(|_| ()))?;
+                    done.pushed += 1;
+                }
+                Err(e) if e.is(Tag::Unavailable) => {
+                    done.waiting = waiting.len() - n;
+                    return Ok(done);
+                }
+                Err(e) => {
+                    let detail = e.message.clone();
+                    store.write(|tx| store::refuse_queued(tx, q.id, &detail))?;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(done)
     }
 
     fn client(&self) -> Result<&Jira> {
@@ -65,7 +176,10 @@ impl Tracker for JiraTracker {
     }
 
     fn retitle(&self, c: &Connection, key: &RequirementKey, title: &str) -> Result<()> {
-        self.client()?.set_summary(&key.to_string(), title)?;
+        let payload = serde_json::json!({ "title": title });
+        self.send_or_queue(c, key, "retitle", payload, "", |j| {
+            j.set_summary(&key.to_string(), title)
+        })?;
         store::set_title(c, key, title)
     }
 
@@ -76,50 +190,38 @@ impl Tracker for JiraTracker {
         _from: Status,
         to: Status,
     ) -> Result<()> {
-        let client = self.client()?;
         let issue = key.to_string();
-        let offered = client.transitions(&issue)?;
         let map = &self.settings.status_map;
-        let Some((id, _, _)) =
-            offered.iter().find(|(_, _, reaches)| jira_status_maps(map, to, reaches))
-        else {
-            let list: Vec<String> =
-                offered.iter().map(|(_, name, reaches)| format!("{name} (to {reaches})")).collect();
-            return Err(XoneError::gate(format!(
-                "Jira's workflow offers {issue} no transition to the status of {}",
-                to.as_str()
-            ))
-            .cause(if list.is_empty() {
-                "it offers no transition at all now".to_string()
-            } else {
-                format!("it offers: {}", list.join(", "))
-            })
-            .hint("add the transition to the workflow, or a status named like the stage"));
-        };
-        client.transition(&issue, id)?;
+        let payload = serde_json::json!({ "to": to.as_str() });
+        self.send_or_queue(c, key, "transition", payload, "", |client| {
+            let offered = client.transitions(&issue)?;
+            move_along(client, &issue, &offered, map, to)
+        })?;
         store::set_status(c, key, to)
     }
 
-    fn comment(
-        &self,
-        _c: &Connection,
-        key: &RequirementKey,
-        actor: &str,
-        text: &str,
-    ) -> Result<()> {
-        self.client()?.comment(&key.to_string(), &format!("{actor} (xone): {text}"))
+    fn comment(&self, c: &Connection, key: &RequirementKey, actor: &str, text: &str) -> Result<()> {
+        let text = format!("{actor} (xone): {text}");
+        let payload = serde_json::json!({ "text": text });
+        self.send_or_queue(c, key, "comment", payload, actor, |j| {
+            j.comment(&key.to_string(), &text)
+        })
     }
 
     fn link(
         &self,
-        _c: &Connection,
+        c: &Connection,
         key: &RequirementKey,
         id: &str,
         title: &str,
         url: Option<&str>,
     ) -> Result<()> {
         // Jira wants a URL; work with none (a local repository's branch) is named by its id.
-        self.client()?.remote_link(&key.to_string(), id, title, url.unwrap_or(id))
+        let url = url.unwrap_or(id);
+        let payload = serde_json::json!({ "id": id, "title": title, "url": url });
+        self.send_or_queue(c, key, "link", payload, "", |j| {
+            j.remote_link(&key.to_string(), id, title, url)
+        })
     }
 
     fn changed_since(
@@ -133,6 +235,34 @@ impl Tracker for JiraTracker {
     }
 }
 
+/// Moves an issue by the transition that reaches the status of `to`; none is exit 4 listing
+/// what the workflow offers.
+fn move_along(
+    client: &Jira,
+    issue: &str,
+    offered: &[(String, String, String)],
+    map: &crate::domain::lifecycle::StatusMap,
+    to: Status,
+) -> Result<()> {
+    let Some((id, _, _)) =
+        offered.iter().find(|(_, _, reaches)| jira_status_maps(map, to, reaches))
+    else {
+        let list: Vec<String> =
+            offered.iter().map(|(_, name, reaches)| format!("{name} (to {reaches})")).collect();
+        return Err(XoneError::gate(format!(
+            "Jira's workflow offers {issue} no transition to the status of {}",
+            to.as_str()
+        ))
+        .cause(if list.is_empty() {
+            "it offers no transition at all now".to_string()
+        } else {
+            format!("it offers: {}", list.join(", "))
+        })
+        .hint("add the transition to the workflow, or a status named like the stage"));
+    };
+    client.transition(issue, id)
+}
+
 /// The tracker of each requirement's project: the built-in one, or Jira.
 pub struct Routed {
     builtin: BuiltinTracker,
@@ -140,8 +270,13 @@ pub struct Routed {
 }
 
 impl Routed {
-    pub fn new(jira: jira::Settings) -> Routed {
-        Routed { builtin: BuiltinTracker, jira: JiraTracker::new(jira) }
+    pub fn new(jira: jira::Settings, queued: Rc<Cell<usize>>) -> Routed {
+        Routed { builtin: BuiltinTracker, jira: JiraTracker::new(jira, queued) }
+    }
+
+    /// Pushes the changes waiting for Jira (see `JiraTracker::push`).
+    pub fn push(&self, store: &mut Store) -> Result<Pushed> {
+        self.jira.push(store)
     }
 
     fn of(&self, c: &Connection, project: &ProjectKey) -> Result<&dyn Tracker> {

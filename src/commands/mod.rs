@@ -41,6 +41,7 @@ pub struct Ctx {
     pub run_line: fn(&mut Ctx, &[&str]) -> Result<()>,
     config: Option<Config>,
     actor: Option<Identity>,
+    queued: std::rc::Rc<std::cell::Cell<usize>>,
 }
 
 impl Ctx {
@@ -49,7 +50,7 @@ impl Ctx {
         tree: fn() -> clap::Command,
         run_line: fn(&mut Ctx, &[&str]) -> Result<()>,
     ) -> Ctx {
-        Ctx { ui, tree, run_line, config: None, actor: None }
+        Ctx { ui, tree, run_line, config: None, actor: None, queued: Default::default() }
     }
 
     pub fn config(&mut self) -> Result<&Config> {
@@ -146,8 +147,21 @@ impl Ctx {
 
     /// The tracker requirements live in: per project, the built-in one (the state database
     /// itself) or Jira.
+    /// Changes waiting for Jira are pushed first, in order: a command that changes
+    /// requirements starts from what the team sees.
     pub fn tracker(&mut self) -> Result<Box<dyn Tracker>> {
-        Ok(Box::new(Routed::new(self.jira()?)))
+        let routed = Routed::new(self.jira()?, self.queued.clone());
+        let mut store = self.store()?;
+        let pushed = routed.push(&mut store)?;
+        if pushed.pushed > 0 {
+            self.ui.status(format!("pushed {} queued change(s) to Jira", pushed.pushed));
+        }
+        Ok(Box::new(routed))
+    }
+
+    /// How many changes this command queued for Jira because it could not be reached.
+    pub fn queued(&self) -> usize {
+        self.queued.get()
     }
 
     pub fn store(&mut self) -> Result<Store> {

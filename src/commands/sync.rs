@@ -6,7 +6,8 @@ use clap_complete::ArgValueCandidates;
 use super::{complete, Ctx};
 use crate::domain::ProjectKey;
 use crate::ops::sync;
-use crate::ui::{safe, table, Result};
+use crate::store;
+use crate::ui::{safe, table, Result, XoneError};
 
 #[derive(Args, Debug)]
 #[command(after_long_help = "\
@@ -18,16 +19,61 @@ in Jira is recorded on the requirement's log as a move that did not go through x
 and a status that stands for no stage is reported. Exit 4 when no project keeps its \
 requirements in Jira, 6 when Jira fails. JSON: [{\"project\", \"kind\": full|incremental, \
 \"requests\", \"issues\", \"created\", \"retitled\", \"moved\": [{\"key\", \"from\", \"to\"}], \
-\"unmapped\": [[KEY, STATUS]]}]")]
+\"unmapped\": [[KEY, STATUS]]}]. Changes made while Jira could not be reached are pushed \
+first, in order; --status lists them (JSON: [{\"id\", \"requirement\", \"op\", \"payload\", \"actor\", \
+\"queued_at\", \"state\": queued|refused, \"detail\"}]) and --drop ID forgets one.")]
 pub struct SyncArgs {
     /// Only this project
     #[arg(short, long = "project", value_name = "KEY", add = ArgValueCandidates::new(complete::project_keys))]
     pub project: Option<ProjectKey>,
+    /// List the changes waiting for Jira (and those it refused), and do nothing else
+    #[arg(long, conflicts_with = "drop")]
+    pub status: bool,
+    /// Forget a change waiting for Jira (its id from --status); it stays here only
+    #[arg(long, value_name = "ID")]
+    pub drop: Option<i64>,
 }
 
 pub fn run(cx: &mut Ctx, a: SyncArgs) -> Result<()> {
+    if a.status {
+        let store = cx.store()?;
+        let queued = store::outbox(store.conn(), true)?;
+        if cx.ui.json {
+            return cx.ui.print_json(&queued);
+        }
+        if queued.is_empty() {
+            cx.ui.status("nothing waits for Jira");
+            return Ok(());
+        }
+        let mut rows = vec![["ID", "REQUIREMENT", "CHANGE", "STATE", "QUEUED", "DETAIL"]
+            .map(String::from)
+            .to_vec()];
+        for q in &queued {
+            rows.push(vec![
+                q.id.to_string(),
+                q.requirement.clone(),
+                format!("{} {}", q.op, q.payload),
+                q.state.clone(),
+                cx.ui.when(&q.queued_at),
+                q.detail.clone().unwrap_or_default(),
+            ]);
+        }
+        write!(cx.ui.out(), "{}", safe(&table(&rows)))?;
+        return Ok(());
+    }
+    if let Some(id) = a.drop {
+        let mut store = cx.store()?;
+        if !store.write(|tx| store::unqueue(tx, id))? {
+            return Err(XoneError::not_found(format!("nothing waits for Jira under id {id}"))
+                .hint("xone sync --status lists what does"));
+        }
+        cx.ui.status(format!("dropped change {id}: it stays here only"));
+        return Ok(());
+    }
     let actor = cx.actor()?;
     let settings = cx.jira()?;
+    // What waits for Jira goes first.
+    cx.tracker()?;
     let mut store = cx.store()?;
     let done = sync::sync(&cx.ui, &mut store, &settings, a.project.as_ref(), &actor)?;
     if cx.ui.json {

@@ -164,7 +164,9 @@ fn apply(
                 store::set_title(c, &key, summary)?;
                 done.retitled.push(key.to_string());
             }
-            if let Some(to) = stage.filter(|s| *s != req.status) {
+            // A move made here and still waiting for Jira is ahead of what Jira says.
+            let waiting = store::has_queued(c, &key)?;
+            if let Some(to) = stage.filter(|s| *s != req.status && !waiting) {
                 store::set_status(c, &key, to)?;
                 let e = Event {
                     from: Some(req.status.to_string()),

@@ -328,6 +328,80 @@ pub fn is_member(c: &Connection, project: &ProjectKey, user: &str) -> Result<boo
 }
 
 /// Adds roles; returns those that were new.
+/// A change for Jira kept until it can be pushed.
+#[derive(Clone, Debug, Serialize)]
+pub struct Queued {
+    pub id: i64,
+    pub requirement: String,
+    /// `transition`, `comment`, `link` or `retitle`.
+    pub op: String,
+    pub payload: serde_json::Value,
+    pub actor: String,
+    pub queued_at: String,
+    /// `queued`, or `refused` (Jira would not take it: it stays local).
+    pub state: String,
+    pub detail: Option<String>,
+}
+
+pub fn enqueue(
+    c: &Connection,
+    requirement: &RequirementKey,
+    op: &str,
+    payload: &serde_json::Value,
+    actor: &str,
+) -> Result<i64> {
+    c.execute(
+        "INSERT INTO outbox (requirement, op, payload, actor, queued_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![requirement.to_string(), op, payload.to_string(), actor, clock::now()],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+/// The outbox, oldest first; only what waits to be pushed unless `all`.
+pub fn outbox(c: &Connection, all: bool) -> Result<Vec<Queued>> {
+    let mut st = c.prepare(&format!(
+        "SELECT id, requirement, op, payload, actor, queued_at, state, detail FROM outbox {} ORDER BY id",
+        if all { "" } else { "WHERE state = 'queued'" }
+    ))?;
+    let rows = st
+        .query_map([], |r| {
+            let payload: String = r.get(3)?;
+            Ok(Queued {
+                id: r.get(0)?,
+                requirement: r.get(1)?,
+                op: r.get(2)?,
+                payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+                actor: r.get(4)?,
+                queued_at: r.get(5)?,
+                state: r.get(6)?,
+                detail: r.get(7)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// Whether changes of the requirement wait to be pushed.
+pub fn has_queued(c: &Connection, requirement: &RequirementKey) -> Result<bool> {
+    Ok(c.query_row(
+        "SELECT count(*) FROM outbox WHERE requirement = ?1 AND state = 'queued'",
+        [requirement.to_string()],
+        |r| r.get::<_, i64>(0),
+    )? > 0)
+}
+
+pub fn unqueue(c: &Connection, id: i64) -> Result<bool> {
+    Ok(c.execute("DELETE FROM outbox WHERE id = ?1", [id])? > 0)
+}
+
+pub fn refuse_queued(c: &Connection, id: i64, detail: &str) -> Result<()> {
+    c.execute(
+        "UPDATE outbox SET state = 'refused', detail = ?2 WHERE id = ?1",
+        params![id, detail],
+    )?;
+    Ok(())
+}
+
 /// Records the Jira account a member acts as.
 pub fn set_member_account(
     c: &Connection,

@@ -330,4 +330,17 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project, user)
     );
     ",
+    // 12: changes for Jira made while it could not be reached, pushed in order later
+    "
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        requirement TEXT NOT NULL,
+        op TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        queued_at TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'queued',
+        detail TEXT
+    );
+    ",
 ];

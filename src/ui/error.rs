@@ -30,6 +30,9 @@ pub enum Tag {
     CorruptState,
     /// A remote system refused the credentials (401 or 403).
     Refused,
+    /// A remote system could not be reached or did not answer (a lost connection, a timeout,
+    /// 429 or 5xx after the retries): the request may or may not have taken effect.
+    Unavailable,
     /// The state database stayed locked by another writer past the busy timeout.
     StateBusy,
     /// The state database cannot be written.

@@ -363,3 +363,61 @@ fn a_sign_off_is_proven_by_whose_jira_token_signs_it() {
     assert_eq!(author, "qa-quinn");
     assert!(body.as_str().unwrap().contains("all cases pass"), "{body}");
 }
+
+/// Jira down: changes succeed here, are queued, and are pushed in order, once each, by the
+/// next command that changes something; never by a list.
+#[test]
+fn offline_changes_are_queued_and_pushed_in_order_once_each() {
+    let (mut env, jira) = tracked(Flavour::Server);
+    env.ok(&["requirement", "create", "-p", "PAY", "Refund orders"]);
+    env.ok(&["config", "set", "remote.retries", "0"]);
+    let up = jira.url.clone();
+    env.set_var("XONE_JIRA_URL", "http://127.0.0.1:9");
+    let r = env.ok(&["requirement", "advance", "PAY-1", "--force", "--reason", "first"]);
+    assert!(r.stderr.contains("Jira could not be reached: 2 change(s) are kept here"), "{r:?}");
+    assert_eq!(env.json(&["requirement", "show", "PAY-1"])["status"], "requirement-review");
+    let queued = env.json(&["sync", "--status"]);
+    let ops: Vec<&str> =
+        queued.as_array().unwrap().iter().map(|q| q["op"].as_str().unwrap()).collect();
+    assert_eq!(ops, ["transition", "comment"]);
+    // Back up: a list pushes nothing; the next change pushes the queue first, then itself.
+    env.set_var("XONE_JIRA_URL", &up);
+    env.ok(&["requirement", "list", "-p", "PAY"]);
+    assert_eq!(jira.issue("PAY-1").unwrap().status, "To Do", "a list never talks to Jira");
+    let r = env.ok(&["requirement", "advance", "PAY-1", "--force", "--reason", "second"]);
+    assert!(r.stderr.contains("pushed 2 queued change(s) to Jira"), "{r:?}");
+    let issue = jira.issue("PAY-1").unwrap();
+    assert_eq!(issue.status, "Design");
+    let texts: Vec<String> =
+        issue.comments.iter().map(|(_, b)| b.as_str().unwrap().to_string()).collect();
+    assert!(texts[0].contains("first") && texts[1].contains("second"), "in order: {texts:?}");
+    assert_eq!(env.json(&["sync", "--status"]), serde_json::json!([]));
+
+    // A move Jira took but whose answer was lost is read back, not made twice.
+    jira.lose_answers("POST", "/transitions", 1);
+    env.ok(&["requirement", "advance", "PAY-1", "--force", "--reason", "third"]);
+    let posts = |jira: &FakeJira| {
+        jira.requests().iter().filter(|(m, p)| m == "POST" && p.ends_with("/transitions")).count()
+    };
+    let before = posts(&jira);
+    env.ok(&["requirement", "edit", "PAY-1", "--title", "Refund whole orders"]);
+    assert_eq!(posts(&jira), before, "the move was found done in Jira, not sent again");
+    assert_eq!(jira.issue("PAY-1").unwrap().status, "In Development");
+    assert_eq!(env.json(&["sync", "--status"]), serde_json::json!([]));
+
+    // Queued while down, then no longer allowed by the workflow: said (exit 4), kept here.
+    env.set_var("XONE_JIRA_URL", "http://127.0.0.1:9");
+    env.ok(&["requirement", "advance", "PAY-1", "--force", "--reason", "fourth"]);
+    env.set_var("XONE_JIRA_URL", &up);
+    jira.make_unreachable("Submitted");
+    env.code(4, &["sync"]).says(&[
+        "the queued move to submitted is not one Jira's workflow allows now",
+        "stays here only",
+    ]);
+    let status = env.json(&["sync", "--status"]);
+    let refused =
+        status.as_array().unwrap().iter().find(|q| q["state"] == "refused").unwrap().clone();
+    let id = refused["id"].as_i64().unwrap().to_string();
+    env.ok(&["sync", "--drop", &id]);
+    env.code(3, &["sync", "--drop", &id]).says(&["nothing waits for Jira under id"]);
+}

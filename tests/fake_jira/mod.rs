@@ -89,6 +89,9 @@ struct State {
     counters: std::collections::HashMap<String, u64>,
     /// (path part, status, times, Retry-After)
     faults: Vec<(String, u16, usize, Option<u64>)>,
+    /// Requests carried out whose answer is then lost (a 502 from a proxy): (method, path
+    /// part, times).
+    lost: Vec<(String, String, usize)>,
     log: Vec<(String, String)>,
 }
 
@@ -196,6 +199,12 @@ impl FakeJira {
         self.state.lock().unwrap().faults.push((path.into(), status, times, retry_after));
     }
 
+    /// Carries out the next `times` requests whose path contains `path`, then answers 502 as
+    /// a proxy that lost the answer would.
+    pub fn lose_answers(&self, method: &str, path: &str, times: usize) {
+        self.state.lock().unwrap().lost.push((method.into(), path.into(), times));
+    }
+
     /// Every request so far: (method, path and query).
     pub fn requests(&self) -> Vec<(String, String)> {
         self.state.lock().unwrap().log.clone()
@@ -205,7 +214,20 @@ impl FakeJira {
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         let mut writer = stream;
         while let Some(req) = wire::read_request(&mut reader) {
-            let resp = self.answer(&req);
+            let mut resp = self.answer(&req);
+            let lost = {
+                let mut s = self.state.lock().unwrap();
+                let i = s.lost.iter().position(|l| {
+                    l.2 > 0 && l.0 == req.method && req.path.contains(l.1.as_str())
+                });
+                if let Some(i) = i {
+                    s.lost[i].2 -= 1;
+                }
+                i.is_some()
+            };
+            if lost {
+                resp = errors(502, "Bad Gateway");
+            }
             if wire::write_response(&mut writer, &resp).is_err() {
                 return;
             }
@@ -262,6 +284,7 @@ impl FakeJira {
             ("GET", ["issue", key, "transitions"]) => self.transitions(&wire::decode(key)),
             ("POST", ["issue", key, "transitions"]) => self.transition(&wire::decode(key), req),
             ("POST", ["issue", key, "comment"]) => self.comment(&wire::decode(key), req, &user),
+            ("GET", ["issue", key, "comment"]) => self.list_comments(&wire::decode(key)),
             ("POST", ["issue", key, "remotelink"]) => self.remote_link(&wire::decode(key), req),
             ("GET", ["search"])
                 if self.flavour == Flavour::Cloud && req.path.starts_with("/rest/api/3") =>
@@ -473,6 +496,27 @@ impl FakeJira {
         v["author"]["displayName"] = json!(user.display_name);
         v["self"] = json!(format!("{}{}/issue/{}/comment/{id}", self.url, self.api(), i.id));
         with_status(201, &v)
+    }
+
+    fn list_comments(&self, key: &str) -> Response {
+        let s = self.state.lock().unwrap();
+        let Some(i) = s.issues.iter().find(|i| i.key == key) else {
+            return errors(404, "Issue does not exist or you do not have permission to see it.");
+        };
+        let base: Value = serde_json::from_str(COMMENT).unwrap();
+        let list: Vec<Value> = i
+            .comments
+            .iter()
+            .enumerate()
+            .map(|(n, (author, body))| {
+                let mut c = base.clone();
+                c["id"] = json!((10_000 + n).to_string());
+                c["body"] = body.clone();
+                c["author"]["displayName"] = json!(author);
+                c
+            })
+            .collect();
+        ok(&json!({ "startAt": 0, "maxResults": 5000, "total": list.len(), "comments": list }))
     }
 
     fn remote_link(&self, key: &str, req: &Request) -> Response {
