@@ -99,6 +99,12 @@ const KEYS: &[KeyDef] = &[
         doc: "Jira Cloud: the account's email, sent with its API token; unset for Server/Data Center (a personal access token)",
     },
     KeyDef {
+        key: "jira.issue_type",
+        ty: Type::Str,
+        default: Some("Story"),
+        doc: "the Jira issue type requirements are created as",
+    },
+    KeyDef {
         key: "gitlab.namespace",
         ty: Type::Str,
         default: None,

@@ -32,6 +32,8 @@ pub struct Settings {
     pub http: Http,
     /// `[jira.status_map]`: the Jira statuses that stand for each stage.
     pub status_map: crate::domain::lifecycle::StatusMap,
+    /// `jira.issue_type`: what requirements are created as.
+    pub issue_type: String,
 }
 
 impl Settings {
@@ -55,6 +57,7 @@ impl Settings {
             token,
             http,
             status_map: config.jira_status_map.clone(),
+            issue_type: config.str("jira.issue_type").unwrap_or("Story").to_string(),
         }
     }
 }

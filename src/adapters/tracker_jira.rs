@@ -18,9 +18,6 @@ use crate::domain::{ProjectKey, RequirementKey, Status};
 use crate::store::{self, Store};
 use crate::ui::{Result, Tag, XoneError};
 
-/// The issue type requirements are made as.
-const ISSUE_TYPE: &str = "Story";
-
 pub struct JiraTracker {
     settings: jira::Settings,
     client: OnceCell<Jira>,
@@ -160,7 +157,7 @@ impl Tracker for JiraTracker {
     ) -> Result<RequirementKey> {
         let p = store::project(c, project)?;
         let jira_project = p.jira_project.unwrap_or_else(|| project.to_string());
-        let made = self.client()?.create_issue(&jira_project, ISSUE_TYPE, title)?;
+        let made = self.client()?.create_issue(&jira_project, &self.settings.issue_type, title)?;
         let key: RequirementKey = made.parse().map_err(|e| {
             XoneError::new(crate::ui::Kind::Remote, format!("Jira made the issue {made}"))
                 .cause(e)

@@ -183,6 +183,10 @@ fn a_requirement_is_a_jira_issue_moved_along_its_workflow() {
     assert_eq!(r["key"], "PAY-1", "the issue's key is the requirement's: {r}");
     let issue = jira.issue("PAY-1").expect("the Jira issue");
     assert_eq!((issue.summary.as_str(), issue.status.as_str()), ("Refund orders", "To Do"));
+    assert_eq!(issue.issue_type, "Story", "jira.issue_type's default");
+    env.ok(&["config", "set", "jira.issue_type", "Requirement"]);
+    env.ok(&["requirement", "create", "-p", "PAY", "Coupons"]);
+    assert_eq!(jira.issue("PAY-2").unwrap().issue_type, "Requirement");
     env.ok(&["requirement", "edit", "PAY-1", "--title", "Refund whole orders"]);
     assert_eq!(jira.issue("PAY-1").unwrap().summary, "Refund whole orders");
     // A stage moves the issue by the transition that reaches the status of its name; a

@@ -48,6 +48,7 @@ pub struct Issue {
     pub key: String,
     pub project: String,
     pub summary: String,
+    pub issue_type: String,
     pub status: String,
     /// (author, body as sent: a string on v2, a document on v3)
     pub comments: Vec<(String, Value)>,
@@ -170,6 +171,7 @@ impl FakeJira {
                 key: format!("{project}-{seq}"),
                 project: project.into(),
                 summary: format!("Issue {seq} made in Jira"),
+                issue_type: "Story".into(),
                 status: status.into(),
                 comments: Vec::new(),
                 links: Vec::new(),
@@ -217,9 +219,10 @@ impl FakeJira {
             let mut resp = self.answer(&req);
             let lost = {
                 let mut s = self.state.lock().unwrap();
-                let i = s.lost.iter().position(|l| {
-                    l.2 > 0 && l.0 == req.method && req.path.contains(l.1.as_str())
-                });
+                let i = s
+                    .lost
+                    .iter()
+                    .position(|l| l.2 > 0 && l.0 == req.method && req.path.contains(l.1.as_str()));
                 if let Some(i) = i {
                     s.lost[i].2 -= 1;
                 }
@@ -373,6 +376,7 @@ impl FakeJira {
             key: format!("{project}-{n}"),
             project,
             summary: summary.to_string(),
+            issue_type: f["issuetype"]["name"].as_str().unwrap_or_default().to_string(),
             status: STATUSES[0].into(),
             comments: Vec::new(),
             links: Vec::new(),
