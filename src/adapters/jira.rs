@@ -258,6 +258,14 @@ impl Jira {
             .map_err(|e| self.gone(key, e))
     }
 
+    /// Sets the issue's description: text on Server, a document on Cloud.
+    pub fn set_description(&self, key: &str, text: &str) -> Result<()> {
+        let body = json!({ "fields": { "description": self.text(text) } });
+        self.send(Method::PUT, &format!("/issue/{}", encode(key)), &body)
+            .map(|_| ())
+            .map_err(|e| self.gone(key, e))
+    }
+
     /// The transitions the issue's workflow offers now: (id, name, the status it reaches).
     pub fn transitions(&self, key: &str) -> Result<Vec<(String, String, String)>> {
         let v = self

@@ -31,6 +31,11 @@ pub trait Tracker {
         from: Status,
         to: Status,
     ) -> Result<()>;
+    /// Gives the requirement's issue its document as its description (a Jira issue's); the
+    /// built-in tracker keeps the document itself, so it has nothing to do.
+    fn describe(&self, _c: &Connection, _key: &RequirementKey, _text: &str) -> Result<()> {
+        Ok(())
+    }
     /// Adds a comment by `actor`: a rejection's reason, a sign-off, a forced gate, a verdict.
     fn comment(&self, c: &Connection, key: &RequirementKey, actor: &str, text: &str) -> Result<()>;
     /// Links work done for the requirement (a branch, a merge request, a build, a

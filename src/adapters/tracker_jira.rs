@@ -116,6 +116,8 @@ impl JiraTracker {
                     "retitle" => {
                         client.set_summary(&issue, q.payload["title"].as_str().unwrap_or_default())
                     }
+                    "describe" => client
+                        .set_description(&issue, q.payload["text"].as_str().unwrap_or_default()),
                     other => Err(XoneError::internal(format!("an outbox entry of kind {other}"))),
                 }
             })();
@@ -195,6 +197,13 @@ impl Tracker for JiraTracker {
             move_along(client, &issue, &offered, map, to)
         })?;
         store::set_status(c, key, to)
+    }
+
+    fn describe(&self, c: &Connection, key: &RequirementKey, text: &str) -> Result<()> {
+        let payload = serde_json::json!({ "text": text });
+        self.send_or_queue(c, key, "describe", payload, "", |j| {
+            j.set_description(&key.to_string(), text)
+        })
     }
 
     fn comment(&self, c: &Connection, key: &RequirementKey, actor: &str, text: &str) -> Result<()> {
@@ -307,6 +316,10 @@ impl Tracker for Routed {
         to: Status,
     ) -> Result<()> {
         self.of(c, &key.project)?.transition(c, key, from, to)
+    }
+
+    fn describe(&self, c: &Connection, key: &RequirementKey, text: &str) -> Result<()> {
+        self.of(c, &key.project)?.describe(c, key, text)
     }
 
     fn comment(&self, c: &Connection, key: &RequirementKey, actor: &str, text: &str) -> Result<()> {

@@ -4,6 +4,7 @@
 use std::io::Read;
 
 use super::events;
+use crate::adapters::tracker::Tracker;
 use crate::config::Config;
 use crate::domain::{template, DocKind, ProjectKey, RequirementKey};
 use crate::store::{self, Event, Store};
@@ -151,6 +152,7 @@ pub fn from_file<'a>(bytes: &'a [u8], name: Option<&'a str>, source: &'a str) ->
 /// same as the latest (no new version).
 pub fn save_version(
     store: &mut Store,
+    tracker: &dyn Tracker,
     key: &RequirementKey,
     kind: DocKind,
     note: Option<&str>,
@@ -174,6 +176,10 @@ pub fn save_version(
             let detail = format!("{kind} v{v} from {} ({}, {size})", new.source, new.media_type);
             let e = Event { detail: Some(detail), reason: note.map(str::to_string), ..events::requirement(&req, actor, "doc") };
             store::record(tx, &e)?;
+            // The requirement document is its issue's description, in a tracker that has one.
+            if kind == DocKind::Requirement && is_text(new.media_type) {
+                tracker.describe(tx, key, &String::from_utf8_lossy(new.bytes))?;
+            }
         }
         Ok(v)
     })

@@ -92,6 +92,7 @@ pub fn create(
             actor,
             Some("generated from the template"),
         )?;
+        let mut described = body.clone();
         if let Some((bytes, file)) = &new.first_edit {
             let name = docs::file_name(file);
             let v = store::add_document_version(
@@ -113,7 +114,12 @@ pub fn create(
                     },
                 )?;
             }
+            if docs::is_text(docs::media_type(bytes, name.as_deref())) {
+                described = String::from_utf8_lossy(bytes).into_owned();
+            }
         }
+        // The description is the requirement document.
+        tracker.describe(tx, &key, &described)?;
         for (col, d) in [("start_date", new.start), ("end_date", new.end)] {
             if let Some(d) = d {
                 store::set_date(tx, &key, col, Some(&d.to_string()))?;

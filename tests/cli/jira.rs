@@ -184,6 +184,16 @@ fn a_requirement_is_a_jira_issue_moved_along_its_workflow() {
     let issue = jira.issue("PAY-1").expect("the Jira issue");
     assert_eq!((issue.summary.as_str(), issue.status.as_str()), ("Refund orders", "To Do"));
     assert_eq!(issue.issue_type, "Story", "jira.issue_type's default");
+    // Its description is the requirement document, from the template and from each version.
+    assert!(
+        issue.description.as_str().unwrap().contains("Refund orders"),
+        "{:?}",
+        issue.description
+    );
+    let doc = write(&env, "req.md", b"# Refund orders\n\nRefund a whole order at once.\n");
+    env.ok(&["requirement", "doc", "PAY-1", "requirement", "--attach", &doc]);
+    let described = jira.issue("PAY-1").unwrap().description;
+    assert_eq!(described.as_str().unwrap(), "# Refund orders\n\nRefund a whole order at once.\n");
     env.ok(&["config", "set", "jira.issue_type", "Requirement"]);
     env.ok(&["requirement", "create", "-p", "PAY", "Coupons"]);
     assert_eq!(jira.issue("PAY-2").unwrap().issue_type, "Requirement");
@@ -219,6 +229,8 @@ fn a_requirement_is_a_jira_issue_moved_along_its_workflow() {
 fn on_cloud_comments_are_documents_and_a_dead_jira_makes_nothing() {
     let (mut env, jira) = tracked(Flavour::Cloud);
     env.ok(&["requirement", "create", "-p", "PAY", "Refund orders"]);
+    let described = jira.issue("PAY-1").unwrap().description;
+    assert_eq!(described["type"], "doc", "Cloud takes a description as a document: {described}");
     env.ok(&["requirement", "cancel", "PAY-1", "--reason", "out of scope"]);
     let issue = jira.issue("PAY-1").unwrap();
     assert_eq!(issue.status, "Won't Do");

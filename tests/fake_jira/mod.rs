@@ -48,6 +48,8 @@ pub struct Issue {
     pub key: String,
     pub project: String,
     pub summary: String,
+    /// As sent: text on v2, a document on v3.
+    pub description: Value,
     pub issue_type: String,
     pub status: String,
     /// (author, body as sent: a string on v2, a document on v3)
@@ -171,6 +173,7 @@ impl FakeJira {
                 key: format!("{project}-{seq}"),
                 project: project.into(),
                 summary: format!("Issue {seq} made in Jira"),
+                description: Value::Null,
                 issue_type: "Story".into(),
                 status: status.into(),
                 comments: Vec::new(),
@@ -376,6 +379,7 @@ impl FakeJira {
             key: format!("{project}-{n}"),
             project,
             summary: summary.to_string(),
+            description: f["description"].clone(),
             issue_type: f["issuetype"]["name"].as_str().unwrap_or_default().to_string(),
             status: STATUSES[0].into(),
             comments: Vec::new(),
@@ -422,6 +426,18 @@ impl FakeJira {
         };
         if let Some(t) = b["fields"]["summary"].as_str() {
             i.summary = t.to_string();
+            i.updated = wire::now_secs();
+        }
+        if let Some(d) = b["fields"].get("description") {
+            // v2 takes text, v3 a document.
+            let valid = match self.flavour {
+                Flavour::Server => d.is_string(),
+                Flavour::Cloud => d["type"] == "doc",
+            };
+            if !valid {
+                return field_errors(400, "description", "Operation value must be a string");
+            }
+            i.description = d.clone();
             i.updated = wire::now_secs();
         }
         no_content()

@@ -108,7 +108,16 @@ fn attach(cx: &mut Ctx, a: &DocArgs, file: &str) -> Result<()> {
 fn save(cx: &mut Ctx, a: &DocArgs, new: NewVersion<'_>) -> Result<()> {
     let actor = cx.actor()?;
     let mut store = cx.store()?;
-    let v = docs::save_version(&mut store, &a.key, a.kind, a.note.as_deref(), &new, &actor)?;
+    let tracker = cx.tracker()?;
+    let v = docs::save_version(
+        &mut store,
+        tracker.as_ref(),
+        &a.key,
+        a.kind,
+        a.note.as_deref(),
+        &new,
+        &actor,
+    )?;
     let (key, kind) = (&a.key, a.kind);
     let size = human_size(new.bytes.len() as u64);
     match v {
