@@ -182,6 +182,10 @@ pub struct WatchArgs {
 }
 
 pub fn run(cx: &mut Ctx, c: GrayCommand) -> Result<()> {
+    // A command that changes a release talks to remote systems: what waits for Jira goes first.
+    if !matches!(c, GrayCommand::Status(_) | GrayCommand::List(_)) {
+        cx.push_queued();
+    }
     match c {
         GrayCommand::Start(a) => start(cx, a),
         GrayCommand::Status(a) => {

@@ -159,6 +159,15 @@ impl Ctx {
         Ok(Box::new(routed))
     }
 
+    /// Pushes the changes waiting for Jira, for a command that talks to remote systems but
+    /// changes no requirement (a deploy, a build): what Jira will not take is said, and the
+    /// command goes on.
+    pub fn push_queued(&mut self) {
+        if let Err(e) = self.tracker() {
+            self.ui.warn(format!("changes waiting for Jira: {}", e.message));
+        }
+    }
+
     /// How many changes this command queued for Jira because it could not be reached.
     pub fn queued(&self) -> usize {
         self.queued.get()

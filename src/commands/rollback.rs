@@ -40,6 +40,7 @@ pub struct RollbackArgs {
 
 pub fn run(cx: &mut Ctx, a: RollbackArgs) -> Result<()> {
     let wait = cx.waits(a.wait, a.no_wait);
+    cx.push_queued();
     if let Some(key) = &a.requirement {
         return requirement(cx, key, &a.at, wait);
     }

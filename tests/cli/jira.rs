@@ -437,3 +437,23 @@ fn offline_changes_are_queued_and_pushed_in_order_once_each() {
     env.ok(&["sync", "--drop", &id]);
     env.code(3, &["sync", "--drop", &id]).says(&["nothing waits for Jira under id"]);
 }
+
+/// A deploy talks to remote systems: it pushes what waits for Jira first.
+#[test]
+fn a_deploy_pushes_what_waits_for_jira() {
+    let (mut env, _kube) = crate::deploy::cluster();
+    let jira = FakeJira::start(Flavour::Server);
+    jira.add_user("pat", "pat@example.com", "Pat Product", PAT);
+    jira.add_project("PAY", "Payments");
+    env.ok(&["config", "set", "jira.url", &jira.url]);
+    env.set_var("XONE_JIRA_TOKEN", PAT);
+    env.ok(&["project", "set", "PAY", "--tracker", "jira"]);
+    env.ok(&["requirement", "create", "-p", "PAY", "Refund orders"]);
+    env.ok(&["config", "set", "remote.retries", "0"]);
+    env.set_var("XONE_JIRA_URL", "http://127.0.0.1:9");
+    env.ok(&["requirement", "advance", "PAY-1", "--force", "--reason", "queued"]);
+    env.set_var("XONE_JIRA_URL", &jira.url);
+    let r = env.ok(&["deploy", "web", "--env", "test", "--image", "reg.example.com/web:1"]);
+    assert!(r.stderr.contains("pushed 2 queued change(s) to Jira"), "{r:?}");
+    assert_eq!(jira.issue("PAY-1").unwrap().status, "Requirement Review");
+}

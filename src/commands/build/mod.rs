@@ -123,6 +123,7 @@ fn run_build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
         return Err(XoneError::usage("name the app to build: xone build APP --requirement KEY")
             .hint("see the apps with `xone project app list KEY`"));
     };
+    cx.push_queued();
     let actor = cx.actor()?;
     let policy = Policy::read(cx.config()?)?;
     let mut store = cx.store()?;

@@ -142,6 +142,9 @@ pub fn run(cx: &mut Ctx, a: DeployArgs) -> Result<()> {
 fn deploy(cx: &mut Ctx, a: RunArgs) -> Result<()> {
     let app_name =
         a.app.clone().ok_or_else(|| XoneError::usage("which app? xone deploy APP --env ENV"))?;
+    if !a.dry_run {
+        cx.push_queued();
+    }
     let mut store = cx.store()?;
     let (app, env) = target::locate(&store, &app_name, a.at.project.as_ref(), a.at.env.as_deref())?;
     let actor = cx.actor()?;
