@@ -4,6 +4,7 @@ mod adapters;
 mod cli;
 mod clock;
 mod commands;
+mod complete;
 mod config;
 mod domain;
 mod interrupt;
@@ -23,9 +24,9 @@ fn main() -> ExitCode {
 
     // A completion request (COMPLETE=SHELL xone -- WORDS) answers and exits here, before
     // anything else is read.
-    commands::complete::remember_shell();
+    complete::remember_shell();
     clap_complete::CompleteEnv::with_factory(cli::Cli::command)
-        .var(commands::complete::VAR)
+        .var(complete::VAR)
         .bin("xone")
         .completer("xone")
         .complete();

@@ -4,7 +4,8 @@
 use clap::{Args, Subcommand};
 use clap_complete::{ArgValueCandidates, ArgValueCompleter};
 
-use super::{complete, report_repos, Ctx};
+use super::{report_repos, Ctx};
+use crate::complete;
 use crate::domain::names::check_env;
 use crate::domain::{ProjectKey, RequirementKey};
 use crate::ops::branches;

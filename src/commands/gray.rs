@@ -3,7 +3,8 @@
 use clap::{Args, Subcommand};
 use clap_complete::{ArgValueCandidates, ArgValueCompleter};
 
-use super::{complete, AtEnv, Ctx};
+use super::{AtEnv, Ctx};
+use crate::complete;
 use crate::config;
 use crate::domain::gray::{Phase, Step};
 use crate::domain::judge::Judgement;

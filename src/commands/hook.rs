@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use clap_complete::ArgValueCandidates;
 
-use super::{complete, report_repos, Ctx};
+use super::{report_repos, Ctx};
 use crate::adapters::Outcome;
+use crate::complete;
 use crate::domain::ProjectKey;
 use crate::ops::fan_out::RepoReport;
 use crate::store::{self, RepoKind};

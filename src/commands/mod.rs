@@ -4,7 +4,6 @@
 pub mod auth;
 pub mod branch;
 pub mod build;
-pub mod complete;
 pub mod deploy;
 pub mod doctor;
 pub mod gray;
@@ -19,6 +18,8 @@ pub mod sync;
 
 use clap::Args;
 use clap_complete::ArgValueCandidates;
+
+use crate::complete;
 
 use crate::adapters::tracker::Tracker;
 use crate::adapters::tracker_jira::Routed;

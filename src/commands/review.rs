@@ -4,8 +4,9 @@
 use clap::Subcommand;
 use clap_complete::{ArgValueCandidates, ArgValueCompleter};
 
-use super::{complete, Ctx};
+use super::Ctx;
 use crate::clock;
+use crate::complete;
 use crate::domain::date;
 use crate::domain::names::check_user;
 use crate::domain::{RequirementKey, ReviewKind, Verdict};

@@ -3,7 +3,8 @@
 use clap::Args;
 use clap_complete::{ArgValueCandidates, ArgValueCompleter};
 
-use super::{complete, AtEnv, Ctx};
+use super::{AtEnv, Ctx};
+use crate::complete;
 use crate::domain::RequirementKey;
 use crate::ops::rollback::{self, Rollback};
 use crate::ops::target::{self, Target};

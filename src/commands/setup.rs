@@ -7,7 +7,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use clap_complete::ArgValueCandidates;
 use serde::Serialize;
 
-use super::{complete, Ctx};
+use super::Ctx;
+use crate::complete;
 use crate::config::{self, Config};
 use crate::store::{self, Store};
 use crate::ui::{safe, Result, XoneError};
@@ -269,7 +270,7 @@ pub fn write_completion(shell: Shell, out: &mut dyn Write) -> std::io::Result<()
         Shell::Powershell => &Powershell,
         Shell::Elvish => &Elvish,
     };
-    completer.write_registration(super::complete::VAR, "xone", "xone", "xone", out)
+    completer.write_registration(crate::complete::VAR, "xone", "xone", "xone", out)
 }
 
 pub fn completion(cx: &mut Ctx, args: CompletionArgs) -> Result<()> {

@@ -3,7 +3,8 @@
 use clap::Args;
 use clap_complete::ArgValueCandidates;
 
-use super::{complete, Ctx};
+use super::Ctx;
+use crate::complete;
 use crate::domain::ProjectKey;
 use crate::ops::sync;
 use crate::store;

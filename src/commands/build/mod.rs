@@ -6,7 +6,8 @@ mod records;
 use clap::{Args, Subcommand};
 use clap_complete::{ArgValueCandidates, ArgValueCompleter};
 
-use super::{complete, Ctx};
+use super::Ctx;
+use crate::complete;
 use crate::domain::{ProjectKey, RequirementKey};
 use crate::ops::build::{self, Policy, Request};
 use crate::ops::pipeline::{self, Pipeline};

@@ -8,7 +8,8 @@ mod watch;
 use clap::{Args, Subcommand, ValueEnum};
 use clap_complete::{ArgValueCandidates, ArgValueCompleter};
 
-use super::{complete, AtEnv, Ctx};
+use super::{AtEnv, Ctx};
+use crate::complete;
 use crate::domain::manifest;
 use crate::domain::RequirementKey;
 use crate::ops::bluegreen;

@@ -3,7 +3,8 @@
 use clap::Args;
 use clap_complete::ArgValueCandidates;
 
-use super::super::{complete, AtEnv, Ctx};
+use super::super::{AtEnv, Ctx};
+use crate::complete;
 use crate::config;
 use crate::ops::target;
 use crate::ops::watch::{self, System, Verdict};

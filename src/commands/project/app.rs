@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use clap::{Args, Subcommand};
 use clap_complete::ArgValueCandidates;
 
-use super::super::{complete, Ctx};
+use super::super::Ctx;
+use crate::complete;
 use crate::domain::names::check_env;
 use crate::domain::ProjectKey;
 use crate::ops::{events, project};

@@ -3,7 +3,8 @@
 use clap::Subcommand;
 use clap_complete::ArgValueCandidates;
 
-use super::super::{complete, Ctx};
+use super::super::Ctx;
+use crate::complete;
 use crate::domain::names::check_user;
 use crate::domain::{ProjectKey, Role};
 use crate::ops::project;

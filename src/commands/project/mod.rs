@@ -10,7 +10,8 @@ use clap::{Args, Subcommand};
 use clap_complete::ArgValueCandidates;
 use serde::Serialize;
 
-use super::{complete, Ctx};
+use super::Ctx;
+use crate::complete;
 use crate::domain::ProjectKey;
 use crate::interrupt;
 use crate::ops::project::{self, NewProject};

@@ -3,7 +3,8 @@
 use clap::Subcommand;
 use clap_complete::ArgValueCandidates;
 
-use super::super::{complete, Ctx};
+use super::super::Ctx;
+use crate::complete;
 use crate::domain::ProjectKey;
 use crate::ops::project;
 use crate::store;

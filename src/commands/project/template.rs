@@ -3,7 +3,8 @@
 use clap::Args;
 use clap_complete::ArgValueCandidates;
 
-use super::super::{complete, Ctx};
+use super::super::Ctx;
+use crate::complete;
 use crate::domain::{DocKind, ProjectKey};
 use crate::ops::{docs, project};
 use crate::store;

@@ -4,7 +4,8 @@ use clap::Args;
 use clap_complete::ArgValueCompleter;
 use serde::Serialize;
 
-use super::super::{complete, Ctx};
+use super::super::Ctx;
+use crate::complete;
 use crate::domain::{DocKind, RequirementKey};
 use crate::ops::docs::{self, human_size, is_text, NewVersion};
 use crate::store;

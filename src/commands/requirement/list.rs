@@ -3,7 +3,8 @@
 use clap::Args;
 use clap_complete::ArgValueCandidates;
 
-use super::super::{complete, Ctx};
+use super::super::Ctx;
+use crate::complete;
 use crate::domain::{ProjectKey, Status};
 use crate::store;
 use crate::ui::{safe, table, Result};

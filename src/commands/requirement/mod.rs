@@ -10,7 +10,8 @@ mod show;
 use clap::Subcommand;
 use clap_complete::ArgValueCompleter;
 
-use super::{complete, Ctx};
+use super::Ctx;
+use crate::complete;
 use crate::domain::names::Assignment;
 use crate::domain::RequirementKey;
 use crate::ui::Result;

@@ -3,9 +3,10 @@
 use clap::Args;
 use clap_complete::ArgValueCompleter;
 
-use super::super::{complete, Ctx};
+use super::super::Ctx;
 use super::create::warn_unknown_people;
 use crate::clock;
+use crate::complete;
 use crate::domain::date::DateSpec;
 use crate::domain::names::Assignment;
 use crate::domain::RequirementKey;

@@ -1,5 +1,6 @@
-//! Dynamic completion: candidates read from the state database, opened read-only and never
-//! created or migrated, so a completion costs one small query.
+//! Dynamic completion: the candidates the commands' arguments offer, read from the state
+//! database, opened read-only and never created or migrated, so a completion costs one small
+//! query. It sits beside the commands, not among them: every command uses it.
 
 use std::ffi::OsStr;
 use std::sync::OnceLock;
