@@ -452,11 +452,21 @@ impl Cluster {
     }
 
     pub fn deployment(&self, name: &str) -> Result<Option<Deployment>> {
-        let c = call("get", format!("deployments/{name}"));
-        let req = kube::core::Request::new(Deployment::url_path(&(), Some(&self.namespace)));
+        self.named("deployments", Deployment::url_path(&(), Some(&self.namespace)), name)
+    }
+
+    /// One object of the namespace by name (`plural` names it in errors); gone is `None`.
+    fn named<T: serde::de::DeserializeOwned>(
+        &self,
+        plural: &str,
+        path: String,
+        name: &str,
+    ) -> Result<Option<T>> {
+        let c = call("get", format!("{plural}/{name}"));
+        let req = kube::core::Request::new(path);
         let make = || req.get(name, &Default::default()).expect("valid request");
         match self.get_json(&c, &make) {
-            Ok(d) => Ok(Some(d)),
+            Ok(v) => Ok(Some(v)),
             Err(e) if e.kind == Kind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -815,26 +825,12 @@ impl Cluster {
 
     /// A Service of the namespace, if there is one.
     pub fn service(&self, name: &str) -> Result<Option<Value>> {
-        let c = call("get", format!("services/{name}"));
-        let req = kube::core::Request::new(Service::url_path(&(), Some(&self.namespace)));
-        let make = || req.get(name, &Default::default()).expect("valid request");
-        match self.get_json(&c, &make) {
-            Ok(v) => Ok(Some(v)),
-            Err(e) if e.kind == Kind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.named("services", Service::url_path(&(), Some(&self.namespace)), name)
     }
 
     /// A ConfigMap of the namespace, if there is one.
     pub fn configmap(&self, name: &str) -> Result<Option<ConfigMap>> {
-        let c = call("get", format!("configmaps/{name}"));
-        let req = kube::core::Request::new(ConfigMap::url_path(&(), Some(&self.namespace)));
-        let make = || req.get(name, &Default::default()).expect("valid request");
-        match self.get_json(&c, &make) {
-            Ok(m) => Ok(Some(m)),
-            Err(e) if e.kind == Kind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.named("configmaps", ConfigMap::url_path(&(), Some(&self.namespace)), name)
     }
 
     /// ConfigMaps carrying these labels.

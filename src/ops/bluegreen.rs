@@ -111,21 +111,7 @@ pub fn deploy(
             before_selector[TRACK_LABEL] = json!("stable");
         }
     }
-    let record = Deploy {
-        project: app.project.clone(),
-        app: app.name.clone(),
-        env: env.name.clone(),
-        kind: DeployKind::Deploy,
-        requirement: plan.requirement.clone(),
-        build: plan.build,
-        image: plan.image.clone(),
-        sha: plan.sha.clone(),
-        context: env.context.clone(),
-        namespace: env.namespace.clone(),
-        actor: actor.to_string(),
-        detail: Some(format!("blue-green: {name}")),
-        ..Deploy::default()
-    };
+    let record = Deploy { detail: Some(format!("blue-green: {name}")), ..plan.record(actor) };
     let id = store.write(|tx| store::start_deploy(tx, &record))?;
     let fail = |store: &mut Store, what: String| -> Result<()> {
         store.write(|tx| store::finish_deploy(tx, id, DeployStatus::Failed, None, Some(&what)))
@@ -155,15 +141,7 @@ pub fn deploy(
             return Err(e);
         }
     };
-    let selector = deployment["spec"]["selector"]["matchLabels"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
+    let selector = release::pod_selector(&deployment).unwrap_or_default();
     let f = Follow {
         name: &name,
         generation: applied["metadata"]["generation"].as_i64().unwrap_or(0),

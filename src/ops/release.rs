@@ -26,6 +26,7 @@ pub enum Strategy {
 }
 
 /// What to deploy: a build's image (by digest when it was pushed), or an image reference.
+#[derive(Clone, Copy)]
 pub enum Source<'a> {
     Build(i64),
     Image(&'a str),
@@ -254,22 +255,7 @@ pub fn deploy(
             .and_then(|rs| rs.metadata.name),
         None => None,
     };
-    let record = Deploy {
-        project: app.project.clone(),
-        app: app.name.clone(),
-        env: env.name.clone(),
-        kind: DeployKind::Deploy,
-        requirement: plan.requirement.clone(),
-        build: plan.build,
-        image: plan.image.clone(),
-        sha: plan.sha.clone(),
-        context: env.context.clone(),
-        namespace: env.namespace.clone(),
-        prev_revision,
-        prev_rs: prev_rs.clone(),
-        actor: actor.to_string(),
-        ..Deploy::default()
-    };
+    let record = Deploy { prev_revision, prev_rs: prev_rs.clone(), ..plan.record(actor) };
     let id = store.write(|tx| store::start_deploy(tx, &record))?;
     // Everything else first, so that what the pods read exists before they start.
     let mut applied_deployment = Value::Null;
@@ -317,14 +303,7 @@ pub fn deploy(
         ));
         return store::deploy(store.conn(), id);
     }
-    let selector = applied_deployment["spec"]["selector"]["matchLabels"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
+    let selector = pod_selector(&applied_deployment)
         .unwrap_or_else(|| format!("{}={}", manifest::NAME_LABEL, app.name));
     let follow_it = Follow {
         name: &plan.deployment,
@@ -436,6 +415,36 @@ pub fn deploy(
                 err = err.cause(e);
             }
             Err(err.hint(did))
+        }
+    }
+}
+
+/// A Deployment object's pod selector (`spec.selector.matchLabels`) as a label selector.
+pub(super) fn pod_selector(deployment: &Value) -> Option<String> {
+    deployment["spec"]["selector"]["matchLabels"].as_object().map(|m| {
+        m.iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
+impl Plan {
+    /// The record of this plan's rollout, as it starts.
+    pub(super) fn record(&self, actor: &str) -> Deploy {
+        Deploy {
+            project: self.app.project.clone(),
+            app: self.app.name.clone(),
+            env: self.env.name.clone(),
+            kind: DeployKind::Deploy,
+            requirement: self.requirement.clone(),
+            build: self.build,
+            image: self.image.clone(),
+            sha: self.sha.clone(),
+            context: self.env.context.clone(),
+            namespace: self.env.namespace.clone(),
+            actor: actor.to_string(),
+            ..Deploy::default()
         }
     }
 }

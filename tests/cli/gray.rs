@@ -18,6 +18,19 @@ pub fn stable(ns: &str) -> (TestEnv, FakeKube) {
     (env, kube)
 }
 
+/// A teammate's fresh home, with PAY's web and prod (namespace `ns`) set up as on `env`'s
+/// machine, on the same cluster; its own state database.
+fn teammate(env: &TestEnv, ns: &str) -> TestEnv {
+    let mut o = TestEnv::new();
+    for (k, v) in &env.vars {
+        o.set_var(k, v);
+    }
+    project(&o);
+    o.ok(&["project", "app", "add", "PAY", "web", "--repo", "web", "--port", "8080"]);
+    o.ok(&["project", "env", "set", "PAY", "prod", "--context", "prod-ctx", "--namespace", ns]);
+    o
+}
+
 fn image(d: &Value) -> &str {
     d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap()
 }
@@ -174,26 +187,7 @@ fn another_machine_carries_it_on_from_the_cluster() {
     let (env, kube) = stable("g-other");
     start(&env, &["--instances", "2"]);
     // A teammate's fresh home with the same project set up (its own database, no copy).
-    let other = {
-        let mut o = TestEnv::new();
-        for (k, v) in &env.vars {
-            o.set_var(k, v);
-        }
-        project(&o);
-        o.ok(&["project", "app", "add", "PAY", "web", "--repo", "web", "--port", "8080"]);
-        o.ok(&[
-            "project",
-            "env",
-            "set",
-            "PAY",
-            "prod",
-            "--context",
-            "prod-ctx",
-            "--namespace",
-            "g-other",
-        ]);
-        o
-    };
+    let other = teammate(&env, "g-other");
     let st = other.json(&["gray", "status", "web", "--env", "prod"]);
     assert_eq!(
         (st["phase"].as_str(), st["started_by"].as_str()),
@@ -824,26 +818,7 @@ fn a_fresh_home_judges_by_the_analyses_the_release_started_with() {
     );
     std::fs::write(&file, text).unwrap();
     start(&env, &["--analysis", "queue"]);
-    let other = {
-        let mut o = TestEnv::new();
-        for (k, v) in &env.vars {
-            o.set_var(k, v);
-        }
-        project(&o);
-        o.ok(&["project", "app", "add", "PAY", "web", "--repo", "web", "--port", "8080"]);
-        o.ok(&[
-            "project",
-            "env",
-            "set",
-            "PAY",
-            "prod",
-            "--context",
-            "prod-ctx",
-            "--namespace",
-            "g-defs",
-        ]);
-        o
-    };
+    let other = teammate(&env, "g-defs");
     let st = other.json(&["gray", "status", "web", "--env", "prod"]);
     let queue = st["analyses"].as_array().unwrap().iter().find(|a| a["name"] == "queue");
     let queue = queue.unwrap_or_else(|| panic!("the queue analysis, from the state: {st}"));

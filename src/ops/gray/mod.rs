@@ -138,7 +138,7 @@ pub fn start(
 ) -> Result<Status> {
     let analyses = analysis::resolve(scope.config, &s.analyses)?;
     let Resolved { image, build, requirement, .. } =
-        release::resolve(store, &app, clone_source(&s.source), s.requirement)?;
+        release::resolve(store, &app, s.source, s.requirement)?;
     let t = Target::connect(app, env, scope.remote.clone())?;
     let (app, env) = (&t.app, &t.env);
     let existing = gray_state::read(&t.cluster, &app.name)?;
@@ -219,20 +219,13 @@ pub fn start(
         w.settle_or_abort(store)?;
         w.note_digest()?;
     } else {
-        w.apply_canary()?;
+        w.apply_canary(&stable)?;
         scope.ui.status(format!(
             "applied the canary of {}; the stable shrinks when it is Available (the next `xone gray` command of it sees to that)",
             w.t.app.name
         ));
     }
     w.status()
-}
-
-fn clone_source<'a>(s: &Source<'a>) -> Source<'a> {
-    match s {
-        Source::Build(id) => Source::Build(*id),
-        Source::Image(i) => Source::Image(i),
-    }
 }
 
 /// Runs the analyses' queries once over the stable's pods, so that one Prometheus cannot run

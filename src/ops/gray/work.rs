@@ -106,9 +106,8 @@ impl Work<'_, '_> {
     }
 
     /// Applies the canary Deployment at the current step's size; returns its generation.
-    pub(super) fn apply_canary(&self) -> Result<i64> {
-        let stable = self.stable()?;
-        let obj = canary_object(&stable, &self.held.gray, &self.t.app.name, self.story("start"))?;
+    pub(super) fn apply_canary(&self, stable: &Deployment) -> Result<i64> {
+        let obj = canary_object(stable, &self.held.gray, &self.t.app.name, self.story("start"))?;
         let applied = self.t.cluster.apply(&obj, true)?;
         Ok(applied["metadata"]["generation"].as_i64().unwrap_or(0))
     }
@@ -118,12 +117,13 @@ impl Work<'_, '_> {
     pub(super) fn settle(&self) -> Result<()> {
         let g = &self.held.gray;
         let name = gray::canary_name(&self.t.app.name);
-        let generation = self.apply_canary()?;
-        let selector = canary_selector(&self.stable()?);
-        self.follow(&name, generation, selector, &g.canary_image.clone(), "the canary")?;
+        let stable = self.stable()?;
+        let generation = self.apply_canary(&stable)?;
+        self.follow(&name, generation, canary_selector(&stable), &g.canary_image, "the canary")?;
         if let (Some(router), Some(weight)) = (&g.router, g.weight()) {
             return self.route(router, weight);
         }
+        // Read again: following the canary can take a while.
         let stable = self.stable()?;
         let stable_name = stable.metadata.name.clone().unwrap_or_default();
         let want = g.stable_replicas_now();
