@@ -16,10 +16,10 @@ For each project whose requirements live in Jira (or the one named), reads its i
 them the first time on this machine, then those changed since the last sync (JQL updated >=, \
 pages of 100 followed to the end: startAt on Server, nextPageToken on Cloud). Each \
 requirement's title and stage are taken from Jira, which is the truth for status; a stage moved \
-in Jira is recorded on the requirement's log as a move that did not go through xone's gates, \
-and a status that stands for no stage is reported. Exit 4 when no project keeps its \
+in Jira is taken and recorded on the requirement's log as a move that did not go through \
+xone's gates, naming what they would have refused (said on stderr too), and a status that stands for no stage is reported. Exit 4 when no project keeps its \
 requirements in Jira, 6 when Jira fails. JSON: [{\"project\", \"kind\": full|incremental, \
-\"requests\", \"issues\", \"created\", \"retitled\", \"moved\": [{\"key\", \"from\", \"to\"}], \
+\"requests\", \"issues\", \"created\", \"retitled\", \"moved\": [{\"key\", \"from\", \"to\", \"gates\": [ITEM]}], \
 \"unmapped\": [[KEY, STATUS]]}]. Changes made while Jira could not be reached are pushed \
 first, in order; --status lists them (JSON: [{\"id\", \"requirement\", \"op\", \"payload\", \"actor\", \
 \"queued_at\", \"state\": queued|refused, \"detail\"}]) and --drop ID forgets one.")]
@@ -75,8 +75,10 @@ pub fn run(cx: &mut Ctx, a: SyncArgs) -> Result<()> {
     let settings = cx.jira()?;
     // What waits for Jira goes first.
     cx.tracker()?;
+    let forges = cx.forges()?;
     let mut store = cx.store()?;
-    let done = sync::sync(&cx.ui, &mut store, &settings, a.project.as_ref(), &actor)?;
+    let scope = cx.scope()?;
+    let done = sync::sync(&scope, &forges, &mut store, &settings, a.project.as_ref(), &actor)?;
     if cx.ui.json {
         return cx.ui.print_json(&done);
     }
@@ -98,6 +100,15 @@ pub fn run(cx: &mut Ctx, a: SyncArgs) -> Result<()> {
     }
     write!(cx.ui.out(), "{}", safe(&table(&rows)))?;
     for s in &done {
+        for m in s.moved.iter().filter(|m| !m.gates.is_empty()) {
+            cx.ui.warn(format!(
+                "{} moved in Jira from {} to {} past xone's gates, which would have refused: {}",
+                m.key,
+                m.from,
+                m.to,
+                m.gates.join("; ")
+            ));
+        }
         for (key, status) in &s.unmapped {
             cx.ui.warn(format!("{key}: the Jira status \"{status}\" stands for no stage; its stage here is unchanged"));
         }

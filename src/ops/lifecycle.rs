@@ -657,6 +657,53 @@ pub fn signoff(
     })
 }
 
+/// What xone's gates would have asked for on the way from the requirement's stage forward to
+/// `to`, judged on what this machine knows and the forges say now (the clusters are not
+/// asked): a move made around xone, in Jira, is reported with it. Empty for a move back or a
+/// cancellation, which no gate guards.
+pub fn would_refuse(
+    scope: &Scope,
+    forges: &Forges,
+    store: &Store,
+    req: &Requirement,
+    to: Status,
+) -> Result<Vec<lifecycle::Missing>> {
+    let mut stages = Vec::new();
+    let mut at = req.status;
+    while at != to {
+        stages.push(at);
+        match at.next() {
+            Some(n) => at = n,
+            None => return Ok(Vec::new()),
+        }
+    }
+    if stages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let key = req.key();
+    let test_branch = super::branches::integration_branch(scope.config, "test")?;
+    let (branches, unread) = match super::branches::views(forges, store.conn(), Some(&key), None) {
+        Ok(b) => (b, None),
+        Err(e) => (Vec::new(), Some(e.message)),
+    };
+    let facts = gather_facts(forges, store, req, &branches, &test_branch)?;
+    let mut out: Vec<lifecycle::Missing> = Vec::new();
+    if let Some(why) = unread {
+        out.push(lifecycle::Missing {
+            item: format!("its branches could not be read: {why}"),
+            hint: format!("xone branch list {key}"),
+        });
+    }
+    for stage in stages {
+        for m in lifecycle::gate(stage, &key, &facts) {
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use std::cell::RefCell;

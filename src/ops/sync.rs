@@ -7,14 +7,15 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::events;
+use super::{events, lifecycle, Scope};
 use crate::adapters::jira::{self, Jira};
+use crate::adapters::Forges;
 use crate::clock;
 use crate::domain::date;
 use crate::domain::lifecycle::{stage_of_jira_status, StatusMap};
 use crate::domain::{ProjectKey, RequirementKey, Status};
 use crate::store::{self, Event, Store};
-use crate::ui::{Result, Ui, XoneError};
+use crate::ui::{Result, XoneError};
 
 /// A stage that changed in Jira.
 #[derive(Clone, Debug, Serialize)]
@@ -22,6 +23,9 @@ pub struct Moved {
     pub key: String,
     pub from: String,
     pub to: String,
+    /// What xone's gates would have asked for on the way (a move forward): the move is
+    /// taken, since Jira is the truth for status, and this is said.
+    pub gates: Vec<String>,
 }
 
 /// What a project's sync did.
@@ -45,7 +49,8 @@ const OVERLAP_SECS: i64 = 60;
 
 /// Syncs the projects (every one whose requirements live in Jira, or `only`).
 pub fn sync(
-    ui: &Ui,
+    scope: &Scope,
+    forges: &Forges,
     store: &mut Store,
     settings: &jira::Settings,
     only: Option<&ProjectKey>,
@@ -71,9 +76,8 @@ pub fn sync(
     let mut out = Vec::new();
     for p in tracked {
         let key: ProjectKey = p.key.parse().map_err(XoneError::internal)?;
-        let synced =
-            project(&client, &settings.status_map, store, &key, p.jira_project.as_deref(), actor)?;
-        ui.status(format!(
+        let synced = project(scope, forges, &client, settings, store, &key, &p, actor)?;
+        scope.ui.status(format!(
             "{}: {} sync, {} issue(s) read in {} request(s); {} new, {} moved",
             synced.project,
             synced.kind,
@@ -87,16 +91,20 @@ pub fn sync(
     Ok(out)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn project(
+    scope: &Scope,
+    forges: &Forges,
     client: &Jira,
-    map: &StatusMap,
+    settings: &jira::Settings,
     store: &mut Store,
     key: &ProjectKey,
-    jira_project: Option<&str>,
+    p: &store::Project,
     actor: &str,
 ) -> Result<Synced> {
+    let map = &settings.status_map;
     let started = clock::now();
-    let jira_key = jira_project.unwrap_or(key.as_str());
+    let jira_key = p.jira_project.as_deref().unwrap_or(key.as_str());
     let since = store::synced_at(store.conn(), key)?;
     let mut jql = format!("project = \"{jira_key}\"");
     if let Some(at) = since.as_deref().and_then(date::parse_rfc3339) {
@@ -114,9 +122,27 @@ fn project(
         moved: Vec::new(),
         unmapped: Vec::new(),
     };
+    // A move forward made in Jira is judged by the gates xone would have held it to, before
+    // it is taken: on what this machine knew, and the forges say now.
+    let mut gates = std::collections::HashMap::new();
+    for issue in &issues {
+        let Some(Ok(k)) = issue["key"].as_str().map(str::parse::<RequirementKey>) else {
+            continue;
+        };
+        let status_name = issue["fields"]["status"]["name"].as_str().unwrap_or_default();
+        let (Some(req), Some(to)) =
+            (store::find_requirement(store.conn(), &k)?, stage_of_jira_status(map, status_name))
+        else {
+            continue;
+        };
+        if to != req.status && !store::has_queued(store.conn(), &k)? {
+            let missing = lifecycle::would_refuse(scope, forges, store, &req, to)?;
+            gates.insert(k.to_string(), missing.into_iter().map(|m| m.item).collect::<Vec<_>>());
+        }
+    }
     store.write(|tx| {
         for issue in &issues {
-            apply(tx, map, key, issue, actor, &mut done)?;
+            apply(tx, map, key, issue, actor, &gates, &mut done)?;
         }
         store::set_synced_at(tx, key, &started)
     })?;
@@ -130,6 +156,7 @@ fn apply(
     project: &ProjectKey,
     issue: &Value,
     actor: &str,
+    gates: &std::collections::HashMap<String, Vec<String>>,
     done: &mut Synced,
 ) -> Result<()> {
     let Some(Ok(key)) = issue["key"].as_str().map(str::parse::<RequirementKey>) else {
@@ -168,12 +195,20 @@ fn apply(
             let waiting = store::has_queued(c, &key)?;
             if let Some(to) = stage.filter(|s| *s != req.status && !waiting) {
                 store::set_status(c, &key, to)?;
+                let refused = gates.get(&key.to_string()).cloned().unwrap_or_default();
+                let detail = if refused.is_empty() {
+                    format!("moved in Jira to {status_name}, not through xone's gates")
+                } else {
+                    format!(
+                        "moved in Jira to {status_name}, past xone's gates, which would have refused: {}",
+                        refused.join("; ")
+                    )
+                };
                 let e = Event {
                     from: Some(req.status.to_string()),
                     to: Some(to.to_string()),
-                    detail: Some(format!(
-                        "moved in Jira to {status_name}, not through xone's gates"
-                    )),
+                    detail: Some(detail),
+                    forced: !refused.is_empty(),
                     ..events::requirement(&req, actor, "sync")
                 };
                 store::record(c, &e)?;
@@ -181,6 +216,7 @@ fn apply(
                     key: key.to_string(),
                     from: req.status.to_string(),
                     to: to.to_string(),
+                    gates: refused,
                 });
             }
         }

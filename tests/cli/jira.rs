@@ -260,7 +260,8 @@ fn a_fresh_home_rebuilds_its_requirements_from_jira_then_syncs_only_what_changed
     assert_eq!(list.as_array().unwrap().len(), 250);
     assert_eq!(env.json(&["requirement", "show", "PAY-1"])["status"], "developing");
     assert_eq!(env.json(&["requirement", "show", "PAY-200"])["status"], "testing");
-    // Moved in Jira's web UI: the next sync reads only that, and says it went around the gates.
+    // Moved in Jira's web UI: the next sync reads only that, takes it, and says which of
+    // xone's gates would have refused it.
     jira.set_status("PAY-7", "Released");
     let again = env.json(&["sync", "-p", "PAY"]);
     let s = &again[0];
@@ -271,10 +272,17 @@ fn a_fresh_home_rebuilds_its_requirements_from_jira_then_syncs_only_what_changed
         (s["moved"][0]["from"].as_str(), s["moved"][0]["to"].as_str()),
         (Some("developing"), Some("released"))
     );
+    let gates: Vec<&str> =
+        s["moved"][0]["gates"].as_array().unwrap().iter().filter_map(|g| g.as_str()).collect();
+    for want in ["no feature branch to integrate", "no qa sign-off", "no release-plan document"] {
+        assert!(gates.contains(&want), "{want} in {gates:?}");
+    }
     let log = env.json(&["requirement", "log", "PAY-7"]);
     let sync =
         log.as_array().unwrap().iter().rev().find(|e| e["action"] == "sync").unwrap().clone();
-    assert!(sync["detail"].as_str().unwrap().contains("not through xone's gates"), "{sync}");
+    assert!(sync["detail"].as_str().unwrap().contains("which would have refused"), "{sync}");
+    assert_eq!(sync["forced"], true, "{sync}");
+    assert_eq!(env.json(&["requirement", "show", "PAY-7"])["status"], "released");
     // A status that stands for no stage is said, and changes nothing.
     jira.set_status("PAY-8", "Blocked");
     let r = env.ok(&["sync"]);
