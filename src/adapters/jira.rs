@@ -62,6 +62,32 @@ impl Settings {
     }
 }
 
+/// The text of a field as either API version gives it: a string on v2; on v3 a document (ADF),
+/// whose text runs are joined, paragraphs by newlines.
+pub fn plain_text(v: &Value) -> String {
+    fn walk(v: &Value, out: &mut String) {
+        match v {
+            Value::String(s) => out.push_str(s),
+            Value::Object(m) => {
+                if m.get("type").and_then(Value::as_str) == Some("paragraph") && !out.is_empty() {
+                    out.push('\n');
+                }
+                if let Some(Value::String(t)) = m.get("text") {
+                    out.push_str(t);
+                }
+                if let Some(c) = m.get("content") {
+                    walk(c, out);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = String::new();
+    walk(v, &mut out);
+    out
+}
+
 /// The two kinds of Jira xone speaks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -324,31 +350,7 @@ impl Jira {
     pub fn comments(&self, key: &str) -> Result<Vec<String>> {
         let v =
             self.get(&format!("/issue/{}/comment", encode(key))).map_err(|e| self.gone(key, e))?;
-        fn text(v: &Value, out: &mut String) {
-            match v {
-                Value::String(s) => out.push_str(s),
-                Value::Object(m) => {
-                    if let Some(Value::String(t)) = m.get("text") {
-                        out.push_str(t);
-                    }
-                    if let Some(c) = m.get("content") {
-                        text(c, out);
-                    }
-                }
-                Value::Array(a) => a.iter().for_each(|x| text(x, out)),
-                _ => {}
-            }
-        }
-        Ok(v["comments"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|c| {
-                let mut s = String::new();
-                text(&c["body"], &mut s);
-                s
-            })
-            .collect())
+        Ok(v["comments"].as_array().into_iter().flatten().map(|c| plain_text(&c["body"])).collect())
     }
 
     /// Every issue a JQL query selects, page by page to the end, with `fields`: Server's

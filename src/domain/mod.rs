@@ -3,6 +3,7 @@
 pub mod date;
 pub mod lifecycle;
 pub mod names;
+pub mod remarks;
 pub mod template;
 
 pub use lifecycle::{Facts, Status};

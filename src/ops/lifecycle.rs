@@ -10,6 +10,7 @@ use crate::adapters::tracker::Tracker;
 use crate::adapters::Forges;
 use crate::domain::gray::{Gray, Phase};
 use crate::domain::lifecycle::{self, BranchFact, ReviewFact};
+use crate::domain::remarks::{with_remarks, Remark};
 use crate::domain::{DocKind, Facts, ProjectKey, RequirementKey, ReviewKind, Role, Status};
 use crate::store::{
     self, BuildStatus, DeployKind, DeployStatus, Event, Requirement, Store, WatchStatus,
@@ -617,12 +618,13 @@ pub fn signoff(
             )));
         }
         return store.write(|tx| {
-            store::insert_signoff(tx, key, actor, note.as_deref(), Status::Gray.as_str())?;
+            let at = store::insert_signoff(tx, key, actor, note.as_deref(), Status::Gray.as_str())?;
             let text = match &note {
                 Some(n) => format!("gray release accepted by {actor}: {n}"),
                 None => format!("gray release accepted by {actor}"),
             };
-            w.tracker.comment(tx, key, actor, &text)?;
+            let remark = Remark::Signoff { stage: Status::Gray, by: actor.to_string(), at };
+            w.tracker.comment(tx, key, actor, &with_remarks(&text, &[remark]))?;
             let e = Event { detail: Some(text), ..events::requirement(&req, actor, "signoff") };
             store::record(tx, &e)
         });
@@ -644,12 +646,13 @@ pub fn signoff(
         )));
     }
     store.write(|tx| {
-        store::insert_signoff(tx, key, actor, note.as_deref(), req.status.as_str())?;
+        let at = store::insert_signoff(tx, key, actor, note.as_deref(), req.status.as_str())?;
         let text = match &note {
             Some(n) => format!("signed off by {actor}: {n}"),
             None => format!("signed off by {actor}"),
         };
-        w.tracker.comment(tx, key, actor, &text)?;
+        let remark = Remark::Signoff { stage: req.status, by: actor.to_string(), at };
+        w.tracker.comment(tx, key, actor, &with_remarks(&text, &[remark]))?;
         store::record(
             tx,
             &Event { detail: note.clone(), ..events::requirement(&req, actor, "signoff") },

@@ -11,6 +11,7 @@ use crate::adapters::{CommitInfo, Forges};
 use crate::domain::date::Date;
 use crate::domain::lifecycle;
 use crate::domain::names::Assignment;
+use crate::domain::remarks::{with_remarks, Remark};
 use crate::domain::{template, DocKind, ProjectKey, RequirementKey, Status};
 use crate::store::{self, Event, Requirement, Store};
 use crate::ui::{Result, XoneError};
@@ -125,6 +126,17 @@ pub fn create(
                 store::set_date(tx, &key, col, Some(&d.to_string()))?;
             }
         }
+        let remarks: Vec<Remark> = new
+            .assign
+            .iter()
+            .map(|a| Remark::Assign { role: a.role, user: a.user.clone() })
+            .collect();
+        if !remarks.is_empty() {
+            let list: Vec<String> =
+                new.assign.iter().map(|a| format!("{}={}", a.role, a.user)).collect();
+            let text = format!("assigned {}", list.join(", "));
+            tracker.comment(tx, &key, actor, &with_remarks(&text, &remarks))?;
+        }
         for asg in new.assign {
             store::assign(tx, &key, asg.role, &asg.user)?;
             store::record(
@@ -159,6 +171,7 @@ pub fn unknown_people<'a>(
 /// `role=user`.
 pub fn assign(
     store: &mut Store,
+    tracker: &dyn Tracker,
     key: &RequirementKey,
     list: &[Assignment],
     remove: bool,
@@ -167,6 +180,7 @@ pub fn assign(
     let req = store::open_requirement(store.conn(), key)?;
     store.write(|tx| {
         let mut changed = Vec::new();
+        let mut remarks = Vec::new();
         for a in list {
             let did = if remove {
                 store::unassign(tx, key, a.role, &a.user)?
@@ -183,7 +197,21 @@ pub fn assign(
                     },
                 )?;
                 changed.push(format!("{}={}", a.role, a.user));
+                let (role, user) = (a.role, a.user.clone());
+                remarks.push(if remove {
+                    Remark::Unassign { role, user }
+                } else {
+                    Remark::Assign { role, user }
+                });
             }
+        }
+        if !changed.is_empty() {
+            let text = format!(
+                "{} {}",
+                if remove { "unassigned" } else { "assigned" },
+                changed.join(", ")
+            );
+            tracker.comment(tx, key, actor, &with_remarks(&text, &remarks))?;
         }
         Ok(changed)
     })

@@ -6,6 +6,7 @@ use super::docs::is_text;
 use super::events;
 use crate::adapters::tracker::Tracker;
 use crate::clock;
+use crate::domain::remarks::{with_remarks, Remark};
 use crate::domain::{RequirementKey, ReviewKind, Verdict};
 use crate::store::{self, Event, Review, Store};
 use crate::ui::{Result, XoneError};
@@ -166,7 +167,9 @@ pub fn close(
                 .map(|n| format!(", recorded in {} v{n}", kind.doc_kind()))
                 .unwrap_or_default()
         );
-        tracker.comment(tx, &key, actor, &detail)?;
+        let at = store::review(tx, id)?.verdict_at.unwrap_or_default();
+        let remark = Remark::Verdict { kind, verdict: v, by: actor.to_string(), at };
+        tracker.comment(tx, &key, actor, &with_remarks(&detail, &[remark]))?;
         store::record(
             tx,
             &Event {

@@ -13,7 +13,8 @@ use crate::adapters::Forges;
 use crate::clock;
 use crate::domain::date;
 use crate::domain::lifecycle::{stage_of_jira_status, StatusMap};
-use crate::domain::{ProjectKey, RequirementKey, Status};
+use crate::domain::remarks::{self, Remark};
+use crate::domain::{template, DocKind, ProjectKey, RequirementKey, Status};
 use crate::store::{self, Event, Store};
 use crate::ui::{Result, XoneError};
 
@@ -42,6 +43,12 @@ pub struct Synced {
     pub moved: Vec<Moved>,
     /// Issues whose Jira status stands for no stage: (key, status).
     pub unmapped: Vec<(String, String)>,
+    /// What the issues' comments and descriptions brought: assignments (`KEY role=user`),
+    /// reviews' verdicts, sign-offs, and requirement documents edited in Jira.
+    pub people: Vec<String>,
+    pub reviews: usize,
+    pub signoffs: usize,
+    pub documents: usize,
 }
 
 /// One minute back from the last sync: JQL compares to the minute.
@@ -111,7 +118,7 @@ fn project(
         jql.push_str(&format!(" AND updated >= \"{}\"", jql_time(at - OVERLAP_SECS)));
     }
     jql.push_str(" ORDER BY updated ASC");
-    let (issues, requests) = client.search(&jql, "summary,status,updated")?;
+    let (issues, requests) = client.search(&jql, "summary,status,updated,description,comment")?;
     let mut done = Synced {
         project: key.to_string(),
         kind: if since.is_some() { "incremental" } else { "full" },
@@ -121,6 +128,10 @@ fn project(
         retitled: Vec::new(),
         moved: Vec::new(),
         unmapped: Vec::new(),
+        people: Vec::new(),
+        reviews: 0,
+        signoffs: 0,
+        documents: 0,
     };
     // A move forward made in Jira is judged by the gates xone would have held it to, before
     // it is taken: on what this machine knew, and the forges say now.
@@ -219,6 +230,100 @@ fn apply(
                     gates: refused,
                 });
             }
+        }
+    }
+    absorb(c, &key, issue, actor, done)
+}
+
+/// What an issue's description and comments tell: the requirement document as edited in Jira,
+/// and the facts xone's comments carry (see `domain::remarks`), each taken once.
+fn absorb(
+    c: &rusqlite::Connection,
+    key: &RequirementKey,
+    issue: &Value,
+    actor: &str,
+    done: &mut Synced,
+) -> Result<()> {
+    let req = store::requirement(c, key)?;
+    let ev = |action: &str, detail: String| Event {
+        detail: Some(detail),
+        ..events::requirement(&req, actor, action)
+    };
+    let mut docs = store::documents(c, key)?;
+    docs.retain(|d| d.kind == DocKind::Requirement);
+    if docs.is_empty() {
+        // As `requirement create` makes it: the template first, so that an edit shows.
+        let tpl = super::docs::template_for(c, &key.project, DocKind::Requirement)?
+            .unwrap_or_else(|| template::REQUIREMENT.to_string());
+        let body = template::render(&tpl, &key.to_string(), &req.title, key.project.as_str());
+        store::add_document_version(
+            c,
+            key,
+            DocKind::Requirement,
+            body.as_bytes(),
+            "text/markdown",
+            None,
+            actor,
+            Some("generated from the template"),
+        )?;
+        docs = store::documents(c, key)?;
+        docs.retain(|d| d.kind == DocKind::Requirement);
+    }
+    let text = jira::plain_text(&issue["fields"]["description"]);
+    let sha = store::sha256_hex(text.as_bytes());
+    if !text.trim().is_empty() && !docs.iter().any(|d| d.sha256 == sha) {
+        let v = store::add_document_version(
+            c,
+            key,
+            DocKind::Requirement,
+            text.as_bytes(),
+            "text/markdown",
+            None,
+            actor,
+            Some("the Jira issue's description"),
+        )?;
+        if let Some(v) = v {
+            store::record(c, &ev("doc", format!("requirement v{v} from Jira")))?;
+            done.documents += 1;
+        }
+    }
+    let comments = issue["fields"]["comment"]["comments"].as_array().cloned().unwrap_or_default();
+    // Who is assigned is what the last word on each person says: the comments are read again
+    // whenever the issue changes, so only that is applied.
+    let mut people: Vec<((crate::domain::Role, String), bool)> = Vec::new();
+    for comment in &comments {
+        for r in remarks::parse(&jira::plain_text(&comment["body"])) {
+            let on = matches!(r, Remark::Assign { .. });
+            match r {
+                Remark::Assign { role, user } | Remark::Unassign { role, user } => {
+                    people.retain(|(p, _)| *p != (role, user.clone()));
+                    people.push(((role, user), on));
+                }
+                Remark::Verdict { kind, verdict, by, at } => {
+                    if let Some(id) = store::insert_closed_review(c, key, kind, verdict, &by, &at)?
+                    {
+                        let d = format!("#{id} {kind} review: {verdict} by {by}, from Jira");
+                        store::record(c, &ev("review verdict", d))?;
+                        done.reviews += 1;
+                    }
+                }
+                Remark::Signoff { stage, by, at } => {
+                    if store::insert_signoff_at(c, key, &by, None, stage.as_str(), &at)? {
+                        let d = format!("signed off by {by} in {stage}, from Jira");
+                        store::record(c, &ev("signoff", d))?;
+                        done.signoffs += 1;
+                    }
+                }
+            }
+        }
+    }
+    for ((role, user), on) in people {
+        if on && store::assign(c, key, role, &user)? {
+            store::record(c, &ev("assign", format!("{role}={user}, from Jira")))?;
+            done.people.push(format!("{key} {role}={user}"));
+        } else if !on && store::unassign(c, key, role, &user)? {
+            store::record(c, &ev("unassign", format!("{role}={user}, from Jira")))?;
+            done.people.push(format!("{key} -{role}={user}"));
         }
     }
     Ok(())

@@ -1193,6 +1193,32 @@ pub fn set_verdict(
     Ok(())
 }
 
+/// Records a review closed elsewhere, read back from the tracker: `None` when a review of
+/// that kind with that verdict, by that person at that time, is here already.
+pub fn insert_closed_review(
+    c: &Connection,
+    key: &RequirementKey,
+    kind: ReviewKind,
+    verdict: Verdict,
+    by: &str,
+    at: &str,
+) -> Result<Option<i64>> {
+    let known: bool = c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM review WHERE requirement = ?1 AND kind = ?2 AND verdict_by = ?3 AND verdict_at = ?4)",
+        params![key.to_string(), kind, by, at],
+        |r| r.get(0),
+    )?;
+    if known {
+        return Ok(None);
+    }
+    c.execute(
+        "INSERT INTO review (requirement, kind, created_at, created_by, verdict, verdict_at, verdict_by) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?3, ?4)",
+        params![key.to_string(), kind, at, by, verdict],
+    )?;
+    Ok(Some(c.last_insert_rowid()))
+}
+
 /// The latest review of a kind: its id and verdict.
 pub fn latest_review(
     c: &Connection,
@@ -1291,18 +1317,42 @@ pub fn signoffs(c: &Connection, key: &RequirementKey) -> Result<Vec<Signoff>> {
     Ok(rows)
 }
 
+/// Records a sign-off now; returns when.
 pub fn insert_signoff(
     c: &Connection,
     key: &RequirementKey,
     user: &str,
     note: Option<&str>,
     stage: &str,
-) -> Result<()> {
+) -> Result<String> {
+    let at = clock::now();
+    insert_signoff_at(c, key, user, note, stage, &at)?;
+    Ok(at)
+}
+
+/// Records a sign-off given at `at` (read back from the tracker); `false` when it is here
+/// already.
+pub fn insert_signoff_at(
+    c: &Connection,
+    key: &RequirementKey,
+    user: &str,
+    note: Option<&str>,
+    stage: &str,
+    at: &str,
+) -> Result<bool> {
+    let known: bool = c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM signoff WHERE requirement = ?1 AND user = ?2 AND stage = ?3 AND at = ?4)",
+        params![key.to_string(), user, stage, at],
+        |r| r.get(0),
+    )?;
+    if known {
+        return Ok(false);
+    }
     c.execute(
         "INSERT INTO signoff (requirement, user, at, note, stage) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![key.to_string(), user, clock::now(), note, stage],
+        params![key.to_string(), user, at, note, stage],
     )?;
-    Ok(())
+    Ok(true)
 }
 
 // ---- events -------------------------------------------------------------------------------

@@ -465,3 +465,101 @@ fn a_deploy_pushes_what_waits_for_jira() {
     assert!(r.stderr.contains("pushed 2 queued change(s) to Jira"), "{r:?}");
     assert_eq!(jira.issue("PAY-1").unwrap().status, "Requirement Review");
 }
+
+/// A second machine, as a teammate's: the same Jira, the same repositories, its own home.
+fn teammate(jira: &FakeJira, first: &TestEnv) -> TestEnv {
+    let mut env = TestEnv::new();
+    env.set_var("XONE_JIRA_TOKEN", PAT);
+    env.set_var("XONE_USER", "pat");
+    env.ok(&["config", "set", "jira.url", &jira.url]);
+    let repos = first.root().join("repos");
+    let (web, api) = (repos.join("web"), repos.join("api.git"));
+    env.ok(&[
+        "project",
+        "create",
+        "PAY",
+        "--name",
+        "Payments",
+        "--repo",
+        web.to_str().unwrap(),
+        "--repo",
+        api.to_str().unwrap(),
+    ]);
+    env.ok(&["project", "member", "add", "PAY", "pat", "--role", "pm"]);
+    env.ok(&["project", "set", "PAY", "--tracker", "jira"]);
+    env
+}
+
+/// People, reviews, sign-offs and the document travel in the issue's comments and
+/// description: a teammate's sync rebuilds them, and its gates see them.
+#[test]
+fn a_teammate_s_sync_rebuilds_people_reviews_sign_offs_and_the_document() {
+    let (mut env, jira) = tracked(Flavour::Server);
+    env.set_var("XONE_USER", "pat");
+    env.ok(&[
+        "requirement",
+        "create",
+        "-p",
+        "PAY",
+        "Refund orders",
+        "--assign",
+        "pm=pat",
+        "--assign",
+        "be=bob",
+    ]);
+    env.ok(&["requirement", "assign", "PAY-1", "qa=quinn"]);
+    env.ok(&["requirement", "assign", "PAY-1", "be=bob", "--remove"]);
+    let doc = write(&env, "req.md", b"# Refund orders\n\nRefund a whole order at once.\n");
+    env.ok(&["requirement", "doc", "PAY-1", "requirement", "--attach", &doc]);
+    env.ok(&["requirement", "advance", "PAY-1", "--force", "--reason", "dates later"]);
+    env.ok(&["review", "create", "PAY-1", "--kind", "requirement"]);
+    env.ok(&["review", "verdict", "1", "approve", "--note", "clear"]);
+
+    let mate = teammate(&jira, &env);
+    let synced = mate.json(&["sync"]);
+    let s = &synced[0];
+    assert_eq!(s["created"][0], "PAY-1", "{s}");
+    assert_eq!((s["reviews"].as_i64(), s["documents"].as_i64()), (Some(1), Some(1)), "{s}");
+    let show = mate.json(&["requirement", "show", "PAY-1"]);
+    assert_eq!(show["status"], "requirement-review");
+    let mut people: Vec<String> = show["people"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{}={}", p["role"].as_str().unwrap(), p["user"].as_str().unwrap()))
+        .collect();
+    people.sort();
+    assert_eq!(people, ["pm=pat", "qa=quinn"], "bob was assigned, then removed");
+    let review = &show["reviews"][0];
+    assert_eq!(
+        (review["kind"].as_str(), review["verdict"].as_str()),
+        (Some("requirement"), Some("approve"))
+    );
+    assert_eq!(review["verdict_by"], "pat");
+    let printed = mate.ok(&["requirement", "doc", "PAY-1", "--print"]);
+    assert_eq!(printed.stdout, "# Refund orders\n\nRefund a whole order at once.\n");
+    // The teammate's gate sees the approved review: the step to design needs nothing more.
+    mate.ok(&["requirement", "advance", "PAY-1"]);
+    assert_eq!(jira.issue("PAY-1").unwrap().status, "Design");
+    // Syncing again, on either machine, takes nothing twice.
+    let again = mate.json(&["sync"]);
+    assert_eq!(
+        (again[0]["reviews"].as_i64(), again[0]["people"].as_array().map(Vec::len)),
+        (Some(0), Some(0)),
+        "{}",
+        again[0]
+    );
+    let mine = env.json(&["sync"]);
+    assert_eq!(mine[0]["reviews"], 0, "{}", mine[0]);
+    assert_eq!(mine[0]["moved"][0]["to"], "design", "{}", mine[0]);
+    // The product manager's acceptance in gray travels too.
+    for _ in 0..4 {
+        mate.ok(&["requirement", "advance", "PAY-1", "--force", "--reason", "on"]);
+    }
+    mate.ok(&["requirement", "signoff", "PAY-1", "--note", "looks right"]);
+    let mine = env.json(&["sync"]);
+    assert_eq!(mine[0]["signoffs"], 1, "{}", mine[0]);
+    let show = env.json(&["requirement", "show", "PAY-1"]);
+    assert_eq!(show["status"], "gray");
+    assert_eq!(show["signoffs"].as_array().unwrap().len(), 1, "{show}");
+}

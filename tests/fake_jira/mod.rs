@@ -510,6 +510,7 @@ impl FakeJira {
             return errors(404, "Issue does not exist or you do not have permission to see it.");
         };
         i.comments.push((user.id.clone(), b["body"].clone()));
+        i.updated = wire::now_secs();
         let mut v: Value = serde_json::from_str(COMMENT).unwrap();
         v["id"] = json!(id.to_string());
         v["body"] = b["body"].clone();
@@ -523,19 +524,7 @@ impl FakeJira {
         let Some(i) = s.issues.iter().find(|i| i.key == key) else {
             return errors(404, "Issue does not exist or you do not have permission to see it.");
         };
-        let base: Value = serde_json::from_str(COMMENT).unwrap();
-        let list: Vec<Value> = i
-            .comments
-            .iter()
-            .enumerate()
-            .map(|(n, (author, body))| {
-                let mut c = base.clone();
-                c["id"] = json!((10_000 + n).to_string());
-                c["body"] = body.clone();
-                c["author"]["displayName"] = json!(author);
-                c
-            })
-            .collect();
+        let list = self.comment_list(i);
         ok(&json!({ "startAt": 0, "maxResults": 5000, "total": list.len(), "comments": list }))
     }
 
@@ -601,8 +590,9 @@ impl FakeJira {
         Ok(out)
     }
 
-    fn issue_json(&self, i: &Issue) -> Value {
-        json!({
+    /// An issue in a search's answer, with the `fields` asked for (a comma list).
+    fn issue_json(&self, i: &Issue, fields: &str) -> Value {
+        let mut v = json!({
             "expand": "",
             "id": i.id.to_string(),
             "key": i.key,
@@ -612,13 +602,39 @@ impl FakeJira {
                 "status": status_object(&i.status, &self.url),
                 "updated": wire::date_time(i.updated),
             },
-        })
+        });
+        let asked = |f: &str| fields.split(',').any(|x| x.trim() == f || x.trim() == "*all");
+        if asked("description") {
+            v["fields"]["description"] = i.description.clone();
+        }
+        if asked("comment") {
+            let list = self.comment_list(i);
+            v["fields"]["comment"] = json!({ "startAt": 0, "maxResults": list.len(), "total": list.len(), "comments": list });
+        }
+        v
+    }
+
+    /// An issue's comments as Jira gives them.
+    fn comment_list(&self, i: &Issue) -> Vec<Value> {
+        let base: Value = serde_json::from_str(COMMENT).unwrap();
+        i.comments
+            .iter()
+            .enumerate()
+            .map(|(n, (author, body))| {
+                let mut c = base.clone();
+                c["id"] = json!((10_000 + n).to_string());
+                c["body"] = body.clone();
+                c["author"]["displayName"] = json!(author);
+                c
+            })
+            .collect()
     }
 
     /// Server's search: `startAt` and `maxResults`, with the total.
     fn search_v2(&self, req: &Request) -> Response {
         let s = self.state.lock().unwrap();
         let jql = req.q("jql").unwrap_or_default().to_string();
+        let fields = req.q("fields").unwrap_or_default().to_string();
         let all = match self.select(&s, &jql) {
             Ok(a) => a,
             Err(r) => return r,
@@ -627,7 +643,7 @@ impl FakeJira {
         let max: usize =
             req.q("maxResults").and_then(|v| v.parse().ok()).unwrap_or(50).min(s.page_cap);
         let page: Vec<Value> =
-            all.iter().skip(start).take(max).map(|i| self.issue_json(i)).collect();
+            all.iter().skip(start).take(max).map(|i| self.issue_json(i, &fields)).collect();
         ok(&json!({
             "expand": "schema,names",
             "startAt": start,
@@ -642,6 +658,7 @@ impl FakeJira {
     fn search_jql(&self, req: &Request) -> Response {
         let s = self.state.lock().unwrap();
         let jql = req.q("jql").unwrap_or_default().to_string();
+        let fields = req.q("fields").unwrap_or_default().to_string();
         let all = match self.select(&s, &jql) {
             Ok(a) => a,
             Err(r) => return r,
@@ -654,7 +671,7 @@ impl FakeJira {
         let max: usize =
             req.q("maxResults").and_then(|v| v.parse().ok()).unwrap_or(50).min(s.page_cap);
         let page: Vec<Value> =
-            all.iter().skip(start).take(max).map(|i| self.issue_json(i)).collect();
+            all.iter().skip(start).take(max).map(|i| self.issue_json(i, &fields)).collect();
         let last = start + max >= all.len();
         let mut v = json!({ "isLast": last, "issues": page });
         if !last {

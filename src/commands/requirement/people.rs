@@ -59,8 +59,9 @@ pub struct ScheduleArgs {
 
 pub fn assign(cx: &mut Ctx, key: &RequirementKey, list: &[Assignment], remove: bool) -> Result<()> {
     let actor = cx.actor()?;
+    let tracker = cx.tracker()?;
     let mut store = cx.store()?;
-    let changed = requirement::assign(&mut store, key, list, remove, &actor)?;
+    let changed = requirement::assign(&mut store, tracker.as_ref(), key, list, remove, &actor)?;
     if !remove {
         warn_unknown_people(cx, &store, &key.project, list)?;
     }

@@ -1,0 +1,137 @@
+//! Facts that travel in a tracker's comments. A comment xone writes for a person to read
+//! ("alice (xone): #3 requirement review: approve") ends with one line per fact for another
+//! machine to read back, so that `xone sync` rebuilds who is assigned, the reviews' verdicts
+//! and the sign-offs from the tracker alone:
+//!
+//! ```text
+//! [xone assign pm=alice]
+//! [xone unassign dev=bob]
+//! [xone verdict requirement approve by=alice at=2026-12-06T10:00:00.000Z]
+//! [xone signoff testing by=quinn at=2026-12-06T11:00:00.000Z]
+//! ```
+
+use super::names::check_user;
+use super::{ReviewKind, Role, Status, Verdict};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Remark {
+    Assign { role: Role, user: String },
+    Unassign { role: Role, user: String },
+    Verdict { kind: ReviewKind, verdict: Verdict, by: String, at: String },
+    Signoff { stage: Status, by: String, at: String },
+}
+
+impl std::fmt::Display for Remark {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Remark::Assign { role, user } => write!(f, "[xone assign {role}={user}]"),
+            Remark::Unassign { role, user } => write!(f, "[xone unassign {role}={user}]"),
+            Remark::Verdict { kind, verdict, by, at } => {
+                write!(f, "[xone verdict {kind} {verdict} by={by} at={at}]")
+            }
+            Remark::Signoff { stage, by, at } => {
+                write!(f, "[xone signoff {} by={by} at={at}]", stage.as_str())
+            }
+        }
+    }
+}
+
+/// `text` with the remarks appended, one line each.
+pub fn with_remarks(text: &str, remarks: &[Remark]) -> String {
+    let mut out = text.to_string();
+    for r in remarks {
+        out.push('\n');
+        out.push_str(&r.to_string());
+    }
+    out
+}
+
+/// The remarks a comment carries, in order; lines that are not remarks (or not well formed)
+/// are the comment's own text and are passed over.
+pub fn parse(text: &str) -> Vec<Remark> {
+    text.lines().filter_map(|l| one(l.trim())).collect()
+}
+
+fn one(line: &str) -> Option<Remark> {
+    let body = line.strip_prefix("[xone ")?.strip_suffix(']')?;
+    let words: Vec<&str> = body.split_whitespace().collect();
+    let named = |name: &str| {
+        words.iter().find_map(|w| w.strip_prefix(name)?.strip_prefix('=')).map(str::to_string)
+    };
+    let user = |u: String| check_user(&u).ok();
+    let pair = |w: &str| -> Option<(Role, String)> {
+        let (role, who) = w.split_once('=')?;
+        Some((role.parse().ok()?, user(who.to_string())?))
+    };
+    let arity = match *words.first()? {
+        "assign" | "unassign" => 2,
+        "verdict" => 5,
+        "signoff" => 4,
+        _ => return None,
+    };
+    if words.len() != arity {
+        return None;
+    }
+    match words[0] {
+        "assign" => {
+            let (role, user) = pair(words.get(1)?)?;
+            Some(Remark::Assign { role, user })
+        }
+        "unassign" => {
+            let (role, user) = pair(words.get(1)?)?;
+            Some(Remark::Unassign { role, user })
+        }
+        "verdict" => Some(Remark::Verdict {
+            kind: words.get(1)?.parse().ok()?,
+            verdict: words.get(2)?.parse().ok()?,
+            by: user(named("by")?)?,
+            at: named("at")?,
+        }),
+        "signoff" => Some(Remark::Signoff {
+            stage: words.get(1)?.parse().ok()?,
+            by: user(named("by")?)?,
+            at: named("at")?,
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remarks_read_back_what_they_wrote() {
+        let all = vec![
+            Remark::Assign { role: Role::Pm, user: "alice".into() },
+            Remark::Unassign { role: Role::Be, user: "bob@example.com".into() },
+            Remark::Verdict {
+                kind: ReviewKind::TechDesign,
+                verdict: Verdict::Reject,
+                by: "dana".into(),
+                at: "2026-12-06T10:00:00.000Z".into(),
+            },
+            Remark::Signoff {
+                stage: Status::Gray,
+                by: "pat".into(),
+                at: "2026-12-06T11:00:00Z".into(),
+            },
+        ];
+        let text = with_remarks("alice (xone): several things at once", &all);
+        assert_eq!(parse(&text), all);
+    }
+
+    #[test]
+    fn a_person_s_text_is_not_a_remark() {
+        for text in [
+            "[xone assign boss=alice]",
+            "[xone assign pm=al ice]",
+            "[xone verdict requirement approve]",
+            "see [xone assign pm=alice] inline",
+            "[xone frobnicate]",
+            "xone assign pm=alice",
+        ] {
+            assert_eq!(parse(text), vec![], "{text}");
+        }
+    }
+}
