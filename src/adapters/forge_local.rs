@@ -475,6 +475,19 @@ impl Forge for LocalForge {
         Ok(Outcome::Done(format!("created {branch} from {from} at {}", short(start))))
     }
 
+    fn branches(&self, r: &Repo, prefix: &str) -> Result<Vec<String>> {
+        let repo = open(&r.location)?;
+        let mut names = Vec::new();
+        for b in repo.branches(Some(BranchType::Local))? {
+            if let Some(name) = b?.0.name()? {
+                if name.starts_with(prefix) {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        Ok(names)
+    }
+
     fn branch_state(&self, r: &Repo, branch: &str, base: &str) -> Result<Option<BranchState>> {
         let repo = open(&r.location)?;
         let Ok(b) = repo.find_branch(branch, BranchType::Local) else {

@@ -594,6 +594,22 @@ impl Forge for GitLab {
         Err(last_error.unwrap_or_else(|| XoneError::internal("branch create gave no answer")))
     }
 
+    fn branches(&self, r: &Repo, prefix: &str) -> Result<Vec<String>> {
+        // `^term` finds the branches that begin with it; pages of 100 to the end.
+        let endpoint = format!(
+            "{}/repository/branches?search={}",
+            Self::project_path(r),
+            encode(&format!("^{prefix}"))
+        );
+        let all = self.api.get_all(&endpoint)?;
+        Ok(all
+            .iter()
+            .filter_map(|b| b["name"].as_str())
+            .filter(|n| n.starts_with(prefix))
+            .map(str::to_string)
+            .collect())
+    }
+
     fn branch_state(&self, r: &Repo, branch: &str, base: &str) -> Result<Option<BranchState>> {
         let Some(b) = self.branch(r, branch)? else {
             return Ok(None);

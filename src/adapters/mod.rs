@@ -123,6 +123,8 @@ pub trait Forge: Sync {
     fn describe(&self, location: &str) -> Result<RepoInfo>;
     /// Creates `branch` at `from`, or accepts an existing one that shares its history.
     fn create_branch(&self, repo: &Repo, branch: &str, from: &str) -> Result<Outcome>;
+    /// The names of the repository's branches that begin with `prefix`.
+    fn branches(&self, repo: &Repo, prefix: &str) -> Result<Vec<String>>;
     /// The branch's tip and its distance from `base`; `None` when the branch does not exist.
     fn branch_state(&self, repo: &Repo, branch: &str, base: &str) -> Result<Option<BranchState>>;
     /// Checks the branch out where the repository has a work tree, never losing local changes.

@@ -20,11 +20,12 @@ in Jira is taken and recorded on the requirement's log as a move that did not go
 xone's gates, naming what they would have refused (said on stderr too), and a status that stands for no stage is reported. The issue's description is the \
 requirement document (an edit made in Jira becomes its next version), and the comments xone \
 wrote carry who is assigned, the reviews' verdicts and the sign-offs, which are taken once \
-each. Exit 4 when no project keeps its \
+each. The feature branches of its requirements are found on the forges (one listing per \
+repository: GitLab's branch search for feature/KEY-) and recorded, with their merge requests. Exit 4 when no project keeps its \
 requirements in Jira, 6 when Jira fails. JSON: [{\"project\", \"kind\": full|incremental, \
 \"requests\", \"issues\", \"created\", \"retitled\", \"moved\": [{\"key\", \"from\", \"to\", \"gates\": [ITEM]}], \
 \"unmapped\": [[KEY, STATUS]], \"people\": [\"KEY role=user\" | \"KEY -role=user\"], \
-\"reviews\", \"signoffs\", \"documents\"}]. Changes made while Jira could not be reached are pushed \
+\"reviews\", \"signoffs\", \"documents\", \"branches\": [\"KEY REPO BRANCH\"]}]. Changes made while Jira could not be reached are pushed \
 first, in order; --status lists them (JSON: [{\"id\", \"requirement\", \"op\", \"payload\", \"actor\", \
 \"queued_at\", \"state\": queued|refused, \"detail\"}]) and --drop ID forgets one.")]
 pub struct SyncArgs {

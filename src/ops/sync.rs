@@ -7,6 +7,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use super::fan_out::fan_out;
 use super::{events, lifecycle, Scope};
 use crate::adapters::jira::{self, Jira};
 use crate::adapters::Forges;
@@ -49,6 +50,8 @@ pub struct Synced {
     pub reviews: usize,
     pub signoffs: usize,
     pub documents: usize,
+    /// Feature branches found on the forges that this machine did not know: `KEY repo branch`.
+    pub branches: Vec<String>,
 }
 
 /// One minute back from the last sync: JQL compares to the minute.
@@ -132,6 +135,7 @@ fn project(
         reviews: 0,
         signoffs: 0,
         documents: 0,
+        branches: Vec::new(),
     };
     // A move forward made in Jira is judged by the gates xone would have held it to, before
     // it is taken: on what this machine knew, and the forges say now.
@@ -157,7 +161,56 @@ fn project(
         }
         store::set_synced_at(tx, key, &started)
     })?;
+    done.branches = branches(forges, store, key, actor)?;
     Ok(done)
+}
+
+/// The project's feature branches as its forges have them (one listing per repository, all
+/// at once): those of requirements this machine knows, and does not know the branch of, are
+/// recorded; their merge requests are then found as any branch's are.
+fn branches(
+    forges: &Forges,
+    store: &mut Store,
+    project: &ProjectKey,
+    actor: &str,
+) -> Result<Vec<String>> {
+    let repos = store::repos(store.conn(), project)?;
+    let prefix = format!("feature/{project}-");
+    let listed = fan_out(&repos, |r| forges.for_repo(r).and_then(|f| f.branches(r, &prefix)));
+    let known = store::branches(store.conn(), None, Some(project))?;
+    let mut found = Vec::new();
+    for (repo, names) in repos.iter().zip(listed) {
+        for name in names? {
+            // feature/PAY-12-refund-orders (or feature/PAY-12) → PAY-12
+            let tail = &name[prefix.len()..];
+            let n: String = tail.chars().take_while(char::is_ascii_digit).collect();
+            let after = &tail[n.len()..];
+            if !(after.is_empty() || after.starts_with('-')) {
+                continue;
+            }
+            let Ok(key) = format!("{project}-{n}").parse::<RequirementKey>() else { continue };
+            let taken =
+                known.iter().any(|b| b.requirement == key.to_string() && b.repo == repo.name);
+            if taken || store::find_requirement(store.conn(), &key)?.is_none() {
+                continue;
+            }
+            found.push((key, repo.clone(), name));
+        }
+    }
+    store.write(|tx| {
+        for (key, repo, name) in &found {
+            store::record_branch(tx, key, repo.id, name, &repo.default_branch)?;
+            store::set_branch_name(tx, key, name)?;
+            let req = store::requirement(tx, key)?;
+            let e = Event {
+                detail: Some(format!("{}: {name}, found on its forge", repo.name)),
+                ..events::requirement(&req, actor, "branch create")
+            };
+            store::record(tx, &e)?;
+        }
+        Ok(())
+    })?;
+    Ok(found.into_iter().map(|(k, r, n)| format!("{k} {} {n}", r.name)).collect())
 }
 
 /// One issue into the local index.

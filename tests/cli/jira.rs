@@ -552,6 +552,19 @@ fn a_teammate_s_sync_rebuilds_people_reviews_sign_offs_and_the_document() {
     let mine = env.json(&["sync"]);
     assert_eq!(mine[0]["reviews"], 0, "{}", mine[0]);
     assert_eq!(mine[0]["moved"][0]["to"], "design", "{}", mine[0]);
+    // Branches are found on the forge: the teammate's sync records them once.
+    env.ok(&["branch", "create", "PAY-1"]);
+    let found = mate.json(&["sync"]);
+    let mut branches: Vec<&str> =
+        found[0]["branches"].as_array().unwrap().iter().filter_map(|b| b.as_str()).collect();
+    branches.sort();
+    assert_eq!(
+        branches,
+        ["PAY-1 api feature/PAY-1-refund-orders", "PAY-1 web feature/PAY-1-refund-orders"]
+    );
+    let listed = mate.json(&["branch", "list", "PAY-1"]);
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(mate.json(&["sync"])[0]["branches"], serde_json::json!([]));
     // The product manager's acceptance in gray travels too.
     for _ in 0..4 {
         mate.ok(&["requirement", "advance", "PAY-1", "--force", "--reason", "on"]);
@@ -562,4 +575,64 @@ fn a_teammate_s_sync_rebuilds_people_reviews_sign_offs_and_the_document() {
     let show = env.json(&["requirement", "show", "PAY-1"]);
     assert_eq!(show["status"], "gray");
     assert_eq!(show["signoffs"].as_array().unwrap().len(), 1, "{show}");
+}
+
+/// On GitLab, a teammate's sync finds the feature branches through GitLab's branch search (one
+/// listing per repository), and their merge requests with them.
+#[test]
+fn on_gitlab_a_teammate_s_sync_finds_the_branches_by_search() {
+    let (mut env, fake) = crate::gitlab::lab();
+    let jira = FakeJira::start(Flavour::Server);
+    jira.add_user("pat", "pat@example.com", "Pat Product", PAT);
+    jira.add_project("PAY", "Payments");
+    let api_url = format!("{}/pay/sub/api.git", fake.url);
+    let setup = |e: &TestEnv| {
+        e.ok(&["config", "set", "jira.url", &jira.url]);
+        e.ok(&[
+            "project",
+            "create",
+            "PAY",
+            "--name",
+            "Payments",
+            "--repo",
+            "gitlab:pay/web",
+            "--repo",
+            &api_url,
+        ]);
+        e.ok(&["project", "set", "PAY", "--tracker", "jira"]);
+    };
+    env.set_var("XONE_JIRA_TOKEN", PAT);
+    setup(&env);
+    env.ok(&["requirement", "create", "-p", "PAY", "Refund orders"]);
+    env.ok(&["requirement", "create", "-p", "PAY", "Coupons"]);
+    env.ok(&["branch", "create", "PAY-1"]);
+    let branch = "feature/PAY-1-refund-orders";
+    fake.commit("pay/web", branch, &[("refund.txt", "refund\n")], "PAY-1: refunds");
+    env.ok(&["branch", "mr", "PAY-1"]);
+
+    let mut mate = TestEnv::new();
+    for (k, v) in [
+        ("XONE_GITLAB_URL", fake.url.as_str()),
+        ("XONE_GITLAB_TOKEN", crate::gitlab::TOKEN),
+        ("XONE_JIRA_TOKEN", PAT),
+    ] {
+        mate.set_var(k, v);
+    }
+    setup(&mate);
+    fake.clear_log();
+    let synced = mate.json(&["sync"]);
+    assert_eq!(synced[0]["branches"].as_array().unwrap().len(), 2, "{}", synced[0]);
+    let searches: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/repository/branches"))
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(searches.len(), 2, "one listing per repository: {searches:?}");
+    assert!(searches.iter().all(|p| p.contains("search=%5Efeature%2FPAY-")), "{searches:?}");
+    let show = mate.json(&["requirement", "show", "PAY-1"]);
+    let web = show["branches"].as_array().unwrap().iter().find(|b| b["repo"] == "web").unwrap();
+    assert!(web["merge_request"]["url"].as_str().unwrap().contains("/merge_requests/"), "{web}");
+    assert_eq!(web["ahead"], 1);
+    assert_eq!(mate.json(&["requirement", "show", "PAY-2"])["branches"], serde_json::json!([]));
 }

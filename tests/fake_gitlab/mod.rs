@@ -873,6 +873,14 @@ impl FakeGitLab {
                     .flatten()
                     .filter_map(|(b, _)| b.name().ok().flatten().map(str::to_string))
                     .collect();
+                // `search`: containing the term; `^term` begins with it, `term$` ends with it.
+                if let Some(term) = req.param("search") {
+                    names.retain(|n| match (term.strip_prefix('^'), term.strip_suffix('$')) {
+                        (Some(t), _) => n.starts_with(t),
+                        (_, Some(t)) => n.ends_with(t),
+                        _ => n.contains(term.as_str()),
+                    });
+                }
                 names.sort();
                 let all: Vec<Value> =
                     names.iter().filter_map(|n| self.branch_json(path, repo, n)).collect();
