@@ -21,11 +21,15 @@ xone's gates, naming what they would have refused (said on stderr too), and a st
 requirement document (an edit made in Jira becomes its next version), and the comments xone \
 wrote carry who is assigned, the reviews' verdicts and the sign-offs, which are taken once \
 each. The feature branches of its requirements are found on the forges (one listing per \
-repository: GitLab's branch search for feature/KEY-) and recorded, with their merge requests. Exit 4 when no project keeps its \
+repository: GitLab's branch search for feature/KEY-) and recorded, with their merge requests. \
+Each environment's cluster is read for the apps' Deployment revisions and gray releases made \
+for requirements this machine knows; those it lacks are recorded (a deploy read back is \
+`applied`: another machine followed it), and a cluster that cannot be read is said on stderr. Exit 4 when no project keeps its \
 requirements in Jira, 6 when Jira fails. JSON: [{\"project\", \"kind\": full|incremental, \
 \"requests\", \"issues\", \"created\", \"retitled\", \"moved\": [{\"key\", \"from\", \"to\", \"gates\": [ITEM]}], \
 \"unmapped\": [[KEY, STATUS]], \"people\": [\"KEY role=user\" | \"KEY -role=user\"], \
-\"reviews\", \"signoffs\", \"documents\", \"branches\": [\"KEY REPO BRANCH\"]}]. Changes made while Jira could not be reached are pushed \
+\"reviews\", \"signoffs\", \"documents\", \"branches\": [\"KEY REPO BRANCH\"], \
+\"deploys\": [\"APP ENV rN IMAGE\"], \"grays\": [\"APP ENV PHASE\"], \"unreachable\": [\"ENV: WHY\"]}]. Changes made while Jira could not be reached are pushed \
 first, in order; --status lists them (JSON: [{\"id\", \"requirement\", \"op\", \"payload\", \"actor\", \
 \"queued_at\", \"state\": queued|refused, \"detail\"}]) and --drop ID forgets one.")]
 pub struct SyncArgs {
@@ -113,6 +117,9 @@ pub fn run(cx: &mut Ctx, a: SyncArgs) -> Result<()> {
                 m.to,
                 m.gates.join("; ")
             ));
+        }
+        for why in &s.clusters.unreachable {
+            cx.ui.warn(format!("{}: the cluster of {why}; its history is not synced", s.project));
         }
         for (key, status) in &s.unmapped {
             cx.ui.warn(format!("{key}: the Jira status \"{status}\" stands for no stage; its stage here is unchanged"));

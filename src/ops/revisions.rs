@@ -5,8 +5,8 @@ use serde::Serialize;
 
 use super::target::{self, Target};
 use crate::adapters::cluster::{self, Cluster};
-use crate::domain::manifest;
 use crate::domain::rollout::{self, Counts, Rollout};
+use crate::domain::{date, manifest};
 use crate::store::{self, App, Deploy, DeployStatus, Env, Store};
 use crate::ui::Result;
 
@@ -188,7 +188,11 @@ pub fn history(t: &Target) -> Result<Vec<Revision>> {
                 build: ann.get(manifest::BUILD).and_then(|b| b.parse().ok()),
                 deployed_by: ann.get(manifest::DEPLOYED_BY).cloned(),
                 change_cause: ann.get(manifest::CHANGE_CAUSE).cloned(),
-                created: rs.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()),
+                created: rs
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map(|t| date::rfc3339(t.0.timestamp())),
                 replicas: rs.status.as_ref().map(|s| s.replicas).unwrap_or(0),
                 current: revision.is_some() && revision == current,
             }

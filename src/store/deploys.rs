@@ -110,6 +110,17 @@ pub fn finish_deploy(
     Ok(())
 }
 
+/// Dates a record read back from a cluster by when the cluster made it (`None`: now).
+pub fn date_deploy(c: &Connection, id: i64, at: Option<&str>) -> Result<()> {
+    if let Some(at) = at {
+        c.execute(
+            "UPDATE deploy SET started_at = ?2, finished_at = ?2 WHERE id = ?1",
+            params![id, at],
+        )?;
+    }
+    Ok(())
+}
+
 /// Rollouts whose process is gone while they were `rolling`: the cluster went on without a
 /// watcher. They become `interrupted` until `deploy status` reads the outcome.
 pub fn settle_abandoned_deploys(c: &Connection) -> Result<()> {

@@ -636,3 +636,83 @@ fn on_gitlab_a_teammate_s_sync_finds_the_branches_by_search() {
     assert_eq!(web["ahead"], 1);
     assert_eq!(mate.json(&["requirement", "show", "PAY-2"])["branches"], serde_json::json!([]));
 }
+
+/// Deploys and gray releases live in the clusters: a teammate's sync records the revisions
+/// and gray releases made for the requirements it knows, once.
+#[test]
+fn a_teammate_s_sync_reads_the_deploy_and_gray_history_from_the_clusters() {
+    let (mut env, kube) = crate::deploy::cluster();
+    let jira = FakeJira::start(Flavour::Server);
+    jira.add_user("pat", "pat@example.com", "Pat Product", PAT);
+    jira.add_project("PAY", "Payments");
+    env.set_var("XONE_JIRA_TOKEN", PAT);
+    env.set_var("XONE_JIRA_URL", &jira.url);
+    env.ok(&["project", "set", "PAY", "--tracker", "jira"]);
+    env.ok(&["requirement", "create", "-p", "PAY", "Refund orders"]);
+    let prod = ["project", "env", "set", "PAY", "prod", "--context", "prod-ctx", "--namespace"];
+    env.ok(&[&prod[..], &["s-hist"]].concat());
+    env.ok(&["project", "app", "set", "PAY", "web", "--replicas", "prod=3"]);
+    kube.add_namespace("s-hist");
+    for tag in ["1", "2"] {
+        let image = format!("reg.example.com/web:{tag}");
+        env.ok(&["deploy", "web", "--env", "prod", "--image", &image, "--requirement", "PAY-1"]);
+    }
+    env.ok(&["deploy", "web", "--env", "test", "--image", "reg.example.com/web:0"]);
+    env.ok(&[
+        "gray",
+        "start",
+        "web",
+        "--env",
+        "prod",
+        "--image",
+        "reg.example.com/web:3",
+        "--instances",
+        "1",
+        "--analysis",
+        "restarts",
+        "--requirement",
+        "PAY-1",
+    ]);
+
+    let mut mate = TestEnv::new();
+    for (k, v) in &env.vars {
+        mate.set_var(k, v);
+    }
+    project(&mate);
+    mate.ok(&["project", "app", "add", "PAY", "web", "--repo", "web", "--port", "8080"]);
+    mate.ok(&[&prod[..], &["s-hist"]].concat());
+    mate.ok(&[
+        "project",
+        "env",
+        "set",
+        "PAY",
+        "test",
+        "--context",
+        "test-ctx",
+        "--namespace",
+        "default",
+    ]);
+    mate.ok(&["project", "set", "PAY", "--tracker", "jira"]);
+    let synced = mate.json(&["sync"]);
+    let s = &synced[0];
+    let deploys: Vec<&str> =
+        s["deploys"].as_array().unwrap().iter().filter_map(|d| d.as_str()).collect();
+    assert_eq!(deploys.len(), 2, "the two of PAY-1, not the test deploy of no requirement: {s}");
+    assert!(
+        deploys.iter().any(|d| d.starts_with("web prod r2 (current) reg.example.com/web:2")),
+        "{deploys:?}"
+    );
+    assert_eq!(s["grays"], serde_json::json!(["web prod progressing"]), "{s}");
+    let show = mate.json(&["requirement", "show", "PAY-1"]);
+    assert_eq!(show["deploys"].as_array().unwrap().len(), 2, "{show}");
+    assert_eq!(show["deploys"][0]["status"], "applied");
+    assert!(show["deploys"][0]["started_at"].as_str().unwrap().ends_with('Z'), "{show}");
+    assert_eq!(show["grays"][0]["phase"], "progressing", "{show}");
+    // Read again: nothing twice.
+    let again = mate.json(&["sync"]);
+    assert_eq!(again[0]["deploys"], serde_json::json!([]), "{}", again[0]);
+    // A cluster that refuses is said; the rest is synced.
+    kube.refuse("list", "configmaps", "default");
+    let r = mate.ok(&["sync"]);
+    assert!(r.stderr.contains("the cluster of test"), "{}", r.stderr);
+}

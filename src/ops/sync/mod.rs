@@ -7,6 +7,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
+mod clusters;
+
 use super::fan_out::fan_out;
 use super::{events, lifecycle, Scope};
 use crate::adapters::jira::{self, Jira};
@@ -52,6 +54,8 @@ pub struct Synced {
     pub documents: usize,
     /// Feature branches found on the forges that this machine did not know: `KEY repo branch`.
     pub branches: Vec<String>,
+    #[serde(flatten)]
+    pub clusters: clusters::FromClusters,
 }
 
 /// One minute back from the last sync: JQL compares to the minute.
@@ -136,6 +140,7 @@ fn project(
         signoffs: 0,
         documents: 0,
         branches: Vec::new(),
+        clusters: Default::default(),
     };
     // A move forward made in Jira is judged by the gates xone would have held it to, before
     // it is taken: on what this machine knew, and the forges say now.
@@ -162,6 +167,7 @@ fn project(
         store::set_synced_at(tx, key, &started)
     })?;
     done.branches = branches(forges, store, key, actor)?;
+    done.clusters = clusters::sync(scope, store, key)?;
     Ok(done)
 }
 
