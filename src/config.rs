@@ -105,6 +105,24 @@ const KEYS: &[KeyDef] = &[
         doc: "the Jira issue type requirements are created as",
     },
     KeyDef {
+        key: "jira.start_field",
+        ty: Type::Str,
+        default: None,
+        doc: "the Jira field (its name, or its id such as customfield_10015) that holds a requirement's start date; unset: 'Start date' where Jira has it",
+    },
+    KeyDef {
+        key: "jira.end_field",
+        ty: Type::Str,
+        default: None,
+        doc: "the Jira field (its name, or its id such as duedate) that holds a requirement's end date; unset: 'Due date' where Jira has it",
+    },
+    KeyDef {
+        key: "jira.labels",
+        ty: Type::Str,
+        default: Some("xone"),
+        doc: "the labels a requirement's Jira issue carries, comma-separated (empty: none)",
+    },
+    KeyDef {
         key: "gitlab.namespace",
         ty: Type::Str,
         default: None,

@@ -34,6 +34,12 @@ pub struct Settings {
     pub status_map: crate::domain::lifecycle::StatusMap,
     /// `jira.issue_type`: what requirements are created as.
     pub issue_type: String,
+    /// `jira.start_field` and `jira.end_field`: the fields of the dates, by name or id, when
+    /// set (unset: "Start date" and "Due date", where Jira has them).
+    pub start_field: Option<String>,
+    pub end_field: Option<String>,
+    /// `jira.labels`: the labels every requirement's issue carries.
+    pub labels: Vec<String>,
 }
 
 impl Settings {
@@ -58,6 +64,15 @@ impl Settings {
             http,
             status_map: config.jira_status_map.clone(),
             issue_type: config.str("jira.issue_type").unwrap_or("Story").to_string(),
+            start_field: config.str("jira.start_field").map(str::to_string),
+            end_field: config.str("jira.end_field").map(str::to_string),
+            labels: config
+                .str("jira.labels")
+                .unwrap_or("xone")
+                .split(',')
+                .map(|l| l.trim().replace(char::is_whitespace, "-"))
+                .filter(|l| !l.is_empty())
+                .collect(),
         }
     }
 }
@@ -86,6 +101,48 @@ pub fn plain_text(v: &Value) -> String {
     let mut out = String::new();
     walk(v, &mut out);
     out
+}
+
+/// The ids of the start and end date fields among `fields` (as `Jira::fields` lists them).
+/// A field set in the config that Jira does not have is exit 4; an unset one is the default
+/// name's field where Jira has one, else `None` (that date is not written).
+pub fn date_fields(
+    s: &Settings,
+    fields: &[(String, String)],
+) -> Result<(Option<String>, Option<String>)> {
+    let one = |set: &Option<String>, default: &str, setting: &str| match set {
+        Some(name) => field_id(fields, name, setting).map(Some),
+        None => Ok(field_id(fields, default, setting).ok()),
+    };
+    Ok((
+        one(&s.start_field, "Start date", "jira.start_field")?,
+        one(&s.end_field, "Due date", "jira.end_field")?,
+    ))
+}
+
+/// The id of the field `wanted` names (by its id, or its name ignoring case) among `fields`;
+/// none is exit 4 naming it, the setting it came from, and the nearest names there are.
+pub fn field_id(fields: &[(String, String)], wanted: &str, setting: &str) -> Result<String> {
+    let w = wanted.trim();
+    if let Some((id, _)) = fields.iter().find(|(id, name)| id == w || name.eq_ignore_ascii_case(w))
+    {
+        return Ok(id.clone());
+    }
+    let lower = w.to_lowercase();
+    let mut near: Vec<(f64, &str)> = fields
+        .iter()
+        .map(|(_, name)| (strsim::jaro_winkler(&lower, &name.to_lowercase()), name.as_str()))
+        .filter(|(score, _)| *score >= 0.75)
+        .collect();
+    near.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let near: Vec<&str> = near.into_iter().take(5).map(|(_, n)| n).collect();
+    let err = XoneError::gate(format!("Jira has no field named '{w}' ({setting})"));
+    let err = if near.is_empty() {
+        err.cause("no field's name is near it")
+    } else {
+        err.cause(format!("near names: {}", near.join(", ")))
+    };
+    Err(err.hint(format!("xone config set {setting} 'NAME' with a field Jira has")))
 }
 
 /// The two kinds of Jira xone speaks to.
@@ -287,6 +344,33 @@ impl Jira {
     /// Sets the issue's description: text on Server, a document on Cloud.
     pub fn set_description(&self, key: &str, text: &str) -> Result<()> {
         let body = json!({ "fields": { "description": self.text(text) } });
+        self.send(Method::PUT, &format!("/issue/{}", encode(key)), &body)
+            .map(|_| ())
+            .map_err(|e| self.gone(key, e))
+    }
+
+    /// Every field the issues of this Jira can have: (id, name).
+    pub fn fields(&self) -> Result<Vec<(String, String)>> {
+        let v = self.get("/field")?;
+        Ok(v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| Some((f["id"].as_str()?.to_string(), f["name"].as_str()?.to_string())))
+            .collect())
+    }
+
+    /// Sets fields of the issue by their ids (a date as `YYYY-MM-DD`, `null` clears it) and
+    /// adds labels (`[{"add": LABEL}]`, which keeps those the issue has).
+    pub fn set_fields(
+        &self,
+        key: &str,
+        fields: &serde_json::Map<String, Value>,
+        labels: &[Value],
+    ) -> Result<()> {
+        let mut body = json!({ "fields": fields });
+        if !labels.is_empty() {
+            body["update"] = json!({ "labels": labels });
+        }
         self.send(Method::PUT, &format!("/issue/{}", encode(key)), &body)
             .map(|_| ())
             .map_err(|e| self.gone(key, e))

@@ -36,6 +36,17 @@ pub trait Tracker {
     fn describe(&self, _c: &Connection, _key: &RequirementKey, _text: &str) -> Result<()> {
         Ok(())
     }
+    /// Gives the requirement's issue its start and end dates (`YYYY-MM-DD`; `None` clears one)
+    /// and its labels; the built-in tracker keeps the dates itself.
+    fn dates(
+        &self,
+        _c: &Connection,
+        _key: &RequirementKey,
+        _start: Option<&str>,
+        _end: Option<&str>,
+    ) -> Result<()> {
+        Ok(())
+    }
     /// Adds a comment by `actor`: a rejection's reason, a sign-off, a forced gate, a verdict.
     fn comment(&self, c: &Connection, key: &RequirementKey, actor: &str, text: &str) -> Result<()>;
     /// Links work done for the requirement (a branch, a merge request, a build, a

@@ -21,6 +21,8 @@ use crate::ui::{Result, Tag, XoneError};
 pub struct JiraTracker {
     settings: jira::Settings,
     client: OnceCell<Jira>,
+    /// The ids of the start and end date fields, found by name once per command.
+    date_fields: OnceCell<(Option<String>, Option<String>)>,
     /// How many changes this command queued because Jira could not be reached.
     queued: Rc<Cell<usize>>,
 }
@@ -35,7 +37,40 @@ pub struct Pushed {
 
 impl JiraTracker {
     pub fn new(settings: jira::Settings, queued: Rc<Cell<usize>>) -> JiraTracker {
-        JiraTracker { settings, client: OnceCell::new(), queued }
+        JiraTracker { settings, client: OnceCell::new(), date_fields: OnceCell::new(), queued }
+    }
+
+    /// The ids of the date fields `jira.start_field` and `jira.end_field` name (exit 4 naming
+    /// one Jira does not have, with the nearest names).
+    pub fn date_fields(&self, client: &Jira) -> Result<&(Option<String>, Option<String>)> {
+        if let Some(ids) = self.date_fields.get() {
+            return Ok(ids);
+        }
+        let ids = jira::date_fields(&self.settings, &client.fields()?)?;
+        Ok(self.date_fields.get_or_init(|| ids))
+    }
+
+    /// Sets the dates and adds the labels (never removing labels others gave the issue).
+    fn send_dates(
+        &self,
+        client: &Jira,
+        issue: &str,
+        start: Option<&str>,
+        end: Option<&str>,
+    ) -> Result<()> {
+        let (s, e) = self.date_fields(client)?;
+        let mut fields = serde_json::Map::new();
+        for (id, value) in [(s, start), (e, end)] {
+            if let Some(id) = id {
+                fields.insert(id.clone(), serde_json::json!(value));
+            }
+        }
+        let labels: Vec<serde_json::Value> =
+            self.settings.labels.iter().map(|l| serde_json::json!({ "add": l })).collect();
+        if fields.is_empty() && labels.is_empty() {
+            return Ok(());
+        }
+        client.set_fields(issue, &fields, &labels)
     }
 
     /// Sends a change to Jira, or, when Jira cannot be reached (or changes of the requirement
@@ -118,6 +153,12 @@ impl JiraTracker {
                     }
                     "describe" => client
                         .set_description(&issue, q.payload["text"].as_str().unwrap_or_default()),
+                    "dates" => self.send_dates(
+                        client,
+                        &issue,
+                        q.payload["start"].as_str(),
+                        q.payload["end"].as_str(),
+                    ),
                     other => Err(XoneError::internal(format!("an outbox entry of kind {other}"))),
                 }
             })();
@@ -159,6 +200,8 @@ impl Tracker for JiraTracker {
     ) -> Result<RequirementKey> {
         let p = store::project(c, project)?;
         let jira_project = p.jira_project.unwrap_or_else(|| project.to_string());
+        // A date field Jira does not have is said before anything is made.
+        self.date_fields(self.client()?)?;
         let made = self.client()?.create_issue(&jira_project, &self.settings.issue_type, title)?;
         let key: RequirementKey = made.parse().map_err(|e| {
             XoneError::new(crate::ui::Kind::Remote, format!("Jira made the issue {made}"))
@@ -203,6 +246,19 @@ impl Tracker for JiraTracker {
         let payload = serde_json::json!({ "text": text });
         self.send_or_queue(c, key, "describe", payload, "", |j| {
             j.set_description(&key.to_string(), text)
+        })
+    }
+
+    fn dates(
+        &self,
+        c: &Connection,
+        key: &RequirementKey,
+        start: Option<&str>,
+        end: Option<&str>,
+    ) -> Result<()> {
+        let payload = serde_json::json!({ "start": start, "end": end });
+        self.send_or_queue(c, key, "dates", payload, "", |j| {
+            self.send_dates(j, &key.to_string(), start, end)
         })
     }
 
@@ -320,6 +376,16 @@ impl Tracker for Routed {
 
     fn describe(&self, c: &Connection, key: &RequirementKey, text: &str) -> Result<()> {
         self.of(c, &key.project)?.describe(c, key, text)
+    }
+
+    fn dates(
+        &self,
+        c: &Connection,
+        key: &RequirementKey,
+        start: Option<&str>,
+        end: Option<&str>,
+    ) -> Result<()> {
+        self.of(c, &key.project)?.dates(c, key, start, end)
     }
 
     fn comment(&self, c: &Connection, key: &RequirementKey, actor: &str, text: &str) -> Result<()> {

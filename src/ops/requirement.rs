@@ -126,6 +126,8 @@ pub fn create(
                 store::set_date(tx, &key, col, Some(&d.to_string()))?;
             }
         }
+        let (start, end) = (new.start.map(|d| d.to_string()), new.end.map(|d| d.to_string()));
+        tracker.dates(tx, &key, start.as_deref(), end.as_deref())?;
         let remarks: Vec<Remark> = new
             .assign
             .iter()
@@ -245,6 +247,7 @@ pub fn retitle(
 /// Sets or clears dates of the requirement: (column, flag name, value; `None` clears).
 pub fn schedule(
     store: &mut Store,
+    tracker: &dyn Tracker,
     req: &Requirement,
     changes: &[(&str, &str, Option<String>)],
     actor: &str,
@@ -256,6 +259,11 @@ pub fn schedule(
             let detail = format!("{flag} {}", value.as_deref().unwrap_or("cleared"));
             let e = Event { detail: Some(detail), ..events::requirement(req, actor, "schedule") };
             store::record(tx, &e)?;
+        }
+        // The tracker holds the start and end dates.
+        if changes.iter().any(|(col, _, _)| matches!(*col, "start_date" | "end_date")) {
+            let d = store::requirement(tx, &key)?.dates;
+            tracker.dates(tx, &key, d.start.as_deref(), d.end.as_deref())?;
         }
         Ok(())
     })

@@ -254,7 +254,7 @@ fn a_fresh_home_rebuilds_its_requirements_from_jira_then_syncs_only_what_changed
     let first = env.json(&["sync"]);
     let s = &first[0];
     assert_eq!((s["kind"].as_str(), s["issues"].as_i64()), (Some("full"), Some(250)), "{s}");
-    assert_eq!(s["requests"], 3, "pages of 100, to the end");
+    assert_eq!(s["requests"], 4, "the fields, then pages of 100 to the end");
     assert_eq!(s["created"].as_array().unwrap().len(), 250);
     let list = env.json(&["requirement", "list", "-p", "PAY", "--all"]);
     assert_eq!(list.as_array().unwrap().len(), 250);
@@ -295,7 +295,7 @@ fn cloud_pages_by_token_and_never_asks_the_removed_search() {
     let (env, jira) = tracked(Flavour::Cloud);
     jira.add_issues("PAY", 150, "To Do", 600);
     let first = env.json(&["sync"]);
-    assert_eq!((first[0]["issues"].as_i64(), first[0]["requests"].as_i64()), (Some(150), Some(2)));
+    assert_eq!((first[0]["issues"].as_i64(), first[0]["requests"].as_i64()), (Some(150), Some(3)));
     assert!(
         jira.requests().iter().all(|(_, p)| !p.starts_with("/rest/api/3/search?")),
         "the old search is gone on Cloud"
@@ -715,4 +715,90 @@ fn a_teammate_s_sync_reads_the_deploy_and_gray_history_from_the_clusters() {
     kube.refuse("list", "configmaps", "default");
     let r = mate.ok(&["sync"]);
     assert!(r.stderr.contains("the cluster of test"), "{}", r.stderr);
+}
+
+/// The dates go to the fields named by `jira.start_field` and `jira.end_field` (found through
+/// `/field`), the labels are added beside Jira's own, and a sync reads the dates back.
+#[test]
+fn dates_and_labels_are_written_to_fields_found_by_name_and_read_back() {
+    let (env, jira) = tracked(Flavour::Cloud);
+    let answer = local_http()
+        .get(format!("{}/rest/api/3/field", jira.url))
+        .basic_auth("pat@example.com", Some(API_TOKEN))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let fields: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let fixture = |name: &str| -> serde_json::Value {
+        let path = format!("{}/fixtures/jira/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let system = &fields.as_array().unwrap()[0];
+    let missing = crate::fake_kube_check::missing_keys(&fixture("fields.json")[1], system);
+    assert!(missing.is_empty(), "a system field lacks {missing:?}");
+    let custom = fields.as_array().unwrap().iter().find(|f| f["custom"] == true).unwrap();
+    let missing =
+        crate::fake_kube_check::missing_keys(&fixture("field_custom_create.json"), custom);
+    assert!(missing.is_empty(), "a custom field lacks {missing:?}");
+
+    env.ok(&[
+        "requirement",
+        "create",
+        "-p",
+        "PAY",
+        "Refund orders",
+        "--start",
+        "2026-12-07",
+        "--end",
+        "2026-12-20",
+    ]);
+    let issue = jira.issue("PAY-1").unwrap();
+    assert_eq!(issue.fields["customfield_10015"], "2026-12-07", "Start date: {:?}", issue.fields);
+    assert_eq!(issue.fields["duedate"], "2026-12-20");
+    assert_eq!(issue.fields["labels"], serde_json::json!(["xone"]));
+    // A label given in Jira stays; a new end date replaces the old.
+    jira.set_field("PAY-1", "labels", serde_json::json!(["team-a"]));
+    env.ok(&["requirement", "schedule", "PAY-1", "--end", "2026-12-24"]);
+    let issue = jira.issue("PAY-1").unwrap();
+    assert_eq!(issue.fields["duedate"], "2026-12-24");
+    assert_eq!(issue.fields["labels"], serde_json::json!(["team-a", "xone"]));
+    // Moved in Jira: the sync takes it.
+    env.ok(&["sync"]);
+    jira.set_field("PAY-1", "duedate", serde_json::json!("2027-01-08"));
+    let s = env.json(&["sync"]);
+    assert_eq!(s[0]["dates"], serde_json::json!(["PAY-1 end 2027-01-08"]), "{}", s[0]);
+    assert_eq!(env.json(&["requirement", "show", "PAY-1"])["dates"]["end"], "2027-01-08");
+    // A field named in the config that Jira lacks: exit 4 with the near names; nothing made.
+    env.ok(&["config", "set", "jira.start_field", "Start Dte"]);
+    env.code(4, &["requirement", "create", "-p", "PAY", "Coupons"]).says(&[
+        "Jira has no field named 'Start Dte' (jira.start_field)",
+        "near names: Start date",
+        "xone config set jira.start_field",
+    ]);
+    assert!(jira.issue("PAY-2").is_none(), "nothing made in Jira");
+    env.code(4, &["sync"]).says(&["Start Dte"]);
+    // By its id it is found however it is named; left unset, a Jira without the default
+    // field gets no start date, and the rest is written.
+    env.ok(&["config", "set", "jira.start_field", "customfield_10015"]);
+    env.ok(&["requirement", "create", "-p", "PAY", "Coupons", "--start", "2026-12-08"]);
+    assert_eq!(jira.issue("PAY-2").unwrap().fields["customfield_10015"], "2026-12-08");
+    env.ok(&["config", "unset", "jira.start_field"]);
+    jira.rename_field("Start date", None);
+    env.ok(&[
+        "requirement",
+        "create",
+        "-p",
+        "PAY",
+        "Vouchers",
+        "--start",
+        "2026-12-09",
+        "--end",
+        "2026-12-31",
+    ]);
+    let issue = jira.issue("PAY-3").unwrap();
+    assert_eq!(
+        (issue.fields.get("customfield_10015"), issue.fields["duedate"].as_str()),
+        (None, Some("2026-12-31"))
+    );
 }

@@ -56,6 +56,8 @@ pub struct Issue {
     pub comments: Vec<(String, Value)>,
     /// (globalId, url, title)
     pub links: Vec<(String, String, String)>,
+    /// Its other fields by id (labels, dates, custom fields), as set.
+    pub fields: std::collections::BTreeMap<String, Value>,
     /// When it last changed, in seconds since the epoch.
     pub updated: i64,
 }
@@ -77,9 +79,31 @@ pub struct User {
     pub token: String,
 }
 
+/// A field issues can have: (id, name, schema type, custom).
+type Field = (String, String, &'static str, bool);
+
+/// The fields of a fresh Jira Cloud software project that xone meets: the system fields, the
+/// due date, and the custom Start date.
+fn default_fields() -> Vec<Field> {
+    [
+        ("summary", "Summary", "string", false),
+        ("description", "Description", "string", false),
+        ("status", "Status", "status", false),
+        ("labels", "Labels", "array", false),
+        ("duedate", "Due date", "date", false),
+        ("customfield_10015", "Start date", "date", true),
+        ("customfield_10016", "Story point estimate", "number", true),
+        ("customfield_10020", "Sprint", "array", true),
+    ]
+    .into_iter()
+    .map(|(id, name, ty, custom)| (id.to_string(), name.to_string(), ty, custom))
+    .collect()
+}
+
 #[derive(Default)]
 struct State {
     users: Vec<User>,
+    fields: Vec<Field>,
     /// (id, key, name)
     projects: Vec<(u64, String, String)>,
     issues: Vec<Issue>,
@@ -117,7 +141,7 @@ impl FakeJira {
     pub fn start(flavour: Flavour) -> FakeJira {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let state = State { page_cap: 100, ..State::default() };
+        let state = State { page_cap: 100, fields: default_fields(), ..State::default() };
         let fake = FakeJira { url, flavour, state: Arc::new(Mutex::new(state)) };
         let server = fake.clone();
         std::thread::spawn(move || {
@@ -178,9 +202,28 @@ impl FakeJira {
                 status: status.into(),
                 comments: Vec::new(),
                 links: Vec::new(),
+                fields: Default::default(),
                 updated: wire::now_secs() - ago,
             };
             s.issues.push(issue);
+        }
+    }
+
+    /// Renames a field (as an admin would), or removes it when `to` is `None`.
+    pub fn rename_field(&self, name: &str, to: Option<&str>) {
+        let mut s = self.state.lock().unwrap();
+        match to {
+            Some(t) => s.fields.iter_mut().filter(|f| f.1 == name).for_each(|f| f.1 = t.into()),
+            None => s.fields.retain(|f| f.1 != name),
+        }
+    }
+
+    /// Sets a field of an issue as a person does in Jira's web UI.
+    pub fn set_field(&self, key: &str, id: &str, value: Value) {
+        let mut s = self.state.lock().unwrap();
+        if let Some(i) = s.issues.iter_mut().find(|i| i.key == key) {
+            i.fields.insert(id.into(), value);
+            i.updated = wire::now_secs();
         }
     }
 
@@ -283,6 +326,7 @@ impl FakeJira {
         let segs: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
         match (req.method.as_str(), segs.as_slice()) {
             ("GET", ["myself"]) => self.myself(&user),
+            ("GET", ["field"]) => self.fields(),
             ("GET", ["project", key]) => self.project(&wire::decode(key)),
             ("POST", ["issue"]) => self.create_issue(req),
             ("GET", ["issue", key]) => self.get_issue(&wire::decode(key)),
@@ -384,6 +428,7 @@ impl FakeJira {
             status: STATUSES[0].into(),
             comments: Vec::new(),
             links: Vec::new(),
+            fields: Default::default(),
             updated: wire::now_secs(),
         };
         let mut v: Value = serde_json::from_str(CREATED).unwrap();
@@ -421,11 +466,63 @@ impl FakeJira {
     fn edit_issue(&self, key: &str, req: &Request) -> Response {
         let Some(b) = Self::body(req) else { return errors(400, "Unexpected body") };
         let mut s = self.state.lock().unwrap();
+        let known = s.fields.clone();
         let Some(i) = s.issues.iter_mut().find(|i| i.key == key) else {
             return errors(404, "Issue does not exist or you do not have permission to see it.");
         };
         if let Some(t) = b["fields"]["summary"].as_str() {
             i.summary = t.to_string();
+            i.updated = wire::now_secs();
+        }
+        // Any other field must exist, and take a value of its type; labels are also added
+        // through `update`.
+        let others = b["fields"].as_object().cloned().unwrap_or_default();
+        for (id, value) in &others {
+            if matches!(id.as_str(), "summary" | "description") {
+                continue;
+            }
+            let Some(f) = known.iter().find(|f| f.0 == *id) else {
+                return field_errors(
+                    400,
+                    id,
+                    &format!("Field '{id}' cannot be set. It is not on the appropriate screen, or unknown."),
+                );
+            };
+            let fits = match f.2 {
+                "date" => {
+                    value.is_null()
+                        || value.as_str().is_some_and(|d| {
+                            d.len() == 10
+                                && d.bytes().enumerate().all(|(n, b)| {
+                                    if n == 4 || n == 7 {
+                                        b == b'-'
+                                    } else {
+                                        b.is_ascii_digit()
+                                    }
+                                })
+                        })
+                }
+                "array" => value.is_array(),
+                "number" => value.is_number() || value.is_null(),
+                _ => value.is_string() || value.is_null(),
+            };
+            if !fits {
+                return field_errors(400, id, "Field value is invalid for its type.");
+            }
+            i.fields.insert(id.clone(), value.clone());
+            i.updated = wire::now_secs();
+        }
+        for op in b["update"]["labels"].as_array().into_iter().flatten() {
+            let Some(label) = op["add"].as_str() else { continue };
+            if label.contains(char::is_whitespace) {
+                return field_errors(400, "labels", "The label must not contain spaces.");
+            }
+            let labels = i.fields.entry("labels".into()).or_insert_with(|| json!([]));
+            if let Some(list) = labels.as_array_mut() {
+                if !list.iter().any(|l| l == label) {
+                    list.push(json!(label));
+                }
+            }
             i.updated = wire::now_secs();
         }
         if let Some(d) = b["fields"].get("description") {
@@ -607,6 +704,11 @@ impl FakeJira {
         if asked("description") {
             v["fields"]["description"] = i.description.clone();
         }
+        for f in fields.split(',').map(str::trim) {
+            if !matches!(f, "summary" | "status" | "updated" | "description" | "comment") {
+                v["fields"][f] = i.fields.get(f).cloned().unwrap_or(Value::Null);
+            }
+        }
         if asked("comment") {
             let list = self.comment_list(i);
             v["fields"]["comment"] = json!({ "startAt": 0, "maxResults": list.len(), "total": list.len(), "comments": list });
@@ -678,6 +780,44 @@ impl FakeJira {
             v["nextPageToken"] = json!(format!("page-{}", start + max));
         }
         ok(&v)
+    }
+
+    /// Every field, as `GET /field` lists them.
+    fn fields(&self) -> Response {
+        let s = self.state.lock().unwrap();
+        let list: Vec<Value> = s
+            .fields
+            .iter()
+            .map(|(id, name, ty, custom)| {
+                let mut schema = json!({ "type": ty });
+                if *custom {
+                    let n: u64 = id.trim_start_matches("customfield_").parse().unwrap_or(0);
+                    schema["custom"] =
+                        json!(format!("com.atlassian.jira.plugin.system.customfieldtypes:{ty}"));
+                    schema["customId"] = json!(n);
+                } else {
+                    schema["system"] = json!(id);
+                }
+                let clause = if *custom {
+                    format!("cf[{}]", id.trim_start_matches("customfield_"))
+                } else {
+                    id.clone()
+                };
+                json!({
+                    "id": id,
+                    "key": id,
+                    "name": name,
+                    "custom": custom,
+                    "orderable": true,
+                    "navigable": true,
+                    "searchable": true,
+                    "clauseNames": [clause, name],
+                    "schema": schema,
+                    "untranslatedName": name,
+                })
+            })
+            .collect();
+        ok(&Value::Array(list))
     }
 
     fn myself(&self, u: &User) -> Response {

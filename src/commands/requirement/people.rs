@@ -76,6 +76,7 @@ pub fn assign(cx: &mut Ctx, key: &RequirementKey, list: &[Assignment], remove: b
 
 pub fn schedule(cx: &mut Ctx, a: ScheduleArgs) -> Result<()> {
     let actor = cx.actor()?;
+    let tracker = cx.tracker()?;
     let mut store = cx.store()?;
     let req = store::open_requirement(store.conn(), &a.key)?;
     let today = clock::today();
@@ -103,7 +104,7 @@ pub fn schedule(cx: &mut Ctx, a: ScheduleArgs) -> Result<()> {
             v.as_ref().map(|d| (*col, *flag, on(d).map(|d| d.to_string())))
         })
         .collect();
-    requirement::schedule(&mut store, &req, &changes, &actor)?;
+    requirement::schedule(&mut store, tracker.as_ref(), &req, &changes, &actor)?;
     let summary: Vec<String> = changes
         .iter()
         .map(|(_, f, v)| format!("{f} {}", v.as_deref().unwrap_or("cleared")))

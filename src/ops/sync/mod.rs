@@ -52,6 +52,8 @@ pub struct Synced {
     pub reviews: usize,
     pub signoffs: usize,
     pub documents: usize,
+    /// Dates taken from the issues' fields: `KEY start|end DATE` (`-`: cleared).
+    pub dates: Vec<String>,
     /// Feature branches found on the forges that this machine did not know: `KEY repo branch`.
     pub branches: Vec<String>,
     #[serde(flatten)]
@@ -125,7 +127,16 @@ fn project(
         jql.push_str(&format!(" AND updated >= \"{}\"", jql_time(at - OVERLAP_SECS)));
     }
     jql.push_str(" ORDER BY updated ASC");
-    let (issues, requests) = client.search(&jql, "summary,status,updated,description,comment")?;
+    // The date fields, by name (one request), read with the issues.
+    let (start_id, end_id) = jira::date_fields(settings, &client.fields()?)?;
+    let mut fields = "summary,status,updated,description,comment".to_string();
+    for id in [&start_id, &end_id].into_iter().flatten() {
+        fields.push(',');
+        fields.push_str(id);
+    }
+    let (issues, searches) = client.search(&jql, &fields)?;
+    let requests = searches + 1;
+    let date_ids = (start_id, end_id);
     let mut done = Synced {
         project: key.to_string(),
         kind: if since.is_some() { "incremental" } else { "full" },
@@ -139,6 +150,7 @@ fn project(
         reviews: 0,
         signoffs: 0,
         documents: 0,
+        dates: Vec::new(),
         branches: Vec::new(),
         clusters: Default::default(),
     };
@@ -163,6 +175,7 @@ fn project(
     store.write(|tx| {
         for issue in &issues {
             apply(tx, map, key, issue, actor, &gates, &mut done)?;
+            dates(tx, issue, &date_ids, actor, &mut done)?;
         }
         store::set_synced_at(tx, key, &started)
     })?;
@@ -292,6 +305,44 @@ fn apply(
         }
     }
     absorb(c, &key, issue, actor, done)
+}
+
+/// The start and end dates as the issue's fields hold them (Jira is the truth for them too),
+/// unless a change made here still waits for Jira.
+fn dates(
+    c: &rusqlite::Connection,
+    issue: &Value,
+    (start_id, end_id): &(Option<String>, Option<String>),
+    actor: &str,
+    done: &mut Synced,
+) -> Result<()> {
+    let Some(Ok(key)) = issue["key"].as_str().map(str::parse::<RequirementKey>) else {
+        return Ok(());
+    };
+    let Some(req) = store::find_requirement(c, &key)? else { return Ok(()) };
+    if store::has_queued(c, &key)? {
+        return Ok(());
+    }
+    for (id, col, flag, now) in [
+        (start_id, "start_date", "start", &req.dates.start),
+        (end_id, "end_date", "end", &req.dates.end),
+    ] {
+        let Some(id) = id else { continue };
+        let theirs = issue["fields"][id.as_str()]
+            .as_str()
+            .and_then(|d| d.get(..10))
+            .filter(|d| d.parse::<date::Date>().is_ok());
+        if theirs != now.as_deref() {
+            store::set_date(c, &key, col, theirs)?;
+            let detail = format!("{flag} {}, from Jira", theirs.unwrap_or("cleared"));
+            store::record(
+                c,
+                &Event { detail: Some(detail), ..events::requirement(&req, actor, "schedule") },
+            )?;
+            done.dates.push(format!("{key} {flag} {}", theirs.unwrap_or("-")));
+        }
+    }
+    Ok(())
 }
 
 /// What an issue's description and comments tell: the requirement document as edited in Jira,
