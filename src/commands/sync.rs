@@ -18,7 +18,9 @@ pages of 100 followed to the end: startAt on Server, nextPageToken on Cloud). Ea
 requirement's title and stage are taken from Jira, which is the truth for status; a stage moved \
 in Jira is taken and recorded on the requirement's log as a move that did not go through \
 xone's gates, naming what they would have refused (said on stderr too), and a status that stands for no stage is reported. The issue's description is the \
-requirement document (an edit made in Jira becomes its next version), and the comments xone \
+requirement document (an edit made in Jira becomes its next version), its date fields \
+hold the start and end dates (jira.start_field, jira.end_field, found by name through /field: one \
+more request), and the comments xone \
 wrote carry who is assigned, the reviews' verdicts and the sign-offs, which are taken once \
 each. The feature branches of its requirements are found on the forges (one listing per \
 repository: GitLab's branch search for feature/KEY-) and recorded, with their merge requests. \
@@ -28,7 +30,7 @@ for requirements this machine knows; those it lacks are recorded (a deploy read 
 requirements in Jira, 6 when Jira fails. JSON: [{\"project\", \"kind\": full|incremental, \
 \"requests\", \"issues\", \"created\", \"retitled\", \"moved\": [{\"key\", \"from\", \"to\", \"gates\": [ITEM]}], \
 \"unmapped\": [[KEY, STATUS]], \"people\": [\"KEY role=user\" | \"KEY -role=user\"], \
-\"reviews\", \"signoffs\", \"documents\", \"branches\": [\"KEY REPO BRANCH\"], \
+\"reviews\", \"signoffs\", \"documents\", \"dates\": [\"KEY start|end DATE\"], \"branches\": [\"KEY REPO BRANCH\"], \
 \"deploys\": [\"APP ENV rN IMAGE\"], \"grays\": [\"APP ENV PHASE\"], \"unreachable\": [\"ENV: WHY\"]}]. Changes made while Jira could not be reached are pushed \
 first, in order; --status lists them (JSON: [{\"id\", \"requirement\", \"op\", \"payload\", \"actor\", \
 \"queued_at\", \"state\": queued|refused, \"detail\"}]) and --drop ID forgets one.")]
