@@ -1,6 +1,8 @@
 //! Dynamic completion: the candidates the commands' arguments offer, read from the state
 //! database, opened read-only and never created or migrated, so a completion costs one small
-//! query. It sits beside the commands, not among them: every command uses it.
+//! query. And the requirement keys the command line takes: a key a requirement had before its
+//! project moved to Jira stands for the key it has now. It sits beside the commands, not among
+//! them: every command uses it.
 
 use std::ffi::OsStr;
 use std::sync::OnceLock;
@@ -43,6 +45,15 @@ fn candidates(tag: &'static str, rows: Vec<(String, String)>) -> Vec<CompletionC
                 .tag(Some(tag.clone()))
         })
         .collect()
+}
+
+/// A requirement key as an argument: checked, and an alias (a key from before the project
+/// moved to Jira) taken as the key it stands for now.
+pub fn requirement_key(s: &str) -> Result<crate::domain::RequirementKey, String> {
+    let key: crate::domain::RequirementKey = s.parse()?;
+    let now = Store::open_read_only(&config::state_dir())
+        .and_then(|st| store::resolve_alias(st.conn(), &key).ok().flatten());
+    Ok(now.unwrap_or(key))
 }
 
 pub fn project_keys() -> Vec<CompletionCandidate> {

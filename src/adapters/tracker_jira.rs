@@ -299,7 +299,7 @@ impl Tracker for JiraTracker {
 
 /// Moves an issue by the transition that reaches the status of `to`; none is exit 4 listing
 /// what the workflow offers.
-fn move_along(
+pub fn move_along(
     client: &Jira,
     issue: &str,
     offered: &[(String, String, String)],

@@ -27,7 +27,7 @@ pub enum BranchCommand {
     )]
     List {
         /// Only this requirement's branches
-        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
+        #[arg(value_parser = complete::requirement_key, add = ArgValueCompleter::new(complete::requirement_keys))]
         key: Option<RequirementKey>,
         /// Only this project's branches
         #[arg(short, long = "project", value_name = "KEY", add = ArgValueCandidates::new(complete::project_keys))]
@@ -95,7 +95,7 @@ pub struct IntegrateArgs {
     #[arg(value_parser = check_env)]
     pub env: String,
     /// The requirements to integrate (default: those in the states that belong to ENV)
-    #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
+    #[arg(value_parser = complete::requirement_key, add = ArgValueCompleter::new(complete::requirement_keys))]
     pub keys: Vec<RequirementKey>,
     /// The project (default: the requirements', or the only one there is)
     #[arg(short, long = "project", value_name = "KEY", add = ArgValueCandidates::new(complete::project_keys))]
@@ -105,7 +105,7 @@ pub struct IntegrateArgs {
 #[derive(Args, Debug)]
 pub struct CreateArgs {
     /// The requirement's key, e.g. PAY-1
-    #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
+    #[arg(value_parser = complete::requirement_key, add = ArgValueCompleter::new(complete::requirement_keys))]
     pub key: RequirementKey,
     /// Only this repository (its name in xone, path, URL or gitlab:GROUP/NAME); repeat for more
     #[arg(long = "repo", value_name = "REPO")]
@@ -118,7 +118,7 @@ pub struct CreateArgs {
 #[derive(Args, Debug)]
 pub struct RepoArgs {
     /// The requirement's key, e.g. PAY-1
-    #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
+    #[arg(value_parser = complete::requirement_key, add = ArgValueCompleter::new(complete::requirement_keys))]
     pub key: RequirementKey,
     /// Only this repository (its name in xone, path, URL or gitlab:GROUP/NAME); repeat for more
     #[arg(long = "repo", value_name = "REPO")]

@@ -125,7 +125,7 @@ pub struct StartArgs {
     #[arg(long, value_name = "NODE,...", value_delimiter = ',')]
     pub on_nodes: Vec<String>,
     /// The requirement this release serves (default: the build's)
-    #[arg(long, value_name = "KEY", add = ArgValueCompleter::new(complete::requirement_keys))]
+    #[arg(long, value_name = "KEY", value_parser = complete::requirement_key, add = ArgValueCompleter::new(complete::requirement_keys))]
     pub requirement: Option<RequirementKey>,
     /// Return once the canary is applied; the next gray command shrinks the stable
     #[arg(long)]

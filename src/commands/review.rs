@@ -28,7 +28,7 @@ pub enum ReviewCommand {
     #[command(after_long_help = REVIEW_JSON)]
     Create {
         /// The requirement's key, e.g. PAY-1
-        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
+        #[arg(value_parser = complete::requirement_key, add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
         /// What is reviewed: which document, or the code
         #[arg(long)]
@@ -44,7 +44,7 @@ pub enum ReviewCommand {
     #[command(after_long_help = "JSON: [review] as in `xone review show`")]
     List {
         /// Only this requirement's reviews
-        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
+        #[arg(value_parser = complete::requirement_key, add = ArgValueCompleter::new(complete::requirement_keys))]
         key: Option<RequirementKey>,
     },
     /// Show a review with its comments

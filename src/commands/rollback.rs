@@ -29,7 +29,7 @@ pub struct RollbackArgs {
     #[arg(long, value_name = "N")]
     pub to_revision: Option<i64>,
     /// Roll back everything this requirement deployed
-    #[arg(long, value_name = "KEY", add = ArgValueCompleter::new(complete::requirement_keys))]
+    #[arg(long, value_name = "KEY", value_parser = complete::requirement_key, add = ArgValueCompleter::new(complete::requirement_keys))]
     pub requirement: Option<RequirementKey>,
     /// Follow the rollback's rollout (the default; kept for scripts that say so)
     #[arg(long, conflicts_with = "no_wait")]

@@ -14,6 +14,7 @@ pub mod fan_out;
 pub mod gray;
 pub mod gray_state;
 pub mod lifecycle;
+pub mod migrate;
 pub mod pipeline;
 pub mod project;
 pub mod release;

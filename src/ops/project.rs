@@ -9,7 +9,7 @@ use crate::adapters::forge_local::init_repository;
 use crate::adapters::{gitlab, jira, Forges, RepoInfo};
 use crate::domain::{DocKind, ProjectKey, RequirementKey, Role};
 use crate::store::{self, Repo, RepoKind, Store};
-use crate::ui::{Result, XoneError};
+use crate::ui::{Result, Ui, XoneError};
 
 /// The project a command without a requirement key works on: the one named, the keys' own,
 /// or the only one there is.
@@ -272,14 +272,16 @@ pub enum TrackerChoice<'a> {
 
 /// Moves a project to a tracker. Jira must know the project under the same key (one key
 /// everywhere: exit 4 naming both otherwise) and the user must see it (exit 3). A project
-/// that already has requirements stays where it is: carrying them over is not done here.
-/// Returns whether anything changed.
+/// that already has requirements moves only with `migrate`, which carries them over (see
+/// `migrate`). Returns what was carried over, or `None` when nothing changed.
 pub fn set_tracker(
+    ui: &Ui,
     store: &mut Store,
     key: &ProjectKey,
     choice: &TrackerChoice,
+    migrate: bool,
     actor: &str,
-) -> Result<bool> {
+) -> Result<Option<Vec<super::migrate::Carried>>> {
     let p = store::active_project(store.conn(), key)?;
     let (tracker, jira_project) = match choice {
         TrackerChoice::Builtin => ("builtin", None),
@@ -297,15 +299,33 @@ pub fn set_tracker(
         }
     };
     if p.tracker == tracker && p.jira_project == jira_project {
-        return Ok(false);
+        return Ok(None);
     }
     let count = store::requirement_count(store.conn(), key)?;
-    if count > 0 {
+    if count > 0 && !migrate {
         return Err(XoneError::gate(format!(
             "project {key} has {count} requirement(s) in the {} tracker: they would be left behind",
             p.tracker
         ))
-        .hint("switch trackers before the first requirement; carrying requirements over is not supported by this xone"));
+        .hint(format!("carry them over: xone project set {key} --tracker {tracker} --migrate")));
+    }
+    if count > 0 && tracker == "jira" {
+        let (TrackerChoice::Jira { settings, .. }, Some(j)) = (choice, &jira_project) else {
+            return Err(XoneError::internal("a move into Jira without its settings"));
+        };
+        let carried = super::migrate::into_jira(ui, store, settings, key, j)?;
+        super::migrate::finish_into_jira(store, key, j, &carried, actor)?;
+        return Ok(Some(carried));
+    }
+    let waiting = store::outbox(store.conn(), false)?
+        .into_iter()
+        .filter(|q| q.requirement.starts_with(&format!("{key}-")))
+        .count();
+    if waiting > 0 {
+        return Err(XoneError::gate(format!(
+            "{waiting} change(s) of {key}'s requirements still wait for Jira"
+        ))
+        .hint("push them first with `xone sync` (or drop them: xone sync --status, --drop ID)"));
     }
     let detail = match &jira_project {
         Some(j) => format!("requirements live in Jira project {j}"),
@@ -315,7 +335,7 @@ pub fn set_tracker(
         store::set_tracker(tx, key, tracker, jira_project.as_deref())?;
         store::record(tx, &events::project(key, actor, "project tracker", detail.clone()))
     })?;
-    Ok(true)
+    Ok(Some(Vec::new()))
 }
 
 /// Takes a project out of the archive: it takes new requirements again.

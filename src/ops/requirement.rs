@@ -280,6 +280,8 @@ pub struct NextStep {
 pub struct Thread {
     #[serde(flatten)]
     pub requirement: Requirement,
+    /// The keys it had before its project moved to Jira; each still names it.
+    pub aliases: Vec<String>,
     pub people: Vec<store::Person>,
     pub documents: Vec<store::DocVersion>,
     pub reviews: Vec<store::Review>,
@@ -343,6 +345,7 @@ pub fn thread(
         None => None,
     };
     Ok(Thread {
+        aliases: store::aliases_of(c, key)?,
         people: store::assignments(c, key)?,
         documents: store::documents(c, key)?,
         reviews: store::reviews(c, Some(key))?,

@@ -3,6 +3,7 @@
 
 mod builds;
 mod deploys;
+mod keys;
 mod kinds;
 mod queries;
 mod schema;
@@ -15,6 +16,7 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 pub use builds::*;
 pub use deploys::*;
+pub use keys::*;
 pub use kinds::*;
 pub use queries::*;
 use schema::{APPLICATION_ID, MIGRATIONS};

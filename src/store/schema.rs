@@ -343,4 +343,20 @@ pub const MIGRATIONS: &[&str] = &[
         detail TEXT
     );
     ",
+    // 13: keys a requirement had before its project moved to Jira, which every command still
+    // takes; and a move under way, one requirement's issue at a time
+    "
+    CREATE TABLE requirement_alias (
+        alias TEXT PRIMARY KEY,
+        key TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX requirement_alias_key ON requirement_alias (key);
+    CREATE TABLE key_move (
+        project TEXT NOT NULL REFERENCES project(key),
+        old TEXT NOT NULL,
+        new TEXT NOT NULL,
+        PRIMARY KEY (project, old)
+    );
+    ",
 ];

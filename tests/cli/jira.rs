@@ -802,3 +802,114 @@ fn dates_and_labels_are_written_to_fields_found_by_name_and_read_back() {
         (None, Some("2026-12-31"))
     );
 }
+
+/// A project with requirements moves to Jira only with --migrate: each gets an issue (or
+/// adopts the one with its key and title), takes its key, and keeps its old key as an alias;
+/// a move that stops goes on where it stopped.
+#[test]
+fn migrate_carries_requirements_into_jira_under_new_keys_with_aliases() {
+    let (mut env, jira) = with_jira(Flavour::Server);
+    env.set_var("XONE_JIRA_TOKEN", PAT);
+    env.set_var("XONE_USER", "pat");
+    project(&env);
+    jira.add_project("PAY", "Payments");
+    jira.add_issues("PAY", 3, "To Do", 60);
+    let create = |title: &str| {
+        env.ok(&[
+            "requirement",
+            "create",
+            "-p",
+            "PAY",
+            title,
+            "--start",
+            "2026-12-07",
+            "--end",
+            "2026-12-20",
+        ]);
+    };
+    for title in ["Refund orders", "Coupons", "Issue 3 made in Jira", "Vouchers"] {
+        create(title);
+    }
+    env.ok(&["requirement", "assign", "PAY-1", "pm=pat"]);
+    let doc = write(&env, "req.md", b"# Refund orders\n\nAll at once.\n");
+    env.ok(&["requirement", "doc", "PAY-1", "requirement", "--attach", &doc]);
+    env.ok(&["requirement", "advance", "PAY-1", "--force", "--reason", "early"]);
+    env.ok(&["review", "create", "PAY-1", "--kind", "requirement"]);
+    env.ok(&["review", "verdict", "1", "approve"]);
+    env.ok(&["branch", "create", "PAY-1"]);
+
+    env.code(4, &["project", "set", "PAY", "--tracker", "jira"])
+        .says(&["has 4 requirement(s)", "--migrate"]);
+    // The workflow cannot reach PAY-1's stage: the move stops, keeping the issue it made.
+    jira.make_unreachable("Requirement Review");
+    env.code(4, &["project", "set", "PAY", "--tracker", "jira", "--migrate"])
+        .says(&["no transition to the status of requirement-review"]);
+    assert_eq!(jira.issues().len(), 4, "one issue made");
+    assert_eq!(env.json(&["project", "show", "PAY"])["tracker"], "builtin", "nothing switched");
+    assert_eq!(env.json(&["requirement", "show", "PAY-1"])["title"], "Refund orders");
+    jira.reach_all();
+    let p = env.json(&["project", "set", "PAY", "--tracker", "jira", "--migrate"]);
+    assert_eq!(p["tracker"], "jira");
+    let carried: Vec<(String, String, bool)> = p["carried"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["from"].as_str().unwrap().into(),
+                c["to"].as_str().unwrap().into(),
+                c["adopted"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        carried,
+        [
+            ("PAY-1".into(), "PAY-4".into(), false),
+            ("PAY-2".into(), "PAY-5".into(), false),
+            ("PAY-3".into(), "PAY-3".into(), true),
+            ("PAY-4".into(), "PAY-6".into(), false),
+        ],
+        "PAY-4 trades its key for PAY-6 while PAY-1 takes it"
+    );
+    assert_eq!(jira.issues().len(), 6, "nothing made twice");
+    // The issue has what the requirement had.
+    let issue = jira.issue("PAY-4").unwrap();
+    assert_eq!(
+        (issue.summary.as_str(), issue.status.as_str()),
+        ("Refund orders", "Requirement Review")
+    );
+    assert_eq!(issue.description, "# Refund orders\n\nAll at once.\n");
+    assert_eq!(
+        (issue.fields["customfield_10015"].as_str(), issue.fields["duedate"].as_str()),
+        (Some("2026-12-07"), Some("2026-12-20"))
+    );
+    let remarks = issue.comments.last().unwrap().1.as_str().unwrap().to_string();
+    assert!(
+        remarks.contains("[xone assign pm=pat]")
+            && remarks.contains("[xone verdict requirement approve by=pat"),
+        "{remarks}"
+    );
+    assert!(issue.links.iter().any(|l| l.0.starts_with("xone:branch:web:")), "{:?}", issue.links);
+    // The requirement is PAY-4 now, everywhere; PAY-1 still names it; PAY-4 names no other.
+    let show = env.json(&["requirement", "show", "PAY-1"]);
+    assert_eq!(
+        (show["key"].as_str(), show["title"].as_str()),
+        (Some("PAY-4"), Some("Refund orders"))
+    );
+    assert_eq!(show["aliases"], serde_json::json!(["PAY-1"]));
+    assert_eq!(show["reviews"][0]["verdict"], "approve");
+    assert_eq!(show["branches"].as_array().unwrap().len(), 2, "{show}");
+    assert!(
+        show["events"].as_array().unwrap().iter().any(|e| e["action"] == "create"),
+        "the story moved with it"
+    );
+    // PAY-4 names the requirement that took it, so it is no alias of Vouchers.
+    assert_eq!(env.json(&["requirement", "show", "PAY-6"])["aliases"], serde_json::json!([]));
+    assert_eq!(env.json(&["requirement", "show", "PAY-6"])["title"], "Vouchers");
+    env.ok(&["requirement", "advance", "PAY-1", "--force", "--reason", "by its old key"]);
+    assert_eq!(jira.issue("PAY-4").unwrap().status, "Design");
+    // And back: the keys stay, the built-in tracker numbers on after them.
+    env.ok(&["project", "set", "PAY", "--tracker", "builtin", "--migrate"]);
+    assert_eq!(env.json(&["requirement", "create", "-p", "PAY", "Gift cards"])["key"], "PAY-7");
+}

@@ -238,6 +238,16 @@ impl FakeJira {
     }
 
     /// Takes every transition to `status` out of the workflow.
+    /// Every issue, in the order they were made.
+    pub fn issues(&self) -> Vec<Issue> {
+        self.state.lock().unwrap().issues.clone()
+    }
+
+    /// Lets the workflow reach every status again.
+    pub fn reach_all(&self) {
+        self.state.lock().unwrap().unreachable.clear();
+    }
+
     pub fn make_unreachable(&self, status: &str) {
         self.state.lock().unwrap().unreachable.push(status.into());
     }

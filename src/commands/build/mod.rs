@@ -43,7 +43,7 @@ pub struct RunArgs {
     #[arg(short, long = "project", value_name = "KEY", add = ArgValueCandidates::new(complete::project_keys))]
     pub project: Option<ProjectKey>,
     /// Build the requirement's feature branch
-    #[arg(long, value_name = "KEY", conflicts_with = "git_ref", add = ArgValueCompleter::new(complete::requirement_keys))]
+    #[arg(long, value_name = "KEY", conflicts_with = "git_ref", value_parser = complete::requirement_key, add = ArgValueCompleter::new(complete::requirement_keys))]
     pub requirement: Option<RequirementKey>,
     /// Build this ref instead: a branch (e.g. release/test), tag or commit
     #[arg(long = "ref", value_name = "REF")]
@@ -83,7 +83,7 @@ pub enum BuildCommand {
         #[arg(short, long = "project", value_name = "KEY", add = ArgValueCandidates::new(complete::project_keys))]
         project: Option<ProjectKey>,
         /// Only this requirement's builds
-        #[arg(long, value_name = "KEY", add = ArgValueCompleter::new(complete::requirement_keys))]
+        #[arg(long, value_name = "KEY", value_parser = complete::requirement_key, add = ArgValueCompleter::new(complete::requirement_keys))]
         requirement: Option<RequirementKey>,
     },
     /// One build: its commit, status, tests, coverage, gates, image and digest

@@ -71,7 +71,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "IMAGE")]
     pub image: Option<String>,
     /// The requirement this deployment serves (default: the build's)
-    #[arg(long, value_name = "KEY", add = ArgValueCompleter::new(complete::requirement_keys))]
+    #[arg(long, value_name = "KEY", value_parser = complete::requirement_key, add = ArgValueCompleter::new(complete::requirement_keys))]
     pub requirement: Option<RequirementKey>,
     /// How pods are replaced
     #[arg(long, value_enum, default_value = "rolling")]

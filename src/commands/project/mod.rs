@@ -53,8 +53,16 @@ pub enum ProjectCommand {
     #[command(after_long_help = "\
 --tracker jira keeps the requirements in the Jira project of the same key (jira.url and a \
 token: `xone auth login jira`); the project is checked on Jira first (exit 3 when the user \
-cannot see it, 4 when --jira-project names another key). A project switches trackers before \
-its first requirement. JSON: the project, as `project show` prints it")]
+cannot see it, 4 when --jira-project names another key). A project that has requirements \
+switches only with --migrate, which carries them over. Into Jira: each requirement gets an \
+issue (one already there with its key and title is adopted) with its summary, document, \
+dates, labels, stage, people, verdicts, sign-offs and branches, and then takes the issue's \
+key; the key it had stays an alias that every command takes. Each issue is recorded as it is \
+made, so a move that stops (exit 6 when Jira fails, 4 when its workflow has no path to a \
+stage) goes on where it stopped when run again, and the keys change all at once at its end. \
+Back to the built-in tracker, the requirements keep their keys (changes still waiting for \
+Jira must be pushed first: exit 4). JSON: the project, as `project show` prints it, with \
+\"carried\": [{\"from\", \"to\", \"adopted\"}] after --migrate")]
     Set {
         /// The project's key, e.g. PAY
         #[arg(add = ArgValueCandidates::new(complete::project_keys))]
@@ -65,6 +73,9 @@ its first requirement. JSON: the project, as `project show` prints it")]
         /// The Jira project (its key must be the project's own; the default)
         #[arg(long, value_name = "KEY", requires = "tracker")]
         jira_project: Option<String>,
+        /// Carry the project's requirements over to the new tracker
+        #[arg(long)]
+        migrate: bool,
     },
     /// Take a project out of the archive: it takes new requirements again
     Unarchive {
@@ -136,7 +147,13 @@ pub enum Tracker {
     Jira,
 }
 
-fn set(cx: &mut Ctx, key: &ProjectKey, tracker: Tracker, jira_project: Option<&str>) -> Result<()> {
+fn set(
+    cx: &mut Ctx,
+    key: &ProjectKey,
+    tracker: Tracker,
+    jira_project: Option<&str>,
+    migrate: bool,
+) -> Result<()> {
     if tracker == Tracker::Builtin && jira_project.is_some() {
         return Err(XoneError::usage("--jira-project goes with --tracker jira"));
     }
@@ -149,16 +166,25 @@ fn set(cx: &mut Ctx, key: &ProjectKey, tracker: Tracker, jira_project: Option<&s
             project::TrackerChoice::Jira { project: jira_project, settings: &settings }
         }
     };
-    let changed = project::set_tracker(&mut store, key, &choice, &actor)?;
+    let changed = project::set_tracker(&cx.ui, &mut store, key, &choice, migrate, &actor)?;
     let p = store::project(store.conn(), key)?;
+    let carried = changed.clone().unwrap_or_default();
     if cx.ui.json {
-        return cx.ui.print_json(&p);
+        let mut v = serde_json::to_value(&p).map_err(|e| XoneError::internal(e.to_string()))?;
+        if migrate {
+            v["carried"] =
+                serde_json::to_value(&carried).map_err(|e| XoneError::internal(e.to_string()))?;
+        }
+        return cx.ui.print_json(&v);
+    }
+    for c in carried.iter().filter(|c| c.from != c.to) {
+        cx.ui.status(format!("{}: now {} (the old key still works)", c.from, c.to));
     }
     let where_ = match &p.jira_project {
         Some(j) => format!("Jira project {j}"),
         None => "the built-in tracker".to_string(),
     };
-    if changed {
+    if changed.is_some() {
         cx.ui.status(format!("{key}: requirements live in {where_}"));
     } else {
         cx.ui.status(format!("{key}: requirements already live in {where_}"));
@@ -173,8 +199,8 @@ pub fn run(cx: &mut Ctx, cmd: ProjectCommand) -> Result<()> {
         ProjectCommand::Show { key } => show(cx, &key),
         ProjectCommand::Archive { key } => archive(cx, &key),
         ProjectCommand::Unarchive { key } => unarchive(cx, &key),
-        ProjectCommand::Set { key, tracker, jira_project } => {
-            set(cx, &key, tracker, jira_project.as_deref())
+        ProjectCommand::Set { key, tracker, jira_project, migrate } => {
+            set(cx, &key, tracker, jira_project.as_deref(), migrate)
         }
         ProjectCommand::Delete { key, force, reason } => delete(cx, &key, force, reason),
         ProjectCommand::Repo(c) => repo::run(cx, c),

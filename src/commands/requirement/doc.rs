@@ -21,7 +21,7 @@ JSON with --print: {\"kind\", \"version\", \"sha256\", \"size\", \"media_type\",
 )]
 pub struct DocArgs {
     /// The requirement's key, e.g. PAY-1
-    #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
+    #[arg(value_parser = complete::requirement_key, add = ArgValueCompleter::new(complete::requirement_keys))]
     pub key: RequirementKey,
     /// The document's kind
     #[arg(default_value = "requirement")]

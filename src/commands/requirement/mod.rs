@@ -49,7 +49,7 @@ in the built-in tracker, 5 when the requirement is here already. JSON: the requi
     )]
     Show {
         /// The requirement's key, e.g. PAY-1
-        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
+        #[arg(value_parser = complete::requirement_key, add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
     },
     /// Change the requirement's title (dates are set with `schedule`)
@@ -58,7 +58,7 @@ in the built-in tracker, 5 when the requirement is here already. JSON: the requi
     )]
     Edit {
         /// The requirement's key, e.g. PAY-1
-        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
+        #[arg(value_parser = complete::requirement_key, add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
         /// The new title
         #[arg(long, required = true)]
@@ -67,7 +67,7 @@ in the built-in tracker, 5 when the requirement is here already. JSON: the requi
     /// Give people roles on the requirement: ROLE=USER (pm=alice qa=quinn)
     Assign {
         /// The requirement's key, e.g. PAY-1
-        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
+        #[arg(value_parser = complete::requirement_key, add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
         /// ROLE=USER pairs; the roles are pm, ui, fe, be, qa, data, ops and owner
         #[arg(value_name = "ROLE=USER", required = true)]
@@ -86,7 +86,7 @@ in the built-in tracker, 5 when the requirement is here already. JSON: the requi
     )]
     Advance {
         /// The requirement's key, e.g. PAY-1
-        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
+        #[arg(value_parser = complete::requirement_key, add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
         /// Pass a failed gate; recorded as forced, with the reason
         #[arg(long)]
@@ -98,7 +98,7 @@ in the built-in tracker, 5 when the requirement is here already. JSON: the requi
     /// Send a submitted or testing requirement back to developing
     Reject {
         /// The requirement's key, e.g. PAY-1
-        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
+        #[arg(value_parser = complete::requirement_key, add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
         /// What is wrong, for the log and the developers
         #[arg(long)]
@@ -107,7 +107,7 @@ in the built-in tracker, 5 when the requirement is here already. JSON: the requi
     /// Sign off as the acting user: QA in submitted or testing (a qa member), the product manager accepting the gray release in gray (a pm member)
     Signoff {
         /// The requirement's key, e.g. PAY-1
-        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
+        #[arg(value_parser = complete::requirement_key, add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
         /// A note for the log (what was tested, what was not)
         #[arg(long)]
@@ -116,7 +116,7 @@ in the built-in tracker, 5 when the requirement is here already. JSON: the requi
     /// Cancel a requirement that is not done
     Cancel {
         /// The requirement's key, e.g. PAY-1
-        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
+        #[arg(value_parser = complete::requirement_key, add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
         /// Why, for the log
         #[arg(long)]
@@ -128,7 +128,7 @@ in the built-in tracker, 5 when the requirement is here already. JSON: the requi
     )]
     Log {
         /// The requirement's key, e.g. PAY-1
-        #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
+        #[arg(value_parser = complete::requirement_key, add = ArgValueCompleter::new(complete::requirement_keys))]
         key: RequirementKey,
     },
 }

@@ -32,7 +32,7 @@ impl std::str::FromStr for DateOrNone {
 #[derive(Args, Debug)]
 pub struct ScheduleArgs {
     /// The requirement's key, e.g. PAY-1
-    #[arg(add = ArgValueCompleter::new(complete::requirement_keys))]
+    #[arg(value_parser = complete::requirement_key, add = ArgValueCompleter::new(complete::requirement_keys))]
     pub key: RequirementKey,
     /// When work starts
     #[arg(long, value_name = "DATE")]

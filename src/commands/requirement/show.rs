@@ -27,6 +27,9 @@ pub fn show(cx: &mut Ctx, key: &RequirementKey) -> Result<()> {
         r.created_by,
         ui.when(&r.updated_at)
     ))?;
+    if !t.aliases.is_empty() {
+        ui.line(format!("formerly {}", t.aliases.join(", ")))?;
+    }
     if let Some(b) = &r.branch {
         ui.line(format!("branch {b}"))?;
     }

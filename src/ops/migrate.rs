@@ -1,0 +1,187 @@
+//! Carrying a project's requirements from one tracker to the other (`project set --tracker
+//! … --migrate`). Into Jira, each requirement gets an issue (one already there with its key
+//! and title is adopted): its summary, the requirement document as its description, its dates
+//! and labels, a comment carrying its people, verdicts and sign-offs for other machines'
+//! sync, its branches as remote links, and the status of its stage. The requirement then takes
+//! the issue's key, and the key it had stays an alias every command takes. Each issue is
+//! recorded as it is made, so a move that stops (Jira down, a workflow without a path) goes on
+//! where it stopped when run again; the keys change in one transaction at the end. Back to the
+//! built-in tracker, the requirements keep their keys.
+
+use serde::Serialize;
+
+use super::events;
+use crate::adapters::jira::{self, Jira};
+use crate::adapters::tracker_jira::move_along;
+use crate::domain::lifecycle::jira_status_maps;
+use crate::domain::remarks::{with_remarks, Remark};
+use crate::domain::{DocKind, ProjectKey, RequirementKey, Status};
+use crate::store::{self, Store};
+use crate::ui::{Result, Ui, XoneError};
+
+/// One requirement carried over.
+#[derive(Clone, Debug, Serialize)]
+pub struct Carried {
+    pub from: String,
+    pub to: String,
+    /// An issue with its key and title was there already and was taken as it is.
+    pub adopted: bool,
+}
+
+/// Makes (or finds) the Jira issue of each of the project's requirements, records it, then
+/// gives every requirement its issue's key. `jira_project` is the Jira project's key.
+pub fn into_jira(
+    ui: &Ui,
+    store: &mut Store,
+    settings: &jira::Settings,
+    project: &ProjectKey,
+    jira_project: &str,
+) -> Result<Vec<Carried>> {
+    let client = Jira::new(settings)?;
+    let keys = store::requirement_keys_of(store.conn(), project)?;
+    let mut moved: Vec<(String, String)> = store::key_moves(store.conn(), project)?;
+    let mut date_ids = None;
+    let mut out = Vec::new();
+    for (n, key) in keys.iter().enumerate() {
+        let req = store::requirement(store.conn(), key)?;
+        let known = moved.iter().find(|(old, _)| *old == key.to_string()).map(|m| m.1.clone());
+        let (issue, adopted) = match known {
+            Some(issue) => (issue.clone(), issue == key.to_string()),
+            None => {
+                let there = client.issue(&key.to_string())?;
+                let same = there
+                    .as_ref()
+                    .is_some_and(|(s, _)| s.trim().eq_ignore_ascii_case(req.title.trim()));
+                let issue = if same {
+                    key.to_string()
+                } else {
+                    let ids = match &date_ids {
+                        Some(ids) => ids,
+                        None => date_ids.insert(jira::date_fields(settings, &client.fields()?)?),
+                    };
+                    make_issue(&client, settings, store, key, &req, jira_project, ids)?
+                };
+                let new: RequirementKey = issue.parse().map_err(|e| {
+                    XoneError::new(crate::ui::Kind::Remote, format!("Jira made the issue {issue}"))
+                        .cause(e)
+                })?;
+                store.write(|tx| store::record_key_move(tx, project, key, &new))?;
+                moved.push((key.to_string(), issue.clone()));
+                (issue, same)
+            }
+        };
+        // The stage's status, whether the issue was just made or the move stopped before.
+        if req.status != Status::Draft {
+            let now = client.issue(&issue)?.map(|(_, s)| s).unwrap_or_default();
+            if !jira_status_maps(&settings.status_map, req.status, &now) {
+                let offered = client.transitions(&issue)?;
+                move_along(&client, &issue, &offered, &settings.status_map, req.status)?;
+            }
+        }
+        ui.status(format!(
+            "[{}/{}] {key} → {issue}{}",
+            n + 1,
+            keys.len(),
+            if adopted { " (adopted)" } else { "" }
+        ));
+        out.push(Carried { from: key.to_string(), to: issue, adopted });
+    }
+    Ok(out)
+}
+
+/// A new issue for a requirement, with what Jira should know of it.
+#[allow(clippy::too_many_arguments)]
+fn make_issue(
+    client: &Jira,
+    settings: &jira::Settings,
+    store: &Store,
+    key: &RequirementKey,
+    req: &store::Requirement,
+    jira_project: &str,
+    (start_id, end_id): &(Option<String>, Option<String>),
+) -> Result<String> {
+    let c = store.conn();
+    let issue = client.create_issue(jira_project, &settings.issue_type, &req.title)?;
+    // The latest version of the document its authors wrote (not a review's record).
+    let own = store::documents(c, key)?
+        .into_iter()
+        .filter(|d| d.kind == DocKind::Requirement)
+        .filter(|d| !d.note.as_deref().is_some_and(|n| n.starts_with("review #")))
+        .max_by_key(|d| d.version);
+    if let Some(d) = own {
+        if let Some((_, bytes)) = store::document(c, key, DocKind::Requirement, Some(d.version))? {
+            if let Ok(text) = String::from_utf8(bytes) {
+                client.set_description(&issue, &text)?;
+            }
+        }
+    }
+    let mut fields = serde_json::Map::new();
+    for (id, value) in [(start_id, &req.dates.start), (end_id, &req.dates.end)] {
+        if let Some(id) = id {
+            fields.insert(id.clone(), serde_json::json!(value));
+        }
+    }
+    let labels: Vec<serde_json::Value> =
+        settings.labels.iter().map(|l| serde_json::json!({ "add": l })).collect();
+    if !fields.is_empty() || !labels.is_empty() {
+        client.set_fields(&issue, &fields, &labels)?;
+    }
+    // What other machines' sync rebuilds: people, verdicts, sign-offs.
+    let mut remarks: Vec<Remark> = store::assignments(c, key)?
+        .into_iter()
+        .map(|p| Remark::Assign { role: p.role, user: p.user })
+        .collect();
+    for r in store::reviews(c, Some(key))? {
+        if let (Some(verdict), Some(by), Some(at)) = (r.verdict, r.verdict_by, r.verdict_at) {
+            remarks.push(Remark::Verdict { kind: r.kind, verdict, by, at });
+        }
+    }
+    for s in store::signoffs(c, key)? {
+        let stage = s.stage.as_deref().and_then(|st| st.parse().ok()).unwrap_or(Status::Testing);
+        remarks.push(Remark::Signoff { stage, by: s.user, at: s.at });
+    }
+    let text = format!("xone: carried over from the built-in tracker, where it was {key}");
+    client.comment(&issue, &with_remarks(&text, &remarks))?;
+    let repos = store::repos(c, &key.project)?;
+    for b in store::branches(c, Some(key), None)? {
+        let url = repos.iter().find(|r| r.name == b.repo).and_then(|r| r.web_url.clone());
+        let id = format!("xone:branch:{}:{}", b.repo, b.name);
+        let url = url.unwrap_or_else(|| id.clone());
+        client.remote_link(&issue, &id, &format!("branch {} in {}", b.name, b.repo), &url)?;
+    }
+    Ok(issue)
+}
+
+/// Ends a move into Jira: every requirement takes its issue's key, and the project's
+/// requirements live in Jira from now on; one transaction.
+pub fn finish_into_jira(
+    store: &mut Store,
+    project: &ProjectKey,
+    jira_project: &str,
+    carried: &[Carried],
+    actor: &str,
+) -> Result<()> {
+    store.write(|tx| {
+        store::apply_key_moves(tx, project)?;
+        store::set_tracker(tx, project, "jira", Some(jira_project))?;
+        for c in carried {
+            let key: RequirementKey = c.to.parse().map_err(XoneError::internal)?;
+            let req = store::requirement(tx, &key)?;
+            let detail = if c.from == c.to {
+                format!("carried into Jira as {} (the issue was there)", c.to)
+            } else {
+                format!("carried into Jira: {} is now {}", c.from, c.to)
+            };
+            let e = store::Event {
+                detail: Some(detail),
+                ..events::requirement(&req, actor, "migrate")
+            };
+            store::record(tx, &e)?;
+        }
+        let detail = format!(
+            "requirements live in Jira project {jira_project}; {} carried over",
+            carried.len()
+        );
+        store::record(tx, &events::project(project, actor, "project tracker", detail))
+    })
+}
