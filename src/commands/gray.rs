@@ -206,6 +206,7 @@ pub fn run(cx: &mut Ctx, c: GrayCommand) -> Result<()> {
             let scope = cx.scope()?;
             let forced = reason.as_deref().map(|reason| Forced { reason });
             let st = gray::step(&scope, &mut store, app, env, forced, &actor)?;
+            link(cx, &st);
             show(cx, &st)
         }
         GrayCommand::Pause(a) => pause(cx, a, true),
@@ -216,6 +217,7 @@ pub fn run(cx: &mut Ctx, c: GrayCommand) -> Result<()> {
             let actor = cx.actor()?;
             let scope = cx.scope()?;
             let st = gray::promote(&scope, &mut store, app, env, &actor)?;
+            link(cx, &st);
             show(cx, &st)
         }
         GrayCommand::Abort(a) => {
@@ -224,6 +226,7 @@ pub fn run(cx: &mut Ctx, c: GrayCommand) -> Result<()> {
             let actor = cx.actor()?;
             let scope = cx.scope()?;
             let st = gray::abort(&scope, &mut store, app, env, a.reason.as_deref(), &actor)?;
+            link(cx, &st);
             show(cx, &st)
         }
         GrayCommand::Watch(a) => watch(cx, a),
@@ -260,6 +263,7 @@ fn start(cx: &mut Ctx, a: StartArgs) -> Result<()> {
     };
     let scope = cx.scope()?;
     let st = gray::start(&scope, &mut store, app, env, &s, &actor)?;
+    link(cx, &st);
     show(cx, &st)
 }
 
@@ -269,6 +273,7 @@ fn pause(cx: &mut Ctx, a: At, hold: bool) -> Result<()> {
     let actor = cx.actor()?;
     let scope = cx.scope()?;
     let st = gray::pause(&scope, &mut store, app, env, hold, &actor)?;
+    link(cx, &st);
     show(cx, &st)
 }
 
@@ -354,6 +359,7 @@ fn watch(cx: &mut Ctx, a: WatchArgs) -> Result<()> {
     let done = gray::watch(&scope, &mut store, app, env, a.auto, a.interval, &actor)?;
     match done {
         Watched::Promoted(st) => {
+            link(cx, &st);
             cx.ui.status(format!("{} in {}: promoted", st.app, st.env));
             if cx.ui.json {
                 cx.ui.print_json(&st)?;
@@ -375,6 +381,7 @@ fn watch(cx: &mut Ctx, a: WatchArgs) -> Result<()> {
             .cause(by.unwrap_or_default()))
         }
         Watched::Aborted { status, why } => {
+            link(cx, &status);
             if cx.ui.json {
                 cx.ui.print_json(&status)?;
             }
@@ -394,6 +401,16 @@ fn number(v: Option<f64>) -> String {
         Some(v) if v.abs() >= 100.0 => format!("{v:.0}"),
         Some(v) => format!("{v:.4}"),
     }
+}
+
+/// A gray release for a requirement is linked in its tracker, its title saying where it is.
+fn link(cx: &mut Ctx, st: &Status) {
+    let id = format!("xone:gray:{}:{}:{}:{}", st.namespace, st.app, st.env, st.started_at);
+    let title = format!(
+        "gray release of {} in {}: {}, step {} of {}",
+        st.app, st.env, st.phase, st.step, st.steps
+    );
+    cx.link_work(st.requirement.as_deref(), &id, &title, None);
 }
 
 fn show(cx: &mut Ctx, st: &Status) -> Result<()> {

@@ -169,6 +169,48 @@ impl Ctx {
         }
     }
 
+    /// Links work done for a requirement (a build, a deployment, a gray release) in its
+    /// tracker under `id`, which names that work on every machine, so that linking it again
+    /// updates the link. Never fails the command: what the tracker will not take is said.
+    pub fn link_work(
+        &mut self,
+        requirement: Option<&str>,
+        id: &str,
+        title: &str,
+        url: Option<&str>,
+    ) {
+        let Some(Ok(key)) = requirement.map(str::parse::<crate::domain::RequirementKey>) else {
+            return;
+        };
+        let made = (|| -> Result<()> {
+            let routed = Routed::new(self.jira()?, self.queued.clone());
+            let mut store = self.store()?;
+            if crate::store::find_requirement(store.conn(), &key)?.is_none() {
+                return Ok(());
+            }
+            store.write(|tx| routed.link(tx, &key, id, title, url))
+        })();
+        if let Err(e) = made {
+            self.ui.warn(format!("{key}: {title} is not linked in its tracker: {}", e.message));
+        }
+    }
+
+    /// A deployment or rollback for a requirement, linked in its tracker: one link per app,
+    /// environment and image, its title saying how it went.
+    pub fn link_deploy(&mut self, d: &crate::store::Deploy) {
+        let id = format!("xone:deploy:{}:{}:{}:{}", d.namespace, d.app, d.env, d.image);
+        let title = format!(
+            "{} of {} to {}: {} ({}{})",
+            d.kind,
+            d.app,
+            d.env,
+            d.image,
+            d.status,
+            d.revision.map(|r| format!(", revision {r}")).unwrap_or_default()
+        );
+        self.link_work(d.requirement.as_deref(), &id, &title, None);
+    }
+
     /// How many changes this command queued for Jira because it could not be reached.
     pub fn queued(&self) -> usize {
         self.queued.get()

@@ -63,6 +63,7 @@ pub fn run(cx: &mut Ctx, a: RollbackArgs) -> Result<()> {
         }
         Rollback::Done(record) => record,
     };
+    cx.link_deploy(&record);
     if cx.ui.json {
         cx.ui.print_json(&vec![&record])?;
     }
@@ -90,6 +91,9 @@ fn requirement(cx: &mut Ctx, key: &RequirementKey, at: &AtEnv, wait: bool) -> Re
         wait,
         &actor,
     )?;
+    for r in &done.records {
+        cx.link_deploy(r);
+    }
     if cx.ui.json {
         cx.ui.print_json(&done.records)?;
     }

@@ -673,6 +673,26 @@ fn a_teammate_s_sync_reads_the_deploy_and_gray_history_from_the_clusters() {
         "--requirement",
         "PAY-1",
     ]);
+    // Each deployment and the gray release are remote links of the issue, one per image and
+    // one per release, whose title follows it.
+    let links = jira.issue("PAY-1").unwrap().links;
+    let ids: Vec<&str> = links.iter().map(|l| l.0.as_str()).collect();
+    assert_eq!(
+        ids.iter().filter(|i| i.starts_with("xone:deploy:s-hist:web:prod:")).count(),
+        2,
+        "{ids:?}"
+    );
+    let gray = links
+        .iter()
+        .find(|l| l.0.starts_with("xone:gray:s-hist:web:prod:"))
+        .expect("the gray release's link");
+    assert!(gray.2.contains("progressing, step 1 of 2"), "{gray:?}");
+    env.ok(&["gray", "pause", "web", "--env", "prod"]);
+    let links = jira.issue("PAY-1").unwrap().links;
+    let gray = links.iter().filter(|l| l.0.starts_with("xone:gray:")).collect::<Vec<_>>();
+    assert_eq!(gray.len(), 1, "updated, not doubled: {gray:?}");
+    assert!(gray[0].2.contains("paused"), "{gray:?}");
+    env.ok(&["gray", "resume", "web", "--env", "prod"]);
 
     let mut mate = TestEnv::new();
     for (k, v) in &env.vars {

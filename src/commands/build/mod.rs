@@ -119,6 +119,14 @@ pub fn run(cx: &mut Ctx, a: BuildArgs) -> Result<()> {
     }
 }
 
+/// A build for a requirement is linked in its tracker, one link per app and commit.
+fn link(cx: &mut Ctx, b: &crate::store::Build) {
+    let id = format!("xone:build:{}:{}:{}", b.project, b.app, b.sha);
+    let title =
+        format!("build {} of {} at {}: {}", b.id, b.app, crate::ui::short_sha(&b.sha), b.status);
+    cx.link_work(b.requirement.as_deref(), &id, &title, b.pipeline_url.as_deref());
+}
+
 fn run_build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
     let Some(app_name) = a.app.clone() else {
         return Err(XoneError::usage("name the app to build: xone build APP --requirement KEY")
@@ -146,6 +154,7 @@ fn run_build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
             pipeline::run(&scope, &mut store, &forges, &subject, forced, a.wait, &policy, &actor)?;
         return match ended {
             Pipeline::Started(b) => {
+                link(cx, &b);
                 if cx.ui.json {
                     return cx.ui.print_json(&b);
                 }
@@ -157,6 +166,7 @@ fn run_build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
                 Ok(())
             }
             Pipeline::Finished(b) => {
+                link(cx, &b);
                 if cx.ui.json {
                     return cx.ui.print_json(&b);
                 }
@@ -172,6 +182,7 @@ fn run_build(cx: &mut Ctx, a: RunArgs) -> Result<()> {
     let network = cx.config()?.str("build.network").map(str::to_string);
     let request = Request { push: a.push, test_cmd: a.test_cmd.clone(), forced, network };
     let b = build::local(&cx.ui, &mut store, &forges, &subject, &request, &policy, &actor)?;
+    link(cx, &b);
     if cx.ui.json {
         return cx.ui.print_json(&b);
     }

@@ -196,6 +196,7 @@ fn deploy(cx: &mut Ctx, a: RunArgs) -> Result<()> {
     } else {
         release::deploy(&scope, &mut store, &plan, &options, &actor)?
     };
+    cx.link_deploy(&record);
     if cx.ui.json {
         return cx.ui.print_json(&record);
     }
