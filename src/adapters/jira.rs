@@ -482,6 +482,33 @@ impl Jira {
         Ok((issues, requests))
     }
 
+    /// A property of a project (`/project/KEY/properties/NAME`): its value, `None` when unset.
+    pub fn project_property(&self, key: &str, name: &str) -> Result<Option<Value>> {
+        let path = format!(
+            "{}/project/{}/properties/{}",
+            self.deployment.api(),
+            encode(key),
+            encode(name)
+        );
+        let reply = self.api.call(Method::GET, &path, None, &[404]).map_err(|e| self.explain(e))?;
+        if reply.status == 404 {
+            return Ok(None);
+        }
+        Ok(Some(reply.json()?["value"].clone()))
+    }
+
+    /// Sets a property of a project to `value` (safe to send again).
+    pub fn set_project_property(&self, key: &str, name: &str, value: &Value) -> Result<()> {
+        let path = format!(
+            "{}/project/{}/properties/{}",
+            self.deployment.api(),
+            encode(key),
+            encode(name)
+        );
+        self.api.call(Method::PUT, &path, Some(value), &[]).map_err(|e| self.explain(e))?;
+        Ok(())
+    }
+
     /// A project by its key; one the user cannot see (or that does not exist) is exit 3.
     pub fn project(&self, key: &str) -> Result<Value> {
         self.get(&format!("/project/{}", encode(key))).map_err(|e| {

@@ -12,7 +12,10 @@ use crate::ui::{safe, table, Result, XoneError};
 
 #[derive(Args, Debug)]
 #[command(after_long_help = "\
-For each project whose requirements live in Jira (or the one named), reads its issues: all of \
+For each project whose requirements live in Jira (or the one named; a project this machine does \
+not have yet is set up from the definition its team shares on the Jira project: repositories, \
+members, templates, environments, apps), shares what this machine adds to that definition, \
+and reads its issues: all of \
 them the first time on this machine, then those changed since the last sync (JQL updated >=, \
 pages of 100 followed to the end: startAt on Server, nextPageToken on Cloud). Each \
 requirement's title and stage are taken from Jira, which is the truth for status; a stage moved \
@@ -31,7 +34,7 @@ requirements in Jira, 6 when Jira fails. JSON: [{\"project\", \"kind\": full|inc
 \"requests\", \"issues\", \"created\", \"retitled\", \"moved\": [{\"key\", \"from\", \"to\", \"gates\": [ITEM]}], \
 \"unmapped\": [[KEY, STATUS]], \"people\": [\"KEY role=user\" | \"KEY -role=user\"], \
 \"reviews\", \"signoffs\", \"documents\", \"dates\": [\"KEY start|end DATE\"], \"branches\": [\"KEY REPO BRANCH\"], \
-\"deploys\": [\"APP ENV rN IMAGE\"], \"grays\": [\"APP ENV PHASE\"], \"unreachable\": [\"ENV: WHY\"]}]. Changes made while Jira could not be reached are pushed \
+\"deploys\": [\"APP ENV rN IMAGE\"], \"grays\": [\"APP ENV PHASE\"], \"unreachable\": [\"ENV: WHY\"], \"project_added\": [\"TABLE NAME\"]}]. Changes made while Jira could not be reached are pushed \
 first, in order; --status lists them (JSON: [{\"id\", \"requirement\", \"op\", \"payload\", \"actor\", \
 \"queued_at\", \"state\": queued|refused, \"detail\"}]) and --drop ID forgets one.")]
 pub struct SyncArgs {

@@ -7,6 +7,7 @@ mod keys;
 mod kinds;
 mod queries;
 mod schema;
+mod shared;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ pub use keys::*;
 pub use kinds::*;
 pub use queries::*;
 use schema::{APPLICATION_ID, MIGRATIONS};
+pub use shared::*;
 
 use crate::ui::{Kind, Result, XoneError};
 

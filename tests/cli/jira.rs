@@ -254,7 +254,10 @@ fn a_fresh_home_rebuilds_its_requirements_from_jira_then_syncs_only_what_changed
     let first = env.json(&["sync"]);
     let s = &first[0];
     assert_eq!((s["kind"].as_str(), s["issues"].as_i64()), (Some("full"), Some(250)), "{s}");
-    assert_eq!(s["requests"], 4, "the fields, then pages of 100 to the end");
+    assert_eq!(
+        s["requests"], 6,
+        "the shared project (read, then written), the fields, then pages of 100 to the end"
+    );
     assert_eq!(s["created"].as_array().unwrap().len(), 250);
     let list = env.json(&["requirement", "list", "-p", "PAY", "--all"]);
     assert_eq!(list.as_array().unwrap().len(), 250);
@@ -295,7 +298,7 @@ fn cloud_pages_by_token_and_never_asks_the_removed_search() {
     let (env, jira) = tracked(Flavour::Cloud);
     jira.add_issues("PAY", 150, "To Do", 600);
     let first = env.json(&["sync"]);
-    assert_eq!((first[0]["issues"].as_i64(), first[0]["requests"].as_i64()), (Some(150), Some(3)));
+    assert_eq!((first[0]["issues"].as_i64(), first[0]["requests"].as_i64()), (Some(150), Some(5)));
     assert!(
         jira.requests().iter().all(|(_, p)| !p.starts_with("/rest/api/3/search?")),
         "the old search is gone on Cloud"
@@ -932,4 +935,98 @@ fn migrate_carries_requirements_into_jira_under_new_keys_with_aliases() {
     // And back: the keys stay, the built-in tracker numbers on after them.
     env.ok(&["project", "set", "PAY", "--tracker", "builtin", "--migrate"]);
     assert_eq!(env.json(&["requirement", "create", "-p", "PAY", "Gift cards"])["key"], "PAY-7");
+}
+
+/// A fresh machine sets a project up from Jira: `sync -p KEY` reads the definition the team
+/// shares on the Jira project (repositories, members, environments, apps), then its
+/// requirements; what one machine adds reaches the others by their next sync.
+#[test]
+fn a_fresh_home_sets_the_project_up_from_jira() {
+    let (env, jira) = tracked(Flavour::Server);
+    env.ok(&[
+        "project",
+        "env",
+        "set",
+        "PAY",
+        "prod",
+        "--context",
+        "prod-ctx",
+        "--namespace",
+        "pay",
+    ]);
+    env.ok(&["project", "app", "add", "PAY", "web", "--repo", "web", "--port", "8080"]);
+    env.ok(&["requirement", "create", "-p", "PAY", "Refund orders", "--assign", "pm=pat"]);
+    // Nothing shared yet: a fresh machine is told where to start.
+    let mut fresh = TestEnv::new();
+    fresh.set_var("XONE_JIRA_TOKEN", PAT);
+    fresh.set_var("XONE_JIRA_URL", &jira.url);
+    fresh
+        .code(3, &["sync", "-p", "PAY"])
+        .says(&["carries no xone project yet", "xone sync -p PAY"]);
+    fresh.code(4, &["sync"]).says(&["xone sync -p KEY"]);
+    env.ok(&["sync"]);
+    let shared = jira.project_property("PAY", "xone.project").expect("the shared definition");
+    assert_eq!(shared["repo"].as_array().unwrap().len(), 2, "{shared}");
+    let fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!(
+            "{}/fixtures/jira/project_property.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let answer = local_http()
+        .get(format!("{}/rest/api/2/project/PAY/properties/xone.project", jira.url))
+        .bearer_auth(PAT)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    // The documented answer's keys (its value is the property's own).
+    for k in fixture.as_object().unwrap().keys() {
+        assert!(answer.get(k).is_some(), "{k} in {answer}");
+    }
+    assert_eq!(answer["value"]["name"], "Payments");
+
+    let s = fresh.json(&["sync", "-p", "PAY"]);
+    assert_eq!(s[0]["created"], serde_json::json!(["PAY-1"]), "{}", s[0]);
+    let p = fresh.json(&["project", "show", "PAY"]);
+    assert_eq!((p["tracker"].as_str(), p["name"].as_str()), (Some("jira"), Some("Payments")));
+    assert_eq!(p["repos"].as_array().unwrap().len(), 2, "{p}");
+    let mut members: Vec<&str> =
+        p["members"].as_array().unwrap().iter().filter_map(|m| m["user"].as_str()).collect();
+    members.sort();
+    assert_eq!(members, ["pat", "quinn"]);
+    let apps = fresh.json(&["project", "app", "list", "PAY"]);
+    assert_eq!(
+        (apps[0]["name"].as_str(), apps[0]["repo"].as_str(), apps[0]["port"].as_i64()),
+        (Some("web"), Some("web"), Some(8080)),
+        "{apps}"
+    );
+    let envs = fresh.json(&["project", "env", "list", "PAY"]);
+    assert_eq!(
+        (envs[0]["name"].as_str(), envs[0]["namespace"].as_str()),
+        (Some("prod"), Some("pay")),
+        "{envs}"
+    );
+    assert_eq!(fresh.json(&["requirement", "show", "PAY-1"])["people"][0]["user"], "pat");
+    // Added on the fresh machine: shared by its sync, taken by the first machine's.
+    fresh.ok(&[
+        "project",
+        "env",
+        "set",
+        "PAY",
+        "test",
+        "--context",
+        "test-ctx",
+        "--namespace",
+        "pay-test",
+    ]);
+    let s = fresh.json(&["sync"]);
+    assert!(s[0]["requests"].as_i64().unwrap() <= 4, "{}", s[0]);
+    let s = env.json(&["sync"]);
+    assert_eq!(s[0]["project_added"], serde_json::json!(["env test"]), "{}", s[0]);
+    assert_eq!(s[0]["requests"], 3, "nothing new to share: the definition, the fields, one page");
+    assert_eq!(env.json(&["project", "env", "list", "PAY"]).as_array().unwrap().len(), 2);
 }

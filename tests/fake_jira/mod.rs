@@ -104,6 +104,8 @@ fn default_fields() -> Vec<Field> {
 struct State {
     users: Vec<User>,
     fields: Vec<Field>,
+    /// Project properties: (project key, property key) → value.
+    properties: std::collections::BTreeMap<(String, String), Value>,
     /// (id, key, name)
     projects: Vec<(u64, String, String)>,
     issues: Vec<Issue>,
@@ -338,6 +340,12 @@ impl FakeJira {
             ("GET", ["myself"]) => self.myself(&user),
             ("GET", ["field"]) => self.fields(),
             ("GET", ["project", key]) => self.project(&wire::decode(key)),
+            ("GET", ["project", key, "properties", name]) => {
+                self.property(&wire::decode(key), &wire::decode(name), None)
+            }
+            ("PUT", ["project", key, "properties", name]) => {
+                self.property(&wire::decode(key), &wire::decode(name), Self::body(req))
+            }
             ("POST", ["issue"]) => self.create_issue(req),
             ("GET", ["issue", key]) => self.get_issue(&wire::decode(key)),
             ("PUT", ["issue", key]) => self.edit_issue(&wire::decode(key), req),
@@ -790,6 +798,31 @@ impl FakeJira {
             v["nextPageToken"] = json!(format!("page-{}", start + max));
         }
         ok(&v)
+    }
+
+    /// A project's property: read (`value` None), or set (201 made, 200 replaced).
+    fn property(&self, project: &str, name: &str, value: Option<Value>) -> Response {
+        let mut s = self.state.lock().unwrap();
+        if !s.projects.iter().any(|p| p.1 == project) {
+            return errors(404, &format!("No project could be found with key '{project}'."));
+        }
+        let at = (project.to_string(), name.to_string());
+        match value {
+            None => match s.properties.get(&at) {
+                Some(v) => ok(&json!({ "key": name, "value": v })),
+                None => errors(404, &format!("The property with key '{name}' does not exist.")),
+            },
+            Some(v) => {
+                let code = if s.properties.insert(at, v).is_some() { 200 } else { 201 };
+                with_status(code, &json!({}))
+            }
+        }
+    }
+
+    /// A project's property as set, for the tests.
+    pub fn project_property(&self, project: &str, name: &str) -> Option<Value> {
+        let s = self.state.lock().unwrap();
+        s.properties.get(&(project.to_string(), name.to_string())).cloned()
     }
 
     /// Every field, as `GET /field` lists them.

@@ -54,10 +54,72 @@ pub struct Synced {
     pub documents: usize,
     /// Dates taken from the issues' fields: `KEY start|end DATE` (`-`: cleared).
     pub dates: Vec<String>,
+    /// What the project's shared definition added here: `TABLE NAME` (a repository, a member,
+    /// an environment, an app...).
+    pub project_added: Vec<String>,
     /// Feature branches found on the forges that this machine did not know: `KEY repo branch`.
     pub branches: Vec<String>,
     #[serde(flatten)]
     pub clusters: clusters::FromClusters,
+}
+
+/// The Jira project property that keeps a project's shared definition.
+const DEFINITION: &str = "xone.project";
+
+/// A project this machine does not have, taken in from Jira: the Jira project of its key (exit
+/// 3 when the user cannot see it) and the definition the team shares there.
+fn take_in(client: &Jira, store: &mut Store, key: &ProjectKey, actor: &str) -> Result<()> {
+    let jp = client.project(key.as_str())?;
+    let def = client.project_property(key.as_str(), DEFINITION)?.ok_or_else(|| {
+        XoneError::not_found(format!(
+            "the Jira project {key} carries no xone project yet, so there is nothing to set up here"
+        ))
+        .hint(format!("run `xone sync -p {key}` on a machine that has the project: it shares it"))
+    })?;
+    let name = def["name"].as_str().or(jp["name"].as_str()).unwrap_or(key.as_str()).to_string();
+    let description = def["description"].as_str().unwrap_or_default().to_string();
+    store.write(|tx| {
+        store::insert_project(tx, key, &name, &description, actor)?;
+        store::set_tracker(tx, key, "jira", Some(key.as_str()))?;
+        let added = store::take_definition(tx, key, &def)?;
+        let detail = format!("set up from Jira: {}", added.join(", "));
+        store::record(tx, &events::project(key, actor, "project create", detail))
+    })
+}
+
+/// The project's shared definition, kept as a property of its Jira project: what it has that
+/// this machine lacks is added here, and what this machine adds to it is written back (only
+/// when that changes it). Returns what was added here, and whether it was written.
+fn share(
+    client: &Jira,
+    store: &mut Store,
+    key: &ProjectKey,
+    jira_key: &str,
+) -> Result<(Vec<String>, bool)> {
+    let theirs = client.project_property(jira_key, DEFINITION)?;
+    let added = match &theirs {
+        Some(def) => store.write(|tx| store::take_definition(tx, key, def))?,
+        None => Vec::new(),
+    };
+    let ours = store::project_definition(store.conn(), key)?;
+    if theirs.as_ref().map(normal) == Some(normal(&ours)) {
+        return Ok((added, false));
+    }
+    client.set_project_property(jira_key, DEFINITION, &ours)?;
+    Ok((added, true))
+}
+
+/// A definition with its lists in one order, to compare two.
+fn normal(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), normal(v))).collect()),
+        Value::Array(a) => {
+            let mut items: Vec<Value> = a.iter().map(normal).collect();
+            items.sort_by_key(|x| x.to_string());
+            Value::Array(items)
+        }
+        other => other.clone(),
+    }
 }
 
 /// One minute back from the last sync: JQL compares to the minute.
@@ -72,6 +134,12 @@ pub fn sync(
     only: Option<&ProjectKey>,
     actor: &str,
 ) -> Result<Vec<Synced>> {
+    if let Some(k) = only {
+        let here = store::projects(store.conn(), true)?.iter().any(|p| p.key == k.as_str());
+        if !here {
+            take_in(&Jira::new(settings)?, store, k, actor)?;
+        }
+    }
     let projects: Vec<store::Project> = match only {
         Some(k) => vec![store::project(store.conn(), k)?],
         None => store::projects(store.conn(), false)?,
@@ -85,7 +153,7 @@ pub fn sync(
             ))
             .hint(format!("xone project set {k} --tracker jira")),
             None => XoneError::gate("no project keeps its requirements in Jira: nothing to sync")
-                .hint("xone project set KEY --tracker jira"),
+                .hint("xone project set KEY --tracker jira, or set up a teammate's project from Jira: xone sync -p KEY"),
         });
     }
     let client = Jira::new(settings)?;
@@ -121,6 +189,7 @@ fn project(
     let map = &settings.status_map;
     let started = clock::now();
     let jira_key = p.jira_project.as_deref().unwrap_or(key.as_str());
+    let (project_added, shared) = share(client, store, key, jira_key)?;
     let since = store::synced_at(store.conn(), key)?;
     let mut jql = format!("project = \"{jira_key}\"");
     if let Some(at) = since.as_deref().and_then(date::parse_rfc3339) {
@@ -135,7 +204,7 @@ fn project(
         fields.push_str(id);
     }
     let (issues, searches) = client.search(&jql, &fields)?;
-    let requests = searches + 1;
+    let requests = searches + 2 + usize::from(shared);
     let date_ids = (start_id, end_id);
     let mut done = Synced {
         project: key.to_string(),
@@ -151,6 +220,7 @@ fn project(
         signoffs: 0,
         documents: 0,
         dates: Vec::new(),
+        project_added,
         branches: Vec::new(),
         clusters: Default::default(),
     };
