@@ -69,7 +69,10 @@ fn main() {
             let (issues, requests) =
                 (v[0]["issues"].as_i64().unwrap(), v[0]["requests"].as_i64().unwrap());
             let within = match kind {
-                "first" => issues / requests.max(1) >= 100 || issues < 100,
+                "first" => {
+                    let pages = v[0]["pages"].as_i64().unwrap();
+                    issues / pages.max(1) >= 100 || issues < 100
+                }
                 _ => requests <= 3,
             };
             println!(

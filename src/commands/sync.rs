@@ -31,7 +31,7 @@ Each environment's cluster is read for the apps' Deployment revisions and gray r
 for requirements this machine knows; those it lacks are recorded (a deploy read back is \
 `applied`: another machine followed it), and a cluster that cannot be read is said on stderr. Exit 4 when no project keeps its \
 requirements in Jira, 6 when Jira fails. JSON: [{\"project\", \"kind\": full|incremental, \
-\"requests\", \"issues\", \"created\", \"retitled\", \"moved\": [{\"key\", \"from\", \"to\", \"gates\": [ITEM]}], \
+\"requests\", \"pages\", \"issues\", \"created\", \"retitled\", \"moved\": [{\"key\", \"from\", \"to\", \"gates\": [ITEM]}], \
 \"unmapped\": [[KEY, STATUS]], \"people\": [\"KEY role=user\" | \"KEY -role=user\"], \
 \"reviews\", \"signoffs\", \"documents\", \"dates\": [\"KEY start|end DATE\"], \"branches\": [\"KEY REPO BRANCH\"], \
 \"deploys\": [\"APP ENV rN IMAGE\"], \"grays\": [\"APP ENV PHASE\"], \"unreachable\": [\"ENV: WHY\"], \"project_added\": [\"TABLE NAME\"]}]. Changes made while Jira could not be reached are pushed \

@@ -38,8 +38,9 @@ pub struct Synced {
     pub project: String,
     /// `full` the first time, `incremental` after.
     pub kind: &'static str,
-    /// Requests made to Jira.
+    /// Requests made to Jira, and how many of them were pages of the search.
     pub requests: usize,
+    pub pages: usize,
     pub issues: usize,
     pub created: Vec<String>,
     pub retitled: Vec<String>,
@@ -210,6 +211,7 @@ fn project(
         project: key.to_string(),
         kind: if since.is_some() { "incremental" } else { "full" },
         requests,
+        pages: searches,
         issues: issues.len(),
         created: Vec::new(),
         retitled: Vec::new(),
