@@ -78,14 +78,32 @@ impl Settings {
 }
 
 /// The text of a field as either API version gives it: a string on v2; on v3 a document (ADF),
-/// whose text runs are joined, paragraphs by newlines.
+/// whose text runs are joined: each block (a paragraph, a heading, a list item, a code block, a
+/// quote) on lines of its own, a hard break as a newline, a heading marked as in Markdown.
 pub fn plain_text(v: &Value) -> String {
     fn walk(v: &Value, out: &mut String) {
         match v {
             Value::String(s) => out.push_str(s),
             Value::Object(m) => {
-                if m.get("type").and_then(Value::as_str) == Some("paragraph") && !out.is_empty() {
+                let kind = m.get("type").and_then(Value::as_str).unwrap_or_default();
+                let block = matches!(
+                    kind,
+                    "paragraph" | "heading" | "listItem" | "codeBlock" | "blockquote" | "rule"
+                );
+                // A list item's paragraph goes on the item's own line.
+                if block && !out.is_empty() && !out.ends_with('\n') && !out.ends_with("- ") {
                     out.push('\n');
+                }
+                match kind {
+                    "hardBreak" => out.push('\n'),
+                    "heading" => {
+                        let level = m["attrs"]["level"].as_u64().unwrap_or(1).clamp(1, 6) as usize;
+                        out.push_str(&"#".repeat(level));
+                        out.push(' ');
+                    }
+                    "listItem" => out.push_str("- "),
+                    "rule" => out.push_str("---"),
+                    _ => {}
                 }
                 if let Some(Value::String(t)) = m.get("text") {
                     out.push_str(t);
@@ -178,6 +196,21 @@ pub struct Account {
     pub id: String,
     pub display_name: Option<String>,
     pub email: Option<String>,
+}
+
+impl Account {
+    /// The author of a comment (or any user object in an answer): its account id on Cloud,
+    /// its name (or key) on Server.
+    pub fn of(v: &Value) -> Option<Account> {
+        let text = |k: &str| {
+            v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
+        };
+        Some(Account {
+            id: text("accountId").or_else(|| text("name")).or_else(|| text("key"))?,
+            display_name: text("displayName"),
+            email: text("emailAddress"),
+        })
+    }
 }
 
 /// Jira's own account of itself.
@@ -522,5 +555,37 @@ impl Jira {
                 e
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn a_document_reads_as_the_text_it_shows() {
+        // As Jira Cloud's editor writes a heading, two lines of a paragraph and a list.
+        let doc = json!({ "type": "doc", "version": 1, "content": [
+            { "type": "heading", "attrs": { "level": 2 }, "content": [{ "type": "text", "text": "Scope" }] },
+            { "type": "paragraph", "content": [
+                { "type": "text", "text": "Refund whole orders." },
+                { "type": "hardBreak" },
+                { "type": "text", "text": "Not vouchers." },
+            ]},
+            { "type": "bulletList", "content": [
+                { "type": "listItem", "content": [{ "type": "paragraph", "content": [{ "type": "text", "text": "cards" }] }] },
+                { "type": "listItem", "content": [{ "type": "paragraph", "content": [{ "type": "text", "text": "wallets" }] }] },
+            ]},
+        ]});
+        assert_eq!(
+            super::plain_text(&doc),
+            "## Scope\nRefund whole orders.\nNot vouchers.\n- cards\n- wallets"
+        );
+        // What xone writes (one paragraph holding the text) reads back as it was.
+        let mine = json!({ "type": "doc", "version": 1, "content": [
+            { "type": "paragraph", "content": [{ "type": "text", "text": "# A\n\nB\n" }] },
+        ]});
+        assert_eq!(super::plain_text(&mine), "# A\n\nB\n");
+        assert_eq!(super::plain_text(&json!("plain v2 text")), "plain v2 text");
     }
 }

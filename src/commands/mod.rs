@@ -185,9 +185,10 @@ impl Ctx {
         let made = (|| -> Result<()> {
             let routed = Routed::new(self.jira()?, self.queued.clone());
             let mut store = self.store()?;
-            if crate::store::find_requirement(store.conn(), &key)?.is_none() {
+            // A key from a cluster's record may be one from before the project moved to Jira.
+            let Some(key) = crate::store::key_as_of(store.conn(), &key.to_string(), None)? else {
                 return Ok(());
-            }
+            };
             store.write(|tx| routed.link(tx, &key, id, title, url))
         })();
         if let Err(e) = made {

@@ -123,6 +123,15 @@ pub fn run(cx: &mut Ctx, a: SyncArgs) -> Result<()> {
                 m.gates.join("; ")
             ));
         }
+        for u in &s.unproven {
+            cx.ui.warn(format!("passed over, not proven by its author: {u}"));
+        }
+        for p in &s.project_passed {
+            cx.ui.warn(format!("{}: from the shared project, not taken: {p}", s.project));
+        }
+        for why in &s.unread_repos {
+            cx.ui.warn(format!("{}: the branches of {why}; they are not synced", s.project));
+        }
         for why in &s.clusters.unreachable {
             cx.ui.warn(format!("{}: the cluster of {why}; its history is not synced", s.project));
         }

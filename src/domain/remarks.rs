@@ -36,9 +36,16 @@ impl std::fmt::Display for Remark {
     }
 }
 
-/// `text` with the remarks appended, one line each.
+/// `text` with the remarks appended, one line each. A line of `text` that reads like a remark
+/// (a note someone typed) is quoted, so that it is never taken for one.
 pub fn with_remarks(text: &str, remarks: &[Remark]) -> String {
-    let mut out = text.to_string();
+    let mut out = text
+        .lines()
+        .map(
+            |l| if l.trim_start().starts_with("[xone ") { format!("> {l}") } else { l.to_string() },
+        )
+        .collect::<Vec<_>>()
+        .join("\n");
     for r in remarks {
         out.push('\n');
         out.push_str(&r.to_string());
@@ -119,6 +126,13 @@ mod tests {
         ];
         let text = with_remarks("alice (xone): several things at once", &all);
         assert_eq!(parse(&text), all);
+    }
+
+    #[test]
+    fn a_note_cannot_pass_for_a_remark() {
+        let note = "signed off by quinn: fine\n[xone signoff gray by=pat at=2026-12-06T11:00:00Z]";
+        let mine = Remark::Signoff { stage: Status::Testing, by: "quinn".into(), at: "t".into() };
+        assert_eq!(parse(&with_remarks(note, std::slice::from_ref(&mine))), vec![mine]);
     }
 
     #[test]

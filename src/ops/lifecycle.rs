@@ -689,7 +689,15 @@ pub fn would_refuse(
         Ok(b) => (b, None),
         Err(e) => (Vec::new(), Some(e.message)),
     };
-    let facts = gather_facts(forges, store, req, &branches, &test_branch)?;
+    let facts = match gather_facts(forges, store, req, &branches, &test_branch) {
+        Ok(f) => f,
+        Err(e) => {
+            return Ok(vec![lifecycle::Missing {
+                item: format!("its gates could not be judged: {}", e.message),
+                hint: format!("xone requirement show {key}"),
+            }])
+        }
+    };
     let mut out: Vec<lifecycle::Missing> = Vec::new();
     if let Some(why) = unread {
         out.push(lifecycle::Missing {

@@ -39,37 +39,43 @@ pub fn into_jira(
 ) -> Result<Vec<Carried>> {
     let client = Jira::new(settings)?;
     let keys = store::requirement_keys_of(store.conn(), project)?;
-    let mut moved: Vec<(String, String)> = store::key_moves(store.conn(), project)?;
+    let mut moved = store::key_moves(store.conn(), project)?;
     let mut date_ids = None;
     let mut out = Vec::new();
     for (n, key) in keys.iter().enumerate() {
         let req = store::requirement(store.conn(), key)?;
-        let known = moved.iter().find(|(old, _)| *old == key.to_string()).map(|m| m.1.clone());
-        let (issue, adopted) = match known {
-            Some(issue) => (issue.clone(), issue == key.to_string()),
+        let known = moved.iter().find(|m| m.0 == key.to_string()).cloned();
+        let (issue, adopted, filled) = match known {
+            Some((_, issue, filled)) => (issue.clone(), issue == key.to_string(), filled),
             None => {
                 let there = client.issue(&key.to_string())?;
                 let same = there
                     .as_ref()
                     .is_some_and(|(s, _)| s.trim().eq_ignore_ascii_case(req.title.trim()));
+                // The issue is recorded the moment it exists: a move that stops after this
+                // never makes it again.
                 let issue = if same {
                     key.to_string()
                 } else {
-                    let ids = match &date_ids {
-                        Some(ids) => ids,
-                        None => date_ids.insert(jira::date_fields(settings, &client.fields()?)?),
-                    };
-                    make_issue(&client, settings, store, key, &req, jira_project, ids)?
+                    client.create_issue(jira_project, &settings.issue_type, &req.title)?
                 };
                 let new: RequirementKey = issue.parse().map_err(|e| {
                     XoneError::new(crate::ui::Kind::Remote, format!("Jira made the issue {issue}"))
                         .cause(e)
                 })?;
                 store.write(|tx| store::record_key_move(tx, project, key, &new))?;
-                moved.push((key.to_string(), issue.clone()));
-                (issue, same)
+                moved.push((key.to_string(), issue.clone(), same));
+                (issue, same, same)
             }
         };
+        if !filled {
+            let ids = match &date_ids {
+                Some(ids) => ids,
+                None => date_ids.insert(jira::date_fields(settings, &client.fields()?)?),
+            };
+            fill(ui, &client, settings, store, key, &req, &issue, ids)?;
+            store.write(|tx| store::key_move_filled(tx, project, key))?;
+        }
         // The stage's status, whether the issue was just made or the move stopped before.
         if req.status != Status::Draft {
             let now = client.issue(&issue)?.map(|(_, s)| s).unwrap_or_default();
@@ -89,19 +95,20 @@ pub fn into_jira(
     Ok(out)
 }
 
-/// A new issue for a requirement, with what Jira should know of it.
+/// Gives a new issue what Jira should know of its requirement. Each step can be made again
+/// (a move that stopped here does them again): the comment is made only if it is not there.
 #[allow(clippy::too_many_arguments)]
-fn make_issue(
+fn fill(
+    ui: &Ui,
     client: &Jira,
     settings: &jira::Settings,
     store: &Store,
     key: &RequirementKey,
     req: &store::Requirement,
-    jira_project: &str,
+    issue: &str,
     (start_id, end_id): &(Option<String>, Option<String>),
-) -> Result<String> {
+) -> Result<()> {
     let c = store.conn();
-    let issue = client.create_issue(jira_project, &settings.issue_type, &req.title)?;
     // The latest version of the document its authors wrote (not a review's record).
     let own = store::documents(c, key)?
         .into_iter()
@@ -111,7 +118,7 @@ fn make_issue(
     if let Some(d) = own {
         if let Some((_, bytes)) = store::document(c, key, DocKind::Requirement, Some(d.version))? {
             if let Ok(text) = String::from_utf8(bytes) {
-                client.set_description(&issue, &text)?;
+                client.set_description(issue, &text)?;
             }
         }
     }
@@ -124,7 +131,7 @@ fn make_issue(
     let labels: Vec<serde_json::Value> =
         settings.labels.iter().map(|l| serde_json::json!({ "add": l })).collect();
     if !fields.is_empty() || !labels.is_empty() {
-        client.set_fields(&issue, &fields, &labels)?;
+        client.set_fields(issue, &fields, &labels)?;
     }
     // What other machines' sync rebuilds: people, verdicts, sign-offs.
     let mut remarks: Vec<Remark> = store::assignments(c, key)?
@@ -137,19 +144,26 @@ fn make_issue(
         }
     }
     for s in store::signoffs(c, key)? {
-        let stage = s.stage.as_deref().and_then(|st| st.parse().ok()).unwrap_or(Status::Testing);
-        remarks.push(Remark::Signoff { stage, by: s.user, at: s.at });
+        if let Some(stage) = s.stage.as_deref().and_then(|st| st.parse().ok()) {
+            remarks.push(Remark::Signoff { stage, by: s.user, at: s.at });
+        }
     }
     let text = format!("xone: carried over from the built-in tracker, where it was {key}");
-    client.comment(&issue, &with_remarks(&text, &remarks))?;
+    if !client.comments(issue)?.iter().any(|c| c.starts_with(&text)) {
+        client.comment(issue, &with_remarks(&text, &remarks))?;
+    }
+    // A link Jira will not take is said; the move goes on.
     let repos = store::repos(c, &key.project)?;
     for b in store::branches(c, Some(key), None)? {
         let url = repos.iter().find(|r| r.name == b.repo).and_then(|r| r.web_url.clone());
         let id = format!("xone:branch:{}:{}", b.repo, b.name);
         let url = url.unwrap_or_else(|| id.clone());
-        client.remote_link(&issue, &id, &format!("branch {} in {}", b.name, b.repo), &url)?;
+        let title = format!("branch {} in {}", b.name, b.repo);
+        if let Err(e) = client.remote_link(issue, &id, &title, &url) {
+            ui.warn(format!("{issue}: {title} is not linked: {}", e.message));
+        }
     }
-    Ok(issue)
+    Ok(())
 }
 
 /// Ends a move into Jira: every requirement takes its issue's key, and the project's

@@ -220,6 +220,24 @@ pub fn archive(store: &mut Store, key: &ProjectKey, name: &str, actor: &str) -> 
     })
 }
 
+/// The member a Jira account is: the one added with it (`--jira-account`), else a member named
+/// like the account or like its email's local part.
+pub fn member_of_account(
+    c: &rusqlite::Connection,
+    key: &ProjectKey,
+    account: &jira::Account,
+) -> Result<Option<String>> {
+    let accounts = store::member_accounts(c, key)?;
+    let members = store::members(c, key)?;
+    let by_email = account.email.as_deref().and_then(|e| e.split('@').next()).unwrap_or_default();
+    Ok(accounts.iter().find(|(_, a)| *a == account.id).map(|(u, _)| u.clone()).or_else(|| {
+        members
+            .iter()
+            .find(|m| m.user == account.id || (!by_email.is_empty() && m.user == by_email))
+            .map(|m| m.user.clone())
+    }))
+}
+
 /// Proves who acts on a project whose requirements live in Jira: the Jira token's account
 /// must be a member's (its `--jira-account`, else a member named like the account or its
 /// email), and that member must be the one xone acts as. Elsewhere who acts stays
@@ -235,12 +253,7 @@ pub fn prove_actor(
         return Ok(None);
     }
     let me = jira::Jira::new(settings)?.myself()?;
-    let accounts = store::member_accounts(store.conn(), key)?;
-    let members = store::members(store.conn(), key)?;
-    let by_email = me.email.as_deref().and_then(|e| e.split('@').next()).unwrap_or_default();
-    let member = accounts.iter().find(|(_, a)| *a == me.id).map(|(u, _)| u.clone()).or_else(|| {
-        members.iter().find(|m| m.user == me.id || m.user == by_email).map(|m| m.user.clone())
-    });
+    let member = member_of_account(store.conn(), key, &me)?;
     let who = match &me.display_name {
         Some(n) => format!("{} ({n})", me.id),
         None => me.id.clone(),

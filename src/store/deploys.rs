@@ -256,6 +256,13 @@ pub fn save_gray(
     g: &crate::domain::gray::Gray,
 ) -> Result<()> {
     let state = serde_json::to_string(g).map_err(|e| XoneError::internal(e.to_string()))?;
+    // A release begun before its requirement moved to Jira names it by its old key.
+    let requirement = match &g.requirement {
+        Some(k) => {
+            super::key_as_of(c, k, Some(&g.started_at))?.map(|k| k.to_string()).or(Some(k.clone()))
+        }
+        None => None,
+    };
     c.execute(
         "INSERT INTO gray (project, app, env, started_at, requirement, phase, state, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
@@ -267,7 +274,7 @@ pub fn save_gray(
             g.app,
             env,
             g.started_at,
-            g.requirement,
+            requirement,
             g.phase.to_string(),
             state,
             clock::now()

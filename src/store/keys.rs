@@ -34,6 +34,35 @@ pub fn resolve_alias(c: &Connection, key: &RequirementKey) -> Result<Option<Requ
     Ok(now.and_then(|k| k.parse().ok()))
 }
 
+/// The requirement a key read from elsewhere (a cluster's annotation, a gray release's state)
+/// stands for, given when it was written: before its requirement moved to Jira, an old key
+/// names the requirement that had it then; otherwise a key names its own requirement, and an
+/// alias that no requirement holds names the one it stands for.
+pub fn key_as_of(
+    c: &Connection,
+    key: &str,
+    written: Option<&str>,
+) -> Result<Option<RequirementKey>> {
+    let Ok(k) = key.parse::<RequirementKey>() else { return Ok(None) };
+    let alias: Option<(String, String)> = c
+        .query_row("SELECT key, at FROM requirement_alias WHERE alias = ?1", [key], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let exists = |k: &str| -> Result<bool> {
+        Ok(c.query_row("SELECT EXISTS (SELECT 1 FROM requirement WHERE key = ?1)", [k], |r| {
+            r.get(0)
+        })?)
+    };
+    if let Some((now, moved_at)) = &alias {
+        let before = written.is_some_and(|w| w < moved_at.as_str());
+        if before || !exists(key)? {
+            return Ok(now.parse().ok());
+        }
+    }
+    Ok(exists(key)?.then_some(k))
+}
+
 /// The aliases of a requirement, oldest first.
 pub fn aliases_of(c: &Connection, key: &RequirementKey) -> Result<Vec<String>> {
     let mut st =
@@ -42,11 +71,20 @@ pub fn aliases_of(c: &Connection, key: &RequirementKey) -> Result<Vec<String>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// The keys of a move under way: (old, new).
-pub fn key_moves(c: &Connection, project: &ProjectKey) -> Result<Vec<(String, String)>> {
-    let mut st = c.prepare("SELECT old, new FROM key_move WHERE project = ?1")?;
-    let rows = st.query_map([project.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+/// The keys of a move under way: (old, new, whether the issue has everything it should).
+pub fn key_moves(c: &Connection, project: &ProjectKey) -> Result<Vec<(String, String, bool)>> {
+    let mut st = c.prepare("SELECT old, new, filled FROM key_move WHERE project = ?1")?;
+    let rows = st.query_map([project.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Notes that the issue of a move has everything it should.
+pub fn key_move_filled(c: &Connection, project: &ProjectKey, old: &RequirementKey) -> Result<()> {
+    c.execute(
+        "UPDATE key_move SET filled = 1 WHERE project = ?1 AND old = ?2",
+        params![project.as_str(), old.to_string()],
+    )?;
+    Ok(())
 }
 
 pub fn record_key_move(
@@ -66,8 +104,11 @@ pub fn record_key_move(
 /// one as an alias; then forgets the moves. One transaction: keys may trade places (a new key
 /// may be another requirement's old one), so each goes through a name no key can have.
 pub fn apply_key_moves(c: &Connection, project: &ProjectKey) -> Result<usize> {
-    let moves: Vec<(String, String)> =
-        key_moves(c, project)?.into_iter().filter(|(old, new)| old != new).collect();
+    let moves: Vec<(String, String)> = key_moves(c, project)?
+        .into_iter()
+        .filter(|(old, new, _)| old != new)
+        .map(|(old, new, _)| (old, new))
+        .collect();
     c.execute_batch("PRAGMA defer_foreign_keys = ON")?;
     let parked = |k: &str| format!("~{k}");
     for (old, _) in &moves {

@@ -1341,7 +1341,7 @@ pub fn insert_signoff_at(
     at: &str,
 ) -> Result<bool> {
     let known: bool = c.query_row(
-        "SELECT EXISTS (SELECT 1 FROM signoff WHERE requirement = ?1 AND user = ?2 AND stage = ?3 AND at = ?4)",
+        "SELECT EXISTS (SELECT 1 FROM signoff WHERE requirement = ?1 AND user = ?2 AND (stage = ?3 OR stage IS NULL) AND at = ?4)",
         params![key.to_string(), user, stage, at],
         |r| r.get(0),
     )?;

@@ -356,6 +356,7 @@ pub const MIGRATIONS: &[&str] = &[
         project TEXT NOT NULL REFERENCES project(key),
         old TEXT NOT NULL,
         new TEXT NOT NULL,
+        filled INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (project, old)
     );
     ",

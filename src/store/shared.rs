@@ -54,6 +54,26 @@ pub fn project_definition(c: &Connection, key: &ProjectKey) -> Result<Value> {
     Ok(out)
 }
 
+/// `theirs` with the rows of `ours` it lacks (by the columns that name a row): what one machine
+/// added joins the shared definition, and nothing in it is changed or dropped.
+pub fn merge_definitions(theirs: &Value, ours: &Value) -> Value {
+    let mut out = theirs.clone();
+    for (table, naming) in PARTS {
+        let name_of = |row: &Value| -> Vec<String> {
+            naming.iter().map(|n| row[*n].as_str().unwrap_or_default().to_string()).collect()
+        };
+        let mut rows = theirs[*table].as_array().cloned().unwrap_or_default();
+        let have: Vec<Vec<String>> = rows.iter().map(name_of).collect();
+        for row in ours[*table].as_array().into_iter().flatten() {
+            if !have.contains(&name_of(row)) {
+                rows.push(row.clone());
+            }
+        }
+        out[*table] = Value::Array(rows);
+    }
+    out
+}
+
 fn as_json(v: ValueRef) -> Value {
     match v {
         ValueRef::Null => Value::Null,
@@ -64,10 +84,22 @@ fn as_json(v: ValueRef) -> Value {
     }
 }
 
+/// Columns that hold commands this machine would run (a smoke check, a test command): never
+/// taken from a shared definition, which whoever may edit the Jira project can change.
+const COMMANDS: &[(&str, &str)] = &[("env", "smoke"), ("app", "test_cmd")];
+
+/// What taking a definition did: rows added (`TABLE NAME`), and what was passed over, with why.
+#[derive(Debug, Default)]
+pub struct Taken {
+    pub added: Vec<String>,
+    pub passed: Vec<String>,
+}
+
 /// Adds to the project what `def` has and this machine lacks (a row is known by the columns
-/// that name it); returns what was added, as `TABLE NAME`.
-pub fn take_definition(c: &Connection, key: &ProjectKey, def: &Value) -> Result<Vec<String>> {
-    let mut added = Vec::new();
+/// that name it). A row that clashes with one here (another name for the same repository) and
+/// the commands a row holds are passed over and said.
+pub fn take_definition(c: &Connection, key: &ProjectKey, def: &Value) -> Result<Taken> {
+    let mut taken = Taken::default();
     for (table, naming) in PARTS {
         let columns: Vec<String> = {
             let st = c.prepare(&format!("SELECT * FROM {table} LIMIT 0"))?;
@@ -114,6 +146,15 @@ pub fn take_definition(c: &Connection, key: &ProjectKey, def: &Value) -> Result<
             }
             for col in columns.iter().filter(|c| !matches!(c.as_str(), "id" | "project" | "repo")) {
                 let Some(v) = row.get(col) else { continue };
+                if COMMANDS.contains(&(*table, col.as_str())) {
+                    if !v.is_null() {
+                        taken.passed.push(format!(
+                            "{table} {}: its {col} command (commands are set on each machine)",
+                            ids.join(" ")
+                        ));
+                    }
+                    continue;
+                }
                 cols.push(col.clone());
                 vals.push(match v {
                     Value::Null => Sql::Null,
@@ -127,19 +168,27 @@ pub fn take_definition(c: &Connection, key: &ProjectKey, def: &Value) -> Result<
                 });
             }
             let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-            c.execute(
-                &format!("INSERT INTO {table} ({}) VALUES ({})", cols.join(", "), marks.join(", ")),
-                params_from_iter(vals.iter()),
-            )
-            .map_err(|e| {
-                XoneError::new(
-                    crate::ui::Kind::Remote,
-                    format!("the shared definition of {key} has a {table} that does not fit"),
-                )
-                .cause(e)
-            })?;
-            added.push(format!("{table} {}", ids.join(" ")));
+            let sql =
+                format!("INSERT INTO {table} ({}) VALUES ({})", cols.join(", "), marks.join(", "));
+            match c.execute(&sql, params_from_iter(vals.iter())) {
+                Ok(_) => taken.added.push(format!("{table} {}", ids.join(" "))),
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    taken.passed.push(format!(
+                        "{table} {}: it clashes with one here (the same thing under another name)",
+                        ids.join(" ")
+                    ));
+                }
+                Err(e) => {
+                    return Err(XoneError::internal(format!(
+                        "the shared definition of {key}: {table} {}",
+                        ids.join(" ")
+                    ))
+                    .cause(e))
+                }
+            }
         }
     }
-    Ok(added)
+    Ok(taken)
 }

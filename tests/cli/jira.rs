@@ -578,6 +578,14 @@ fn a_teammate_s_sync_rebuilds_people_reviews_sign_offs_and_the_document() {
     let show = env.json(&["requirement", "show", "PAY-1"]);
     assert_eq!(show["status"], "gray");
     assert_eq!(show["signoffs"].as_array().unwrap().len(), 1, "{show}");
+    // A sign-off typed into a comment by someone else is passed over, and said.
+    jira.add_user("mallory", "m@example.com", "Mallory", "mallory-token-1234");
+    let forged = "looks done\n[xone signoff gray by=pat at=2026-12-06T11:00:00.000Z]";
+    jira.add_comment("PAY-1", "mallory", serde_json::json!(forged));
+    let s = env.json(&["sync"]);
+    assert_eq!(s[0]["signoffs"], 0, "{}", s[0]);
+    let unproven = s[0]["unproven"].to_string();
+    assert!(unproven.contains("by=pat") && unproven.contains("written by mallory"), "{unproven}");
 }
 
 /// On GitLab, a teammate's sync finds the feature branches through GitLab's branch search (one
@@ -863,7 +871,12 @@ fn migrate_carries_requirements_into_jira_under_new_keys_with_aliases() {
 
     env.code(4, &["project", "set", "PAY", "--tracker", "jira"])
         .says(&["has 4 requirement(s)", "--migrate"]);
-    // The workflow cannot reach PAY-1's stage: the move stops, keeping the issue it made.
+    // Jira fails right after making PAY-1's issue: the move stops, and it knows that issue.
+    env.ok(&["config", "set", "remote.retries", "0"]);
+    jira.fail("/issue/PAY-4", 500, 1, None);
+    env.code(6, &["project", "set", "PAY", "--tracker", "jira", "--migrate"]);
+    assert_eq!(jira.issues().len(), 4, "one issue made");
+    // The workflow cannot reach PAY-1's stage: the move stops again, making nothing twice.
     jira.make_unreachable("Requirement Review");
     env.code(4, &["project", "set", "PAY", "--tracker", "jira", "--migrate"])
         .says(&["no transition to the status of requirement-review"]);
@@ -932,6 +945,17 @@ fn migrate_carries_requirements_into_jira_under_new_keys_with_aliases() {
     assert_eq!(env.json(&["requirement", "show", "PAY-6"])["title"], "Vouchers");
     env.ok(&["requirement", "advance", "PAY-1", "--force", "--reason", "by its old key"]);
     assert_eq!(jira.issue("PAY-4").unwrap().status, "Design");
+    // Jira's own PAY-1 comes in by a sync: the key is its own now; the old requirement keeps
+    // its branches, which carry the old key in their names.
+    let s = env.json(&["sync"]);
+    assert_eq!(s[0]["created"], serde_json::json!(["PAY-1", "PAY-2"]), "{}", s[0]);
+    assert_eq!(s[0]["branches"], serde_json::json!([]), "{}", s[0]);
+    assert_eq!(env.json(&["requirement", "show", "PAY-1"])["title"], "Issue 1 made in Jira");
+    assert_eq!(
+        env.json(&["requirement", "show", "PAY-4"])["branches"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(env.json(&["branch", "list", "PAY-1"]), serde_json::json!([]));
     // And back: the keys stay, the built-in tracker numbers on after them.
     env.ok(&["project", "set", "PAY", "--tracker", "builtin", "--migrate"]);
     assert_eq!(env.json(&["requirement", "create", "-p", "PAY", "Gift cards"])["key"], "PAY-7");
@@ -954,6 +978,23 @@ fn a_fresh_home_sets_the_project_up_from_jira() {
         "--namespace",
         "pay",
     ]);
+    env.ok(&[
+        "project",
+        "env",
+        "set",
+        "PAY",
+        "prod",
+        "--context",
+        "prod-ctx",
+        "--namespace",
+        "pay",
+        "--smoke",
+        "curl -f http://pay/health",
+    ]);
+    // A repository whose folder is gone on this machine: its branches cannot be listed.
+    let gone = env.repo("gone", true);
+    env.ok(&["project", "repo", "add", "PAY", gone.to_str().unwrap()]);
+    std::fs::remove_dir_all(&gone).unwrap();
     env.ok(&["project", "app", "add", "PAY", "web", "--repo", "web", "--port", "8080"]);
     env.ok(&["requirement", "create", "-p", "PAY", "Refund orders", "--assign", "pm=pat"]);
     // Nothing shared yet: a fresh machine is told where to start.
@@ -964,9 +1005,10 @@ fn a_fresh_home_sets_the_project_up_from_jira() {
         .code(3, &["sync", "-p", "PAY"])
         .says(&["carries no xone project yet", "xone sync -p PAY"]);
     fresh.code(4, &["sync"]).says(&["xone sync -p KEY"]);
-    env.ok(&["sync"]);
+    let r = env.ok(&["sync"]);
+    assert!(r.stderr.contains("the branches of gone:"), "said, and the rest synced: {}", r.stderr);
     let shared = jira.project_property("PAY", "xone.project").expect("the shared definition");
-    assert_eq!(shared["repo"].as_array().unwrap().len(), 2, "{shared}");
+    assert_eq!(shared["repo"].as_array().unwrap().len(), 3, "{shared}");
     let fixture: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(format!(
             "{}/fixtures/jira/project_property.json",
@@ -991,9 +1033,10 @@ fn a_fresh_home_sets_the_project_up_from_jira() {
 
     let s = fresh.json(&["sync", "-p", "PAY"]);
     assert_eq!(s[0]["created"], serde_json::json!(["PAY-1"]), "{}", s[0]);
+    assert_eq!(s[0]["unread_repos"].as_array().unwrap().len(), 1, "{}", s[0]);
     let p = fresh.json(&["project", "show", "PAY"]);
     assert_eq!((p["tracker"].as_str(), p["name"].as_str()), (Some("jira"), Some("Payments")));
-    assert_eq!(p["repos"].as_array().unwrap().len(), 2, "{p}");
+    assert_eq!(p["repos"].as_array().unwrap().len(), 3, "{p}");
     let mut members: Vec<&str> =
         p["members"].as_array().unwrap().iter().filter_map(|m| m["user"].as_str()).collect();
     members.sort();
@@ -1010,6 +1053,10 @@ fn a_fresh_home_sets_the_project_up_from_jira() {
         (Some("prod"), Some("pay")),
         "{envs}"
     );
+    // A command from Jira is never run here: the smoke check is set on each machine.
+    assert!(envs[0]["smoke"].is_null(), "{envs}");
+    let passed = s[0]["project_passed"].to_string();
+    assert!(passed.contains("env prod: its smoke command"), "{passed}");
     assert_eq!(fresh.json(&["requirement", "show", "PAY-1"])["people"][0]["user"], "pat");
     // Added on the fresh machine: shared by its sync, taken by the first machine's.
     fresh.ok(&[
@@ -1029,4 +1076,31 @@ fn a_fresh_home_sets_the_project_up_from_jira() {
     assert_eq!(s[0]["project_added"], serde_json::json!(["env test"]), "{}", s[0]);
     assert_eq!(s[0]["requests"], 3, "nothing new to share: the definition, the fields, one page");
     assert_eq!(env.json(&["project", "env", "list", "PAY"]).as_array().unwrap().len(), 2);
+}
+
+/// A build for a requirement is a remote link of its issue, to its pipeline.
+#[test]
+fn a_pipeline_build_is_linked_to_its_pipeline() {
+    let (mut env, fake) = crate::gitlab::lab();
+    let jira = FakeJira::start(Flavour::Server);
+    jira.add_user("pat", "pat@example.com", "Pat Product", PAT);
+    jira.add_project("PAY", "Payments");
+    env.set_var("XONE_JIRA_TOKEN", PAT);
+    env.ok(&["config", "set", "jira.url", &jira.url]);
+    env.ok(&["project", "create", "PAY", "--name", "Payments", "--repo", "gitlab:pay/web"]);
+    env.ok(&["project", "set", "PAY", "--tracker", "jira"]);
+    env.ok(&["requirement", "create", "-p", "PAY", "Refund orders"]);
+    env.ok(&["project", "app", "add", "PAY", "web", "--repo", "web"]);
+    env.ok(&["branch", "create", "PAY-1"]);
+    let branch = "feature/PAY-1-refund-orders";
+    fake.commit("pay/web", branch, &[("refund.txt", "refund\n")], "PAY-1: refunds");
+    let b = env.json(&["build", "web", "--requirement", "PAY-1", "--pipeline", "--wait"]);
+    let sha = b["sha"].as_str().unwrap();
+    let links = jira.issue("PAY-1").unwrap().links;
+    let link = links
+        .iter()
+        .find(|l| l.0 == format!("xone:build:PAY:web:{sha}"))
+        .unwrap_or_else(|| panic!("the build's link in {links:?}"));
+    assert_eq!(link.1, b["pipeline_url"].as_str().unwrap(), "to its pipeline");
+    assert!(link.2.contains("success"), "{link:?}");
 }

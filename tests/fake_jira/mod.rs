@@ -240,6 +240,15 @@ impl FakeJira {
     }
 
     /// Takes every transition to `status` out of the workflow.
+    /// Adds a comment as `author` would in Jira's web UI.
+    pub fn add_comment(&self, key: &str, author: &str, body: Value) {
+        let mut s = self.state.lock().unwrap();
+        if let Some(i) = s.issues.iter_mut().find(|i| i.key == key) {
+            i.comments.push((author.into(), body));
+            i.updated = wire::now_secs();
+        }
+    }
+
     /// Every issue, in the order they were made.
     pub fn issues(&self) -> Vec<Issue> {
         self.state.lock().unwrap().issues.clone()
@@ -639,7 +648,7 @@ impl FakeJira {
         let Some(i) = s.issues.iter().find(|i| i.key == key) else {
             return errors(404, "Issue does not exist or you do not have permission to see it.");
         };
-        let list = self.comment_list(i);
+        let list = self.comment_list(i, &s.users);
         ok(&json!({ "startAt": 0, "maxResults": 5000, "total": list.len(), "comments": list }))
     }
 
@@ -706,7 +715,7 @@ impl FakeJira {
     }
 
     /// An issue in a search's answer, with the `fields` asked for (a comma list).
-    fn issue_json(&self, i: &Issue, fields: &str) -> Value {
+    fn issue_json(&self, i: &Issue, fields: &str, users: &[User]) -> Value {
         let mut v = json!({
             "expand": "",
             "id": i.id.to_string(),
@@ -728,14 +737,14 @@ impl FakeJira {
             }
         }
         if asked("comment") {
-            let list = self.comment_list(i);
+            let list = self.comment_list(i, users);
             v["fields"]["comment"] = json!({ "startAt": 0, "maxResults": list.len(), "total": list.len(), "comments": list });
         }
         v
     }
 
     /// An issue's comments as Jira gives them.
-    fn comment_list(&self, i: &Issue) -> Vec<Value> {
+    fn comment_list(&self, i: &Issue, users: &[User]) -> Vec<Value> {
         let base: Value = serde_json::from_str(COMMENT).unwrap();
         i.comments
             .iter()
@@ -744,10 +753,32 @@ impl FakeJira {
                 let mut c = base.clone();
                 c["id"] = json!((10_000 + n).to_string());
                 c["body"] = body.clone();
-                c["author"]["displayName"] = json!(author);
+                c["author"] = self.user_json(users.iter().find(|u| u.id == *author), author);
                 c
             })
             .collect()
+    }
+
+    /// A user as Jira names one in an answer: the name and key on Server, the account id on
+    /// Cloud, with the display name and email.
+    fn user_json(&self, u: Option<&User>, id: &str) -> Value {
+        let (name, email) = match u {
+            Some(u) => (u.display_name.clone(), u.email.clone()),
+            None => (id.to_string(), String::new()),
+        };
+        let mut v = json!({ "displayName": name, "emailAddress": email, "active": true });
+        match self.flavour {
+            Flavour::Server => {
+                v["name"] = json!(id);
+                v["key"] = json!(id);
+                v["self"] = json!(format!("{}/rest/api/2/user?username={id}", self.url));
+            }
+            Flavour::Cloud => {
+                v["accountId"] = json!(id);
+                v["self"] = json!(format!("{}/rest/api/3/user?accountId={id}", self.url));
+            }
+        }
+        v
     }
 
     /// Server's search: `startAt` and `maxResults`, with the total.
@@ -762,8 +793,12 @@ impl FakeJira {
         let start: usize = req.q("startAt").and_then(|v| v.parse().ok()).unwrap_or(0);
         let max: usize =
             req.q("maxResults").and_then(|v| v.parse().ok()).unwrap_or(50).min(s.page_cap);
-        let page: Vec<Value> =
-            all.iter().skip(start).take(max).map(|i| self.issue_json(i, &fields)).collect();
+        let page: Vec<Value> = all
+            .iter()
+            .skip(start)
+            .take(max)
+            .map(|i| self.issue_json(i, &fields, &s.users))
+            .collect();
         ok(&json!({
             "expand": "schema,names",
             "startAt": start,
@@ -790,8 +825,12 @@ impl FakeJira {
             .unwrap_or(0);
         let max: usize =
             req.q("maxResults").and_then(|v| v.parse().ok()).unwrap_or(50).min(s.page_cap);
-        let page: Vec<Value> =
-            all.iter().skip(start).take(max).map(|i| self.issue_json(i, &fields)).collect();
+        let page: Vec<Value> = all
+            .iter()
+            .skip(start)
+            .take(max)
+            .map(|i| self.issue_json(i, &fields, &s.users))
+            .collect();
         let last = start + max >= all.len();
         let mut v = json!({ "isLast": last, "issues": page });
         if !last {

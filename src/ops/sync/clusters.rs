@@ -46,9 +46,10 @@ pub fn sync(
         }
         Ok((grays, history))
     });
-    let known = |k: &Option<String>| -> Result<bool> {
-        let Some(Ok(key)) = k.as_deref().map(str::parse) else { return Ok(false) };
-        Ok(store::find_requirement(store.conn(), &key)?.is_some())
+    // The requirement a key written then stands for (it may have moved to Jira since).
+    let known = |k: &Option<String>, written: Option<&str>| -> Result<Option<String>> {
+        let Some(k) = k.as_deref() else { return Ok(None) };
+        Ok(store::key_as_of(store.conn(), k, written)?.map(|k| k.to_string()))
     };
     let mut deploys = Vec::new();
     let mut grays = Vec::new();
@@ -60,8 +61,12 @@ pub fn sync(
                 continue;
             }
         };
-        for h in held {
-            if known(&h.gray.requirement)? && apps.iter().any(|a| a.name == h.gray.app) {
+        for mut h in held {
+            let Some(key) = known(&h.gray.requirement, Some(&h.gray.started_at))? else {
+                continue;
+            };
+            if apps.iter().any(|a| a.name == h.gray.app) {
+                h.gray.requirement = Some(key);
                 grays.push((env.clone(), h.gray));
             }
         }
@@ -75,11 +80,12 @@ pub fn sync(
             )?;
             for rev in revs {
                 let Some(image) = rev.image.clone() else { continue };
-                if !known(&rev.requirement)? {
+                let Some(key) = known(&rev.requirement, rev.created.as_deref())? else {
                     continue;
-                }
-                let here =
-                    local.iter().any(|d| d.image == image && d.requirement == rev.requirement);
+                };
+                let here = local
+                    .iter()
+                    .any(|d| d.image == image && d.requirement.as_deref() == Some(&key));
                 if here {
                     continue;
                 }
@@ -99,7 +105,7 @@ pub fn sync(
                         app: app.name.clone(),
                         env: env.name.clone(),
                         kind: if rollback { DeployKind::Rollback } else { DeployKind::Deploy },
-                        requirement: rev.requirement.clone(),
+                        requirement: Some(key),
                         image,
                         context: env.context.clone(),
                         namespace: env.namespace.clone(),

@@ -50,6 +50,9 @@ pub struct Synced {
     /// What the issues' comments and descriptions brought: assignments (`KEY role=user`),
     /// reviews' verdicts, sign-offs, and requirement documents edited in Jira.
     pub people: Vec<String>,
+    /// Verdicts and sign-offs a comment claimed for someone other than its author, passed
+    /// over: `KEY REMARK (written by ACCOUNT)`.
+    pub unproven: Vec<String>,
     pub reviews: usize,
     pub signoffs: usize,
     pub documents: usize,
@@ -58,8 +61,12 @@ pub struct Synced {
     /// What the project's shared definition added here: `TABLE NAME` (a repository, a member,
     /// an environment, an app...).
     pub project_added: Vec<String>,
+    /// What it has that was not taken here, with why (a command; a clash with what is here).
+    pub project_passed: Vec<String>,
     /// Feature branches found on the forges that this machine did not know: `KEY repo branch`.
     pub branches: Vec<String>,
+    /// Repositories whose branches could not be listed, with why; the rest are synced.
+    pub unread_repos: Vec<String>,
     #[serde(flatten)]
     pub clusters: clusters::FromClusters,
 }
@@ -69,7 +76,12 @@ const DEFINITION: &str = "xone.project";
 
 /// A project this machine does not have, taken in from Jira: the Jira project of its key (exit
 /// 3 when the user cannot see it) and the definition the team shares there.
-fn take_in(client: &Jira, store: &mut Store, key: &ProjectKey, actor: &str) -> Result<()> {
+fn take_in(
+    client: &Jira,
+    store: &mut Store,
+    key: &ProjectKey,
+    actor: &str,
+) -> Result<store::Taken> {
     let jp = client.project(key.as_str())?;
     let def = client.project_property(key.as_str(), DEFINITION)?.ok_or_else(|| {
         XoneError::not_found(format!(
@@ -82,32 +94,41 @@ fn take_in(client: &Jira, store: &mut Store, key: &ProjectKey, actor: &str) -> R
     store.write(|tx| {
         store::insert_project(tx, key, &name, &description, actor)?;
         store::set_tracker(tx, key, "jira", Some(key.as_str()))?;
-        let added = store::take_definition(tx, key, &def)?;
-        let detail = format!("set up from Jira: {}", added.join(", "));
-        store::record(tx, &events::project(key, actor, "project create", detail))
+        let taken = store::take_definition(tx, key, &def)?;
+        let mut detail = format!("set up from Jira: {}", taken.added.join(", "));
+        if !taken.passed.is_empty() {
+            detail.push_str(&format!("; passed over: {}", taken.passed.join("; ")));
+        }
+        store::record(tx, &events::project(key, actor, "project create", detail))?;
+        Ok(taken)
     })
 }
 
 /// The project's shared definition, kept as a property of its Jira project: what it has that
-/// this machine lacks is added here, and what this machine adds to it is written back (only
-/// when that changes it). Returns what was added here, and whether it was written.
+/// this machine lacks is added here, and what this machine has that it lacks is added to it
+/// (written only when that changes it; a row it has stays as it is). Returns what was taken
+/// here, and whether the definition was written.
 fn share(
     client: &Jira,
     store: &mut Store,
     key: &ProjectKey,
     jira_key: &str,
-) -> Result<(Vec<String>, bool)> {
+) -> Result<(store::Taken, bool)> {
     let theirs = client.project_property(jira_key, DEFINITION)?;
-    let added = match &theirs {
+    let taken = match &theirs {
         Some(def) => store.write(|tx| store::take_definition(tx, key, def))?,
-        None => Vec::new(),
+        None => store::Taken::default(),
     };
     let ours = store::project_definition(store.conn(), key)?;
-    if theirs.as_ref().map(normal) == Some(normal(&ours)) {
-        return Ok((added, false));
+    let merged = match &theirs {
+        Some(t) => store::merge_definitions(t, &ours),
+        None => ours,
+    };
+    if theirs.as_ref().map(normal) == Some(normal(&merged)) {
+        return Ok((taken, false));
     }
-    client.set_project_property(jira_key, DEFINITION, &ours)?;
-    Ok((added, true))
+    client.set_project_property(jira_key, DEFINITION, &merged)?;
+    Ok((taken, true))
 }
 
 /// A definition with its lists in one order, to compare two.
@@ -135,10 +156,11 @@ pub fn sync(
     only: Option<&ProjectKey>,
     actor: &str,
 ) -> Result<Vec<Synced>> {
+    let mut set_up = store::Taken::default();
     if let Some(k) = only {
         let here = store::projects(store.conn(), true)?.iter().any(|p| p.key == k.as_str());
         if !here {
-            take_in(&Jira::new(settings)?, store, k, actor)?;
+            set_up = take_in(&Jira::new(settings)?, store, k, actor)?;
         }
     }
     let projects: Vec<store::Project> = match only {
@@ -161,7 +183,9 @@ pub fn sync(
     let mut out = Vec::new();
     for p in tracked {
         let key: ProjectKey = p.key.parse().map_err(XoneError::internal)?;
-        let synced = project(scope, forges, &client, settings, store, &key, &p, actor)?;
+        let mut synced = project(scope, forges, &client, settings, store, &key, &p, actor)?;
+        synced.project_added.append(&mut set_up.added);
+        synced.project_passed.append(&mut set_up.passed);
         scope.ui.status(format!(
             "{}: {} sync, {} issue(s) read in {} request(s); {} new, {} moved",
             synced.project,
@@ -190,7 +214,8 @@ fn project(
     let map = &settings.status_map;
     let started = clock::now();
     let jira_key = p.jira_project.as_deref().unwrap_or(key.as_str());
-    let (project_added, shared) = share(client, store, key, jira_key)?;
+    let (taken, shared) = share(client, store, key, jira_key)?;
+    let (project_added, project_passed) = (taken.added, taken.passed);
     let since = store::synced_at(store.conn(), key)?;
     let mut jql = format!("project = \"{jira_key}\"");
     if let Some(at) = since.as_deref().and_then(date::parse_rfc3339) {
@@ -218,16 +243,28 @@ fn project(
         moved: Vec::new(),
         unmapped: Vec::new(),
         people: Vec::new(),
+        unproven: Vec::new(),
         reviews: 0,
         signoffs: 0,
         documents: 0,
         dates: Vec::new(),
         project_added,
+        project_passed,
         branches: Vec::new(),
+        unread_repos: Vec::new(),
         clusters: Default::default(),
     };
+    // First what the issues tell (new requirements, titles, documents, people, verdicts,
+    // sign-offs, dates), so that a move made in Jira is judged on all of it.
+    store.write(|tx| {
+        for issue in &issues {
+            take(tx, map, key, issue, actor, &mut done)?;
+            dates(tx, issue, &date_ids, actor, &mut done)?;
+        }
+        Ok(())
+    })?;
     // A move forward made in Jira is judged by the gates xone would have held it to, before
-    // it is taken: on what this machine knew, and the forges say now.
+    // it is taken: on what this machine knows, and the forges say now.
     let mut gates = std::collections::HashMap::new();
     for issue in &issues {
         let Some(Ok(k)) = issue["key"].as_str().map(str::parse::<RequirementKey>) else {
@@ -246,12 +283,11 @@ fn project(
     }
     store.write(|tx| {
         for issue in &issues {
-            apply(tx, map, key, issue, actor, &gates, &mut done)?;
-            dates(tx, issue, &date_ids, actor, &mut done)?;
+            step(tx, map, key, issue, actor, &gates, &mut done)?;
         }
         store::set_synced_at(tx, key, &started)
     })?;
-    done.branches = branches(forges, store, key, actor)?;
+    (done.branches, done.unread_repos) = branches(forges, store, key, actor)?;
     done.clusters = clusters::sync(scope, store, key)?;
     Ok(done)
 }
@@ -264,14 +300,24 @@ fn branches(
     store: &mut Store,
     project: &ProjectKey,
     actor: &str,
-) -> Result<Vec<String>> {
+) -> Result<(Vec<String>, Vec<String>)> {
     let repos = store::repos(store.conn(), project)?;
     let prefix = format!("feature/{project}-");
     let listed = fan_out(&repos, |r| forges.for_repo(r).and_then(|f| f.branches(r, &prefix)));
+    // A branch recorded for any requirement is taken: a name made before the project moved to
+    // Jira carries its old key, which may be another requirement's now.
     let known = store::branches(store.conn(), None, Some(project))?;
     let mut found = Vec::new();
+    let mut unreadable = Vec::new();
     for (repo, names) in repos.iter().zip(listed) {
-        for name in names? {
+        let names = match names {
+            Ok(n) => n,
+            Err(e) => {
+                unreadable.push(format!("{}: {}", repo.name, e.message));
+                continue;
+            }
+        };
+        for name in names {
             // feature/PAY-12-refund-orders (or feature/PAY-12) → PAY-12
             let tail = &name[prefix.len()..];
             let n: String = tail.chars().take_while(char::is_ascii_digit).collect();
@@ -280,8 +326,9 @@ fn branches(
                 continue;
             }
             let Ok(key) = format!("{project}-{n}").parse::<RequirementKey>() else { continue };
-            let taken =
-                known.iter().any(|b| b.requirement == key.to_string() && b.repo == repo.name);
+            let taken = known.iter().any(|b| {
+                b.repo == repo.name && (b.requirement == key.to_string() || b.name == name)
+            });
             if taken || store::find_requirement(store.conn(), &key)?.is_none() {
                 continue;
             }
@@ -301,17 +348,16 @@ fn branches(
         }
         Ok(())
     })?;
-    Ok(found.into_iter().map(|(k, r, n)| format!("{k} {} {n}", r.name)).collect())
+    Ok((found.into_iter().map(|(k, r, n)| format!("{k} {} {n}", r.name)).collect(), unreadable))
 }
 
 /// One issue into the local index.
-fn apply(
+fn take(
     c: &rusqlite::Connection,
     map: &StatusMap,
     project: &ProjectKey,
     issue: &Value,
     actor: &str,
-    gates: &std::collections::HashMap<String, Vec<String>>,
     done: &mut Synced,
 ) -> Result<()> {
     let Some(Ok(key)) = issue["key"].as_str().map(str::parse::<RequirementKey>) else {
@@ -326,8 +372,7 @@ fn apply(
     if stage.is_none() {
         done.unmapped.push((key.to_string(), status_name.to_string()));
     }
-    let local = store::find_requirement(c, &key)?;
-    match local {
+    match store::find_requirement(c, &key)? {
         None => {
             store::insert_requirement_as(c, &key, summary, "jira")?;
             if let Some(s) = stage.filter(|s| *s != Status::Draft) {
@@ -346,6 +391,32 @@ fn apply(
                 store::set_title(c, &key, summary)?;
                 done.retitled.push(key.to_string());
             }
+        }
+    }
+    absorb(c, &key, issue, actor, done)
+}
+
+/// A stage moved in Jira, taken, with what xone's gates would have refused.
+fn step(
+    c: &rusqlite::Connection,
+    map: &StatusMap,
+    project: &ProjectKey,
+    issue: &Value,
+    actor: &str,
+    gates: &std::collections::HashMap<String, Vec<String>>,
+    done: &mut Synced,
+) -> Result<()> {
+    let Some(Ok(key)) = issue["key"].as_str().map(str::parse::<RequirementKey>) else {
+        return Ok(());
+    };
+    if key.project != *project || done.created.contains(&key.to_string()) {
+        return Ok(());
+    }
+    let status_name = issue["fields"]["status"]["name"].as_str().unwrap_or_default();
+    let stage = stage_of_jira_status(map, status_name);
+    match store::find_requirement(c, &key)? {
+        None => {}
+        Some(req) => {
             // A move made here and still waiting for Jira is ahead of what Jira says.
             let waiting = store::has_queued(c, &key)?;
             if let Some(to) = stage.filter(|s| *s != req.status && !waiting) {
@@ -376,7 +447,7 @@ fn apply(
             }
         }
     }
-    absorb(c, &key, issue, actor, done)
+    Ok(())
 }
 
 /// The start and end dates as the issue's fields hold them (Jira is the truth for them too),
@@ -474,8 +545,22 @@ fn absorb(
     // whenever the issue changes, so only that is applied.
     let mut people: Vec<((crate::domain::Role, String), bool)> = Vec::new();
     for comment in &comments {
+        // A verdict or a sign-off counts only from its own author: the comment's Jira account
+        // must be the member it names (as when it is given with Jira as the tracker).
+        let author = jira::Account::of(&comment["author"]);
+        let member = match &author {
+            Some(a) => super::project::member_of_account(c, &key.project, a)?,
+            None => None,
+        };
         for r in remarks::parse(&jira::plain_text(&comment["body"])) {
             let on = matches!(r, Remark::Assign { .. });
+            if let Remark::Verdict { by, .. } | Remark::Signoff { by, .. } = &r {
+                if member.as_deref() != Some(by.as_str()) {
+                    let account = author.as_ref().map(|a| a.id.as_str()).unwrap_or("nobody known");
+                    done.unproven.push(format!("{key} {r} (written by {account})"));
+                    continue;
+                }
+            }
             match r {
                 Remark::Assign { role, user } | Remark::Unassign { role, user } => {
                     people.retain(|(p, _)| *p != (role, user.clone()));
