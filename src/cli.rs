@@ -3,8 +3,8 @@
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
-    auth, branch, build, deploy, doctor, gray, hook, project, quickstart, requirement, review,
-    rollback, setup, sync, Ctx,
+    auth, branch, build, deploy, doctor, gray, hook, notify, project, quickstart, requirement,
+    review, rollback, setup, sync, Ctx,
 };
 use crate::ui::{Result, XoneError};
 
@@ -71,8 +71,11 @@ pub enum Command {
     Gray(gray::GrayCommand),
     /// Roll an app back to an earlier revision, or everything a requirement deployed
     Rollback(rollback::RollbackArgs),
-    /// Rebuild this machine's view of its projects from Jira
+    /// Rebuild this machine's view of its projects from Jira, GitLab and the clusters
     Sync(sync::SyncArgs),
+    /// The webhooks that hear about gates, builds, deploys, rollbacks, gray steps and watches
+    #[command(subcommand)]
+    Notify(notify::NotifyCommand),
     /// Log in to GitLab (or Jira), see who the tokens belong to, log out
     #[command(subcommand)]
     Auth(auth::AuthCommand),
@@ -105,6 +108,7 @@ pub fn dispatch(cx: &mut Ctx, cli: Cli) -> Result<()> {
         Command::Gray(c) => gray::run(cx, c),
         Command::Rollback(a) => rollback::run(cx, a),
         Command::Sync(a) => sync::run(cx, a),
+        Command::Notify(c) => notify::run(cx, c),
         Command::Doctor(a) => doctor::run(cx, a),
         Command::Completion(a) => setup::completion(cx, a),
         Command::Man(a) => setup::man(cx, a),

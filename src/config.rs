@@ -2,6 +2,8 @@
 //! `$XDG_CONFIG_HOME/xone/config.toml` < the nearest `.xone.toml` up from the working directory
 //! < `XONE_*` environment variables < flags (applied by the commands that take them).
 
+pub mod webhooks;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -121,6 +123,12 @@ const KEYS: &[KeyDef] = &[
         ty: Type::Str,
         default: Some("xone"),
         doc: "the labels a requirement's Jira issue carries, comma-separated (empty: none)",
+    },
+    KeyDef {
+        key: "notify.timeout",
+        ty: Type::Duration,
+        default: Some("2s"),
+        doc: "the longest a command waits, in all, for its notifications to be delivered; what is not delivered by then waits for the next command",
     },
     KeyDef {
         key: "gitlab.namespace",
@@ -260,6 +268,8 @@ pub struct Config {
     /// `[analysis.NAME]` tables of gray analyses: a later layer's table replaces an earlier
     /// one of the same name. Where each came from is kept beside it.
     pub analyses: BTreeMap<String, (toml::Table, PathBuf)>,
+    /// `[[notify.webhook]]` of every layer, the user's first.
+    pub webhooks: Vec<webhooks::Webhook>,
 }
 
 fn env_nonempty(name: &str) -> Option<String> {
@@ -472,11 +482,13 @@ impl Config {
         let mut stored_jira_token = None;
         let mut analyses = BTreeMap::new();
         let mut jira_status_map = crate::domain::lifecycle::StatusMap::new();
+        let mut hooks = Vec::new();
         for (path, origin) in layers {
             let Some(path) = path else { continue };
             let Some(table) = read_table(&path)? else {
                 continue;
             };
+            hooks.extend(webhooks::read(&table, &path, &origin)?);
             if let Some(map) = table.get("jira").and_then(|j| j.get("status_map")) {
                 let bad = |what: String| {
                     XoneError::usage(format!("bad setting in {}", path.display()))
@@ -573,6 +585,7 @@ impl Config {
             stored_jira_token,
             jira_status_map,
             analyses,
+            webhooks: hooks,
         })
     }
 

@@ -53,6 +53,7 @@ fn main() -> ExitCode {
     let mut cx = commands::Ctx::new(ui, cli::Cli::command, cli::run_line);
     let result =
         cli::dispatch(&mut cx, cli).and_then(|()| cx.ui.flush()).map_err(store::name_the_file);
+    cx.deliver_notices();
     if cx.queued() > 0 {
         cx.ui.warn(format!(
             "Jira could not be reached: {} change(s) are kept here and pushed by the next command that changes something (or `xone sync`); `xone sync --status` lists them",

@@ -11,6 +11,7 @@ pub mod prometheus;
 pub mod tracker;
 pub mod tracker_jira;
 pub mod tracker_local;
+pub mod webhook;
 
 use std::sync::OnceLock;
 

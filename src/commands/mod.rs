@@ -8,6 +8,7 @@ pub mod deploy;
 pub mod doctor;
 pub mod gray;
 pub mod hook;
+pub mod notify;
 pub mod project;
 pub mod quickstart;
 pub mod requirement;
@@ -43,6 +44,11 @@ pub struct Ctx {
     config: Option<Config>,
     actor: Option<Identity>,
     queued: std::rc::Rc<std::cell::Cell<usize>>,
+    /// The newest notification when this command first opened the state database: what it
+    /// adds after that is its own.
+    notice_mark: Option<i64>,
+    /// Whether the command talks to remote systems (and so delivers what waits).
+    remote_work: bool,
 }
 
 impl Ctx {
@@ -51,7 +57,16 @@ impl Ctx {
         tree: fn() -> clap::Command,
         run_line: fn(&mut Ctx, &[&str]) -> Result<()>,
     ) -> Ctx {
-        Ctx { ui, tree, run_line, config: None, actor: None, queued: Default::default() }
+        Ctx {
+            ui,
+            tree,
+            run_line,
+            config: None,
+            actor: None,
+            queued: Default::default(),
+            notice_mark: None,
+            remote_work: false,
+        }
     }
 
     pub fn config(&mut self) -> Result<&Config> {
@@ -151,6 +166,7 @@ impl Ctx {
     /// Changes waiting for Jira are pushed first, in order: a command that changes
     /// requirements starts from what the team sees.
     pub fn tracker(&mut self) -> Result<Box<dyn Tracker>> {
+        self.remote_work = true;
         let routed = Routed::new(self.jira()?, self.queued.clone());
         let mut store = self.store()?;
         let pushed = routed.push(&mut store)?;
@@ -219,7 +235,42 @@ impl Ctx {
 
     pub fn store(&mut self) -> Result<Store> {
         let busy = self.config()?.duration("state.busy_timeout");
-        Store::open_waiting(&config::state_dir(), busy)
+        let store = Store::open_waiting(&config::state_dir(), busy)?;
+        if self.notice_mark.is_none() {
+            self.notice_mark = Some(crate::store::last_notice(store.conn())?);
+        }
+        Ok(store)
+    }
+
+    /// Delivers the notifications this command made, and those waiting from before when it
+    /// changed something or talked to a remote system; within `notify.timeout`, never
+    /// failing: a target that did not take them is said, and they wait for the next command.
+    /// A list, a show or a completion delivers nothing.
+    pub fn deliver_notices(&mut self) {
+        let Some(mark) = self.notice_mark else { return };
+        let done = (|| -> Result<Option<crate::ops::notify::Delivered>> {
+            let mut store = self.store()?;
+            let made = crate::store::last_notice(store.conn())? > mark;
+            if !made && !self.remote_work {
+                return Ok(None);
+            }
+            let cfg = self.config()?;
+            let timeout = cfg.duration("notify.timeout");
+            let hooks = cfg.webhooks.clone();
+            crate::ops::notify::deliver(&hooks, &mut store, mark, timeout).map(Some)
+        })();
+        match done {
+            Ok(Some(d)) => {
+                for f in d.failed {
+                    self.ui.warn(format!(
+                        "notification to {} not delivered ({}): {} event(s) wait for the next command; `xone notify status` lists them",
+                        f.target, f.why, f.waiting
+                    ));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => self.ui.warn(format!("notifications not delivered: {}", e.message)),
+        }
     }
 
     /// Who acts (SPEC §5): XONE_USER or config user.name, else GitLab CI's user, the local

@@ -181,7 +181,7 @@ pub fn config(cx: &mut Ctx, cmd: ConfigCommand) -> Result<()> {
             }
             let who = cx.identity()?;
             let cfg = cx.config()?;
-            let rows: Vec<Row> = Config::known_keys()
+            let mut rows: Vec<Row> = Config::known_keys()
                 .map(|(key, doc)| {
                     if key == "user.name" {
                         let value = Some(toml::Value::String(who.name.clone()));
@@ -196,6 +196,27 @@ pub fn config(cx: &mut Ctx, cmd: ConfigCommand) -> Result<()> {
                     }
                 })
                 .collect();
+            // The notification targets of every layer, their URLs masked (they hold tokens).
+            for h in &cfg.webhooks {
+                let format = format!("{:?}", h.format).to_lowercase();
+                let mut text = format!("{} ({format}", h.shown());
+                if !h.events.is_empty() {
+                    text.push_str(&format!("; events {}", h.events.join(",")));
+                }
+                if !h.projects.is_empty() {
+                    text.push_str(&format!("; projects {}", h.projects.join(",")));
+                }
+                if h.secret.is_some() {
+                    text.push_str("; signed");
+                }
+                text.push(')');
+                rows.push(Row {
+                    key: "notify.webhook",
+                    value: Some(toml::Value::String(text)),
+                    origin: format!("file:{}", h.file.display()),
+                    doc: "where notifications go",
+                });
+            }
             if cx.ui.json {
                 return cx.ui.print_json(&rows);
             }

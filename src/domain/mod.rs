@@ -3,6 +3,7 @@
 pub mod date;
 pub mod lifecycle;
 pub mod names;
+pub mod notice;
 pub mod remarks;
 pub mod template;
 

@@ -114,7 +114,9 @@ pub fn deploy(
     let record = Deploy { detail: Some(format!("blue-green: {name}")), ..plan.record(actor) };
     let id = store.write(|tx| store::start_deploy(tx, &record))?;
     let fail = |store: &mut Store, what: String| -> Result<()> {
-        store.write(|tx| store::finish_deploy(tx, id, DeployStatus::Failed, None, Some(&what)))
+        store.write(|tx| {
+            super::notify::finish_deploy(actor, tx, id, DeployStatus::Failed, None, Some(&what))
+        })
     };
     // Everything but the Deployment and the Service first, then the new colour.
     for obj in plan.objects.iter().filter(|o| o["kind"] != "Deployment" && o["kind"] != "Service") {
@@ -199,7 +201,14 @@ pub fn deploy(
         serving.as_deref().unwrap_or("nothing")
     );
     store.write(|tx| {
-        store::finish_deploy(tx, id, DeployStatus::Succeeded, revision, Some(&detail))?;
+        super::notify::finish_deploy(
+            actor,
+            tx,
+            id,
+            DeployStatus::Succeeded,
+            revision,
+            Some(&detail),
+        )?;
         let on = format!("{} to {}: {} (blue-green, {color})", app.name, env.name, plan.image);
         events::on_requirement(tx, plan.requirement.as_deref(), actor, "deploy", on)
     })?;
@@ -320,7 +329,7 @@ pub fn switch_back(
     cl.apply(&obj, true)?;
     let detail = format!("blue-green: switched back from {active} to {previous} ({image})");
     store.write(|tx| {
-        store::finish_deploy(tx, id, DeployStatus::Succeeded, None, Some(&detail))?;
+        super::notify::finish_deploy(actor, tx, id, DeployStatus::Succeeded, None, Some(&detail))?;
         let on = format!("{} in {}: {detail}", app.name, env.name);
         events::on_requirement(tx, record.requirement.as_deref(), actor, "rollback", on)
     })?;

@@ -341,6 +341,22 @@ pub fn finish(
 ) -> Result<()> {
     store.write(|tx| {
         store::finish_build(tx, id, o)?;
+        let b = store::build(tx, id)?;
+        let failed: Vec<&str> =
+            o.gates.iter().filter(|g| !g.passed).map(|g| g.name.as_str()).collect();
+        let base = super::notify::event(
+            "build.finished",
+            actor,
+            &app.project,
+            req.map(|r| r.key.as_str()),
+        );
+        let fields = serde_json::json!({
+            "title": req.map(|r| r.title.clone()),
+            "build": id, "app": app.name, "ref": b.git_ref, "sha": b.sha, "status": o.status,
+            "failed_gates": failed, "forced": forced, "coverage": o.coverage,
+            "tests": o.tests, "image": o.digest.or(o.image), "url": b.pipeline_url,
+        });
+        super::notify::emit(tx, base, fields)?;
         if let Some(r) = req {
             let e = store::Event {
                 detail: Some(format!("{} build {id}: {}", app.name, o.status)),

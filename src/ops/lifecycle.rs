@@ -3,6 +3,7 @@
 //! sign-offs, each in one transaction with its event, through the tracker.
 
 use serde::Serialize;
+use serde_json::json;
 
 use super::branches::BranchView;
 use super::{events, gray_state, revisions, target, Scope, Work};
@@ -498,6 +499,15 @@ fn transition(
         if let Some(text) = comment {
             tracker.comment(tx, &key, &e.actor, text)?;
         }
+        let (name, fields) = match e.action.as_str() {
+            "reject" => ("requirement.rejected", json!({ "from": req.status, "to": to, "reason": e.reason })),
+            "cancel" => ("requirement.cancelled", json!({ "from": req.status, "reason": e.reason })),
+            _ => (
+                "requirement.advanced",
+                json!({ "from": req.status, "to": to, "forced": e.forced, "reason": e.reason, "detail": e.detail }),
+            ),
+        };
+        super::notify::on_requirement(tx, req, name, &e.actor, fields)?;
         store::record(
             tx,
             &Event { from: Some(req.status.to_string()), to: Some(to.to_string()), ..e },
@@ -625,6 +635,8 @@ pub fn signoff(
             };
             let remark = Remark::Signoff { stage: Status::Gray, by: actor.to_string(), at };
             w.tracker.comment(tx, key, actor, &with_remarks(&text, &[remark]))?;
+            let fields = json!({ "stage": Status::Gray, "note": note });
+            super::notify::on_requirement(tx, &req, "requirement.signed_off", actor, fields)?;
             let e = Event { detail: Some(text), ..events::requirement(&req, actor, "signoff") };
             store::record(tx, &e)
         });
@@ -653,6 +665,8 @@ pub fn signoff(
         };
         let remark = Remark::Signoff { stage: req.status, by: actor.to_string(), at };
         w.tracker.comment(tx, key, actor, &with_remarks(&text, &[remark]))?;
+        let fields = json!({ "stage": req.status, "note": note });
+        super::notify::on_requirement(tx, &req, "requirement.signed_off", actor, fields)?;
         store::record(
             tx,
             &Event { detail: note.clone(), ..events::requirement(&req, actor, "signoff") },

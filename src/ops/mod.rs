@@ -15,6 +15,7 @@ pub mod gray;
 pub mod gray_state;
 pub mod lifecycle;
 pub mod migrate;
+pub mod notify;
 pub mod pipeline;
 pub mod project;
 pub mod release;

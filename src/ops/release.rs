@@ -273,7 +273,8 @@ pub fn deploy(
             }
             Err(e) => {
                 store.write(|tx| {
-                    store::finish_deploy(
+                    super::notify::finish_deploy(
+                        actor,
                         tx,
                         id,
                         DeployStatus::Failed,
@@ -296,7 +297,9 @@ pub fn deploy(
     }
     let generation = applied_deployment["metadata"]["generation"].as_i64().unwrap_or(0);
     if !o.wait {
-        store.write(|tx| store::finish_deploy(tx, id, DeployStatus::Applied, None, None))?;
+        store.write(|tx| {
+            super::notify::finish_deploy(actor, tx, id, DeployStatus::Applied, None, None)
+        })?;
         scope.ui.status(format!(
             "applied {} to {} ({}/{}); follow it with `xone deploy status {} --env {}`",
             app.name, env.name, env.context, env.namespace, app.name, env.name
@@ -315,7 +318,7 @@ pub fn deploy(
     match follow(scope.ui, &cl, &app.name, &follow_it)? {
         End::Complete { revision, counts } => {
             store.write(|tx| {
-                store::finish_deploy(tx, id, DeployStatus::Succeeded, revision, None)
+                super::notify::finish_deploy(actor, tx, id, DeployStatus::Succeeded, revision, None)
             })?;
             scope.ui.status(format!(
                 "{} rolled out to {} (revision {}): {}; {} of {} available",
@@ -331,7 +334,14 @@ pub fn deploy(
         End::Interrupted { revision } => {
             let detail = "interrupted: the cluster keeps rolling out; `xone deploy status` settles this record";
             store.write(|tx| {
-                store::finish_deploy(tx, id, DeployStatus::Interrupted, revision, Some(detail))
+                super::notify::finish_deploy(
+                    actor,
+                    tx,
+                    id,
+                    DeployStatus::Interrupted,
+                    revision,
+                    Some(detail),
+                )
             })?;
             Err(XoneError::new(
                 Kind::Interrupted,
@@ -371,7 +381,8 @@ pub fn deploy(
                             "{what}; interrupted while rolling back: the cluster keeps rolling back"
                         );
                         store.write(|tx| {
-                            store::finish_deploy(
+                            super::notify::finish_deploy(
+                                actor,
                                 tx,
                                 id,
                                 DeployStatus::Interrupted,
@@ -395,7 +406,14 @@ pub fn deploy(
             };
             let detail = format!("{what}; {did}");
             store.write(|tx| {
-                store::finish_deploy(tx, id, status, failure.revision, Some(&detail))?;
+                super::notify::finish_deploy(
+                    actor,
+                    tx,
+                    id,
+                    status,
+                    failure.revision,
+                    Some(&detail),
+                )?;
                 let on = format!("{} to {}: {what}", app.name, env.name);
                 events::on_requirement(tx, req, actor, "deploy failed", on)?;
                 if status == DeployStatus::RolledBack {

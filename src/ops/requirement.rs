@@ -82,6 +82,13 @@ pub fn create(
                 ..events::requirement(&req, actor, "create")
             },
         )?;
+        super::notify::on_requirement(
+            tx,
+            &req,
+            "requirement.created",
+            actor,
+            serde_json::json!({}),
+        )?;
         let body = template::render(&tpl, &key.to_string(), title, project.as_str());
         store::add_document_version(
             tx,

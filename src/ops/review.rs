@@ -170,6 +170,8 @@ pub fn close(
         let at = store::review(tx, id)?.verdict_at.unwrap_or_default();
         let remark = Remark::Verdict { kind, verdict: v, by: actor.to_string(), at };
         tracker.comment(tx, &key, actor, &with_remarks(&detail, &[remark]))?;
+        let fields = serde_json::json!({ "review": id, "kind": kind, "verdict": v, "note": note, "open_comments": open });
+        super::notify::on_requirement(tx, &req, "review.verdict", actor, fields)?;
         store::record(
             tx,
             &Event {

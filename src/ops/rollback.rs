@@ -123,7 +123,7 @@ fn undo_one(scope: &Scope, store: &mut Store, t: &Target, u: &Undo, actor: &str)
     let on = format!("{} in {}", app.name, env.name);
     if !u.wait {
         store.write(|tx| {
-            store::finish_deploy(tx, id, DeployStatus::Applied, None, None)?;
+            super::notify::finish_deploy(actor, tx, id, DeployStatus::Applied, None, None)?;
             let detail = format!("{on}: revision {}'s template applied ({})", undo.to, undo.image);
             events::on_requirement(tx, story, actor, "rollback", detail)
         })?;
@@ -151,7 +151,14 @@ fn undo_one(scope: &Scope, store: &mut Store, t: &Target, u: &Undo, actor: &str)
                 revision.unwrap_or(0)
             );
             store.write(|tx| {
-                store::finish_deploy(tx, id, DeployStatus::Succeeded, revision, Some(&detail))?;
+                super::notify::finish_deploy(
+                    actor,
+                    tx,
+                    id,
+                    DeployStatus::Succeeded,
+                    revision,
+                    Some(&detail),
+                )?;
                 events::on_requirement(tx, story, actor, "rollback", format!("{on}: {detail}"))
             })?;
             scope.ui.status(format!(
@@ -162,7 +169,14 @@ fn undo_one(scope: &Scope, store: &mut Store, t: &Target, u: &Undo, actor: &str)
         End::Failed(f) => {
             let detail = format!("back to revision {}: {}", undo.to, describe(&f));
             store.write(|tx| {
-                store::finish_deploy(tx, id, DeployStatus::Failed, f.revision, Some(&detail))?;
+                super::notify::finish_deploy(
+                    actor,
+                    tx,
+                    id,
+                    DeployStatus::Failed,
+                    f.revision,
+                    Some(&detail),
+                )?;
                 let failed = format!("{on}: failed, {detail}");
                 events::on_requirement(tx, story, actor, "rollback", failed)
             })?;
@@ -175,7 +189,8 @@ fn undo_one(scope: &Scope, store: &mut Store, t: &Target, u: &Undo, actor: &str)
         }
         End::Interrupted { revision } => {
             store.write(|tx| {
-                store::finish_deploy(
+                super::notify::finish_deploy(
+                    actor,
                     tx,
                     id,
                     DeployStatus::Interrupted,

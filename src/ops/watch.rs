@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::revisions::{self, Status};
 use super::rollback;
 use super::target::Target;
-use super::{events, Actor, Scope};
+use super::{events, notify, Actor, Scope};
 use crate::adapters::prometheus::Prometheus;
 use crate::clock;
 use crate::domain::rollout;
@@ -154,7 +154,7 @@ pub fn watch(
     let verdict = match verdict {
         Verdict::Passed(detail) => {
             store.write(|tx| {
-                store::finish_watch(tx, watch.id, WatchStatus::Passed, &detail)?;
+                notify::finish_watch(actor, tx, &watch, story, WatchStatus::Passed, &detail)?;
                 events::on_requirement(tx, story, actor, "watch", format!("{on}: passed, {detail}"))
             })?;
             Verdict::Passed(detail)
@@ -162,7 +162,7 @@ pub fn watch(
         Verdict::Unreachable { system, error } => {
             let detail = format!("{}: {}", system.as_str(), error.message);
             store.write(|tx| {
-                store::finish_watch(tx, watch.id, WatchStatus::Failed, &detail)?;
+                notify::finish_watch(actor, tx, &watch, story, WatchStatus::Failed, &detail)?;
                 let text = format!("{on}: did not pass, {detail}");
                 events::on_requirement(tx, story, actor, "watch", text)
             })?;
@@ -179,7 +179,7 @@ pub fn watch(
             };
             let full = format!("{reason}; {did}");
             store.write(|tx| {
-                store::finish_watch(tx, watch.id, WatchStatus::Failed, &full)?;
+                notify::finish_watch(actor, tx, &watch, story, WatchStatus::Failed, &full)?;
                 events::on_requirement(tx, story, actor, "watch", format!("{on}: failed, {full}"))
             })?;
             Verdict::Failed { reason, did }

@@ -360,4 +360,22 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project, old)
     );
     ",
+    // 14: notifications, written with the change they tell of, and how far each target has
+    // taken them
+    "
+    CREATE TABLE notice (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        delivery TEXT NOT NULL,
+        event TEXT NOT NULL,
+        project TEXT,
+        body TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE TABLE notice_target (
+        target TEXT PRIMARY KEY,
+        delivered INTEGER NOT NULL,
+        error TEXT,
+        tried_at TEXT
+    );
+    ",
 ];

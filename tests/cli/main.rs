@@ -23,6 +23,7 @@ mod gray;
 mod integrate;
 mod jira;
 mod lifecycle;
+mod notify;
 mod output;
 mod pipeline;
 mod project;

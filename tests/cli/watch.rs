@@ -136,6 +136,21 @@ fn a_clean_window_passes() {
 }
 
 #[test]
+fn a_watch_s_end_is_told() {
+    let (mut env, _kube) = released("w-told");
+    let r = crate::notify::Receiver::start();
+    crate::notify::aim(&mut env, &r, "events = [\"watch\"]");
+    let _m = Metrics::serve("w-told", traffic("web", "w-told", 50.0, 0.0));
+    env.json(&["deploy", "watch", "web", "--env", "prod", "--window", "2s", "--interval", "1s"]);
+    let got = r.got();
+    assert_eq!(r.events(), ["watch.finished"], "{got:?}");
+    assert_eq!(
+        (got[0].body["status"].as_str(), got[0].body["env"].as_str()),
+        (Some("passed"), Some("prod"))
+    );
+}
+
+#[test]
 fn a_firing_alert_fails_the_watch_and_can_roll_back() {
     let (env, kube) = released("w-alert");
     let _m = Metrics::serve("w-alert", |_| {

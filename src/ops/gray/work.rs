@@ -631,6 +631,7 @@ pub(super) fn journal(
 ) -> Result<()> {
     store.write(|tx| {
         store::save_gray(tx, &t.app.project, &t.env.name, g)?;
+        crate::ops::notify::gray(tx, &t.app.project, &t.env.name, g, actor, action, &detail)?;
         events::on_requirement(tx, g.requirement.as_deref(), actor, action, detail)
     })
 }
