@@ -49,6 +49,8 @@ pub struct Ctx {
     notice_mark: Option<i64>,
     /// Whether the command talks to remote systems (and so delivers what waits).
     remote_work: bool,
+    /// A show or a list: it delivers nothing, whatever it settled on the way.
+    read_only: bool,
 }
 
 impl Ctx {
@@ -66,6 +68,7 @@ impl Ctx {
             queued: Default::default(),
             notice_mark: None,
             remote_work: false,
+            read_only: false,
         }
     }
 
@@ -242,21 +245,27 @@ impl Ctx {
         Ok(store)
     }
 
+    /// Marks the command as one that only shows: it delivers no notification.
+    pub fn read_only(&mut self) {
+        self.read_only = true;
+    }
+
     /// Delivers the notifications this command made, and those waiting from before when it
     /// changed something or talked to a remote system; within `notify.timeout`, never
     /// failing: a target that did not take them is said, and they wait for the next command.
     /// A list, a show or a completion delivers nothing.
     pub fn deliver_notices(&mut self) {
         let Some(mark) = self.notice_mark else { return };
+        let made = crate::store::notices_written() > 0;
+        if self.read_only || (!made && !self.remote_work) {
+            return;
+        }
         let done = (|| -> Result<Option<crate::ops::notify::Delivered>> {
-            let mut store = self.store()?;
-            let made = crate::store::last_notice(store.conn())? > mark;
-            if !made && !self.remote_work {
-                return Ok(None);
-            }
             let cfg = self.config()?;
             let timeout = cfg.duration("notify.timeout");
             let hooks = cfg.webhooks.clone();
+            // Another xone writing the database does not hold this one up past the timeout.
+            let mut store = Store::open_waiting(&config::state_dir(), timeout)?;
             crate::ops::notify::deliver(&hooks, &mut store, mark, timeout).map(Some)
         })();
         match done {

@@ -65,11 +65,17 @@ impl Webhook {
         }
     }
 
-    /// What names the target across commands (its delivery position is kept under it): its
-    /// URL as written and its format, hashed, so no secret is stored.
+    /// What names the target across commands (its delivery position is kept under it): the
+    /// file that configures it, its URL as written and its format, hashed, so no secret is
+    /// stored (`env:HOOK` in two projects' files is two targets).
     pub fn id(&self) -> String {
         use sha2::Digest;
-        let digest = sha2::Sha256::digest(format!("{}\n{:?}", self.url, self.format));
+        let digest = sha2::Sha256::digest(format!(
+            "{}\n{}\n{:?}",
+            self.file.display(),
+            self.url,
+            self.format
+        ));
         digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
     }
 

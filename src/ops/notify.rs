@@ -100,62 +100,91 @@ pub struct Delivered {
 
 /// Delivers what waits, to every target at once, each in order, all within `timeout`. A
 /// target seen for the first time starts after `mark` (what was there before this command is
-/// not its history). Failures are returned, never raised.
+/// not its history); one that another process is delivering to is left to it. A sender still
+/// waiting when the time is up is left behind: what it was sending waits, with its delivery
+/// id, for the next command. Failures are returned, never raised.
 pub fn deliver(
     hooks: &[Webhook],
     store: &mut Store,
     mark: i64,
     timeout: Duration,
 ) -> Result<Delivered> {
-    let c = store.conn();
-    let mut work = Vec::new();
-    for h in hooks {
-        let at = store::target_position(c, &h.id())?.map(|p| p.0).unwrap_or(mark);
-        let waiting: Vec<Notice> = store::notices_after(c, at)?;
-        work.push((h, at, waiting));
-    }
     let deadline = Instant::now() + timeout;
-    let results: Vec<(i64, usize, Option<String>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = work
-            .iter()
-            .map(|(h, at, waiting)| {
-                s.spawn(move || {
-                    let (mut last, mut sent) = (*at, 0);
-                    for n in waiting {
-                        if h.takes(&n.event, n.project.as_deref()) {
-                            if let Err(why) = send(h, n, deadline) {
-                                return (last, sent, Some(why));
-                            }
-                            sent += 1;
-                        }
-                        last = n.id;
-                    }
-                    (last, sent, None)
-                })
-            })
-            .collect();
-        handles
+    // A hold a little past the deadline: a sender left behind finishes within it.
+    let until = clock::unix_now() + timeout.as_secs() as i64 + 5;
+    let mut work = Vec::new();
+    for h in unique(hooks) {
+        let id = h.id();
+        let Some(at) = store.write(|tx| store::claim_target(tx, &id, mark, until))? else {
+            continue;
+        };
+        // What is written after this is for the next delivery.
+        let last = store::last_notice(store.conn())?;
+        let waiting: Vec<Notice> = store::notices_after(store.conn(), at)?
             .into_iter()
-            .map(|h| h.join().unwrap_or((0, 0, Some("the sender failed".into()))))
-            .collect()
-    });
+            .filter(|n| n.id <= last && h.takes(&n.event, n.project.as_deref()))
+            .collect();
+        work.push((h.clone(), id, at, last, waiting));
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    for (n, (h, _, at, last, waiting)) in work.iter().enumerate() {
+        let (h, at, last, waiting, tx) = (h.clone(), *at, *last, waiting.clone(), tx.clone());
+        // Detached: a sender stuck past the deadline (a name that does not resolve) never
+        // keeps the command waiting.
+        std::thread::spawn(move || {
+            let (mut upto, mut sent) = (at, 0);
+            for e in &waiting {
+                if let Err(why) = send(&h, e, deadline) {
+                    let _ = tx.send((n, upto, sent, Some(why)));
+                    return;
+                }
+                upto = e.id;
+                sent += 1;
+            }
+            // Everything after the last it was to take is not for it.
+            let _ = tx.send((n, last.max(upto), sent, None));
+        });
+    }
+    drop(tx);
+    let mut results: Vec<Option<(i64, usize, Option<String>)>> = vec![None; work.len()];
+    while results.iter().any(Option::is_none) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left.max(Duration::from_millis(1))) {
+            Ok((n, upto, sent, why)) => results[n] = Some((upto, sent, why)),
+            Err(_) => break,
+        }
+    }
     let mut out = Delivered::default();
-    let ids: Vec<String> = hooks.iter().map(Webhook::id).collect();
     store.write(|tx| {
-        for ((h, _, waiting), (last, sent, why)) in work.iter().zip(&results) {
-            store::set_target_position(tx, &h.id(), *last, why.as_deref())?;
+        for ((h, id, at, _, waiting), done) in work.iter().zip(&results) {
+            let (upto, sent, why) = done.clone().unwrap_or_else(|| {
+                (*at, 0, Some(format!("no answer within {:.1}s", timeout.as_secs_f64())))
+            });
+            store::release_target(tx, id, upto, why.as_deref())?;
             out.sent += sent;
             if let Some(why) = why {
-                let left = waiting
-                    .iter()
-                    .filter(|n| n.id > *last && h.takes(&n.event, n.project.as_deref()))
-                    .count();
-                out.failed.push(Failed { target: h.shown(), why: why.clone(), waiting: left });
+                let left = waiting.iter().filter(|n| n.id > upto).count();
+                out.failed.push(Failed { target: h.shown(), why, waiting: left });
             }
         }
-        store::prune_notices(tx, &ids)
+        store::prune_notices(tx)
     })?;
     Ok(out)
+}
+
+/// The targets, each once: the same URL (as resolved) and format configured twice is one
+/// target, the first.
+fn unique(hooks: &[Webhook]) -> Vec<&Webhook> {
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for h in hooks {
+        let key = (h.resolve_url().unwrap_or_else(|_| h.url.clone()), h.format);
+        if !seen.contains(&key) {
+            seen.push(key);
+            out.push(h);
+        }
+    }
+    out
 }
 
 /// What `notify test` found of one target.

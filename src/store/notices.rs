@@ -1,6 +1,9 @@
 //! Notifications waiting to be delivered: each written in the transaction of the change it
 //! tells of, with a delivery id that stays the same however often it is sent again; and, for
-//! each target, the last one it took, so that each takes them in order, once.
+//! each target, the last one it took, so that each takes them in order, once. A process
+//! delivering to a target holds it (a lease) so that two never send the same events.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -19,6 +22,13 @@ pub struct Notice {
     pub at: String,
 }
 
+/// How many notifications this process wrote.
+static WRITTEN: AtomicUsize = AtomicUsize::new(0);
+
+pub fn notices_written() -> usize {
+    WRITTEN.load(Ordering::Relaxed)
+}
+
 /// Keeps a notification for delivery; returns its id.
 pub fn add_notice(c: &Connection, event: &str, project: Option<&str>, body: &Value) -> Result<i64> {
     let text = serde_json::to_string(body).map_err(|e| XoneError::internal(e.to_string()))?;
@@ -27,6 +37,7 @@ pub fn add_notice(c: &Connection, event: &str, project: Option<&str>, body: &Val
          VALUES (lower(hex(randomblob(16))), ?1, ?2, ?3, ?4)",
         params![event, project, text, clock::now()],
     )?;
+    WRITTEN.fetch_add(1, Ordering::Relaxed);
     Ok(c.last_insert_rowid())
 }
 
@@ -65,42 +76,94 @@ pub fn target_position(c: &Connection, target: &str) -> Result<Option<(i64, Opti
     .optional()?)
 }
 
-/// Records how far a target has taken the notifications, and the failure that stopped it.
-pub fn set_target_position(
+/// Takes a target to deliver to until `until` (unix seconds), unless another process holds
+/// it; returns its position (`start` for a target seen for the first time).
+pub fn claim_target(c: &Connection, target: &str, start: i64, until: i64) -> Result<Option<i64>> {
+    c.execute(
+        "INSERT INTO notice_target (target, delivered) VALUES (?1, ?2) ON CONFLICT (target) DO NOTHING",
+        params![target, start],
+    )?;
+    let (at, lease): (i64, Option<i64>) = c.query_row(
+        "SELECT delivered, lease FROM notice_target WHERE target = ?1",
+        [target],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if lease.is_some_and(|l| l > clock::unix_now()) {
+        return Ok(None);
+    }
+    c.execute("UPDATE notice_target SET lease = ?2 WHERE target = ?1", params![target, until])?;
+    Ok(Some(at))
+}
+
+/// Gives a target back: how far it took the notifications (never backwards), and the failure
+/// that stopped it.
+pub fn release_target(
     c: &Connection,
     target: &str,
     delivered: i64,
     error: Option<&str>,
 ) -> Result<()> {
     c.execute(
-        "INSERT INTO notice_target (target, delivered, error, tried_at) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (target) DO UPDATE SET delivered = excluded.delivered,
-             error = excluded.error, tried_at = excluded.tried_at",
-        params![target, delivered, error, clock::now()],
+        "UPDATE notice_target SET delivered = max(delivered, ?2), error = ?3, tried_at = ?4,
+             tried_unix = ?5, lease = NULL
+         WHERE target = ?1",
+        params![target, delivered, error, clock::now(), clock::unix_now()],
     )?;
     Ok(())
 }
 
-/// Forgets the notifications every current target has taken (all of them when there is no
-/// target), and the positions of targets no longer configured.
-pub fn prune_notices(c: &Connection, targets: &[String]) -> Result<()> {
-    let mut least = i64::MAX;
-    for t in targets {
-        let at = target_position(c, t)?.map(|p| p.0).unwrap_or(0);
-        least = least.min(at);
-    }
-    if targets.is_empty() {
-        least = last_notice(c)?;
-    }
+/// How long a target that is not tried any more (no longer configured anywhere) keeps the
+/// notifications it has not taken.
+const FORGOTTEN_AFTER_SECS: i64 = 30 * 86_400;
+
+/// Forgets the notifications every known target has taken (all of them when no target was
+/// ever seen: nobody is to hear of them), and targets not tried for 30 days.
+pub fn prune_notices(c: &Connection) -> Result<()> {
+    c.execute(
+        "DELETE FROM notice_target WHERE coalesce(tried_unix, 0) < ?1 AND lease IS NULL",
+        [clock::unix_now() - FORGOTTEN_AFTER_SECS],
+    )?;
+    let least: Option<i64> =
+        c.query_row("SELECT min(delivered) FROM notice_target", [], |r| r.get(0))?;
+    let least = match least {
+        Some(l) => l,
+        None => last_notice(c)?,
+    };
     c.execute("DELETE FROM notice WHERE id <= ?1", [least])?;
-    let keep: Vec<String> = targets.iter().map(|t| format!("'{}'", t.replace('\'', ""))).collect();
-    if keep.is_empty() {
-        c.execute("DELETE FROM notice_target", [])?;
-    } else {
-        c.execute(
-            &format!("DELETE FROM notice_target WHERE target NOT IN ({})", keep.join(", ")),
-            [],
-        )?;
-    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_held_target_is_left_alone_and_positions_never_go_back_or_vanish_with_a_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = crate::store::Store::open(dir.path()).unwrap();
+        let until = clock::unix_now() + 60;
+        s.write(|c| {
+            for n in 0..3 {
+                add_notice(c, "requirement.created", Some("PAY"), &json!({ "n": n }))?;
+            }
+            // A first sight starts where it is told; a second process finds it held.
+            assert_eq!(claim_target(c, "a", 0, until)?, Some(0));
+            assert_eq!(claim_target(c, "a", 0, until)?, None);
+            release_target(c, "a", 3, None)?;
+            // A late writer with an older position does not take it back.
+            assert_eq!(claim_target(c, "a", 0, until)?, Some(3));
+            release_target(c, "a", 1, Some("answered 500"))?;
+            assert_eq!(target_position(c, "a")?, Some((3, Some("answered 500".into()))));
+            // Another target, of another project's file, still wants 2 and 3.
+            assert_eq!(claim_target(c, "b", 1, until)?, Some(1));
+            release_target(c, "b", 1, Some("could not be reached"))?;
+            prune_notices(c)?;
+            let left: Vec<i64> = notices_after(c, 0)?.iter().map(|n| n.id).collect();
+            assert_eq!(left, [2, 3]);
+            assert_eq!(last_notice(c)?, 3);
+            Ok(())
+        })
+        .unwrap();
+    }
 }

@@ -375,7 +375,9 @@ pub const MIGRATIONS: &[&str] = &[
         target TEXT PRIMARY KEY,
         delivered INTEGER NOT NULL,
         error TEXT,
-        tried_at TEXT
+        tried_at TEXT,
+        tried_unix INTEGER,
+        lease INTEGER
     );
     ",
 ];

@@ -309,6 +309,13 @@ fn a_project_file_names_its_secrets_by_environment_variable_only() {
     assert_eq!(made.code, 0, "{made:?}");
     assert!(made.stderr.contains("$PAY_HOOK"), "{}", made.stderr);
     assert_eq!(r.events(), ["requirement.created"]);
+    // The same receiver named in both files is one target: each event reaches it once.
+    let same = format!("{}/hooks/T0K3N-in-the-path", r.url);
+    let once = env.run_with(&["requirement", "create", "-p", "PAY", "Coupons"], |c| {
+        c.current_dir(&web).env("PAY_HOOK", &same);
+    });
+    assert_eq!(once.code, 0, "{once:?}");
+    assert_eq!(r.events(), ["requirement.created", "requirement.created"]);
 }
 
 /// Deploys, rollbacks and gray steps are told as they end, with how they went.

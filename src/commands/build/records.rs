@@ -66,6 +66,8 @@ fn build_row(cx: &Ctx, b: &Build) -> Vec<String> {
 }
 
 pub fn show(cx: &mut Ctx, id: i64) -> Result<()> {
+    // A pipeline it settles is told by the next command that changes something.
+    cx.read_only();
     let mut store = cx.store()?;
     store.write(|tx| store::settle_interrupted(tx))?;
     let b = store::build(store.conn(), id)?;

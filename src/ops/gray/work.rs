@@ -400,7 +400,14 @@ impl Work<'_, '_> {
         let promoted = match release::follow(self.scope.ui, &self.t.cluster, &stable_name, &f)? {
             End::Complete { revision, .. } => {
                 store.write(|tx| {
-                    store::finish_deploy(tx, id, DeployStatus::Succeeded, revision, None)
+                    crate::ops::notify::finish_deploy(
+                        &self.actor,
+                        tx,
+                        id,
+                        DeployStatus::Succeeded,
+                        revision,
+                        None,
+                    )
                 })?;
                 revision
             }
@@ -430,7 +437,8 @@ impl Work<'_, '_> {
                     Err(e) => format!("rolling the stable back failed too: {}", e.message),
                 };
                 store.write(|tx| {
-                    store::finish_deploy(
+                    crate::ops::notify::finish_deploy(
+                        &self.actor,
                         tx,
                         id,
                         DeployStatus::RolledBack,
@@ -451,7 +459,14 @@ impl Work<'_, '_> {
             }
             End::Interrupted { revision } => {
                 store.write(|tx| {
-                    store::finish_deploy(tx, id, DeployStatus::Interrupted, revision, None)
+                    crate::ops::notify::finish_deploy(
+                        &self.actor,
+                        tx,
+                        id,
+                        DeployStatus::Interrupted,
+                        revision,
+                        None,
+                    )
                 })?;
                 return Err(XoneError::new(
                     Kind::Interrupted,
