@@ -104,6 +104,8 @@ fn default_fields() -> Vec<Field> {
 struct State {
     users: Vec<User>,
     fields: Vec<Field>,
+    /// The user's time zone, in seconds east of UTC: JQL's absolute times are read in it.
+    zone_offset: i64,
     /// Project properties: (project key, property key) → value.
     properties: std::collections::BTreeMap<(String, String), Value>,
     /// (id, key, name)
@@ -209,6 +211,11 @@ impl FakeJira {
             };
             s.issues.push(issue);
         }
+    }
+
+    /// Puts the user in a time zone `secs` east of UTC (negative: west).
+    pub fn time_zone(&self, secs: i64) {
+        self.state.lock().unwrap().zone_offset = secs;
     }
 
     /// Renames a field (as an admin would), or removes it when `to` is `None`.
@@ -698,7 +705,7 @@ impl FakeJira {
                 let rest = &jql[at + "updated >=".len()..];
                 let text = rest.trim().trim_start_matches('"');
                 let text: String = text.chars().take_while(|c| *c != '"').collect();
-                Some(parse_jql_time(&text).ok_or_else(|| {
+                Some(parse_jql_time(&text, s.zone_offset).ok_or_else(|| {
                     errors(400, &format!("Date value '{text}' for field 'updated' is invalid."))
                 })?)
             }
@@ -932,7 +939,21 @@ fn ok(v: &Value) -> Response {
 }
 
 /// JQL's `"yyyy/MM/dd HH:mm"` (or with `-`), in UTC, to seconds since the epoch.
-fn parse_jql_time(text: &str) -> Option<i64> {
+/// A JQL time: relative to now (`-15m`, `-2h`, `-1d`, `-1w`), or a date and time in the
+/// user's time zone (`offset` seconds east of UTC).
+fn parse_jql_time(text: &str, offset: i64) -> Option<i64> {
+    if let Some(rel) = text.strip_prefix('-') {
+        let (n, unit) = rel.split_at(rel.len().checked_sub(1)?);
+        let n: i64 = n.parse().ok()?;
+        let unit = match unit {
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            "w" => 7 * 86_400,
+            _ => return None,
+        };
+        return Some(wire::now_secs() - n * unit);
+    }
     let t = text.replace('-', "/");
     let (date, time) = t.split_once(' ').unwrap_or((t.as_str(), "00:00"));
     let d: Vec<i64> = date.split('/').map(|p| p.parse().ok()).collect::<Option<_>>()?;
@@ -946,7 +967,7 @@ fn parse_jql_time(text: &str) -> Option<i64> {
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hm.first()? * 3600 + hm.get(1).copied().unwrap_or(0) * 60)
+    Some(days * 86_400 + hm.first()? * 3600 + hm.get(1).copied().unwrap_or(0) * 60 - offset)
 }
 
 fn with_status(status: u16, v: &Value) -> Response {

@@ -144,7 +144,7 @@ fn normal(v: &Value) -> Value {
     }
 }
 
-/// One minute back from the last sync: JQL compares to the minute.
+/// One minute further back than the last sync: JQL compares to the minute.
 const OVERLAP_SECS: i64 = 60;
 
 /// Syncs the projects (every one whose requirements live in Jira, or `only`).
@@ -219,7 +219,10 @@ fn project(
     let since = store::synced_at(store.conn(), key)?;
     let mut jql = format!("project = \"{jira_key}\"");
     if let Some(at) = since.as_deref().and_then(date::parse_rfc3339) {
-        jql.push_str(&format!(" AND updated >= \"{}\"", jql_time(at - OVERLAP_SECS)));
+        // Relative to Jira's own now: an absolute time would be read in the Jira user's time
+        // zone, which may be behind UTC and would miss changes.
+        let ago = clock::unix_now() - at + OVERLAP_SECS;
+        jql.push_str(&format!(" AND updated >= \"{}\"", jql_ago(ago)));
     }
     jql.push_str(" ORDER BY updated ASC");
     // The date fields, by name (one request), read with the issues.
@@ -637,18 +640,18 @@ pub fn adopt(
     store::requirement(store.conn(), key)
 }
 
-/// A time as JQL takes it: `"yyyy/MM/dd HH:mm"`.
-fn jql_time(secs: i64) -> String {
-    let t = date::rfc3339(secs);
-    // 2026-12-06T10:20:30Z → 2026/12/06 10:20
-    format!("{} {}", t[..10].replace('-', "/"), &t[11..16])
+/// A time `secs` ago as JQL takes it, relative to the server's now and in whole minutes,
+/// rounded up: `-15m`.
+fn jql_ago(secs: i64) -> String {
+    format!("-{}m", (secs.max(0) + 59) / 60)
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn jql_times_are_to_the_minute() {
-        assert_eq!(super::jql_time(0), "1970/01/01 00:00");
-        assert_eq!(super::jql_time(86_400 + 3_725), "1970/01/02 01:02");
+    fn jql_times_are_minutes_ago_rounded_up() {
+        assert_eq!(super::jql_ago(0), "-0m");
+        assert_eq!(super::jql_ago(61), "-2m");
+        assert_eq!(super::jql_ago(3_600), "-60m");
     }
 }
