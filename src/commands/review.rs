@@ -105,11 +105,13 @@ fn create(
     attendees: Vec<String>,
 ) -> Result<()> {
     let actor = cx.actor()?;
+    let tracker = cx.tracker()?;
     let mut store = cx.store()?;
     // Once it is made, what names it is printed even if Ctrl-C comes: a script that saw
     // nothing would make it twice.
     let _hold = interrupt::hold();
-    let (id, attendees) = review::create(&mut store, key, kind, at.as_deref(), attendees, &actor)?;
+    let (id, attendees) =
+        review::create(&mut store, tracker.as_ref(), key, kind, at.as_deref(), attendees, &actor)?;
     if cx.ui.json {
         show(cx, id)?;
         return cx.ui.flush();

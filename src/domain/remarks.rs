@@ -6,7 +6,8 @@
 //! ```text
 //! [xone assign pm=alice]
 //! [xone unassign dev=bob]
-//! [xone verdict requirement approve by=alice at=2026-12-06T10:00:00.000Z]
+//! [xone review requirement by=alice at=2026-12-06T09:00:00Z id=9f2c41d07a5be318]
+//! [xone verdict requirement approve by=alice at=2026-12-06T10:00:00Z review=9f2c41d07a5be318]
 //! [xone signoff testing by=quinn at=2026-12-06T11:00:00.000Z]
 //! ```
 
@@ -15,10 +16,34 @@ use super::{ReviewKind, Role, Status, Verdict};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Remark {
-    Assign { role: Role, user: String },
-    Unassign { role: Role, user: String },
-    Verdict { kind: ReviewKind, verdict: Verdict, by: String, at: String },
-    Signoff { stage: Status, by: String, at: String },
+    Assign {
+        role: Role,
+        user: String,
+    },
+    Unassign {
+        role: Role,
+        user: String,
+    },
+    /// A review opened: by whom, when, and what names it on every machine.
+    Review {
+        kind: ReviewKind,
+        by: String,
+        at: String,
+        id: String,
+    },
+    /// A review's verdict; `review` names the review it closes, where known.
+    Verdict {
+        kind: ReviewKind,
+        verdict: Verdict,
+        by: String,
+        at: String,
+        review: Option<String>,
+    },
+    Signoff {
+        stage: Status,
+        by: String,
+        at: String,
+    },
 }
 
 impl std::fmt::Display for Remark {
@@ -26,8 +51,15 @@ impl std::fmt::Display for Remark {
         match self {
             Remark::Assign { role, user } => write!(f, "[xone assign {role}={user}]"),
             Remark::Unassign { role, user } => write!(f, "[xone unassign {role}={user}]"),
-            Remark::Verdict { kind, verdict, by, at } => {
-                write!(f, "[xone verdict {kind} {verdict} by={by} at={at}]")
+            Remark::Review { kind, by, at, id } => {
+                write!(f, "[xone review {kind} by={by} at={at} id={id}]")
+            }
+            Remark::Verdict { kind, verdict, by, at, review } => {
+                write!(f, "[xone verdict {kind} {verdict} by={by} at={at}")?;
+                if let Some(r) = review {
+                    write!(f, " review={r}")?;
+                }
+                f.write_str("]")
             }
             Remark::Signoff { stage, by, at } => {
                 write!(f, "[xone signoff {} by={by} at={at}]", stage.as_str())
@@ -70,13 +102,14 @@ fn one(line: &str) -> Option<Remark> {
         let (role, who) = w.split_once('=')?;
         Some((role.parse().ok()?, user(who.to_string())?))
     };
-    let arity = match *words.first()? {
-        "assign" | "unassign" => 2,
-        "verdict" => 5,
-        "signoff" => 4,
+    let arity: &[usize] = match *words.first()? {
+        "assign" | "unassign" => &[2],
+        "verdict" => &[5, 6],
+        "review" => &[5],
+        "signoff" => &[4],
         _ => return None,
     };
-    if words.len() != arity {
+    if !arity.contains(&words.len()) {
         return None;
     }
     match words[0] {
@@ -88,11 +121,18 @@ fn one(line: &str) -> Option<Remark> {
             let (role, user) = pair(words.get(1)?)?;
             Some(Remark::Unassign { role, user })
         }
+        "review" => Some(Remark::Review {
+            kind: words.get(1)?.parse().ok()?,
+            by: user(named("by")?)?,
+            at: named("at")?,
+            id: named("id")?,
+        }),
         "verdict" => Some(Remark::Verdict {
             kind: words.get(1)?.parse().ok()?,
             verdict: words.get(2)?.parse().ok()?,
             by: user(named("by")?)?,
             at: named("at")?,
+            review: named("review"),
         }),
         "signoff" => Some(Remark::Signoff {
             stage: words.get(1)?.parse().ok()?,
@@ -112,11 +152,25 @@ mod tests {
         let all = vec![
             Remark::Assign { role: Role::Pm, user: "alice".into() },
             Remark::Unassign { role: Role::Be, user: "bob@example.com".into() },
+            Remark::Review {
+                kind: ReviewKind::TechDesign,
+                by: "dana".into(),
+                at: "2026-12-06T09:00:00.000Z".into(),
+                id: "9f2c41d07a5be318".into(),
+            },
             Remark::Verdict {
                 kind: ReviewKind::TechDesign,
                 verdict: Verdict::Reject,
                 by: "dana".into(),
                 at: "2026-12-06T10:00:00.000Z".into(),
+                review: Some("9f2c41d07a5be318".into()),
+            },
+            Remark::Verdict {
+                kind: ReviewKind::Requirement,
+                verdict: Verdict::Approve,
+                by: "dana".into(),
+                at: "2026-12-06T10:00:00.000Z".into(),
+                review: None,
             },
             Remark::Signoff {
                 stage: Status::Gray,

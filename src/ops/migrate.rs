@@ -139,8 +139,11 @@ fn fill(
         .map(|p| Remark::Assign { role: p.role, user: p.user })
         .collect();
     for r in store::reviews(c, Some(key))? {
+        let id = store::review_origin(c, r.id)?;
+        let (kind, by) = (r.kind, r.created_by.clone());
+        remarks.push(Remark::Review { kind, by, at: r.created_at.clone(), id: id.clone() });
         if let (Some(verdict), Some(by), Some(at)) = (r.verdict, r.verdict_by, r.verdict_at) {
-            remarks.push(Remark::Verdict { kind: r.kind, verdict, by, at });
+            remarks.push(Remark::Verdict { kind, verdict, by, at, review: Some(id) });
         }
     }
     for s in store::signoffs(c, key)? {

@@ -15,6 +15,7 @@ use crate::ui::{Result, XoneError};
 /// everyone assigned to the requirement); returns the review's id and its attendees.
 pub fn create(
     store: &mut Store,
+    tracker: &dyn Tracker,
     key: &RequirementKey,
     kind: ReviewKind,
     at: Option<&str>,
@@ -52,6 +53,10 @@ pub fn create(
         let id = store::insert_review(tx, key, kind, at, &attendees, actor)?;
         let detail =
             format!("#{id} {kind} review{}", at.map(|a| format!(" at {a}")).unwrap_or_default());
+        let opened = store::review(tx, id)?.created_at;
+        let origin = store::review_origin(tx, id)?;
+        let remark = Remark::Review { kind, by: actor.to_string(), at: opened, id: origin };
+        tracker.comment(tx, key, actor, &with_remarks(&format!("{detail} opened"), &[remark]))?;
         store::record(
             tx,
             &Event { detail: Some(detail), ..events::requirement(&req, actor, "review create") },
@@ -168,7 +173,8 @@ pub fn close(
                 .unwrap_or_default()
         );
         let at = store::review(tx, id)?.verdict_at.unwrap_or_default();
-        let remark = Remark::Verdict { kind, verdict: v, by: actor.to_string(), at };
+        let review = Some(store::review_origin(tx, id)?).filter(|o| !o.is_empty());
+        let remark = Remark::Verdict { kind, verdict: v, by: actor.to_string(), at, review };
         tracker.comment(tx, &key, actor, &with_remarks(&detail, &[remark]))?;
         let fields = serde_json::json!({ "review": id, "kind": kind, "verdict": v, "note": note, "open_comments": open });
         super::notify::on_requirement(tx, &req, "review.verdict", actor, fields)?;

@@ -1129,7 +1129,8 @@ pub fn insert_review(
     actor: &str,
 ) -> Result<i64> {
     c.execute(
-        "INSERT INTO review (requirement, kind, at, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO review (requirement, kind, at, created_at, created_by, origin)
+         VALUES (?1, ?2, ?3, ?4, ?5, lower(hex(randomblob(8))))",
         params![key.to_string(), kind, at, clock::now(), actor],
     )?;
     let id = c.last_insert_rowid();
@@ -1189,6 +1190,53 @@ pub fn set_verdict(
     c.execute(
         "UPDATE review SET verdict = ?2, verdict_at = ?3, verdict_by = ?4, note = ?5, doc_version = ?6 WHERE id = ?1",
         params![review, verdict, clock::now(), actor, note, doc_version],
+    )?;
+    Ok(())
+}
+
+/// What names a review on every machine (its number is this machine's own).
+pub fn review_origin(c: &Connection, id: i64) -> Result<String> {
+    Ok(c.query_row("SELECT coalesce(origin, '') FROM review WHERE id = ?1", [id], |r| r.get(0))?)
+}
+
+/// The review of that name here: its id and whether it has a verdict.
+pub fn review_by_origin(c: &Connection, origin: &str) -> Result<Option<(i64, bool)>> {
+    Ok(c.query_row("SELECT id, verdict IS NOT NULL FROM review WHERE origin = ?1", [origin], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
+    .optional()?)
+}
+
+/// Records a review opened elsewhere, read back from the tracker; `None` when it is here.
+pub fn insert_open_review(
+    c: &Connection,
+    key: &RequirementKey,
+    kind: ReviewKind,
+    by: &str,
+    at: &str,
+    origin: &str,
+) -> Result<Option<i64>> {
+    if review_by_origin(c, origin)?.is_some() {
+        return Ok(None);
+    }
+    c.execute(
+        "INSERT INTO review (requirement, kind, created_at, created_by, origin) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![key.to_string(), kind, at, by, origin],
+    )?;
+    Ok(Some(c.last_insert_rowid()))
+}
+
+/// Gives a review opened elsewhere the verdict given elsewhere, as given then.
+pub fn set_verdict_as_given(
+    c: &Connection,
+    review: i64,
+    verdict: Verdict,
+    by: &str,
+    at: &str,
+) -> Result<()> {
+    c.execute(
+        "UPDATE review SET verdict = ?2, verdict_at = ?3, verdict_by = ?4 WHERE id = ?1 AND verdict IS NULL",
+        params![review, verdict, at, by],
     )?;
     Ok(())
 }

@@ -371,6 +371,9 @@ pub const MIGRATIONS: &[&str] = &[
         body TEXT NOT NULL,
         at TEXT NOT NULL
     );
+    ALTER TABLE review ADD COLUMN origin TEXT;
+    UPDATE review SET origin = lower(hex(randomblob(8)));
+    CREATE UNIQUE INDEX review_origin ON review (origin);
     CREATE TABLE notice_target (
         target TEXT PRIMARY KEY,
         delivered INTEGER NOT NULL,

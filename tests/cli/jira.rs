@@ -524,7 +524,8 @@ fn a_teammate_s_sync_rebuilds_people_reviews_sign_offs_and_the_document() {
     let synced = mate.json(&["sync"]);
     let s = &synced[0];
     assert_eq!(s["created"][0], "PAY-1", "{s}");
-    assert_eq!((s["reviews"].as_i64(), s["documents"].as_i64()), (Some(1), Some(1)), "{s}");
+    // The review opened, then closed: two facts about one review.
+    assert_eq!((s["reviews"].as_i64(), s["documents"].as_i64()), (Some(2), Some(1)), "{s}");
     let show = mate.json(&["requirement", "show", "PAY-1"]);
     assert_eq!(show["status"], "requirement-review");
     let mut people: Vec<String> = show["people"]
@@ -588,6 +589,15 @@ fn a_teammate_s_sync_rebuilds_people_reviews_sign_offs_and_the_document() {
     assert_eq!(s[0]["signoffs"], 0, "{}", s[0]);
     let unproven = s[0]["unproven"].to_string();
     assert!(unproven.contains("by=pat") && unproven.contains("written by mallory"), "{unproven}");
+    // A review opened and not yet decided is there too, and the teammate's gate sees it open.
+    env.ok(&["review", "create", "PAY-1", "--kind", "requirement"]);
+    let s = mate.json(&["sync"]);
+    assert_eq!(s[0]["reviews"], 1, "{}", s[0]);
+    let reviews = mate.json(&["review", "list", "PAY-1"]);
+    let open: Vec<&serde_json::Value> =
+        reviews.as_array().unwrap().iter().filter(|r| r["verdict"].is_null()).collect();
+    assert_eq!(open.len(), 1, "{reviews}");
+    assert_eq!(open[0]["created_by"], "pat");
 }
 
 /// On GitLab, a teammate's sync finds the feature branches through GitLab's branch search (one

@@ -557,7 +557,10 @@ fn absorb(
         };
         for r in remarks::parse(&jira::plain_text(&comment["body"])) {
             let on = matches!(r, Remark::Assign { .. });
-            if let Remark::Verdict { by, .. } | Remark::Signoff { by, .. } = &r {
+            if let Remark::Review { by, .. }
+            | Remark::Verdict { by, .. }
+            | Remark::Signoff { by, .. } = &r
+            {
                 if member.as_deref() != Some(by.as_str()) {
                     let account = author.as_ref().map(|a| a.id.as_str()).unwrap_or("nobody known");
                     done.unproven.push(format!("{key} {r} (written by {account})"));
@@ -569,9 +572,28 @@ fn absorb(
                     people.retain(|(p, _)| *p != (role, user.clone()));
                     people.push(((role, user), on));
                 }
-                Remark::Verdict { kind, verdict, by, at } => {
-                    if let Some(id) = store::insert_closed_review(c, key, kind, verdict, &by, &at)?
-                    {
+                Remark::Review { kind, by, at, id: origin } => {
+                    if let Some(id) = store::insert_open_review(c, key, kind, &by, &at, &origin)? {
+                        let d = format!("#{id} {kind} review opened by {by}, from Jira");
+                        store::record(c, &ev("review create", d))?;
+                        done.reviews += 1;
+                    }
+                }
+                Remark::Verdict { kind, verdict, by, at, review } => {
+                    // The review it closes, where it names one this machine has.
+                    let open = match &review {
+                        Some(o) => store::review_by_origin(c, o)?,
+                        None => None,
+                    };
+                    let closed = match open {
+                        Some((_, true)) => None,
+                        Some((id, false)) => {
+                            store::set_verdict_as_given(c, id, verdict, &by, &at)?;
+                            Some(id)
+                        }
+                        None => store::insert_closed_review(c, key, kind, verdict, &by, &at)?,
+                    };
+                    if let Some(id) = closed {
                         let d = format!("#{id} {kind} review: {verdict} by {by}, from Jira");
                         store::record(c, &ev("review verdict", d))?;
                         done.reviews += 1;
