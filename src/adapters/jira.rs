@@ -270,7 +270,8 @@ impl Jira {
         let mut out = XoneError::new(
             Kind::Remote,
             format!("{} at {} refused {who}", self.deployment, self.url),
-        );
+        )
+        .tagged(Tag::Refused);
         for c in &e.causes {
             out = out.cause(c);
         }

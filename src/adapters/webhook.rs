@@ -79,6 +79,32 @@ pub fn post(
     }
 }
 
+/// Whether the host of `url` takes a connection within `timeout`: nothing is posted (a test
+/// event is `xone notify test`'s to send).
+pub fn reachable(url: &str, timeout: Duration) -> std::result::Result<(), String> {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let (tls, rest) = match url.split_once("://") {
+        Some(("https", r)) => (true, r),
+        Some((_, r)) => (false, r),
+        None => return Err("not a URL".into()),
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit_once('@').map(|(_, h)| h).unwrap_or(host);
+    let with_port = if host.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        host.to_string()
+    } else {
+        format!("{host}:{}", if tls { 443 } else { 80 })
+    };
+    let addrs =
+        with_port.to_socket_addrs().map_err(|_| "its host name does not resolve".to_string())?;
+    for a in addrs {
+        if TcpStream::connect_timeout(&a, timeout).is_ok() {
+            return Ok(());
+        }
+    }
+    Err("could not be reached".into())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

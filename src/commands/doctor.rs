@@ -10,7 +10,8 @@ use crate::ui::{safe, table, Kind, Result, XoneError};
 #[command(after_long_help = "\
 Checks every configured system: the state database, GitLab (reachability, version, whose \
 token, latency), Jira (version, deployment, whose token), the Docker engine (DOCKER_HOST or the default socket), and each environment's \
-Kubernetes context and namespace and Prometheus. Exit 6 when a configured remote system fails. \
+Kubernetes context and namespace and Prometheus, and each notification target (its host takes \
+a connection; nothing is posted). Exit 6 when a configured remote system fails. \
 JSON: [{\"system\", \"target\", \"status\": ok|failed|not configured, \"version\", \"user\", \"latency_ms\", \"detail\"}]")]
 pub struct DoctorArgs {}
 
@@ -19,7 +20,8 @@ pub fn run(cx: &mut Ctx, _a: DoctorArgs) -> Result<()> {
     let forges = cx.forges()?;
     let remote = cx.remote()?;
     let jira = cx.jira()?;
-    let checks = doctor::checks(store.as_ref().map_err(Clone::clone), &forges, &jira, &remote)?;
+    let mut checks = doctor::checks(store.as_ref().map_err(Clone::clone), &forges, &jira, &remote)?;
+    checks.extend(doctor::notify_checks(&cx.config()?.webhooks.clone()));
     if cx.ui.json {
         cx.ui.print_json(&checks)?;
     } else {

@@ -113,6 +113,42 @@ pub fn checks(
 }
 
 /// Each environment's cluster (once per context and namespace) and Prometheus.
+/// Each notification target: whether its host takes a connection (nothing is posted).
+pub fn notify_checks(hooks: &[crate::config::webhooks::Webhook]) -> Vec<Check> {
+    hooks
+        .iter()
+        .map(|h| {
+            let started = Instant::now();
+            let asked = h.resolve_url().map_err(|e| e.message).and_then(|url| {
+                crate::adapters::webhook::reachable(&url, std::time::Duration::from_secs(3))
+            });
+            let format = format!("{:?}", h.format).to_lowercase();
+            match asked {
+                Ok(()) => Check {
+                    system: "notify",
+                    target: h.shown(),
+                    status: "ok",
+                    version: None,
+                    user: None,
+                    latency_ms: Some(started.elapsed().as_millis() as u64),
+                    detail: format!(
+                        "{format} target, reachable; `xone notify test` sends it a test event"
+                    ),
+                },
+                Err(why) => Check {
+                    system: "notify",
+                    target: h.shown(),
+                    status: "failed",
+                    version: None,
+                    user: None,
+                    latency_ms: None,
+                    detail: format!("{format} target: {why}"),
+                },
+            }
+        })
+        .collect()
+}
+
 fn cluster_checks(store: &Store, remote: &http::Settings) -> Result<Vec<Check>> {
     let mut envs = Vec::new();
     for p in store::projects(store.conn(), false)? {

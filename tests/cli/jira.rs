@@ -255,8 +255,8 @@ fn a_fresh_home_rebuilds_its_requirements_from_jira_then_syncs_only_what_changed
     let s = &first[0];
     assert_eq!((s["kind"].as_str(), s["issues"].as_i64()), (Some("full"), Some(250)), "{s}");
     assert_eq!(
-        s["requests"], 6,
-        "the shared project (read, then written), the fields, then pages of 100 to the end"
+        s["requests"], 5,
+        "the shared project (shared when the project moved to Jira), the fields, then pages of 100 to the end"
     );
     assert_eq!(s["created"].as_array().unwrap().len(), 250);
     let list = env.json(&["requirement", "list", "-p", "PAY", "--all"]);
@@ -300,7 +300,7 @@ fn cloud_pages_by_token_and_never_asks_the_removed_search() {
     let (env, jira) = tracked(Flavour::Cloud);
     jira.add_issues("PAY", 150, "To Do", 600);
     let first = env.json(&["sync"]);
-    assert_eq!((first[0]["issues"].as_i64(), first[0]["requests"].as_i64()), (Some(150), Some(5)));
+    assert_eq!((first[0]["issues"].as_i64(), first[0]["requests"].as_i64()), (Some(150), Some(4)));
     assert!(
         jira.requests().iter().all(|(_, p)| !p.starts_with("/rest/api/3/search?")),
         "the old search is gone on Cloud"
@@ -1009,13 +1009,14 @@ fn a_fresh_home_sets_the_project_up_from_jira() {
     std::fs::remove_dir_all(&gone).unwrap();
     env.ok(&["project", "app", "add", "PAY", "web", "--repo", "web", "--port", "8080"]);
     env.ok(&["requirement", "create", "-p", "PAY", "Refund orders", "--assign", "pm=pat"]);
-    // Nothing shared yet: a fresh machine is told where to start.
+    // A Jira project nobody shared: a fresh machine is told where to start.
     let mut fresh = TestEnv::new();
     fresh.set_var("XONE_JIRA_TOKEN", PAT);
     fresh.set_var("XONE_JIRA_URL", &jira.url);
+    jira.add_project("OPS", "Operations");
     fresh
-        .code(3, &["sync", "-p", "PAY"])
-        .says(&["carries no xone project yet", "xone sync -p PAY"]);
+        .code(3, &["sync", "-p", "OPS"])
+        .says(&["carries no xone project yet", "xone sync -p OPS"]);
     fresh.code(4, &["sync"]).says(&["xone sync -p KEY"]);
     let r = env.ok(&["sync"]);
     assert!(r.stderr.contains("the branches of gone:"), "said, and the rest synced: {}", r.stderr);
@@ -1088,6 +1089,21 @@ fn a_fresh_home_sets_the_project_up_from_jira() {
     assert_eq!(s[0]["project_added"], serde_json::json!(["env test"]), "{}", s[0]);
     assert_eq!(s[0]["requests"], 3, "nothing new to share: the definition, the fields, one page");
     assert_eq!(env.json(&["project", "env", "list", "PAY"]).as_array().unwrap().len(), 2);
+    // A user who may not write the project's properties syncs all the same, told so.
+    jira.refuse_property_writes();
+    fresh.ok(&[
+        "project",
+        "env",
+        "set",
+        "PAY",
+        "staging",
+        "--context",
+        "s-ctx",
+        "--namespace",
+        "s",
+    ]);
+    let r = fresh.ok(&["sync"]);
+    assert!(r.stderr.contains("is not shared: Jira refused"), "{}", r.stderr);
 }
 
 /// A build for a requirement is a remote link of its issue, to its pipeline.

@@ -180,6 +180,11 @@ fn events_are_posted_signed_with_their_fields_and_a_test_reaches_every_target() 
     assert_eq!(t[0]["ok"], true, "{t}");
     assert_eq!(t[0]["target"], format!("{}/***", r.url), "masked: {t}");
     assert_eq!(r.events().last().map(String::as_str), Some("notify.test"));
+    let before = r.got().len();
+    let checks: Value = serde_json::from_str(&env.run(&["doctor", "--json"]).stdout).unwrap();
+    let n = checks.as_array().unwrap().iter().find(|c| c["system"] == "notify").unwrap();
+    assert_eq!(n["status"], "ok", "{n}");
+    assert_eq!(r.got().len(), before, "the doctor posts nothing");
 }
 
 #[test]
@@ -274,6 +279,13 @@ fn a_dead_or_slow_target_never_holds_the_command_up_and_gets_each_event_once_lat
     );
     dead.code(6, &["notify", "test"])
         .says(&["1 of 1 notification target(s) did not take the test"]);
+    // The doctor names it too, masked, without posting anything.
+    let checks: Value = serde_json::from_str(&dead.run(&["doctor", "--json"]).stdout).unwrap();
+    let n = checks.as_array().unwrap().iter().find(|c| c["system"] == "notify").unwrap();
+    assert_eq!(
+        (n["status"].as_str(), n["target"].as_str()),
+        (Some("failed"), Some("http://127.0.0.1:9/***"))
+    );
 }
 
 #[test]

@@ -106,6 +106,8 @@ struct State {
     fields: Vec<Field>,
     /// The user's time zone, in seconds east of UTC: JQL's absolute times are read in it.
     zone_offset: i64,
+    /// Writing project properties takes a project administrator this user is not.
+    properties_refused: bool,
     /// Project properties: (project key, property key) → value.
     properties: std::collections::BTreeMap<(String, String), Value>,
     /// (id, key, name)
@@ -858,11 +860,20 @@ impl FakeJira {
                 Some(v) => ok(&json!({ "key": name, "value": v })),
                 None => errors(404, &format!("The property with key '{name}' does not exist.")),
             },
+            Some(_) if s.properties_refused => {
+                errors(403, "The user does not have permission to edit project properties.")
+            }
             Some(v) => {
                 let code = if s.properties.insert(at, v).is_some() { 200 } else { 201 };
                 with_status(code, &json!({}))
             }
         }
+    }
+
+    /// Refuses to write project properties (403), as Jira does for a user who does not
+    /// administer the project.
+    pub fn refuse_property_writes(&self) {
+        self.state.lock().unwrap().properties_refused = true;
     }
 
     /// A project's property as set, for the tests.

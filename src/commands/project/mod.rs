@@ -167,6 +167,15 @@ fn set(
         }
     };
     let changed = project::set_tracker(&cx.ui, &mut store, key, &choice, migrate, &actor)?;
+    // Shared at once, so that a teammate's `xone sync -p KEY` sets the project up.
+    if tracker == Tracker::Jira && changed.is_some() {
+        match crate::ops::sync::share_definition(&settings, &mut store, key) {
+            Ok(t) => t.passed.iter().for_each(|p| cx.ui.warn(format!("{key}: {p}"))),
+            Err(e) => {
+                cx.ui.warn(format!("{key}: the project is not shared in Jira: {}", e.message))
+            }
+        }
+    }
     let p = store::project(store.conn(), key)?;
     let carried = changed.clone().unwrap_or_default();
     if cx.ui.json {

@@ -19,7 +19,7 @@ use crate::domain::lifecycle::{stage_of_jira_status, StatusMap};
 use crate::domain::remarks::{self, Remark};
 use crate::domain::{template, DocKind, ProjectKey, RequirementKey, Status};
 use crate::store::{self, Event, Store};
-use crate::ui::{Result, XoneError};
+use crate::ui::{Result, Tag, XoneError};
 
 /// A stage that changed in Jira.
 #[derive(Clone, Debug, Serialize)]
@@ -127,8 +127,28 @@ fn share(
     if theirs.as_ref().map(normal) == Some(normal(&merged)) {
         return Ok((taken, false));
     }
-    client.set_project_property(jira_key, DEFINITION, &merged)?;
+    let mut taken = taken;
+    match client.set_project_property(jira_key, DEFINITION, &merged) {
+        Ok(()) => {}
+        // Writing a project's properties takes a project administrator in Jira.
+        Err(e) if e.is(Tag::Refused) => taken.passed.push(format!(
+            "what this machine adds to the project is not shared: Jira refused to write the project property {DEFINITION} (a project administrator's token may)"
+        )),
+        Err(e) => return Err(e),
+    }
     Ok((taken, true))
+}
+
+/// Shares the project's definition now (`project set --tracker jira`), so that a teammate's
+/// `xone sync -p KEY` finds it; returns what was taken here, and what was passed over.
+pub fn share_definition(
+    settings: &jira::Settings,
+    store: &mut Store,
+    key: &ProjectKey,
+) -> Result<store::Taken> {
+    let p = store::project(store.conn(), key)?;
+    let jira_key = p.jira_project.clone().unwrap_or_else(|| key.to_string());
+    share(&Jira::new(settings)?, store, key, &jira_key).map(|(t, _)| t)
 }
 
 /// A definition with its lists in one order, to compare two.
