@@ -989,17 +989,6 @@ fn a_fresh_home_sets_the_project_up_from_jira() {
         "prod-ctx",
         "--namespace",
         "pay",
-    ]);
-    env.ok(&[
-        "project",
-        "env",
-        "set",
-        "PAY",
-        "prod",
-        "--context",
-        "prod-ctx",
-        "--namespace",
-        "pay",
         "--smoke",
         "curl -f http://pay/health",
     ]);

@@ -113,13 +113,17 @@ impl Receiver {
     }
 }
 
-/// Points `env`'s own config at `r`, with `extra` lines in its webhook table.
-pub fn aim(env: &mut TestEnv, r: &Receiver, extra: &str) {
+/// Writes `toml` as `env`'s own config file.
+fn configure(env: &mut TestEnv, toml: &str) {
     let dir = env.root().join("xdg").join("xone");
     std::fs::create_dir_all(&dir).unwrap();
-    let config = format!("[[notify.webhook]]\nurl = \"{}/hook\"\n{extra}\n", r.url);
-    std::fs::write(dir.join("config.toml"), config).unwrap();
+    std::fs::write(dir.join("config.toml"), toml).unwrap();
     env.set_var("XDG_CONFIG_HOME", dir.parent().unwrap().to_str().unwrap());
+}
+
+/// Points `env`'s own config at `r`, with `extra` lines in its webhook table.
+pub fn aim(env: &mut TestEnv, r: &Receiver, extra: &str) {
+    configure(env, &format!("[[notify.webhook]]\nurl = \"{}/hook\"\n{extra}\n", r.url));
 }
 
 /// A home with PAY, and a json target (signed) whose URL path holds a token.
@@ -131,10 +135,7 @@ fn with_target(extra: &str) -> (TestEnv, Receiver) {
         "[[notify.webhook]]\nurl = \"{}/hooks/T0K3N-in-the-path\"\nformat = \"json\"\nsecret = \"env:XONE_NOTIFY_SECRET\"\n{extra}",
         r.url
     );
-    let file = env.root().join("xdg").join("xone").join("config.toml");
-    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-    std::fs::write(&file, config).unwrap();
-    env.set_var("XDG_CONFIG_HOME", env.root().join("xdg").to_str().unwrap());
+    configure(&mut env, &config);
     project(&env);
     (env, r)
 }
@@ -195,10 +196,7 @@ fn a_slack_target_reads_one_line_and_filters_take_only_their_events() {
         "[[notify.webhook]]\nurl = \"{}/services/T000/B000/XXXX\"\nformat = \"slack\"\nevents = [\"requirement\"]\nprojects = [\"PAY\"]\n\n[[notify.webhook]]\nurl = \"{}/b\"\nevents = [\"build.finished\", \"deploy\"]\n",
         slack.url, builds.url
     );
-    let dir = env.root().join("xdg").join("xone");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("config.toml"), config).unwrap();
-    env.set_var("XDG_CONFIG_HOME", env.root().join("xdg").to_str().unwrap());
+    configure(&mut env, &config);
     env.set_var("XONE_USER", "pat");
     project(&env);
     env.ok(&["requirement", "create", "-p", "PAY", "Refund orders"]);
@@ -260,16 +258,8 @@ fn a_dead_or_slow_target_never_holds_the_command_up_and_gets_each_event_once_lat
     env.ok(&["requirement", "advance", "PAY-1", "--force", "--reason", "again"]);
     assert_eq!(r.got().len(), 4, "nothing sent twice once taken");
     // Gone altogether: said, and the command succeeds.
-    let dead = TestEnv::new();
-    let dir = dead.root().join("xdg").join("xone");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("config.toml"),
-        "[[notify.webhook]]\nurl = \"http://127.0.0.1:9/x/token\"\n",
-    )
-    .unwrap();
-    let mut dead = dead;
-    dead.set_var("XDG_CONFIG_HOME", dead.root().join("xdg").to_str().unwrap());
+    let mut dead = TestEnv::new();
+    configure(&mut dead, "[[notify.webhook]]\nurl = \"http://127.0.0.1:9/x/token\"\n");
     project(&dead);
     let r = dead.ok(&["requirement", "create", "-p", "PAY", "Coupons"]);
     assert!(
@@ -335,14 +325,7 @@ fn a_project_file_names_its_secrets_by_environment_variable_only() {
 fn deploys_rollbacks_and_gray_steps_are_told() {
     let (mut env, kube) = crate::deploy::cluster();
     let r = Receiver::start();
-    let dir = env.root().join("xdg").join("xone");
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = format!(
-        "[[notify.webhook]]\nurl = \"{}/all\"\nevents = [\"deploy\", \"rollback\", \"gray\"]\n",
-        r.url
-    );
-    std::fs::write(dir.join("config.toml"), config).unwrap();
-    env.set_var("XDG_CONFIG_HOME", dir.parent().unwrap().to_str().unwrap());
+    aim(&mut env, &r, "events = [\"deploy\", \"rollback\", \"gray\"]");
     env.ok(&["requirement", "create", "-p", "PAY", "Refund orders"]);
     env.ok(&[
         "deploy",
@@ -414,10 +397,7 @@ fn deploys_rollbacks_and_gray_steps_are_told() {
 fn builds_verdicts_and_sign_offs_are_told() {
     let (mut env, fake) = crate::gitlab::lab();
     let r = Receiver::start();
-    let dir = env.root().join("xdg").join("xone");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("config.toml"), format!("[[notify.webhook]]\nurl = \"{}/b\"\nevents = [\"build\", \"review\", \"requirement.signed_off\"]\n", r.url)).unwrap();
-    env.set_var("XDG_CONFIG_HOME", dir.parent().unwrap().to_str().unwrap());
+    aim(&mut env, &r, "events = [\"build\", \"review\", \"requirement.signed_off\"]");
     crate::gitlab::pay(&env, &fake);
     env.ok(&["project", "app", "add", "PAY", "web", "--repo", "web"]);
     env.ok(&["branch", "create", "PAY-1"]);
