@@ -51,12 +51,8 @@ fn candidates(tag: &'static str, rows: Vec<(String, String)>) -> Vec<CompletionC
 /// moved to Jira) taken as the key it stands for now, unless a requirement has that key now.
 pub fn requirement_key(s: &str) -> Result<crate::domain::RequirementKey, String> {
     let key: crate::domain::RequirementKey = s.parse()?;
-    let now = Store::open_read_only(&config::state_dir()).and_then(|st| {
-        if store::find_requirement(st.conn(), &key).ok().flatten().is_some() {
-            return None;
-        }
-        store::resolve_alias(st.conn(), &key).ok().flatten()
-    });
+    let now = Store::open_read_only(&config::state_dir())
+        .and_then(|st| store::key_as_of(st.conn(), &key.to_string(), None).ok().flatten());
     Ok(now.unwrap_or(key))
 }
 

@@ -393,17 +393,30 @@ impl Jira {
             .collect())
     }
 
-    /// Sets fields of the issue by their ids (a date as `YYYY-MM-DD`, `null` clears it) and
-    /// adds labels (`[{"add": LABEL}]`, which keeps those the issue has).
-    pub fn set_fields(
+    /// Sets the issue's start and end dates (`YYYY-MM-DD`; `None` clears one) in the fields
+    /// `ids` names (see `date_fields`; one Jira lacks is left out), and adds `labels` beside
+    /// those the issue has. Nothing to set is no request.
+    pub fn set_dates(
         &self,
         key: &str,
-        fields: &serde_json::Map<String, Value>,
-        labels: &[Value],
+        (start_id, end_id): &(Option<String>, Option<String>),
+        start: Option<&str>,
+        end: Option<&str>,
+        labels: &[String],
     ) -> Result<()> {
+        let mut fields = serde_json::Map::new();
+        for (id, value) in [(start_id, start), (end_id, end)] {
+            if let Some(id) = id {
+                fields.insert(id.clone(), json!(value));
+            }
+        }
+        if fields.is_empty() && labels.is_empty() {
+            return Ok(());
+        }
         let mut body = json!({ "fields": fields });
         if !labels.is_empty() {
-            body["update"] = json!({ "labels": labels });
+            let add: Vec<Value> = labels.iter().map(|l| json!({ "add": l })).collect();
+            body["update"] = json!({ "labels": add });
         }
         self.send(Method::PUT, &format!("/issue/{}", encode(key)), &body)
             .map(|_| ())

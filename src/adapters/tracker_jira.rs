@@ -58,19 +58,8 @@ impl JiraTracker {
         start: Option<&str>,
         end: Option<&str>,
     ) -> Result<()> {
-        let (s, e) = self.date_fields(client)?;
-        let mut fields = serde_json::Map::new();
-        for (id, value) in [(s, start), (e, end)] {
-            if let Some(id) = id {
-                fields.insert(id.clone(), serde_json::json!(value));
-            }
-        }
-        let labels: Vec<serde_json::Value> =
-            self.settings.labels.iter().map(|l| serde_json::json!({ "add": l })).collect();
-        if fields.is_empty() && labels.is_empty() {
-            return Ok(());
-        }
-        client.set_fields(issue, &fields, &labels)
+        let ids = self.date_fields(client)?;
+        client.set_dates(issue, ids, start, end, &self.settings.labels)
     }
 
     /// Sends a change to Jira, or, when Jira cannot be reached (or changes of the requirement

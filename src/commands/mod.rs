@@ -44,9 +44,6 @@ pub struct Ctx {
     config: Option<Config>,
     actor: Option<Identity>,
     queued: std::rc::Rc<std::cell::Cell<usize>>,
-    /// The newest notification when this command first opened the state database: what it
-    /// adds after that is its own.
-    notice_mark: Option<i64>,
     /// Whether the command talks to remote systems (and so delivers what waits).
     remote_work: bool,
     /// A show or a list: it delivers nothing, whatever it settled on the way.
@@ -66,7 +63,6 @@ impl Ctx {
             config: None,
             actor: None,
             queued: Default::default(),
-            notice_mark: None,
             remote_work: false,
             read_only: false,
         }
@@ -238,11 +234,7 @@ impl Ctx {
 
     pub fn store(&mut self) -> Result<Store> {
         let busy = self.config()?.duration("state.busy_timeout");
-        let store = Store::open_waiting(&config::state_dir(), busy)?;
-        if self.notice_mark.is_none() {
-            self.notice_mark = Some(crate::store::last_notice(store.conn())?);
-        }
-        Ok(store)
+        Store::open_waiting(&config::state_dir(), busy)
     }
 
     /// Marks the command as one that only shows: it delivers no notification.
@@ -255,9 +247,8 @@ impl Ctx {
     /// failing: a target that did not take them is said, and they wait for the next command.
     /// A list, a show or a completion delivers nothing.
     pub fn deliver_notices(&mut self) {
-        let Some(mark) = self.notice_mark else { return };
-        let made = crate::store::notices_written() > 0;
-        if self.read_only || (!made && !self.remote_work) {
+        let first = crate::store::first_notice_written();
+        if self.read_only || (first.is_none() && !self.remote_work) {
             return;
         }
         let done = (|| -> Result<Option<crate::ops::notify::Delivered>> {
@@ -266,6 +257,11 @@ impl Ctx {
             let hooks = cfg.webhooks.clone();
             // Another xone writing the database does not hold this one up past the timeout.
             let mut store = Store::open_waiting(&config::state_dir(), timeout)?;
+            // A target seen for the first time starts with this command's own events.
+            let mark = match first {
+                Some(id) => id - 1,
+                None => crate::store::last_notice(store.conn())?,
+            };
             crate::ops::notify::deliver(&hooks, &mut store, mark, timeout).map(Some)
         })();
         match done {

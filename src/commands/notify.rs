@@ -70,9 +70,9 @@ pub fn run(cx: &mut Ctx, c: NotifyCommand) -> Result<()> {
             } else {
                 for t in &tried {
                     match &t.error {
-                        None => cx.ui.line(format!("{} ({:?}): ok", t.target, t.format))?,
+                        None => cx.ui.line(format!("{} ({}): ok", t.target, t.format))?,
                         Some(e) => {
-                            cx.ui.line(format!("{} ({:?}): failed, {e}", t.target, t.format))?
+                            cx.ui.line(format!("{} ({}): failed, {e}", t.target, t.format))?
                         }
                     }
                 }
@@ -110,7 +110,7 @@ pub fn run(cx: &mut Ctx, c: NotifyCommand) -> Result<()> {
             for w in &list {
                 rows.push(vec![
                     w.target.clone(),
-                    format!("{:?}", w.format).to_lowercase(),
+                    w.format.to_string(),
                     w.waiting.len().to_string(),
                     w.error.clone().unwrap_or_default(),
                 ]);

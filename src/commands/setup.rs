@@ -198,8 +198,7 @@ pub fn config(cx: &mut Ctx, cmd: ConfigCommand) -> Result<()> {
                 .collect();
             // The notification targets of every layer, their URLs masked (they hold tokens).
             for h in &cfg.webhooks {
-                let format = format!("{:?}", h.format).to_lowercase();
-                let mut text = format!("{} ({format}", h.shown());
+                let mut text = format!("{} ({}", h.shown(), h.format);
                 if !h.events.is_empty() {
                     text.push_str(&format!("; events {}", h.events.join(",")));
                 }

@@ -21,6 +21,15 @@ pub enum Format {
     Json,
 }
 
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Format::Slack => "slack",
+            Format::Json => "json",
+        })
+    }
+}
+
 /// One target, as configured.
 #[derive(Clone, Debug, Serialize)]
 pub struct Webhook {

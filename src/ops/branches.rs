@@ -14,6 +14,11 @@ use crate::domain::{DocKind, ProjectKey, RequirementKey, Status};
 use crate::store::{self, BranchRecord, Event, IntegrationStatus, Repo, Requirement, Store};
 use crate::ui::{short_sha, Kind, Result, Ui, XoneError};
 
+/// A feature branch as a tracker links it: the id that names it everywhere, and its title.
+pub fn branch_link(repo: &str, branch: &str) -> (String, String) {
+    (format!("xone:branch:{repo}:{branch}"), format!("branch {branch} in {repo}"))
+}
+
 /// The integration branch of `env`, from `branch.integration` (`release/{env}`).
 pub fn integration_branch(config: &Config, env: &str) -> Result<String> {
     let pattern = config.str("branch.integration").unwrap_or("release/{env}");
@@ -170,13 +175,8 @@ pub fn create(
         for (repo, result) in repos.iter().zip(&results) {
             let Ok(outcome) = result else { continue };
             store::record_branch(tx, key, repo.id, &name, &from(repo))?;
-            w.tracker.link(
-                tx,
-                key,
-                &format!("xone:branch:{}:{name}", repo.name),
-                &format!("branch {name} in {}", repo.name),
-                repo.web_url.as_deref(),
-            )?;
+            let (id, title) = branch_link(&repo.name, &name);
+            w.tracker.link(tx, key, &id, &title, repo.web_url.as_deref())?;
             if let Outcome::Done(d) = outcome {
                 let e = Event {
                     detail: Some(format!("{}: {d}", repo.name)),

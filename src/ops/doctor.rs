@@ -122,7 +122,7 @@ pub fn notify_checks(hooks: &[crate::config::webhooks::Webhook]) -> Vec<Check> {
             let asked = h.resolve_url().map_err(|e| e.message).and_then(|url| {
                 crate::adapters::webhook::reachable(&url, std::time::Duration::from_secs(3))
             });
-            let format = format!("{:?}", h.format).to_lowercase();
+            let format = h.format;
             match asked {
                 Ok(()) => Check {
                     system: "notify",

@@ -106,7 +106,7 @@ fn fill(
     key: &RequirementKey,
     req: &store::Requirement,
     issue: &str,
-    (start_id, end_id): &(Option<String>, Option<String>),
+    date_ids: &(Option<String>, Option<String>),
 ) -> Result<()> {
     let c = store.conn();
     // The latest version of the document its authors wrote (not a review's record).
@@ -122,17 +122,8 @@ fn fill(
             }
         }
     }
-    let mut fields = serde_json::Map::new();
-    for (id, value) in [(start_id, &req.dates.start), (end_id, &req.dates.end)] {
-        if let Some(id) = id {
-            fields.insert(id.clone(), serde_json::json!(value));
-        }
-    }
-    let labels: Vec<serde_json::Value> =
-        settings.labels.iter().map(|l| serde_json::json!({ "add": l })).collect();
-    if !fields.is_empty() || !labels.is_empty() {
-        client.set_fields(issue, &fields, &labels)?;
-    }
+    let (start, end) = (req.dates.start.as_deref(), req.dates.end.as_deref());
+    client.set_dates(issue, date_ids, start, end, &settings.labels)?;
     // What other machines' sync rebuilds: people, verdicts, sign-offs.
     let mut remarks: Vec<Remark> = store::assignments(c, key)?
         .into_iter()
@@ -159,9 +150,8 @@ fn fill(
     let repos = store::repos(c, &key.project)?;
     for b in store::branches(c, Some(key), None)? {
         let url = repos.iter().find(|r| r.name == b.repo).and_then(|r| r.web_url.clone());
-        let id = format!("xone:branch:{}:{}", b.repo, b.name);
+        let (id, title) = super::branches::branch_link(&b.repo, &b.name);
         let url = url.unwrap_or_else(|| id.clone());
-        let title = format!("branch {} in {}", b.name, b.repo);
         if let Err(e) = client.remote_link(issue, &id, &title, &url) {
             ui.warn(format!("{issue}: {title} is not linked: {}", e.message));
         }

@@ -24,16 +24,6 @@ const NAMED_BY: &[&str] = &[
     "outbox",
 ];
 
-/// The key an alias stands for now; `None` when `key` is no alias.
-pub fn resolve_alias(c: &Connection, key: &RequirementKey) -> Result<Option<RequirementKey>> {
-    let now: Option<String> = c
-        .query_row("SELECT key FROM requirement_alias WHERE alias = ?1", [key.to_string()], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    Ok(now.and_then(|k| k.parse().ok()))
-}
-
 /// The requirement a key read from elsewhere (a cluster's annotation, a gray release's state)
 /// stands for, given when it was written: before its requirement moved to Jira, an old key
 /// names the requirement that had it then; otherwise a key names its own requirement, and an

@@ -3,7 +3,7 @@
 //! each target, the last one it took, so that each takes them in order, once. A process
 //! delivering to a target holds it (a lease) so that two never send the same events.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -22,11 +22,12 @@ pub struct Notice {
     pub at: String,
 }
 
-/// How many notifications this process wrote.
-static WRITTEN: AtomicUsize = AtomicUsize::new(0);
+/// The first notification this process wrote (0: none yet).
+static FIRST: AtomicI64 = AtomicI64::new(0);
 
-pub fn notices_written() -> usize {
-    WRITTEN.load(Ordering::Relaxed)
+/// The id of the first notification this process wrote, if it wrote one.
+pub fn first_notice_written() -> Option<i64> {
+    Some(FIRST.load(Ordering::Relaxed)).filter(|id| *id > 0)
 }
 
 /// Keeps a notification for delivery; returns its id.
@@ -37,8 +38,9 @@ pub fn add_notice(c: &Connection, event: &str, project: Option<&str>, body: &Val
          VALUES (lower(hex(randomblob(16))), ?1, ?2, ?3, ?4)",
         params![event, project, text, clock::now()],
     )?;
-    WRITTEN.fetch_add(1, Ordering::Relaxed);
-    Ok(c.last_insert_rowid())
+    let id = c.last_insert_rowid();
+    let _ = FIRST.compare_exchange(0, id, Ordering::Relaxed, Ordering::Relaxed);
+    Ok(id)
 }
 
 /// The newest notification's id, delivered and forgotten ones included (0 before the first):
